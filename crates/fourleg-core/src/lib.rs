@@ -1,0 +1,8 @@
+//! Shared vocabulary of fourleg.
+//!
+//! Everything that more than one crate needs and that carries a rule of the
+//! house: secrets are types that never print themselves.
+
+pub mod secret;
+
+pub use secret::Secret;

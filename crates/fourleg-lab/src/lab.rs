@@ -1,0 +1,470 @@
+//! `up`, `status` and `down`: the orchestration shared by every runtime.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::config::{LabConfig, RuntimeKind};
+use crate::error::{LabError, Result};
+use crate::fsutil;
+use crate::health::{self, BaoHealth};
+use crate::progress::Progress;
+use crate::provision;
+use crate::runtime::native::NativeRuntime;
+use crate::runtime::{KeycloakPlan, OpenbaoPlan, PostgresPlan, Runtime, Started};
+use crate::service::Service;
+use crate::state::{Credentials, LabState, ServiceRecord};
+use crate::LOOPBACK;
+
+/// The runtime for `kind` and `config`.
+pub fn runtime_for(kind: RuntimeKind, config: &LabConfig) -> Result<Box<dyn Runtime>> {
+    match kind {
+        RuntimeKind::Native => Ok(Box::new(NativeRuntime::new(config.clone()))),
+        #[cfg(feature = "containers")]
+        RuntimeKind::Containers => Ok(Box::new(crate::runtime::containers::ContainersRuntime::new(config.clone()))),
+        #[cfg(not(feature = "containers"))]
+        RuntimeKind::Containers => Err(LabError::Config(
+            "this fourleg was built without the containers runtime (cargo feature `containers`)".into(),
+        )),
+    }
+}
+
+/// Chooses the runtime when the user did not: containers when a Docker
+/// engine answers, native otherwise.
+#[must_use]
+pub fn detect_runtime() -> RuntimeKind {
+    let docker_answers = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if docker_answers {
+        RuntimeKind::Containers
+    } else {
+        RuntimeKind::Native
+    }
+}
+
+/// How one service came up.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceUp {
+    pub record: ServiceRecord,
+    /// Time from the start of `up` work on this service to ready.
+    pub took: Duration,
+    /// It was already running and healthy.
+    pub reused: bool,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub runtime: RuntimeKind,
+    pub services: Vec<ServiceUp>,
+    /// Time of the whole `up`, fetching included.
+    pub total: Duration,
+}
+
+fn free_port() -> Result<u16> {
+    TcpListener::bind((LOOPBACK, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LabError::io("finding a free port on 127.0.0.1", e))
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind((LOOPBACK, port)).is_ok()
+}
+
+/// Picks the ports: an override wins, then the port of the last `up` when it
+/// is still free (so URLs stay stable), else a fresh free one.
+fn choose_ports(config: &LabConfig, previous: &BTreeMap<String, u16>, running: &[Service]) -> Result<BTreeMap<String, u16>> {
+    let wanted: [(&str, Option<u16>, Service); 5] = [
+        ("postgres", config.ports.postgres, Service::Postgres),
+        ("openbao", config.ports.openbao, Service::Openbao),
+        ("openbao-cluster", None, Service::Openbao),
+        ("keycloak", config.ports.keycloak, Service::Keycloak),
+        ("keycloak-management", None, Service::Keycloak),
+    ];
+    let mut out = BTreeMap::new();
+    for (name, forced, service) in wanted {
+        let port = if let (true, Some(p)) = (running.contains(&service), previous.get(name)) {
+            *p
+        } else if let Some(p) = forced {
+            if !port_free(p) {
+                return Err(LabError::Config(format!(
+                    "port {p} asked for {name} is in use on {LOOPBACK}; free it or choose another"
+                )));
+            }
+            p
+        } else {
+            match previous.get(name) {
+                Some(p) if port_free(*p) => *p,
+                _ => loop {
+                    let p = free_port()?;
+                    if !out.values().any(|v| *v == p) {
+                        break p;
+                    }
+                },
+            }
+        };
+        out.insert(name.to_owned(), port);
+    }
+    Ok(out)
+}
+
+/// The lab's state shared by the tasks that start services in parallel.
+struct Shared {
+    config: LabConfig,
+    state: Mutex<LabState>,
+}
+
+impl Shared {
+    async fn record(&self, record: ServiceRecord) -> Result<()> {
+        let mut st = self.state.lock().await;
+        st.services.insert(record.service, record);
+        st.save(&self.config.state_dir)
+    }
+}
+
+/// Whether a recorded service runs and passes its health check.
+async fn healthy(record: &ServiceRecord, creds: &Credentials) -> bool {
+    match record.service {
+        Service::Postgres => health::postgres(record.port, &creds.postgres_superuser).await,
+        Service::Openbao => health::openbao(&record.url).await == BaoHealth::Active,
+        Service::Keycloak => health::keycloak_realm(&record.url, provision::keycloak::REALM).await,
+    }
+}
+
+/// Starts the lab (or finds it running) and provisions it from `fixtures/`.
+///
+/// Idempotent: services that run and are healthy are reused, the rest are
+/// started. Every pid or container id is written to `lab.json` as soon as it
+/// exists, so `down` can clean up after a crash.
+pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) -> Result<UpReport> {
+    let begin = Instant::now();
+    fsutil::private_dir(&config.state_dir)?;
+    std::fs::create_dir_all(config.state_path("logs")).map_err(|e| LabError::io("creating the log directory", e))?;
+    std::fs::create_dir_all(config.state_path("openbao")).map_err(|e| LabError::io("creating the openbao state", e))?;
+
+    let mut state = LabState::load(&config.state_dir)?.unwrap_or_else(|| LabState::new(kind));
+    if state.runtime != kind {
+        let rt = runtime_for(state.runtime, config)?;
+        if state.services.values().any(|r| rt.is_running(r)) {
+            return Err(LabError::Config(format!(
+                "the lab in {} runs with the {} runtime; `fourleg down` it before starting it with {}",
+                config.state_dir.display(),
+                state.runtime.name(),
+                kind.name()
+            )));
+        }
+        state = LabState::new(kind);
+    }
+    let runtime = runtime_for(kind, config)?;
+
+    let (_, clients, users) = provision::keycloak::read_realm(&config.fixtures_dir)?;
+    provision::openbao::BaoFixture::load(&config.fixtures_dir)?;
+    let creds = Credentials::load_or_generate(config, &clients, &users)?;
+
+    // Which services already run healthy: those are reused untouched.
+    let mut reusable = Vec::new();
+    for record in state.services.values() {
+        if runtime.is_running(record) && healthy(record, &creds).await {
+            reusable.push(record.service);
+        }
+    }
+    if reusable.len() < Service::ALL.len() {
+        runtime.prepare(progress).await?;
+    }
+    let ports = choose_ports(config, &state.ports, &reusable)?;
+    state.ports.clone_from(&ports);
+    state.save(&config.state_dir)?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        state: Mutex::new(state),
+    });
+
+    let pg = async {
+        let t = Instant::now();
+        if reusable.contains(&Service::Postgres) {
+            let rec = shared.state.lock().await.services[&Service::Postgres].clone();
+            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+        }
+        let plan = PostgresPlan {
+            port: ports["postgres"],
+            superuser_password: creds.postgres_superuser.clone(),
+            log: config.log_path(Service::Postgres),
+        };
+        let started = runtime.start_postgres(&plan, progress).await?;
+        let mut started = keep(&shared, started).await?;
+        progress.step(Service::Postgres, "waiting for SELECT 1");
+        let port = started.record.port;
+        health::wait_ready(&mut started, config.timeouts.postgres, || health::postgres(port, &creds.postgres_superuser))
+            .await?;
+        progress.step(Service::Postgres, "creating databases, applying the broker's migrations");
+        provision::postgres::provision(port, &creds, &config.fixtures_dir).await?;
+        finish(&shared, started, t).await
+    };
+    let bao = async {
+        let t = Instant::now();
+        if reusable.contains(&Service::Openbao) {
+            let rec = shared.state.lock().await.services[&Service::Openbao].clone();
+            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+        }
+        let plan = OpenbaoPlan {
+            port: ports["openbao"],
+            cluster_port: ports["openbao-cluster"],
+            log: config.log_path(Service::Openbao),
+        };
+        let started = runtime.start_openbao(&plan, progress).await?;
+        let mut started = keep(&shared, started).await?;
+        progress.step(Service::Openbao, "waiting for sys/health");
+        let url = started.record.url.clone();
+        health::wait_ready(&mut started, config.timeouts.openbao, || async {
+            health::openbao(&url).await != BaoHealth::Down
+        })
+        .await?;
+        progress.step(Service::Openbao, "initialising and unsealing");
+        let root = provision::openbao::init_and_unseal(config, &url).await?;
+        progress.step(Service::Openbao, "provisioning KV, Transit, policies, the broker's AppRole");
+        provision::openbao::provision(config, &url, root, &creds.clients).await?;
+        finish(&shared, started, t).await
+    };
+    let (pg_res, bao_res) = tokio::join!(
+        report(pg, progress, Service::Postgres, &shared, &*runtime),
+        report(bao, progress, Service::Openbao, &shared, &*runtime)
+    );
+    let pg_up = pg_res?;
+    let bao_up = bao_res?;
+
+    let kc = async {
+        let t = Instant::now();
+        if reusable.contains(&Service::Keycloak) {
+            let rec = shared.state.lock().await.services[&Service::Keycloak].clone();
+            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+        }
+        let plan = KeycloakPlan {
+            port: ports["keycloak"],
+            management_port: ports["keycloak-management"],
+            admin_password: creds.keycloak_admin.clone(),
+            db_port: pg_up.record.port,
+            db_user: "keycloak".into(),
+            db_password: creds.postgres_keycloak.clone(),
+            db_name: "keycloak".into(),
+            log: config.log_path(Service::Keycloak),
+        };
+        let started = runtime.start_keycloak(&plan, progress).await?;
+        let mut started = keep(&shared, started).await?;
+        progress.step(Service::Keycloak, "waiting for the master realm's discovery document");
+        let url = started.record.url.clone();
+        health::wait_ready(&mut started, config.timeouts.keycloak, || health::keycloak_realm(&url, "master")).await?;
+        progress.step(Service::Keycloak, "importing realm fourleg");
+        provision::keycloak::provision(&url, &creds, &config.fixtures_dir).await?;
+        health::wait_ready(&mut started, Duration::from_secs(30), || {
+            health::keycloak_realm(&url, provision::keycloak::REALM)
+        })
+        .await?;
+        finish(&shared, started, t).await
+    };
+    let kc_up = report(kc, progress, Service::Keycloak, &shared, &*runtime).await?;
+
+    Ok(UpReport {
+        runtime: kind,
+        services: vec![pg_up, bao_up, kc_up],
+        total: begin.elapsed(),
+    })
+}
+
+/// Records a freshly started service in `lab.json` before waiting on it.
+async fn keep(shared: &Shared, started: Started) -> Result<Started> {
+    shared.record(started.record.clone()).await?;
+    Ok(started)
+}
+
+async fn finish(shared: &Shared, mut started: Started, t: Instant) -> Result<ServiceUp> {
+    let took = t.elapsed();
+    started.record.startup_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    shared.record(started.record.clone()).await?;
+    Ok(ServiceUp {
+        record: started.record,
+        took,
+        reused: false,
+    })
+}
+
+/// Reports the outcome of one service; a service that failed is stopped so
+/// nothing half-started lingers (its log stays).
+async fn report(
+    fut: impl std::future::Future<Output = Result<ServiceUp>>,
+    progress: &dyn Progress,
+    service: Service,
+    shared: &Shared,
+    runtime: &dyn Runtime,
+) -> Result<ServiceUp> {
+    match fut.await {
+        Ok(up) => {
+            progress.ready(service, up.took, up.reused);
+            Ok(up)
+        }
+        Err(e) => {
+            progress.failed(service);
+            let rec = shared.state.lock().await.services.get(&service).cloned();
+            if let Some(rec) = rec {
+                let _ = runtime.stop(&rec).await;
+                let mut st = shared.state.lock().await;
+                st.services.remove(&service);
+                let _ = st.save(&shared.config.state_dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// One service as `status` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: Service,
+    pub version: String,
+    pub url: String,
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub container: Option<String>,
+    pub running: bool,
+    pub healthy: bool,
+    pub log: std::path::PathBuf,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub state_dir: std::path::PathBuf,
+    pub runtime: Option<RuntimeKind>,
+    pub services: Vec<ServiceStatus>,
+}
+
+impl StatusReport {
+    /// Every service runs and is healthy.
+    #[must_use]
+    pub fn all_healthy(&self) -> bool {
+        self.services.len() == Service::ALL.len() && self.services.iter().all(|s| s.healthy)
+    }
+}
+
+/// What runs where, and whether each service passes its health check.
+pub async fn status(config: &LabConfig) -> Result<StatusReport> {
+    let Some(state) = LabState::load(&config.state_dir)? else {
+        return Ok(StatusReport {
+            state_dir: config.state_dir.clone(),
+            runtime: None,
+            services: Vec::new(),
+        });
+    };
+    let runtime = runtime_for(state.runtime, config)?;
+    let creds = Credentials::load(config)?;
+    let mut services = Vec::new();
+    for record in state.services.values() {
+        let running = runtime.is_running(record);
+        let healthy = match (&creds, running) {
+            (Some(c), true) => healthy(record, c).await,
+            _ => false,
+        };
+        let (pid, container) = match &record.handle {
+            crate::state::Handle::Process { pid, .. } => (Some(*pid), None),
+            crate::state::Handle::Container { id } => (None, Some(id.clone())),
+        };
+        services.push(ServiceStatus {
+            name: record.service,
+            version: record.version.clone(),
+            url: record.url.clone(),
+            port: record.port,
+            pid,
+            container,
+            running,
+            healthy,
+            log: record.log.clone(),
+        });
+    }
+    Ok(StatusReport {
+        state_dir: config.state_dir.clone(),
+        runtime: Some(state.runtime),
+        services,
+    })
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    pub stopped: Vec<Service>,
+    pub purged: bool,
+}
+
+/// Stops every service `up` started (Keycloak first, Postgres last) and,
+/// with `purge`, deletes the state directory and everything the runtime
+/// keeps for this lab. Works from `lab.json` alone.
+pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
+    let mut stopped = Vec::new();
+    if let Some(mut state) = LabState::load(&config.state_dir)? {
+        let runtime = runtime_for(state.runtime, config)?;
+        for service in Service::ALL.iter().rev() {
+            if let Some(record) = state.services.get(service).cloned() {
+                if runtime.is_running(&record) {
+                    runtime.stop(&record).await?;
+                    stopped.push(*service);
+                }
+                state.services.remove(service);
+                state.save(&config.state_dir)?;
+            }
+        }
+        if purge {
+            runtime.purge().await?;
+        }
+    }
+    if purge && config.state_dir.exists() {
+        std::fs::remove_dir_all(&config.state_dir)
+            .map_err(|e| LabError::io(format!("removing {}", config.state_dir.display()), e))?;
+    }
+    Ok(DownReport { stopped, purged: purge })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_and_reused_when_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LabConfig::new(dir.path());
+        let first = choose_ports(&config, &BTreeMap::new(), &[]).unwrap();
+        let mut seen: Vec<u16> = first.values().copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 5);
+        let second = choose_ports(&config, &first, &[]).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_busy_forced_port_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let mut config = LabConfig::new(dir.path());
+        config.ports.keycloak = Some(held.local_addr().unwrap().port());
+        let err = choose_ports(&config, &BTreeMap::new(), &[]).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn status_and_down_of_a_lab_that_never_ran_are_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LabConfig::new(dir.path().join("lab"));
+        let st = status(&config).await.unwrap();
+        assert!(st.services.is_empty());
+        assert!(!st.all_healthy());
+        let d = down(&config, true).await.unwrap();
+        assert!(d.stopped.is_empty());
+    }
+}

@@ -1,0 +1,106 @@
+//! Runtimes start and stop the lab's services; everything else (readiness,
+//! provisioning, state) is shared, so scenarios never know which ran.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use fourleg_core::Secret;
+
+use crate::config::RuntimeKind;
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::state::ServiceRecord;
+
+#[cfg(feature = "containers")]
+pub mod containers;
+pub mod native;
+
+/// Ports chosen for the lab, by purpose (`postgres`, `openbao`,
+/// `openbao-cluster`, `keycloak`, `keycloak-management`).
+pub type PortMap = BTreeMap<String, u16>;
+
+/// What Postgres needs to start.
+#[derive(Debug, Clone)]
+pub struct PostgresPlan {
+    pub port: u16,
+    /// Password of the superuser `fourleg`.
+    pub superuser_password: Secret,
+    pub log: PathBuf,
+}
+
+/// What OpenBao needs to start.
+#[derive(Debug, Clone)]
+pub struct OpenbaoPlan {
+    pub port: u16,
+    pub cluster_port: u16,
+    pub log: PathBuf,
+}
+
+/// What Keycloak needs to start.
+#[derive(Debug, Clone)]
+pub struct KeycloakPlan {
+    pub port: u16,
+    pub management_port: u16,
+    /// Bootstrap admin password (user `admin`).
+    pub admin_password: Secret,
+    /// Postgres as Keycloak reaches it: the host port for native, the
+    /// container network alias for containers.
+    pub db_port: u16,
+    pub db_user: String,
+    pub db_password: Secret,
+    pub db_name: String,
+    pub log: PathBuf,
+}
+
+/// A service whose process or container exists, not yet known to be ready.
+#[derive(Debug)]
+pub struct Started {
+    pub record: ServiceRecord,
+    /// The child process, for native services, to notice an early exit.
+    pub child: Option<std::process::Child>,
+}
+
+impl Started {
+    /// `Some(status)` when the service's process already exited.
+    pub fn exited(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Starts and stops the lab's services. One implementation per way of running
+/// them; see [`native::NativeRuntime`] and `containers::ContainersRuntime`.
+#[async_trait]
+pub trait Runtime: Send + Sync + fmt::Debug {
+    /// Which runtime this is.
+    fn kind(&self) -> RuntimeKind;
+
+    /// Checks prerequisites and fetches or builds what is missing, before any
+    /// service starts.
+    async fn prepare(&self, progress: &dyn Progress) -> Result<()>;
+
+    /// Starts Postgres.
+    async fn start_postgres(&self, plan: &PostgresPlan, progress: &dyn Progress) -> Result<Started>;
+
+    /// Starts OpenBao (sealed and uninitialised on its first start).
+    async fn start_openbao(&self, plan: &OpenbaoPlan, progress: &dyn Progress) -> Result<Started>;
+
+    /// Starts Keycloak against the lab's Postgres.
+    async fn start_keycloak(&self, plan: &KeycloakPlan, progress: &dyn Progress) -> Result<Started>;
+
+    /// Whether the service of `record` still runs.
+    fn is_running(&self, record: &ServiceRecord) -> bool;
+
+    /// Stops the service of `record` and returns once it is gone.
+    async fn stop(&self, record: &ServiceRecord) -> Result<()>;
+
+    /// Removes what the runtime keeps outside the state directory (`down --purge`).
+    async fn purge(&self) -> Result<()> {
+        Ok(())
+    }
+}
