@@ -233,18 +233,27 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
 fn render_up(report: &fourleg_lab::UpReport, config: &LabConfig) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<10} {:<9} {:<32} {:>8}", "service", "version", "endpoint", "took");
+    let _ = writeln!(out, "{:<10} {:<9} {:<40} {:>8} {:>8}", "service", "version", "endpoint", "fetch", "start");
     for s in &report.services {
         let took = if s.reused {
             "running".to_owned()
         } else {
             format!("{:.1}s", s.took.as_secs_f64())
         };
+        let fetch = if s.fetch.is_zero() {
+            "cached".to_owned()
+        } else {
+            format!("{:.1}s", s.fetch.as_secs_f64())
+        };
         let endpoint = match s.record.service {
             Service::Keycloak => format!("{}/realms/fourleg", s.record.url),
             _ => s.record.url.clone(),
         };
-        let _ = writeln!(out, "{:<10} {:<9} {:<32} {:>8}", s.record.service, s.record.version, endpoint, took);
+        let _ = writeln!(
+            out,
+            "{:<10} {:<9} {:<40} {:>8} {:>8}",
+            s.record.service, s.record.version, endpoint, fetch, took
+        );
     }
     let _ = writeln!(out, "lab ready in {:.1}s", report.total.as_secs_f64());
     let _ = write!(

@@ -50,11 +50,19 @@ pub fn detect_runtime() -> RuntimeKind {
     }
 }
 
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// How one service came up.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceUp {
     pub record: ServiceRecord,
-    /// Time from the start of `up` work on this service to ready.
+    /// Time spent fetching or installing the service's software (zero when cached).
+    #[serde(rename = "fetch_ms", serialize_with = "millis")]
+    pub fetch: Duration,
+    /// Time from the start of the service to ready and provisioned.
+    #[serde(rename = "start_ms", serialize_with = "millis")]
     pub took: Duration,
     /// It was already running and healthy.
     pub reused: bool,
@@ -66,6 +74,7 @@ pub struct UpReport {
     pub runtime: RuntimeKind,
     pub services: Vec<ServiceUp>,
     /// Time of the whole `up`, fetching included.
+    #[serde(rename = "total_ms", serialize_with = "millis")]
     pub total: Duration,
 }
 
@@ -177,9 +186,11 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
             reusable.push(record.service);
         }
     }
-    if reusable.len() < Service::ALL.len() {
-        runtime.prepare(progress).await?;
-    }
+    let fetched = if reusable.len() < Service::ALL.len() {
+        runtime.prepare(progress).await?
+    } else {
+        BTreeMap::new()
+    };
     let ports = choose_ports(config, &state.ports, &reusable)?;
     state.ports.clone_from(&ports);
     state.save(&config.state_dir)?;
@@ -192,7 +203,7 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         let t = Instant::now();
         if reusable.contains(&Service::Postgres) {
             let rec = shared.state.lock().await.services[&Service::Postgres].clone();
-            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+            return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
         }
         let plan = PostgresPlan {
             port: ports["postgres"],
@@ -213,7 +224,7 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         let t = Instant::now();
         if reusable.contains(&Service::Openbao) {
             let rec = shared.state.lock().await.services[&Service::Openbao].clone();
-            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+            return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
         }
         let plan = OpenbaoPlan {
             port: ports["openbao"],
@@ -238,14 +249,15 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         report(pg, progress, Service::Postgres, &shared, &*runtime),
         report(bao, progress, Service::Openbao, &shared, &*runtime)
     );
-    let pg_up = pg_res?;
-    let bao_up = bao_res?;
+    let fetch_of = |s: Service| fetched.get(&s).copied().unwrap_or_default();
+    let pg_up = ServiceUp { fetch: fetch_of(Service::Postgres), ..pg_res? };
+    let bao_up = ServiceUp { fetch: fetch_of(Service::Openbao), ..bao_res? };
 
     let kc = async {
         let t = Instant::now();
         if reusable.contains(&Service::Keycloak) {
             let rec = shared.state.lock().await.services[&Service::Keycloak].clone();
-            return Ok(ServiceUp { record: rec, took: t.elapsed(), reused: true });
+            return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
         }
         let plan = KeycloakPlan {
             port: ports["keycloak"],
@@ -270,7 +282,10 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         .await?;
         finish(&shared, started, t).await
     };
-    let kc_up = report(kc, progress, Service::Keycloak, &shared, &*runtime).await?;
+    let kc_up = ServiceUp {
+        fetch: fetch_of(Service::Keycloak),
+        ..report(kc, progress, Service::Keycloak, &shared, &*runtime).await?
+    };
 
     Ok(UpReport {
         runtime: kind,
@@ -291,6 +306,7 @@ async fn finish(shared: &Shared, mut started: Started, t: Instant) -> Result<Ser
     shared.record(started.record.clone()).await?;
     Ok(ServiceUp {
         record: started.record,
+        fetch: Duration::ZERO,
         took,
         reused: false,
     })

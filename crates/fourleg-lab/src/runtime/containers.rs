@@ -27,7 +27,7 @@ impl Runtime for ContainersRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Containers
     }
-    async fn prepare(&self, _: &dyn Progress) -> Result<()> {
+    async fn prepare(&self, _: &dyn Progress) -> Result<std::collections::BTreeMap<crate::Service, std::time::Duration>> {
         Err(LabError::Containers("not yet implemented".into()))
     }
     async fn start_postgres(&self, _: &PostgresPlan, _: &dyn Progress) -> Result<Started> {

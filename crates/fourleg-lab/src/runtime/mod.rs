@@ -81,8 +81,8 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     fn kind(&self) -> RuntimeKind;
 
     /// Checks prerequisites and fetches or builds what is missing, before any
-    /// service starts.
-    async fn prepare(&self, progress: &dyn Progress) -> Result<()>;
+    /// service starts. Returns the time spent fetching, per service.
+    async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<crate::Service, std::time::Duration>>;
 
     /// Starts Postgres.
     async fn start_postgres(&self, plan: &PostgresPlan, progress: &dyn Progress) -> Result<Started>;

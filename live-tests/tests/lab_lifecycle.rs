@@ -1,0 +1,129 @@
+//! The lab against real Keycloak, OpenBao and Postgres: `up` brings all three
+//! up healthy and provisioned, a second `up` reuses them, `down` leaves no
+//! process behind, and `down` also cleans up after an `up` that died half-way.
+//!
+//! Slow (a Keycloak start is a minute on two cores) and needs the native
+//! runtime's prerequisites; see the README's "Tests" section.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fourleg_lab::provision::{openbao, postgres};
+use fourleg_lab::state::{Credentials, Handle, LabState};
+use fourleg_lab::{LabConfig, RuntimeKind, Service, Silent};
+use fourleg_live_tests::{claims, login_with_pkce, processes_of};
+
+fn config() -> LabConfig {
+    // A state directory of its own, reachable by the postgres user when the
+    // tests run as root (/tmp is world-searchable).
+    let state = std::env::temp_dir().join(format!("fourleg-live-{}", std::process::id()));
+    let mut c = LabConfig::new(state);
+    c.fixtures_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    c
+}
+
+fn pids(config: &LabConfig) -> HashSet<u32> {
+    LabState::load(&config.state_dir)
+        .unwrap()
+        .map(|s| {
+            s.services
+                .values()
+                .filter_map(|r| match r.handle {
+                    Handle::Process { pid, .. } => Some(pid),
+                    Handle::Container { .. } => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_lab_lifecycle() -> anyhow::Result<()> {
+    let config = config();
+    let _ = fourleg_lab::down(&config, true).await;
+
+    // 1. up: every service healthy and provisioned.
+    let report = fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await?;
+    for s in &report.services {
+        eprintln!("{:<9} {:<8} {:>6.1}s  {}", s.record.service, s.record.version, s.took.as_secs_f64(), s.record.url);
+        assert!(!s.reused);
+    }
+    let status = fourleg_lab::status(&config).await?;
+    assert!(status.all_healthy(), "{status:#?}");
+    let started = pids(&config);
+    assert_eq!(started.len(), 3);
+
+    let creds = Credentials::load(&config)?.expect("credentials written by up");
+    let url = |svc| report.services.iter().find(|s| s.record.service == svc).unwrap().record.clone();
+
+    // Keycloak: alice logs in through the real login form (code + PKCE).
+    let kc = url(Service::Keycloak);
+    let issuer = format!("{}/realms/fourleg", kc.url);
+    let tokens = login_with_pkce(&issuer, "lab-web", "openid", "alice", &creds.users["alice"]).await?;
+    let access = claims(tokens["access_token"].as_str().unwrap())?;
+    assert_eq!(access["preferred_username"], "alice", "{access:#}");
+    assert_eq!(access["iss"], issuer);
+    // A wrong password is refused (the check can fail).
+    let wrong = fourleg_core::Secret::new("not-the-password");
+    assert!(login_with_pkce(&issuer, "lab-web", "openid", "alice", &wrong).await.is_err());
+
+    // OpenBao: the broker's AppRole (not root) reads its client secret.
+    let bao = url(Service::Openbao);
+    let cred = openbao::BrokerAppRole::load(&config)?.expect("approle written by up");
+    let token = openbao::broker_login(&bao.url, &cred).await?;
+    let client = openbao::Bao::new(&bao.url).with_token(token);
+    let secret = client.ok(reqwest::Method::GET, "fourleg/data/clients/agent", None).await?;
+    assert_eq!(secret["data"]["data"]["client_secret"], creds.clients["agent"].expose());
+    // ... and nothing its policy does not grant.
+    let (denied, _) = client.call(reqwest::Method::GET, "sys/mounts", None).await?;
+    assert_eq!(denied, 403);
+    let (sealed_ok, _) = client
+        .call(reqwest::Method::POST, "transit/encrypt/broker-cache", Some(serde_json::json!({"plaintext": "aGk="})))
+        .await?;
+    assert_eq!(sealed_ok, 200);
+
+    // Postgres: the broker's schema is there.
+    let pg = url(Service::Postgres);
+    let tables = postgres::broker_tables(pg.port, &creds).await?;
+    for t in ["audit_log", "fourleg_migrations", "issued_tokens", "revocations"] {
+        assert!(tables.iter().any(|x| x == t), "missing table {t} in {tables:?}");
+    }
+
+    // 2. A second up reuses everything, same processes.
+    let again = fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await?;
+    assert!(again.services.iter().all(|s| s.reused), "{again:#?}");
+    assert_eq!(pids(&config), started);
+
+    // 3. down leaves no process behind.
+    let down = fourleg_lab::down(&config, false).await?;
+    assert_eq!(down.stopped.len(), 3);
+    let left = processes_of(&started);
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+    assert!(!fourleg_lab::status(&config).await?.all_healthy());
+
+    // 4. An up that dies half-way (while Keycloak starts): down still cleans up.
+    let crashing = {
+        let config = config.clone();
+        tokio::spawn(async move { fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let st = LabState::load(&config.state_dir)?;
+        if st.is_some_and(|s| s.services.contains_key(&Service::Keycloak)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "keycloak never started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    crashing.abort();
+    let _ = crashing.await;
+    let orphans = pids(&config);
+    assert_eq!(orphans.len(), 3, "lab.json records every started process");
+    assert!(!processes_of(&orphans).is_empty());
+    fourleg_lab::down(&config, true).await?;
+    let left = processes_of(&orphans);
+    assert!(left.is_empty(), "processes left after down of a crashed up: {left:#?}");
+    assert!(!config.state_dir.exists(), "--purge removes the state directory");
+    Ok(())
+}
