@@ -1,6 +1,7 @@
 //! `fourleg`, the front door: start the lab, see what runs, stop it.
 
 mod progress;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use fourleg_lab::{LabConfig, LabError, RuntimeKind, Service};
 
 /// Exit codes, documented in `--help` and the README.
-mod exit {
+pub(crate) mod exit {
     /// Everything asked for is done and healthy.
     pub const OK: u8 = 0;
     /// Findings: something runs unhealthy or not at all (`status`).
@@ -23,8 +24,10 @@ mod exit {
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  done; for `status`, every service runs and is healthy
-  1  `status` found a service stopped or unhealthy
+  0  done; for `status`, every service runs and is healthy; for `run`, no
+     unexpected failure
+  1  findings: `run` found an unexpected failure (fail, warn, untestable) or a
+     stale expected failure; `status` found a service stopped or unhealthy
   2  the harness or its setup failed (missing prerequisite, a service that did
      not start, bad input); the message says what to do
 
@@ -86,6 +89,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run scenarios against a target: a bundled one (keycloak, …) or your profile.
+    ///
+    /// Prints a line per scenario and a summary; --json writes the run
+    /// document. A bundled lab target starts the lab first when it is not
+    /// running. Failures the target's profile expects (each with its reason)
+    /// are shown as expected and do not fail the run; an expected failure that
+    /// now passes does (stale expectation).
+    ///
+    /// Example:  fourleg run --target keycloak
+    ///           fourleg run --target keycloak --filter 'may-act/*' --json run.json
+    ///           fourleg run --target ./my-idp.toml
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Operations on the running lab used by the bundled targets' hooks.
+    #[command(after_help = AFTER_HELP, hide = true)]
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Stop everything `up` started, even after a crash; --purge also deletes the state.
     ///
     /// Example:  fourleg down
@@ -96,6 +118,46 @@ enum Command {
         #[arg(long)]
         purge: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Enable or disable a client of the lab's Keycloak realm.
+    ///
+    /// Example:  fourleg lab keycloak-client agent --disable
+    KeycloakClient {
+        /// The client_id.
+        client_id: String,
+        /// Disable the client.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable the client.
+        #[arg(long)]
+        enable: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A bundled target name (see fixtures/targets/) or the path of a profile.
+    #[arg(long, short)]
+    target: String,
+    /// Only scenarios whose id or area matches this glob (`may-act`, `deny-*`,
+    /// `core/*`); repeatable.
+    #[arg(long, short)]
+    filter: Vec<String>,
+    /// Write the run document (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Scenarios running at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// The suites directory [default: suites/ beside fixtures/].
+    #[arg(long, hide_env_values = true, env = "FOURLEG_SUITES", value_name = "DIR")]
+    suites: Option<PathBuf>,
+    /// Never start the lab; fail when a lab target's lab is not running.
+    #[arg(long)]
+    no_start: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -173,6 +235,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Up(args) => up(&mut config, &args).await,
         Command::Status { json } => status(&config, json).await,
+        Command::Run(a) => {
+            run::run(&config, &a.target, &a.filter, a.json.as_deref(), a.concurrency, a.suites.as_deref(), !a.no_start).await
+        }
+        Command::Lab {
+            command: LabCommand::KeycloakClient { client_id, disable, enable },
+        } => {
+            if disable == enable {
+                anyhow::bail!("say --enable or --disable");
+            }
+            run::keycloak_client(&config, &client_id, enable).await
+        }
         Command::Down { purge } => {
             let report = fourleg_lab::down(&config, purge).await?;
             if report.stopped.is_empty() {
@@ -306,7 +379,7 @@ mod tests {
 
     #[test]
     fn help_teaches_each_command() {
-        for sub in ["up", "status", "down"] {
+        for sub in ["up", "status", "down", "run"] {
             let mut cmd = Cli::command();
             let help = cmd
                 .find_subcommand_mut(sub)

@@ -1,0 +1,219 @@
+//! `fourleg run`: scenarios against one target, a live line per scenario,
+//! a summary, and the run document as JSON.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fourleg_lab::state::Credentials;
+use fourleg_lab::{LabConfig, Service};
+use fourleg_scenario::runner::{self, Observer};
+use fourleg_scenario::{Registry, Run, Scenario, ScenarioResult, Status};
+use fourleg_target::{LabContext, Profile, Target};
+
+use crate::exit;
+
+/// Where the suites live: `FOURLEG_SUITES`, else `suites/` beside `fixtures/`.
+pub fn suites_dir(config: &LabConfig, explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(|| config.fixtures_dir.join("../suites"), Path::to_owned)
+}
+
+/// Loads the registry and every scenario, filtered.
+pub fn load_suites(dir: &Path, filters: &[String]) -> anyhow::Result<(Registry, Vec<Scenario>)> {
+    let registry = Registry::load(&dir.join("requirements.toml"))?;
+    let all = fourleg_scenario::scenario::load_all(dir, &registry)?;
+    let picked: Vec<Scenario> = if filters.is_empty() {
+        all
+    } else {
+        all.into_iter().filter(|s| filters.iter().any(|f| s.matches(f))).collect()
+    };
+    Ok((registry, picked))
+}
+
+/// The lab as a bundled target needs it, starting it when it does not run.
+pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabContext> {
+    let mut status = fourleg_lab::status(config).await?;
+    if !status.all_healthy() {
+        if !start {
+            anyhow::bail!(
+                "the lab in {} is not running; start it with `fourleg up` (or drop --no-start)",
+                config.state_dir.display()
+            );
+        }
+        eprintln!("the lab is not running: starting it (fourleg up)");
+        let progress = crate::progress::Reporter::new();
+        let kind = fourleg_lab::detect_runtime();
+        let res = fourleg_lab::up(config, kind, &progress).await;
+        progress.finish();
+        res?;
+        status = fourleg_lab::status(config).await?;
+    }
+    let creds = Credentials::load(config)?.context("the lab has no credentials; run `fourleg up`")?;
+    let mut ctx = LabContext {
+        client_secrets: creds.clients.clone(),
+        user_passwords: creds.users.clone(),
+        state_dir: Some(std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone())),
+        ..LabContext::default()
+    };
+    for s in &status.services {
+        ctx.urls.insert(s.name.name().to_owned(), s.url.clone());
+        ctx.versions.insert(s.name.name().to_owned(), s.version.clone());
+    }
+    Ok(ctx)
+}
+
+/// Connects to a target by name or path, with the lab when it is a lab target.
+pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyhow::Result<(Arc<Target>, Vec<u8>)> {
+    let path = fourleg_target::profile::resolve(target, &config.fixtures_dir.join("targets"))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let profile = Profile::load(&path)?;
+    let lab = match &profile.lab {
+        Some(_) => Some(lab_context(config, start_lab).await?),
+        None => None,
+    };
+    let target = Target::connect(profile, lab).await?;
+    Ok((Arc::new(target), bytes))
+}
+
+/// A line per scenario on stderr.
+#[derive(Debug)]
+pub struct Lines {
+    color: bool,
+}
+
+impl Lines {
+    pub fn new() -> Self {
+        Self {
+            color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    fn paint(&self, status: Status, text: &str) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        let code = match status {
+            Status::Pass => "32",
+            Status::Info | Status::NotApplicable => "36",
+            Status::Warn => "33",
+            Status::Fail | Status::Untestable => "31",
+            Status::Error => "35",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+/// The status word of a result as printed, with expectations.
+pub fn status_word(r: &ScenarioResult) -> String {
+    let base = r.status.word().to_uppercase();
+    if r.stale_expectation {
+        format!("{base} (stale expectation)")
+    } else if r.expected_failure.is_some() && r.status != Status::Pass {
+        format!("{base} (expected)")
+    } else {
+        base
+    }
+}
+
+impl Observer for Lines {
+    fn started(&self, _: &Scenario) {}
+
+    fn finished(&self, r: &ScenarioResult) {
+        let word = self.paint(r.status, &format!("{:<24}", status_word(r)));
+        let mut line = format!("{word} {}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
+        if matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error) {
+            if let Some(c) = r.checks.iter().filter(|c| c.status == r.status).next() {
+                let kind = if c.kind == fourleg_scenario::result::RuleKind::Profile { "profile" } else { "RFC" };
+                line.push_str(&format!("\n    {} [{} {}]: {}", c.rule, kind, c.level, c.message));
+            }
+        }
+        if let Some(reason) = &r.reason {
+            if r.status == Status::NotApplicable {
+                line.push_str(&format!("\n    {reason}"));
+            }
+        }
+        eprintln!("{line}");
+    }
+}
+
+/// The summary printed after a run.
+pub fn summary(run: &Run) -> String {
+    let s = &run.summary;
+    let counts: Vec<String> = s.by_status.iter().map(|(k, v)| format!("{v} {}", k.word())).collect();
+    format!(
+        "{} {} against {} {}: {} scenarios: {}; {} unexpected failures, {} expected, {} stale expectations ({:.1}s)",
+        "fourleg",
+        run.fourleg_version,
+        run.target.name,
+        run.target.version.as_deref().unwrap_or("(version unknown)"),
+        s.total,
+        counts.join(", "),
+        s.unexpected_failures,
+        s.expected_failures,
+        s.stale_expectations,
+        run.duration_ms as f64 / 1000.0
+    )
+}
+
+/// The exit code of a run: 2 on harness errors, 1 on unexpected failures or
+/// stale expectations, 0 otherwise.
+pub fn exit_code(run: &Run) -> u8 {
+    if run.scenarios.iter().any(|r| r.status == Status::Error) {
+        exit::HARNESS
+    } else if run.summary.unexpected_failures > 0 || run.summary.stale_expectations > 0 {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    }
+}
+
+/// `fourleg run`.
+pub async fn run(
+    config: &LabConfig,
+    target: &str,
+    filters: &[String],
+    json: Option<&Path>,
+    concurrency: usize,
+    suites: Option<&Path>,
+    start_lab: bool,
+) -> anyhow::Result<u8> {
+    let (registry, scenarios) = load_suites(&suites_dir(config, suites), filters)?;
+    if scenarios.is_empty() {
+        anyhow::bail!("no scenario matches the filter {filters:?}");
+    }
+    let (target, bytes) = connect(config, target, start_lab).await?;
+    eprintln!(
+        "running {} scenarios against {} ({} {}) at {}",
+        scenarios.len(),
+        target.name(),
+        target.profile.product,
+        target.version.as_deref().unwrap_or("?"),
+        target.endpoints.issuer.as_deref().unwrap_or(&target.endpoints.token)
+    );
+    let engine = Arc::new(fourleg_scenario::Engine::new(Arc::clone(&target), Arc::new(registry.clone())));
+    let run = runner::run(engine, &scenarios, concurrency, &bytes, &registry.profile_version, Arc::new(Lines::new()))
+        .await
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    eprintln!("{}", summary(&run));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&run)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("run written to {}", path.display());
+    }
+    Ok(exit_code(&run))
+}
+
+/// `fourleg lab keycloak-client`: enable or disable a client of the lab's realm.
+pub async fn keycloak_client(config: &LabConfig, client_id: &str, enabled: bool) -> anyhow::Result<u8> {
+    let status = fourleg_lab::status(config).await?;
+    let kc = status
+        .services
+        .iter()
+        .find(|s| s.name == Service::Keycloak && s.healthy)
+        .context("the lab's keycloak is not running; start it with `fourleg up`")?;
+    let creds = Credentials::load(config)?.context("the lab has no credentials")?;
+    fourleg_lab::provision::keycloak::set_client_enabled(&kc.url, &creds.keycloak_admin, client_id, enabled).await?;
+    eprintln!("client {client_id} {}", if enabled { "enabled" } else { "disabled" });
+    Ok(exit::OK)
+}

@@ -1,0 +1,657 @@
+//! Checks that data cannot express, as named functions. A scenario calls one
+//! with `check = "name"` and `args`; the severity comes from the rule the
+//! scenario attaches, never from here.
+//!
+//! Each function is pure: it gets the step's outcome, the claims of the token
+//! under check and the identities of the principals, and returns a verdict
+//! with a message saying what was expected and what was seen.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fourleg_target::profile::Profile;
+use fourleg_target::Outcome;
+use serde_json::Value;
+
+/// Who a principal is at the target: the names its tokens may carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The `client_id` of a client principal.
+    pub client_id: Option<String>,
+    /// Every value that identifies it in `sub`/`client_id` (its `sub`s, its
+    /// `client_id`, a user's username).
+    pub names: BTreeSet<String>,
+}
+
+impl Identity {
+    /// Whether a claim value (a string, or an object with `sub`/`client_id`)
+    /// identifies this principal.
+    #[must_use]
+    pub fn matches(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.names.contains(s),
+            Value::Object(o) => {
+                o.get("sub").and_then(Value::as_str).is_some_and(|s| self.names.contains(s))
+                    || o.get("client_id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| self.client_id.as_deref() == Some(c))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Result of a `wait` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitOutcome {
+    /// The condition held before the bound.
+    pub held: bool,
+    pub elapsed_ms: u64,
+    pub timeout_ms: u64,
+    /// What still did not hold at the end.
+    pub pending: Vec<String>,
+}
+
+/// Result of an `accept` step (a stateless resource's judgement).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptOutcome {
+    pub accepted: bool,
+    pub reason: String,
+    /// Seconds until `exp` (negative when expired).
+    pub remaining_s: i64,
+}
+
+/// Everything a check may look at.
+#[derive(Debug)]
+pub struct Input<'a> {
+    pub outcome: Option<&'a Outcome>,
+    /// Claims of the token under check (`token = …`, else the step's issued token).
+    pub claims: Option<&'a Value>,
+    /// Claims of the token named by `args.than`.
+    pub than: Option<&'a Value>,
+    pub identities: &'a BTreeMap<String, Identity>,
+    pub profile: &'a Profile,
+    pub args: &'a BTreeMap<String, toml::Value>,
+    pub wait: Option<&'a WaitOutcome>,
+    pub accept: Option<&'a AcceptOutcome>,
+}
+
+/// What a check concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Pass(String),
+    Fail(String),
+    /// The check could not be made (a prerequisite is missing).
+    Untestable(String),
+}
+
+/// A measured figure reported with a verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    pub unit: &'static str,
+    pub bound: Option<f64>,
+}
+
+/// Every named check.
+pub const NAMES: [&str; 26] = [
+    "act_chain",
+    "no_act",
+    "act_shape",
+    "act_no_nonidentity",
+    "sub_is",
+    "sub_same_as",
+    "aud_only",
+    "aud_excludes",
+    "has_permission",
+    "lacks_permission",
+    "scope_within",
+    "exp_not_after",
+    "scope_is_string",
+    "refused_or_trimmed",
+    "scope_reported_if_changed",
+    "inactive_only",
+    "not_issued_for",
+    "refused_or_act_not_injected",
+    "within_bound",
+    "accepted",
+    "token_type_valid",
+    "issued_type_uri",
+    "error_shape",
+    "metadata_lists",
+    "grant_advertised",
+    "stateless_window",
+];
+
+/// Whether a check of that name exists.
+#[must_use]
+pub fn exists(name: &str) -> bool {
+    NAMES.contains(&name)
+}
+
+fn arg_str<'a>(args: &'a BTreeMap<String, toml::Value>, key: &str) -> Option<&'a str> {
+    args.get(key).and_then(toml::Value::as_str)
+}
+
+fn arg_list(args: &BTreeMap<String, toml::Value>, key: &str) -> Vec<String> {
+    args.get(key)
+        .and_then(toml::Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// `aud` as a set (a string or an array, RFC 7519 §4.1.3).
+#[must_use]
+pub fn aud_set(claims: &Value) -> BTreeSet<String> {
+    match &claims["aud"] {
+        Value::String(s) => BTreeSet::from([s.clone()]),
+        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Granted scope values: the token's `scope` (RFC 8693 §4.2) or `scp`, else
+/// the response's `scope`.
+#[must_use]
+pub fn scope_set(claims: Option<&Value>, outcome: Option<&Outcome>) -> Option<BTreeSet<String>> {
+    let from_str = |s: &str| s.split_whitespace().map(str::to_owned).collect::<BTreeSet<_>>();
+    if let Some(c) = claims {
+        if let Some(s) = c["scope"].as_str() {
+            return Some(from_str(s));
+        }
+        if let Some(a) = c["scp"].as_array() {
+            return Some(a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+        }
+    }
+    outcome.and_then(|o| o.body["scope"].as_str()).map(from_str)
+}
+
+/// The contract permissions present in a scope set.
+#[must_use]
+pub fn permissions(scope: &BTreeSet<String>, profile: &Profile) -> BTreeSet<String> {
+    profile
+        .permissions
+        .iter()
+        .filter(|(_, v)| scope.contains(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The `act` levels, outermost first (RFC 8693 §4.1).
+#[must_use]
+pub fn act_levels(claims: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    let mut cur = claims.get("act");
+    while let Some(a) = cur {
+        out.push(a);
+        cur = a.get("act");
+    }
+    out
+}
+
+fn describe_act(claims: &Value) -> String {
+    let levels = act_levels(claims);
+    if levels.is_empty() {
+        return "no act claim".into();
+    }
+    levels
+        .iter()
+        .map(|l| {
+            l.get("client_id")
+                .or_else(|| l.get("sub"))
+                .map_or_else(|| l.to_string(), |v| v.as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" <- ")
+}
+
+fn is_refused(o: &Outcome) -> bool {
+    (400..500).contains(&o.status)
+}
+
+/// Runs a named check.
+#[must_use]
+#[allow(clippy::too_many_lines)] // one match arm per check reads better than 24 tiny fns
+pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
+    use Verdict::{Fail, Pass, Untestable};
+    let need_claims = || {
+        x.claims.ok_or_else(|| {
+            Untestable(match x.outcome {
+                Some(o) if !o.is_success() => format!(
+                    "no token to check: the request was refused ({} {})",
+                    o.status,
+                    o.error().unwrap_or("")
+                ),
+                _ => "no decodable token to check (opaque or missing)".into(),
+            })
+        })
+    };
+    let ident = |p: &str| x.identities.get(p).cloned().unwrap_or_default();
+    let verdict = match name {
+        "act_chain" => {
+            let want = arg_list(x.args, "actors");
+            match need_claims() {
+                Err(v) => v,
+                Ok(c) => {
+                    let levels = act_levels(c);
+                    let ok = levels.len() == want.len()
+                        && levels.iter().zip(&want).all(|(l, p)| ident(p).matches(l));
+                    let msg = format!("expected act chain {} (outermost first), found {}", want.join(" <- "), describe_act(c));
+                    if ok { Pass(msg) } else { Fail(msg) }
+                }
+            }
+        }
+        "no_act" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => {
+                if c.get("act").is_none() {
+                    Pass("no act claim".into())
+                } else {
+                    Fail(format!("an act claim was invented: {}", describe_act(c)))
+                }
+            }
+        },
+        "act_shape" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => {
+                let levels = act_levels(c);
+                if levels.is_empty() {
+                    Fail("no act claim".into())
+                } else if let Some(bad) = levels.iter().find(|l| {
+                    !l.is_object() || !(l["sub"].is_string() || l["client_id"].is_string())
+                }) {
+                    Fail(format!("act level is not an object identifying an actor: {bad}"))
+                } else {
+                    Pass(format!("act is a JSON object identifying the actor ({})", describe_act(c)))
+                }
+            }
+        },
+        "act_no_nonidentity" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => {
+                let found: Vec<String> = act_levels(c)
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, l)| {
+                        ["exp", "nbf", "aud"]
+                            .into_iter()
+                            .filter(|k| l.get(*k).is_some())
+                            .map(move |k| format!("{k} at act level {}", i + 1))
+                    })
+                    .collect();
+                if found.is_empty() {
+                    Pass("no exp, nbf or aud inside act".into())
+                } else {
+                    Fail(format!("non-identity claims inside act: {}", found.join(", ")))
+                }
+            }
+        },
+        "sub_is" => {
+            let user = arg_str(x.args, "principal").unwrap_or_default();
+            match need_claims() {
+                Err(v) => v,
+                Ok(c) => {
+                    let msg = format!("expected sub of {user}, found {}", c["sub"]);
+                    if ident(user).matches(&c["sub"]) { Pass(msg) } else { Fail(msg) }
+                }
+            }
+        }
+        "sub_same_as" => match (need_claims(), x.than) {
+            (Err(v), _) => v,
+            (_, None) => Untestable("the token to compare with is missing".into()),
+            (Ok(c), Some(t)) => {
+                let msg = format!("sub {} vs {}", c["sub"], t["sub"]);
+                if c["sub"].is_string() && c["sub"] == t["sub"] { Pass(msg) } else { Fail(msg) }
+            }
+        },
+        "aud_only" | "aud_excludes" => {
+            let abstract_aud = arg_str(x.args, "audience").unwrap_or_default();
+            let value = x.profile.audiences.get(abstract_aud).cloned().unwrap_or_else(|| abstract_aud.to_owned());
+            match need_claims() {
+                Err(v) => v,
+                Ok(c) => {
+                    let aud = aud_set(c);
+                    let shown = aud.iter().cloned().collect::<Vec<_>>().join(", ");
+                    if name == "aud_only" {
+                        let msg = format!("expected aud exactly [{value}], found [{shown}]");
+                        if aud.len() == 1 && aud.contains(&value) { Pass(msg) } else { Fail(msg) }
+                    } else {
+                        let msg = format!("expected aud without {value}, found [{shown}]");
+                        if aud.contains(&value) { Fail(msg) } else { Pass(msg) }
+                    }
+                }
+            }
+        }
+        "has_permission" | "lacks_permission" => {
+            let p = arg_str(x.args, "permission").unwrap_or_default();
+            match x.outcome {
+                Some(o) if !o.is_success() => Untestable(format!(
+                    "no token was issued ({} {}), so its permissions cannot be checked",
+                    o.status,
+                    o.error().unwrap_or("")
+                )),
+                _ => match scope_set(x.claims, x.outcome) {
+                    None => Untestable("the token carries no scope and the response no scope".into()),
+                    Some(s) => {
+                        let has = permissions(&s, x.profile).contains(p);
+                        let shown = s.iter().cloned().collect::<Vec<_>>().join(" ");
+                        if name == "has_permission" {
+                            if has { Pass(format!("{p} granted (scope: {shown})")) } else { Fail(format!("{p} not granted (scope: {shown})")) }
+                        } else if has {
+                            Fail(format!("{p} granted although it must not be (scope: {shown})"))
+                        } else {
+                            Pass(format!("{p} not granted (scope: {shown})"))
+                        }
+                    }
+                },
+            }
+        }
+        "scope_within" => match (scope_set(x.claims, x.outcome), x.than.map(|t| scope_set(Some(t), None))) {
+            (_, None) => Untestable("the token to compare with is missing".into()),
+            (None, _) => Untestable("the token carries no scope".into()),
+            (Some(mine), Some(theirs)) => {
+                let mine = permissions(&mine, x.profile);
+                let theirs = permissions(&theirs.unwrap_or_default(), x.profile);
+                let wider: Vec<&String> = mine.difference(&theirs).collect();
+                if wider.is_empty() {
+                    Pass(format!("permissions {mine:?} within the previous hop's {theirs:?}"))
+                } else {
+                    Fail(format!("scope widened along the chain: {wider:?} not in the previous hop's {theirs:?}"))
+                }
+            }
+        },
+        "exp_not_after" => match (need_claims(), x.than) {
+            (Err(v), _) => v,
+            (_, None) => Untestable("the token to compare with is missing".into()),
+            (Ok(c), Some(t)) => match (c["exp"].as_i64(), t["exp"].as_i64()) {
+                (Some(a), Some(b)) if a <= b => Pass(format!("exp {a} not after the previous hop's {b}")),
+                (Some(a), Some(b)) => Fail(format!("exp grew along the chain: {a} is {}s after the previous hop's {b}", a - b)),
+                _ => Untestable("exp missing".into()),
+            },
+        },
+        "scope_is_string" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => match &c["scope"] {
+                Value::Null => Pass("no scope claim".into()),
+                Value::String(_) => Pass("scope is a space-separated string".into()),
+                other => Fail(format!("scope is not a string: {other}")),
+            },
+        },
+        "refused_or_trimmed" => {
+            let p = arg_str(x.args, "permission").unwrap_or_default();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if is_refused(o) => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(o) => match scope_set(x.claims, Some(o)) {
+                    None => Untestable("granted, but neither token nor response carries scope".into()),
+                    Some(s) if permissions(&s, x.profile).contains(p) => Fail(format!("{p} was granted")),
+                    Some(_) if o.body["scope"].is_string() => Pass(format!("{p} trimmed and the granted scope reported")),
+                    Some(_) => Fail(format!("{p} trimmed but the response does not report the granted scope")),
+                },
+            }
+        }
+        "scope_reported_if_changed" => {
+            let requested: BTreeSet<String> = arg_list(x.args, "requested")
+                .iter()
+                .filter_map(|p| x.profile.permissions.get(p).cloned())
+                .collect();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(o) => match scope_set(x.claims, None) {
+                    None => Untestable("the token carries no scope to compare".into()),
+                    Some(granted) => {
+                        let granted_perms: BTreeSet<String> = granted.intersection(&x.profile.permissions.values().cloned().collect()).cloned().collect();
+                        if granted_perms == requested || o.body["scope"].is_string() {
+                            Pass(format!("granted {granted_perms:?}, requested {requested:?}, response scope {}", o.body["scope"]))
+                        } else {
+                            Fail(format!("granted {granted_perms:?} differs from requested {requested:?} and the response has no scope"))
+                        }
+                    }
+                },
+            }
+        }
+        "inactive_only" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) => match o.body.as_object() {
+                Some(m) if m.len() == 1 && m.get("active") == Some(&Value::Bool(false)) => Pass("{\"active\": false} and nothing more".into()),
+                Some(m) if m.get("active") == Some(&Value::Bool(false)) => {
+                    Fail(format!("inactive, but the response also carries {:?}", m.keys().filter(|k| *k != "active").collect::<Vec<_>>()))
+                }
+                _ => Untestable(format!("the token is not inactive: {}", o.evidence.body)),
+            },
+        },
+        "not_issued_for" => {
+            let user = arg_str(x.args, "principal").unwrap_or_default();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(_) => match x.claims {
+                    Some(c) if ident(user).matches(&c["sub"]) => Fail(format!("a token with sub {} ({user}) was issued", c["sub"])),
+                    Some(c) => Pass(format!("issued, but for sub {}, not {user}", c["sub"])),
+                    None => Untestable("a token was issued but cannot be decoded".into()),
+                },
+            }
+        }
+        "refused_or_act_not_injected" => {
+            let injected = arg_str(x.args, "injected").unwrap_or_default();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(_) => match x.claims {
+                    Some(c) if c.to_string().contains(injected) => Fail(format!("the injected actor `{injected}` was carried into the issued token: {}", describe_act(c))),
+                    Some(_) => Pass(format!("issued without the injected actor `{injected}`")),
+                    None => Untestable("a token was issued but cannot be decoded".into()),
+                },
+            }
+        }
+        "within_bound" => {
+            let bound = x.args.get("bound_ms").and_then(toml::Value::as_integer).unwrap_or(0);
+            match x.wait {
+                None => Untestable("no wait outcome".into()),
+                Some(w) if !w.held => Fail(format!(
+                    "still not done after {} ms (bound {bound} ms): {}",
+                    w.timeout_ms,
+                    w.pending.join(", ")
+                )),
+                Some(w) => {
+                    let msg = format!("took {} ms (bound {bound} ms)", w.elapsed_ms);
+                    if i64::try_from(w.elapsed_ms).unwrap_or(i64::MAX) <= bound { Pass(msg) } else { Fail(msg) }
+                }
+            }
+        }
+        "accepted" => {
+            let want = x.args.get("expected").and_then(toml::Value::as_bool).unwrap_or(true);
+            match x.accept {
+                None => Untestable("no accept outcome".into()),
+                Some(a) => {
+                    let msg = format!("a stateless resource would {} it: {}", if a.accepted { "accept" } else { "refuse" }, a.reason);
+                    if a.accepted == want { Pass(msg) } else { Fail(msg) }
+                }
+            }
+        }
+        "stateless_window" => match x.accept {
+            None => Untestable("no accept outcome".into()),
+            Some(a) if a.accepted => Pass(format!("a JWT-validating resource would still accept the chain for {} s", a.remaining_s)),
+            Some(a) => Pass(format!("a JWT-validating resource already refuses the chain: {}", a.reason)),
+        },
+        "token_type_valid" => match x.outcome {
+            Some(o) if o.is_success() => match o.body["token_type"].as_str() {
+                Some(t) if t.eq_ignore_ascii_case("bearer") || t == "N_A" || t.eq_ignore_ascii_case("dpop") => Pass(format!("token_type {t}")),
+                Some(t) => Fail(format!("token_type {t} is neither Bearer nor N_A")),
+                None => Fail("token_type missing".into()),
+            },
+            Some(o) => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+            None => Untestable("no response".into()),
+        },
+        "issued_type_uri" => match x.outcome {
+            Some(o) if o.is_success() => match o.body["issued_token_type"].as_str() {
+                Some(t) if t.starts_with("urn:") || t.contains("://") => Pass(format!("issued_token_type {t}")),
+                Some(t) => Fail(format!("issued_token_type {t} is not a URI")),
+                None => Fail("issued_token_type missing".into()),
+            },
+            Some(o) => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+            None => Untestable("no response".into()),
+        },
+        "error_shape" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => Untestable("the request succeeded; no error to check".into()),
+            Some(o) => {
+                let json = o.headers.get("content-type").is_some_and(|c| c.contains("json"));
+                let status_ok = o.status == 400 || o.status == 401;
+                match (json, o.error(), status_ok) {
+                    (true, Some(e), true) => Pass(format!("{} with JSON error {e}", o.status)),
+                    (_, _, false) => Fail(format!("status {} (RFC 6749 §5.2 wants 400, or 401 for client authentication)", o.status)),
+                    (false, _, _) => Fail("the error response is not JSON".into()),
+                    (_, None, _) => Fail("the error response has no `error` string".into()),
+                }
+            }
+        },
+        "metadata_lists" => {
+            let fields = arg_list(x.args, "fields");
+            match x.outcome {
+                Some(o) if o.is_success() => {
+                    let missing: Vec<&String> = fields.iter().filter(|f| o.body.get(f.as_str()).is_none()).collect();
+                    if missing.is_empty() { Pass(format!("metadata lists {}", fields.join(", "))) } else { Fail(format!("metadata lacks {missing:?}")) }
+                }
+                Some(o) => Fail(format!("the metadata document answered {}", o.status)),
+                None => Untestable("no metadata fetched".into()),
+            }
+        }
+        "grant_advertised" => match x.outcome {
+            Some(o) if o.is_success() => {
+                let grants = o.body["grant_types_supported"].as_array();
+                let has = grants.is_some_and(|g| g.iter().any(|v| v == fourleg_target::TOKEN_EXCHANGE_GRANT));
+                match (grants, has) {
+                    (_, true) => Pass("grant_types_supported lists token exchange".into()),
+                    (None, _) => Fail("no grant_types_supported in the metadata".into()),
+                    (Some(g), false) => Fail(format!("grant_types_supported lacks token exchange: {}", Value::Array(g.clone()))),
+                }
+            }
+            Some(o) => Fail(format!("the metadata document answered {}", o.status)),
+            None => Untestable("no metadata fetched".into()),
+        },
+        other => Untestable(format!("unknown check {other}")),
+    };
+    let figure = match (name, x.wait, x.accept) {
+        ("within_bound", Some(w), _) if w.held => Some(Figure {
+            #[allow(clippy::cast_precision_loss)] // milliseconds stay far below 2^52
+            value: w.elapsed_ms as f64,
+            unit: "ms",
+            #[allow(clippy::cast_precision_loss)]
+            bound: x.args.get("bound_ms").and_then(toml::Value::as_integer).map(|b| b as f64),
+        }),
+        ("stateless_window", _, Some(a)) => Some(Figure {
+            #[allow(clippy::cast_precision_loss)]
+            value: a.remaining_s.max(0) as f64,
+            unit: "s",
+            bound: None,
+        }),
+        _ => None,
+    };
+    (verdict, figure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profile() -> Profile {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/targets/keycloak.toml");
+        Profile::load(&path).unwrap()
+    }
+
+    fn ids() -> BTreeMap<String, Identity> {
+        let mk = |cid: Option<&str>, names: &[&str]| Identity {
+            client_id: cid.map(str::to_owned),
+            names: names.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        BTreeMap::from([
+            ("agent".to_owned(), mk(Some("agent"), &["agent", "sa-agent"])),
+            ("mcp-server".to_owned(), mk(Some("mcp-server"), &["mcp-server", "sa-mcp"])),
+            ("alice".to_owned(), mk(None, &["alice", "u-alice"])),
+        ])
+    }
+
+    fn check(name: &str, claims: &Value, args: &BTreeMap<String, toml::Value>) -> Verdict {
+        let p = profile();
+        let ids = ids();
+        run(
+            name,
+            &Input { outcome: None, claims: Some(claims), than: None, identities: &ids, profile: &p, args, wait: None, accept: None },
+        )
+        .0
+    }
+
+    fn args(pairs: &[(&str, toml::Value)]) -> BTreeMap<String, toml::Value> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    fn actors(list: &[&str]) -> BTreeMap<String, toml::Value> {
+        args(&[("actors", toml::Value::Array(list.iter().map(|s| toml::Value::String((*s).into())).collect()))])
+    }
+
+    #[test]
+    fn act_chain_passes_only_on_the_exact_nesting() {
+        let good = json!({"sub": "u-alice", "act": {"sub": "sa-mcp", "act": {"client_id": "agent"}}});
+        assert!(matches!(check("act_chain", &good, &actors(&["mcp-server", "agent"])), Verdict::Pass(_)));
+        let reversed = json!({"act": {"sub": "sa-agent", "act": {"sub": "sa-mcp"}}});
+        assert!(matches!(check("act_chain", &reversed, &actors(&["mcp-server", "agent"])), Verdict::Fail(_)));
+        let replaced = json!({"act": {"sub": "sa-mcp"}});
+        assert!(matches!(check("act_chain", &replaced, &actors(&["mcp-server", "agent"])), Verdict::Fail(_)));
+        assert!(matches!(check("act_chain", &json!({}), &actors(&["agent"])), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn no_act_and_act_shape_and_nonidentity() {
+        let none = BTreeMap::new();
+        assert!(matches!(check("no_act", &json!({"sub": "x"}), &none), Verdict::Pass(_)));
+        assert!(matches!(check("no_act", &json!({"act": {"sub": "x"}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_shape", &json!({"act": "agent"}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_shape", &json!({"act": {"sub": "a"}}), &none), Verdict::Pass(_)));
+        assert!(matches!(check("act_no_nonidentity", &json!({"act": {"sub": "a", "exp": 1}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_no_nonidentity", &json!({"act": {"sub": "a"}}), &none), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn audience_and_permissions() {
+        let a = args(&[("audience", toml::Value::String("mcp-server".into()))]);
+        assert!(matches!(check("aud_only", &json!({"aud": "mcp-server"}), &a), Verdict::Pass(_)));
+        assert!(matches!(check("aud_only", &json!({"aud": ["mcp-server", "x"]}), &a), Verdict::Fail(_)));
+        assert!(matches!(check("aud_excludes", &json!({"aud": ["mcp-server"]}), &a), Verdict::Fail(_)));
+        let p = args(&[("permission", toml::Value::String("records:delete".into()))]);
+        assert!(matches!(check("lacks_permission", &json!({"scope": "records:read"}), &p), Verdict::Pass(_)));
+        assert!(matches!(check("lacks_permission", &json!({"scope": "records:read records:delete"}), &p), Verdict::Fail(_)));
+        assert!(matches!(check("has_permission", &json!({"scope": "records:read"}), &p), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn comparisons_with_the_previous_hop() {
+        let p = profile();
+        let ids = ids();
+        let none = BTreeMap::new();
+        let prev = json!({"exp": 100, "scope": "records:read"});
+        let wider = json!({"exp": 90, "scope": "records:read records:write"});
+        let later = json!({"exp": 110, "scope": "records:read"});
+        let go = |name: &str, c: &Value| {
+            run(name, &Input { outcome: None, claims: Some(c), than: Some(&prev), identities: &ids, profile: &p, args: &none, wait: None, accept: None }).0
+        };
+        assert!(matches!(go("scope_within", &wider), Verdict::Fail(_)));
+        assert!(matches!(go("scope_within", &later), Verdict::Pass(_)));
+        assert!(matches!(go("exp_not_after", &later), Verdict::Fail(_)));
+        assert!(matches!(go("exp_not_after", &wider), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn bounds_and_windows() {
+        let p = profile();
+        let ids = ids();
+        let a = args(&[("bound_ms", toml::Value::Integer(1000))]);
+        let w = |held, elapsed_ms| WaitOutcome { held, elapsed_ms, timeout_ms: 5000, pending: vec!["hop1".into()] };
+        let go = |w: &WaitOutcome| run("within_bound", &Input { outcome: None, claims: None, than: None, identities: &ids, profile: &p, args: &a, wait: Some(w), accept: None });
+        assert!(matches!(go(&w(true, 10)).0, Verdict::Pass(_)));
+        assert_eq!(go(&w(true, 10)).1.unwrap().value, 10.0);
+        assert!(matches!(go(&w(true, 2000)).0, Verdict::Fail(_)));
+        assert!(matches!(go(&w(false, 5000)).0, Verdict::Fail(_)));
+    }
+}

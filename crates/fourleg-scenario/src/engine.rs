@@ -1,0 +1,946 @@
+//! The engine: runs one scenario's steps against a connected target, grades
+//! each check by its rule's level, and keeps the evidence.
+//!
+//! Two families of trouble never mix: a target that answers wrongly is a
+//! finding (a failed check); a harness that cannot do its job is `error`
+//! (transport) or `untestable` (a prerequisite such as a login or a hook
+//! failed, with its reason).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fourleg_core::{jwt, Secret};
+use fourleg_target::{token_type, ClientAuthMode, FormValue, Outcome, Target, TargetError, TOKEN_EXCHANGE_GRANT};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::checks::{self, AcceptOutcome, Identity, Input, Verdict, WaitOutcome};
+use crate::forge;
+use crate::requirement::{Level, Registry};
+use crate::result::{worst, CheckResult, Measurement, RuleKind, ScenarioResult, Status, StepRecord};
+use crate::scenario::{Expect, ForgeKind, Scenario, Step};
+
+/// The run must stop: the target stopped answering.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("target `{target}` stopped answering ({detail}); the run stops here instead of failing every scenario")]
+pub struct TargetDown {
+    pub target: String,
+    pub detail: String,
+}
+
+/// What a saved variable holds.
+#[derive(Debug, Clone)]
+enum Var {
+    /// An HTTP outcome (token response, introspection, …) and the contract
+    /// client that obtained it.
+    Http { outcome: Outcome, client: Option<String>, user: Option<String> },
+    /// A forged token.
+    Forged(Secret),
+    /// The step did not produce anything; why.
+    Missing(String),
+}
+
+/// What a step produced, for its checks.
+#[derive(Debug, Default)]
+struct StepOut {
+    outcome: Option<Outcome>,
+    wait: Option<WaitOutcome>,
+    accept: Option<AcceptOutcome>,
+    http: Vec<fourleg_target::HttpEvidence>,
+    summary: String,
+    var: Option<Var>,
+}
+
+/// Runs scenarios against one target. Cheap to share across tasks.
+#[derive(Debug)]
+pub struct Engine {
+    target: Arc<Target>,
+    registry: Arc<Registry>,
+    identities: Mutex<BTreeMap<String, Identity>>,
+    jwks: Mutex<Option<Value>>,
+}
+
+fn now_s() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn describe(o: &Outcome) -> String {
+    match o.error() {
+        Some(e) => format!("{} {e}", o.status),
+        None => o.status.to_string(),
+    }
+}
+
+impl Engine {
+    /// An engine for `target`.
+    #[must_use]
+    pub fn new(target: Arc<Target>, registry: Arc<Registry>) -> Self {
+        Self {
+            target,
+            registry,
+            identities: Mutex::new(BTreeMap::new()),
+            jwks: Mutex::new(None),
+        }
+    }
+
+    /// The target.
+    #[must_use]
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs one scenario. `Err` only when the target stopped answering.
+    pub async fn run(&self, s: &Scenario) -> Result<ScenarioResult, TargetDown> {
+        let begin = Instant::now();
+        let profile = &self.target.profile;
+        let mut result = ScenarioResult {
+            id: s.id.clone(),
+            area: s.area.clone(),
+            title: s.title.clone(),
+            status: Status::Pass,
+            checks: Vec::new(),
+            steps: Vec::new(),
+            measurements: Vec::new(),
+            expected_failure: profile.expected_failure(&s.id).map(str::to_owned),
+            stale_expectation: false,
+            reason: None,
+            duration_ms: 0,
+        };
+        if let Some(missing) = s.requires.iter().find(|f| profile.features.has(f) == Some(false)) {
+            let why = profile
+                .features
+                .notes
+                .get(missing)
+                .cloned()
+                .unwrap_or_else(|| format!("the target declares no `{missing}` feature"));
+            result.status = Status::NotApplicable;
+            result.reason = Some(format!("requires `{missing}`: {why}"));
+            result.checks = s
+                .requirements
+                .iter()
+                .map(|r| CheckResult {
+                    rule: r.id.clone(),
+                    level: r.level,
+                    kind: RuleKind::of(&r.id),
+                    status: Status::NotApplicable,
+                    message: format!("not applicable: {why}"),
+                    step: None,
+                })
+                .collect();
+            result.duration_ms = ms(begin.elapsed());
+            return Ok(result);
+        }
+
+        let mut vars: HashMap<String, Var> = HashMap::new();
+        for (i, step) in s.steps.iter().enumerate() {
+            let t = Instant::now();
+            let missing = step.reads().into_iter().find_map(|v| match vars.get(v) {
+                Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
+                _ => None,
+            });
+            let out = match missing {
+                Some(why) => Err(Skip::Untestable(why)),
+                None => self.step(step, &vars).await,
+            };
+            match out {
+                Ok(out) => {
+                    result.steps.push(StepRecord {
+                        index: i,
+                        kind: step.kind().into(),
+                        summary: out.summary.clone(),
+                        http: out.http.clone(),
+                        elapsed_ms: ms(t.elapsed()),
+                        skipped: None,
+                    });
+                    for e in &step.expect {
+                        let (check, figure) = self.check(e, i, &out, &vars).await;
+                        if let Some(f) = figure {
+                            result.measurements.push(Measurement {
+                                rule: e.rule.clone(),
+                                value: f.value,
+                                unit: f.unit.into(),
+                                bound: f.bound,
+                            });
+                        }
+                        result.checks.push(check);
+                    }
+                    if let Some(name) = &step.save {
+                        vars.insert(name.clone(), out.var.unwrap_or_else(|| Var::Missing("the step saves nothing".into())));
+                    }
+                }
+                Err(skip) => {
+                    let (status, why) = match skip {
+                        Skip::Untestable(w) => (Status::Untestable, w),
+                        Skip::Error(w) => (Status::Error, w),
+                        Skip::Down(d) => return Err(d),
+                    };
+                    result.steps.push(StepRecord {
+                        index: i,
+                        kind: step.kind().into(),
+                        summary: String::new(),
+                        http: Vec::new(),
+                        elapsed_ms: ms(t.elapsed()),
+                        skipped: Some(why.clone()),
+                    });
+                    for e in &step.expect {
+                        result.checks.push(self.graded(e, i, status, format!("not checked: {why}")));
+                    }
+                    if let Some(name) = &step.save {
+                        vars.insert(name.clone(), Var::Missing(format!("step {i} did not run: {why}")));
+                    }
+                    if status == Status::Error && result.reason.is_none() {
+                        result.reason = Some(why);
+                    }
+                }
+            }
+        }
+        result.status = worst(result.checks.iter().map(|c| c.status));
+        if result.expected_failure.is_some() && matches!(result.status, Status::Pass | Status::Info) {
+            result.stale_expectation = true;
+        }
+        if result.reason.is_none() && result.status == Status::Untestable {
+            result.reason = result.checks.iter().find(|c| c.status == Status::Untestable).map(|c| c.message.clone());
+        }
+        result.duration_ms = ms(begin.elapsed());
+        Ok(result)
+    }
+
+    fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
+        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
+        CheckResult {
+            rule: e.rule.clone(),
+            level,
+            kind: RuleKind::of(&e.rule),
+            status,
+            message,
+            step: Some(step),
+        }
+    }
+
+    fn harness(&self, e: TargetError) -> Skip {
+        match e {
+            TargetError::Unreachable { .. } => Skip::Error(e.to_string()),
+            other => Skip::Untestable(other.to_string()),
+        }
+    }
+
+    async fn down_or_error(&self, e: TargetError) -> Skip {
+        if matches!(e, TargetError::Unreachable { .. }) && !self.target.answers().await {
+            return Skip::Down(TargetDown {
+                target: self.target.name().to_owned(),
+                detail: e.to_string(),
+            });
+        }
+        self.harness(e)
+    }
+
+    fn token_of(vars: &HashMap<String, Var>, name: &str, field: Option<&str>) -> Result<Secret, Skip> {
+        match vars.get(name) {
+            Some(Var::Http { outcome, .. }) => {
+                let f = field.unwrap_or("access_token");
+                outcome.token(f).ok_or_else(|| {
+                    Skip::Untestable(format!("`{name}` holds no {f} (its request answered {})", describe(outcome)))
+                })
+            }
+            Some(Var::Forged(t)) => Ok(t.clone()),
+            Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{name}` is missing: {why}"))),
+            None => Err(Skip::Error(format!("variable `{name}` is not defined"))),
+        }
+    }
+
+    fn claims_of(vars: &HashMap<String, Var>, name: &str) -> Option<Value> {
+        let t = Self::token_of(vars, name, None).ok()?;
+        jwt::decode(t.expose()).ok().map(|d| d.claims)
+    }
+
+    /// The identity of a contract principal, learned once per run.
+    async fn identity(&self, principal: &str) -> Identity {
+        if let Some(i) = self.identities.lock().await.get(principal) {
+            return i.clone();
+        }
+        let mut id = Identity::default();
+        if let Some(c) = self.target.profile.clients.get(principal) {
+            id.client_id = Some(c.client_id.clone());
+            id.names.insert(c.client_id.clone());
+            if !c.public {
+                if let Ok(o) = self.target.client_credentials(principal, &[]).await {
+                    if let Some(claims) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
+                        if let Some(sub) = claims.claims["sub"].as_str() {
+                            id.names.insert(sub.to_owned());
+                        }
+                    }
+                }
+            }
+        } else if let Some(u) = self.target.profile.users.get(principal) {
+            id.names.insert(u.username.clone());
+            if let Ok(o) = self.target.user_token(principal, &[]).await {
+                self.learn_user(principal, &o, &mut id);
+            }
+        }
+        self.identities.lock().await.insert(principal.to_owned(), id.clone());
+        id
+    }
+
+    fn learn_user(&self, _user: &str, o: &Outcome, id: &mut Identity) {
+        if let Some(c) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
+            if let Some(sub) = c.claims["sub"].as_str() {
+                id.names.insert(sub.to_owned());
+            }
+        }
+    }
+
+    async fn jwks(&self) -> Result<Value, TargetError> {
+        let mut cache = self.jwks.lock().await;
+        if let Some(j) = cache.as_ref() {
+            return Ok(j.clone());
+        }
+        let j = self.target.jwks().await?;
+        *cache = Some(j.clone());
+        Ok(j)
+    }
+
+    fn scope_values(&self, perms: &[String]) -> Result<Vec<String>, Skip> {
+        perms
+            .iter()
+            .map(|p| {
+                self.target.profile.permissions.get(p).cloned().ok_or_else(|| {
+                    Skip::Untestable(format!("the profile maps no scope for permission `{p}` ([permissions])"))
+                })
+            })
+            .collect()
+    }
+
+    fn may_act_scope(&self, principal: &str) -> Result<Vec<String>, Skip> {
+        self.target
+            .profile
+            .may_act
+            .get(principal)
+            .map(|r| r.scope.clone())
+            .ok_or_else(|| {
+                Skip::Untestable(format!(
+                    "the profile has no way to obtain a token whose may_act names `{principal}` ([may_act.{principal}])"
+                ))
+            })
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per step kind
+    async fn step(&self, step: &Step, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        if let Some(x) = &step.token {
+            let mut scope = self.scope_values(&x.scope)?;
+            if let Some(m) = &x.may_act {
+                scope.extend(self.may_act_scope(m)?);
+            }
+            let is_user = t.profile.users.contains_key(&x.principal);
+            let res = if is_user {
+                t.user_token(&x.principal, &scope).await
+            } else {
+                t.client_credentials(&x.principal, &scope).await
+            };
+            let o = match res {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            if is_user && o.is_success() {
+                let mut ids = self.identities.lock().await;
+                let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
+                    client_id: None,
+                    names: [t.profile.users[&x.principal].username.clone()].into(),
+                });
+                let mut updated = id.clone();
+                self.learn_user(&x.principal, &o, &mut updated);
+                *id = updated;
+            }
+            if !o.is_success() {
+                return Err(Skip::Untestable(format!(
+                    "could not obtain the first token of `{}`: {}",
+                    x.principal,
+                    describe(&o)
+                )));
+            }
+            let client = if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+            return Ok(StepOut {
+                summary: format!("first token of {} ({})", x.principal, describe(&o)),
+                http: vec![o.evidence.clone()],
+                var: Some(Var::Http {
+                    outcome: o.clone(),
+                    client,
+                    user: is_user.then(|| x.principal.clone()),
+                }),
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.exchange {
+            let mut form: Vec<(String, FormValue)> = Vec::new();
+            let omit = |p: &str| x.omit.iter().any(|o| o == p);
+            if !omit("grant_type") {
+                form.push(("grant_type".into(), FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into()))));
+            }
+            if !omit("subject_token") {
+                if let Some(lit) = &x.subject_literal {
+                    form.push(("subject_token".into(), FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() }));
+                } else if let Some(v) = &x.subject {
+                    let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
+                    form.push(("subject_token".into(), FormValue::Secret { value: tok, label: format!("subject_token: {v}") }));
+                }
+            }
+            if !omit("subject_token_type") {
+                let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
+                form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
+            }
+            let has_actor = x.actor.is_some() || x.actor_literal.is_some();
+            if let Some(lit) = &x.actor_literal {
+                form.push(("actor_token".into(), FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() }));
+            } else if let Some(v) = &x.actor {
+                let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
+                form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
+            }
+            if !omit("actor_token_type") && (has_actor || x.actor_token_type.is_some()) {
+                let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
+                form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
+            }
+            for a in &x.audience {
+                let v = t.profile.audiences.get(a).cloned().ok_or_else(|| {
+                    Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])"))
+                })?;
+                form.push(("audience".into(), FormValue::Plain(v)));
+            }
+            for a in &x.audience_literal {
+                form.push(("audience".into(), FormValue::Plain(a.clone())));
+            }
+            for r in &x.resource {
+                form.push(("resource".into(), FormValue::Plain(r.clone())));
+            }
+            let mut scope: Vec<String> = Vec::new();
+            if let Some(perms) = &x.scope {
+                scope.extend(self.scope_values(perms)?);
+            }
+            scope.extend(x.scope_literal.iter().cloned());
+            if let Some(m) = &x.may_act {
+                scope.extend(self.may_act_scope(m)?);
+            }
+            if x.scope.is_some() || !scope.is_empty() {
+                form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
+            }
+            if let Some(r) = &x.requested_token_type {
+                form.push(("requested_token_type".into(), FormValue::Plain(token_type::expand(r))));
+            }
+            for (k, v) in &x.params {
+                form.push((k.clone(), FormValue::Plain(v.clone())));
+            }
+            let mode = match x.auth.as_deref() {
+                Some("none") => ClientAuthMode::None,
+                Some("client-id-only") => ClientAuthMode::ClientIdOnly,
+                Some("wrong-secret") => ClientAuthMode::WrongSecret,
+                _ => ClientAuthMode::Profile,
+            };
+            let o = t
+                .post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form)
+                .await;
+            let o = match o {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            return Ok(StepOut {
+                summary: format!("token exchange by {}: {}", x.client, describe(&o)),
+                http: vec![o.evidence.clone()],
+                var: Some(Var::Http { outcome: o.clone(), client: Some(x.client.clone()), user: None }),
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.introspect {
+            let tok = Self::token_of(vars, &x.token, x.field.as_deref())?;
+            let client = match &x.client {
+                Some(c) => c.clone(),
+                None => self.introspector(&tok, vars.get(&x.token))?,
+            };
+            let mode = if x.auth.as_deref() == Some("none") { ClientAuthMode::None } else { ClientAuthMode::Profile };
+            let o = match t.introspect(&tok, &x.token, &client, mode).await {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            return Ok(StepOut {
+                summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
+                http: vec![o.evidence.clone()],
+                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None }),
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.revoke {
+            let (tok, label) = match &x.literal {
+                Some(l) => (Secret::new(l.clone()), "a literal token".to_owned()),
+                None => (Self::token_of(vars, &x.token, x.field.as_deref())?, x.token.clone()),
+            };
+            let client = match &x.client {
+                Some(c) => c.clone(),
+                None => self.revoker(&tok, vars.get(&x.token))?,
+            };
+            let o = match t.revoke(&tok, &label, &client, x.hint.as_deref()).await {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            return Ok(StepOut {
+                summary: format!("revocation of {label} by {client}: {}", describe(&o)),
+                http: vec![o.evidence.clone()],
+                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None }),
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.logout {
+            let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
+                return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
+            };
+            let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
+            let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            return Ok(StepOut {
+                summary: format!("logout of {user}: {}", describe(&o)),
+                http: vec![o.evidence.clone()],
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.forge {
+            let src = Self::token_of(vars, &x.from, None)?;
+            let d = jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
+            let mut claims = d.claims.clone();
+            for (k, v) in &x.set {
+                claims[k] = self.resolve_value(v).await;
+            }
+            for k in &x.remove {
+                if let Some(o) = claims.as_object_mut() {
+                    o.remove(k);
+                }
+            }
+            let forged = match x.kind {
+                ForgeKind::AlgNone => forge::alg_none(&claims),
+                ForgeKind::Edit => forge::edit(src.expose(), &claims).map_err(|e| Skip::Error(e.to_string()))?,
+                ForgeKind::ForeignIssuer => forge::foreign_issuer(&claims),
+                ForgeKind::Hs256PublicKey => {
+                    let jwks = match self.jwks().await {
+                        Ok(j) => j,
+                        Err(e) => return Err(self.down_or_error(e).await),
+                    };
+                    forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
+                }
+            };
+            return Ok(StepOut {
+                summary: format!("forged a {:?} token from {}", x.kind, x.from),
+                var: Some(Var::Forged(Secret::new(forged))),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.hook {
+            let (target, run, client) = (Arc::clone(&self.target), x.run.clone(), x.client.clone());
+            let res = tokio::task::spawn_blocking(move || target.run_hook(&run, &client))
+                .await
+                .map_err(|e| Skip::Error(e.to_string()))?;
+            res.map_err(|e| Skip::Untestable(e.to_string()))?;
+            return Ok(StepOut {
+                summary: format!("hook {} for {}", x.run, x.client),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.wait {
+            let begin = Instant::now();
+            let timeout = Duration::from_millis(x.timeout_ms);
+            let mut last = Vec::new();
+            let mut pending: Vec<String>;
+            loop {
+                pending = Vec::new();
+                for name in &x.tokens {
+                    let tok = Self::token_of(vars, name, None)?;
+                    match x.until.as_str() {
+                        "expired" => {
+                            let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
+                            if exp.is_none_or(|e| e >= now_s()) {
+                                pending.push(name.clone());
+                            }
+                        }
+                        _ => {
+                            let client = self.introspector(&tok, vars.get(name))?;
+                            let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
+                                Ok(o) => o,
+                                Err(e) => return Err(self.down_or_error(e).await),
+                            };
+                            if o.body["active"] != Value::Bool(false) {
+                                pending.push(name.clone());
+                            }
+                            last.push(o.evidence);
+                        }
+                    }
+                }
+                if pending.is_empty() || begin.elapsed() >= timeout {
+                    break;
+                }
+                last.clear();
+                tokio::time::sleep(Duration::from_millis(x.interval_ms)).await;
+            }
+            let w = WaitOutcome {
+                held: pending.is_empty(),
+                elapsed_ms: ms(begin.elapsed()),
+                timeout_ms: x.timeout_ms,
+                pending: pending.clone(),
+            };
+            return Ok(StepOut {
+                summary: if w.held {
+                    format!("{} held after {} ms", x.until, w.elapsed_ms)
+                } else {
+                    format!("{} did not hold within {} ms for {}", x.until, x.timeout_ms, pending.join(", "))
+                },
+                http: last,
+                wait: Some(w),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.accept {
+            let tok = Self::token_of(vars, &x.token, None)?;
+            let jwks = match self.jwks().await {
+                Ok(j) => j,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
+            let a = match jwt::decode(tok.expose()) {
+                Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
+                Ok(d) => {
+                    let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
+                    let sig = forge::verify(tok.expose(), &jwks).unwrap_or(false);
+                    let aud_ok = checks::aud_set(&d.claims).contains(&aud);
+                    let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
+                        (false, _, _) => (false, "signature does not verify with the issuer's JWKS".to_owned()),
+                        (_, false, _) => (false, format!("aud does not contain {aud}")),
+                        (_, _, false) => (false, "expired".to_owned()),
+                        _ => (true, format!("valid signature, aud contains {aud}, {remaining} s until exp")),
+                    };
+                    AcceptOutcome { accepted, reason, remaining_s: remaining }
+                }
+            };
+            return Ok(StepOut {
+                summary: format!("stateless check of {} by {}: {}", x.token, x.resource, a.reason),
+                accept: Some(a),
+                ..StepOut::default()
+            });
+        }
+        if step.metadata.is_some() {
+            let url = t.metadata_url.clone().ok_or_else(|| {
+                Skip::Untestable("the profile configures no discovery (endpoints.issuer with discovery)".into())
+            })?;
+            let o = match t.get("metadata", &url).await {
+                Ok(o) => o,
+                Err(e) => return Err(self.down_or_error(e).await),
+            };
+            return Ok(StepOut {
+                summary: format!("metadata {}: {}", url, o.status),
+                http: vec![o.evidence.clone()],
+                var: Some(Var::Http { outcome: o.clone(), client: None, user: None }),
+                outcome: Some(o),
+                ..StepOut::default()
+            });
+        }
+        if let Some(x) = &step.sleep {
+            tokio::time::sleep(Duration::from_millis(x.ms)).await;
+            return Ok(StepOut {
+                summary: format!("slept {} ms", x.ms),
+                ..StepOut::default()
+            });
+        }
+        Err(Skip::Error("a step without action".into()))
+    }
+
+    /// `{agent.sub}`-style values resolve to a principal's identity.
+    async fn resolve_value(&self, v: &toml::Value) -> Value {
+        match v {
+            toml::Value::String(s) if s.starts_with('{') && s.ends_with('}') && s.contains('.') => {
+                let inner = &s[1..s.len() - 1];
+                let (p, what) = inner.split_once('.').unwrap_or((inner, "sub"));
+                let id = self.identity(p).await;
+                let value = match what {
+                    "client_id" => id.client_id.clone(),
+                    _ => id.names.iter().find(|n| Some(*n) != id.client_id.as_ref()).cloned().or(id.client_id.clone()),
+                };
+                Value::String(value.unwrap_or_default())
+            }
+            toml::Value::Table(t) => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in t {
+                    m.insert(k.clone(), Box::pin(self.resolve_value(v)).await);
+                }
+                Value::Object(m)
+            }
+            other => serde_json::to_value(other).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Who introspects a token: the profile's client, or a contract client in its `aud`.
+    fn introspector(&self, tok: &Secret, var: Option<&Var>) -> Result<String, Skip> {
+        let p = &self.target.profile;
+        if p.introspection.r#as != "audience" {
+            return Ok(p.introspection.r#as.clone());
+        }
+        if let Ok(d) = jwt::decode(tok.expose()) {
+            let aud = checks::aud_set(&d.claims);
+            if let Some((name, _)) = p.clients.iter().find(|(_, c)| !c.public && aud.contains(&c.client_id)) {
+                return Ok(name.clone());
+            }
+        }
+        match var {
+            Some(Var::Http { client: Some(c), .. }) if !p.clients.get(c).is_some_and(|x| x.public) => Ok(c.clone()),
+            _ => p
+                .clients
+                .iter()
+                .find(|(_, c)| !c.public)
+                .map(|(n, _)| n.clone())
+                .ok_or_else(|| Skip::Untestable("no confidential client to introspect with".into())),
+        }
+    }
+
+    /// Who revokes a token: the profile's client, or the one it was issued to.
+    fn revoker(&self, tok: &Secret, var: Option<&Var>) -> Result<String, Skip> {
+        let p = &self.target.profile;
+        if p.revocation.r#as != "issued-to" {
+            return Ok(p.revocation.r#as.clone());
+        }
+        if let Ok(d) = jwt::decode(tok.expose()) {
+            let azp = d.claims["azp"].as_str().or_else(|| d.claims["client_id"].as_str());
+            if let Some(name) = azp.and_then(|a| self.target.client_name(a)) {
+                return Ok(name.to_owned());
+            }
+        }
+        match var {
+            Some(Var::Http { client: Some(c), .. }) => Ok(c.clone()),
+            _ => Err(Skip::Untestable("cannot tell which client the token was issued to".into())),
+        }
+    }
+
+    async fn check(&self, e: &Expect, step: usize, out: &StepOut, vars: &HashMap<String, Var>) -> (CheckResult, Option<checks::Figure>) {
+        let o = out.outcome.as_ref();
+        let pass = |m: String| (Status::Pass, m);
+        let fail = |m: String| (Status::Fail, m);
+        let token_claims: Option<Value> = match &e.token {
+            Some(v) => Self::claims_of(vars, v),
+            None => o.and_then(|o| o.token("access_token")).and_then(|t| jwt::decode(t.expose()).ok()).map(|d| d.claims),
+        };
+        let mut figure = None;
+        let (ok_status, message) = if let Some(want) = e.status {
+            match o {
+                Some(o) if o.status == want => pass(format!("status {want}")),
+                Some(o) => fail(format!("expected status {want}, got {}", describe(o))),
+                None => (Status::Untestable, "no response".into()),
+            }
+        } else if let Some(want) = &e.status_in {
+            match o {
+                Some(o) if want.contains(&o.status) => pass(format!("status {}", o.status)),
+                Some(o) => fail(format!("expected status in {want:?}, got {}", describe(o))),
+                None => (Status::Untestable, "no response".into()),
+            }
+        } else if let Some(want) = e.success {
+            match o {
+                Some(o) if want && o.is_success() && o.body["access_token"].is_string() => pass(format!("{}: a token was issued", o.status)),
+                Some(o) if want => fail(format!("expected a token, got {}", describe(o))),
+                Some(o) if (400..500).contains(&o.status) => pass(format!("refused: {}", describe(o))),
+                Some(o) if o.is_success() => fail(format!("expected a refusal, but a token was issued ({})", o.status)),
+                Some(o) => fail(format!("expected a refusal (4xx), got {}", describe(o))),
+                None => (Status::Untestable, "no response".into()),
+            }
+        } else if let Some(want) = &e.error {
+            match o {
+                Some(o) if o.error() == Some(want.as_str()) => pass(format!("error {want}")),
+                Some(o) if o.is_success() => fail(format!("expected error {want}, but the request succeeded ({})", o.status)),
+                Some(o) => fail(format!("expected error {want}, got {}", describe(o))),
+                None => (Status::Untestable, "no response".into()),
+            }
+        } else if let Some(want) = &e.error_in {
+            match o {
+                Some(o) if o.error().is_some_and(|x| want.iter().any(|w| w == x)) => pass(format!("error {}", o.error().unwrap_or(""))),
+                Some(o) if o.is_success() => fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status)),
+                Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
+                None => (Status::Untestable, "no response".into()),
+            }
+        } else if let Some(h) = &e.header {
+            let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
+            self.modifier(e, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
+        } else if let Some(f) = &e.field {
+            let v = o.and_then(|o| path(&o.body, f));
+            if o.is_none() {
+                (Status::Untestable, "no response".into())
+            } else {
+                self.modifier(e, &format!("field {f}"), v.as_ref()).await
+            }
+        } else if let Some(c) = &e.claim {
+            match &token_claims {
+                None => (
+                    Status::Untestable,
+                    match o {
+                        Some(o) if !o.is_success() => format!("no token to check claim {c}: {}", describe(o)),
+                        _ => format!("no decodable token to check claim {c}"),
+                    },
+                ),
+                Some(claims) => self.modifier(e, &format!("claim {c}"), path(claims, c).as_ref()).await,
+            }
+        } else if let Some(name) = &e.check {
+            let mut ids = BTreeMap::new();
+            for p in self.principals_named(e) {
+                ids.insert(p.clone(), self.identity(&p).await);
+            }
+            let than = e.args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
+            let input = Input {
+                outcome: o,
+                claims: token_claims.as_ref(),
+                than: than.as_ref(),
+                identities: &ids,
+                profile: &self.target.profile,
+                args: &e.args,
+                wait: out.wait.as_ref(),
+                accept: out.accept.as_ref(),
+            };
+            let (v, f) = checks::run(name, &input);
+            figure = f;
+            match v {
+                Verdict::Pass(m) => pass(m),
+                Verdict::Fail(m) => fail(m),
+                Verdict::Untestable(m) => (Status::Untestable, m),
+            }
+        } else {
+            (Status::Error, "a check without assertion".into())
+        };
+        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
+        let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
+        let message = match (&e.message, status) {
+            (Some(m), s) if s != Status::Pass => format!("{m} ({message})"),
+            _ => message,
+        };
+        (
+            CheckResult {
+                rule: e.rule.clone(),
+                level,
+                kind: RuleKind::of(&e.rule),
+                status,
+                message,
+                step: Some(step),
+            },
+            figure,
+        )
+    }
+
+    fn principals_named(&self, e: &Expect) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(p) = &e.principal {
+            out.push(p.clone());
+        }
+        for key in ["principal", "user"] {
+            if let Some(s) = e.args.get(key).and_then(toml::Value::as_str) {
+                out.push(s.to_owned());
+            }
+        }
+        if let Some(a) = e.args.get("actors").and_then(toml::Value::as_array) {
+            out.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+        }
+        out
+    }
+
+    async fn modifier(&self, e: &Expect, what: &str, v: Option<&Value>) -> (Status, String) {
+        let shown = v.map_or_else(|| "absent".to_owned(), |v| evidence_value(v));
+        if let Some(want) = e.present {
+            return match (want, v.is_some_and(|v| !v.is_null())) {
+                (true, true) => (Status::Pass, format!("{what} present ({shown})")),
+                (true, false) => (Status::Fail, format!("{what} missing")),
+                (false, false) => (Status::Pass, format!("{what} absent")),
+                (false, true) => (Status::Fail, format!("{what} present but must not be ({shown})")),
+            };
+        }
+        if let Some(want) = &e.equals {
+            let want = serde_json::to_value(want).unwrap_or(Value::Null);
+            return if v == Some(&want) {
+                (Status::Pass, format!("{what} = {shown}"))
+            } else {
+                (Status::Fail, format!("expected {what} = {want}, found {shown}"))
+            };
+        }
+        if let Some(list) = &e.one_of {
+            let list: Vec<Value> = list.iter().filter_map(|x| serde_json::to_value(x).ok()).collect();
+            return if v.is_some_and(|v| list.contains(v)) {
+                (Status::Pass, format!("{what} = {shown}"))
+            } else {
+                (Status::Fail, format!("expected {what} in {}, found {shown}", Value::Array(list)))
+            };
+        }
+        if let Some(sub) = &e.contains {
+            let text = match v {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            return if text.to_ascii_lowercase().contains(&sub.to_ascii_lowercase()) {
+                (Status::Pass, format!("{what} contains {sub} ({shown})"))
+            } else {
+                (Status::Fail, format!("expected {what} to contain {sub}, found {shown}"))
+            };
+        }
+        if let Some(p) = &e.principal {
+            let id = self.identity(p).await;
+            return if v.is_some_and(|v| id.matches(v)) {
+                (Status::Pass, format!("{what} identifies {p} ({shown})"))
+            } else {
+                (Status::Fail, format!("expected {what} to identify {p}, found {shown}"))
+            };
+        }
+        (Status::Error, "no modifier".into())
+    }
+}
+
+/// Why a step did not run.
+#[derive(Debug)]
+enum Skip {
+    Untestable(String),
+    Error(String),
+    Down(TargetDown),
+}
+
+/// A dot path into JSON (`act.act.sub`, `keys.0.kid`).
+#[must_use]
+pub fn path(v: &Value, p: &str) -> Option<Value> {
+    let mut cur = v;
+    for seg in p.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get(seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur.clone())
+}
+
+fn evidence_value(v: &Value) -> String {
+    let s = v.to_string();
+    let s = fourleg_target::evidence::scrub(&s);
+    if s.len() > 200 {
+        format!("{}…", &s[..s.char_indices().nth(200).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_walk_objects_and_arrays() {
+        let v = json!({"act": {"act": {"sub": "agent"}}, "keys": [{"kid": "k1"}]});
+        assert_eq!(path(&v, "act.act.sub"), Some(json!("agent")));
+        assert_eq!(path(&v, "keys.0.kid"), Some(json!("k1")));
+        assert_eq!(path(&v, "act.nope"), None);
+    }
+}

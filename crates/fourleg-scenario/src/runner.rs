@@ -1,0 +1,146 @@
+//! Runs a set of scenarios against one target: independent ones concurrently
+//! in a bounded pool, the ones that change shared state (hooks that disable a
+//! client) alone afterwards, and the whole run stops when the target stops
+//! answering.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+
+use crate::engine::{Engine, TargetDown};
+use crate::result::{Run, ScenarioResult, Summary, TargetInfo, SCHEMA_VERSION};
+use crate::scenario::Scenario;
+
+/// Receives results as they arrive (a live line per scenario).
+pub trait Observer: Send + Sync {
+    fn started(&self, scenario: &Scenario);
+    fn finished(&self, result: &ScenarioResult);
+}
+
+/// An observer that says nothing.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn started(&self, _: &Scenario) {}
+    fn finished(&self, _: &ScenarioResult) {}
+}
+
+/// Whether a scenario changes state other scenarios rely on.
+#[must_use]
+pub fn is_exclusive(s: &Scenario) -> bool {
+    s.steps.iter().any(|st| st.hook.is_some())
+}
+
+/// FNV-1a of bytes, hex.
+#[must_use]
+pub fn fnv(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// RFC 3339 UTC of now, to the second.
+#[must_use]
+pub fn rfc3339_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Runs `scenarios` with at most `concurrency` at once.
+pub async fn run(
+    engine: Arc<Engine>,
+    scenarios: &[Scenario],
+    concurrency: usize,
+    profile_bytes: &[u8],
+    profile_version: &str,
+    observer: Arc<dyn Observer>,
+) -> Result<Run, TargetDown> {
+    let begin = Instant::now();
+    let started_at = rfc3339_now();
+    let pool = Arc::new(Semaphore::new(concurrency.max(1)));
+    let (shared, exclusive): (Vec<&Scenario>, Vec<&Scenario>) = scenarios.iter().partition(|s| !is_exclusive(s));
+    let mut handles = Vec::new();
+    for s in shared {
+        let (engine, pool, observer, s) = (Arc::clone(&engine), Arc::clone(&pool), Arc::clone(&observer), s.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = pool.acquire_owned().await.expect("the pool is never closed");
+            observer.started(&s);
+            let r = engine.run(&s).await;
+            if let Ok(r) = &r {
+                observer.finished(r);
+            }
+            r
+        }));
+    }
+    let mut results = Vec::new();
+    let mut down = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(d)) => {
+                down.get_or_insert(d);
+            }
+            Err(e) => {
+                down.get_or_insert(TargetDown { target: engine.target().name().into(), detail: format!("a scenario task panicked: {e}") });
+            }
+        }
+    }
+    if let Some(d) = down {
+        return Err(d);
+    }
+    for s in exclusive {
+        observer.started(s);
+        let r = engine.run(s).await?;
+        observer.finished(&r);
+        results.push(r);
+    }
+    let order: Vec<&str> = scenarios.iter().map(|s| s.id.as_str()).collect();
+    results.sort_by_key(|r| order.iter().position(|id| *id == r.id));
+    let target = engine.target();
+    Ok(Run {
+        schema_version: SCHEMA_VERSION,
+        fourleg_version: env!("CARGO_PKG_VERSION").into(),
+        profile_version: profile_version.into(),
+        started_at,
+        duration_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
+        target: TargetInfo {
+            name: target.name().into(),
+            product: target.profile.product.clone(),
+            version: target.version.clone(),
+            profile_hash: fnv(profile_bytes),
+            issuer: target.endpoints.issuer.clone(),
+        },
+        summary: Summary::of(&results),
+        scenarios: results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = rfc3339_now();
+        assert_eq!(t.len(), 20);
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(t.starts_with("20"), "{t}");
+    }
+}

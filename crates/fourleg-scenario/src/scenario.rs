@@ -1,0 +1,853 @@
+//! Scenarios as data: one TOML file per scenario under `suites/<area>/`,
+//! named after its stable kebab-case id. See `suites/README.md` for the
+//! format with examples.
+//!
+//! Unknown fields and steps are errors naming the file, the line and the key
+//! (toml reports those); rules that toml cannot see (one action per step,
+//! variables defined before use, known rule ids) are checked after parsing
+//! and name the file, the step and the field.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checks;
+use crate::requirement::{Level, Registry};
+
+/// A scenario file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {field}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// A scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Stable kebab-case id; the file's name. Never changes once reported.
+    pub id: String,
+    pub title: String,
+    /// The area; the directory's name (`core`, `may-act`, …).
+    pub area: String,
+    /// What it checks and why it matters, for a vendor.
+    pub description: String,
+    /// RFC sections and other references.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Target features it needs (`delegation`, `may-act`, `introspection`,
+    /// `revocation`, `resource`, `logout`, `disable-client`).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// The rules it checks, with their levels (must match the registry).
+    pub requirements: Vec<RequirementRef>,
+    pub steps: Vec<Step>,
+    /// Where the file was read from (not part of the format).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// A rule a scenario checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementRef {
+    pub id: String,
+    pub level: Level,
+}
+
+/// One step: exactly one action, an optional variable to save its outcome,
+/// and the checks on that outcome.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Saves the step's outcome under this name for later steps.
+    #[serde(default)]
+    pub save: Option<String>,
+    /// Why the step is there (shown in evidence).
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub token: Option<TokenStep>,
+    #[serde(default)]
+    pub exchange: Option<ExchangeStep>,
+    #[serde(default)]
+    pub introspect: Option<IntrospectStep>,
+    #[serde(default)]
+    pub revoke: Option<RevokeStep>,
+    #[serde(default)]
+    pub logout: Option<LogoutStep>,
+    #[serde(default)]
+    pub forge: Option<ForgeStep>,
+    #[serde(default)]
+    pub hook: Option<HookStep>,
+    #[serde(default)]
+    pub wait: Option<WaitStep>,
+    #[serde(default)]
+    pub accept: Option<AcceptStep>,
+    #[serde(default)]
+    pub metadata: Option<MetadataStep>,
+    #[serde(default)]
+    pub sleep: Option<SleepStep>,
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+/// Obtain a principal's first token: a user's login, or a client's own token
+/// (client credentials).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenStep {
+    /// A user (`alice`) or a client (`agent`) of the fixture contract.
+    pub principal: String,
+    /// Abstract permissions to request (`records:read`); mapped by the profile.
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// Request a token whose `may_act` names this principal (profile recipe).
+    #[serde(default)]
+    pub may_act: Option<String>,
+}
+
+/// An RFC 8693 token exchange request. Every parameter can be set, omitted or
+/// malformed on purpose.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeStep {
+    /// The requesting client (contract name).
+    pub client: String,
+    /// How the client authenticates: `profile` (default), `none`,
+    /// `client-id-only`, `wrong-secret`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Variable holding the subject token (its `access_token` unless
+    /// `subject_field` says otherwise).
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub subject_field: Option<String>,
+    /// A literal subject token (malformed-input scenarios).
+    #[serde(default)]
+    pub subject_literal: Option<String>,
+    /// `access_token` (default), `refresh_token`, `id_token`, `jwt`, or a URI.
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub actor_field: Option<String>,
+    #[serde(default)]
+    pub actor_literal: Option<String>,
+    /// Defaults to `access_token` when an actor token is sent.
+    #[serde(default)]
+    pub actor_token_type: Option<String>,
+    /// Abstract audiences (`mcp-server`), mapped by the profile.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Audience values sent as they are.
+    #[serde(default)]
+    pub audience_literal: Vec<String>,
+    /// `resource` values sent as they are (RFC 8707 URIs).
+    #[serde(default)]
+    pub resource: Vec<String>,
+    /// Abstract permissions to request; omitted means no `scope` parameter.
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+    /// Scope values sent as they are, added to `scope`.
+    #[serde(default)]
+    pub scope_literal: Vec<String>,
+    /// Ask for a token whose `may_act` names this principal (profile recipe).
+    #[serde(default)]
+    pub may_act: Option<String>,
+    #[serde(default)]
+    pub requested_token_type: Option<String>,
+    /// Overrides the grant type (defaults to RFC 8693's).
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// Parameters to leave out: `subject_token`, `subject_token_type`,
+    /// `actor_token_type`, `grant_type`.
+    #[serde(default)]
+    pub omit: Vec<String>,
+    /// Extra parameters sent as they are.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// RFC 7662 introspection of a saved token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectStep {
+    pub token: String,
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The introspecting client; defaults to the profile's rule.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// `profile` (default) or `none` (unauthenticated call).
+    #[serde(default)]
+    pub auth: Option<String>,
+}
+
+/// RFC 7009 revocation of a saved token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeStep {
+    pub token: String,
+    /// `access_token` (default) or `refresh_token`.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The revoking client; defaults to the profile's rule.
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// Revoke this literal value instead (an unknown token).
+    #[serde(default)]
+    pub literal: Option<String>,
+}
+
+/// Ends the session of a saved user login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutStep {
+    /// Variable holding a user's `token` step.
+    pub login: String,
+}
+
+/// Builds a hostile token from a saved one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeStep {
+    pub from: String,
+    pub kind: ForgeKind,
+    /// Claims to set (JSON values; strings `{principal.sub}` and
+    /// `{principal.client_id}` name a principal's identity).
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Ways of forging a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForgeKind {
+    /// `alg: none`, no signature (RFC 8725 §2.1).
+    AlgNone,
+    /// HS256 keyed with the server's RSA public key (key confusion).
+    Hs256PublicKey,
+    /// Signed ES256 by a key the target never saw, `iss` of an untrusted issuer.
+    ForeignIssuer,
+    /// Claims edited, original signature kept (so it no longer verifies).
+    Edit,
+}
+
+/// Runs a profile hook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookStep {
+    /// `disable_client` or `enable_client`.
+    pub run: String,
+    pub client: String,
+}
+
+/// Waits until a condition holds, bounded; the time taken is recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStep {
+    /// `inactive`: every token introspects `active: false`;
+    /// `expired`: every token's `exp` has passed.
+    pub until: String,
+    pub tokens: Vec<String>,
+    pub timeout_ms: u64,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_interval() -> u64 {
+    250
+}
+
+/// Judges a token as a stateless resource would: signature by the target's
+/// JWKS, `exp`, and `aud` containing the resource's audience.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptStep {
+    pub token: String,
+    /// Abstract audience of the resource (`downstream-api`).
+    pub resource: String,
+}
+
+/// Fetches the target's metadata document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataStep {}
+
+/// Sleeps (bounded to 60 s).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SleepStep {
+    pub ms: u64,
+}
+
+/// A check on a step's outcome, graded by the level of its rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The requirement id.
+    pub rule: String,
+    /// What a failure means, for the report (a default is generated).
+    #[serde(default)]
+    pub message: Option<String>,
+
+    // Assertions: exactly one of the following.
+    /// HTTP status equals.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub status_in: Option<Vec<u16>>,
+    /// `true`: a 2xx token response with `access_token`; `false`: refused (4xx).
+    #[serde(default)]
+    pub success: Option<bool>,
+    /// The response's `error` equals.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_in: Option<Vec<String>>,
+    /// A response header (with `contains`, `equals` or `present`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A JSON body field path (`issued_token_type`, `a.b`).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// A claim path of a token (`act.act.sub`): the step's issued token, or `token`.
+    #[serde(default)]
+    pub claim: Option<String>,
+    /// A named check (Rust function) with `args`.
+    #[serde(default)]
+    pub check: Option<String>,
+
+    // Modifiers of header / field / claim.
+    #[serde(default)]
+    pub present: Option<bool>,
+    #[serde(default)]
+    pub equals: Option<toml::Value>,
+    #[serde(default)]
+    pub one_of: Option<Vec<toml::Value>>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// The claim identifies this principal (`sub` or `client_id`).
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// The variable whose token a `claim` or `check` looks at.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, toml::Value>,
+}
+
+impl Step {
+    /// The step's action name and whether exactly one is set.
+    #[must_use]
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut a = Vec::new();
+        if self.token.is_some() {
+            a.push("token");
+        }
+        if self.exchange.is_some() {
+            a.push("exchange");
+        }
+        if self.introspect.is_some() {
+            a.push("introspect");
+        }
+        if self.revoke.is_some() {
+            a.push("revoke");
+        }
+        if self.logout.is_some() {
+            a.push("logout");
+        }
+        if self.forge.is_some() {
+            a.push("forge");
+        }
+        if self.hook.is_some() {
+            a.push("hook");
+        }
+        if self.wait.is_some() {
+            a.push("wait");
+        }
+        if self.accept.is_some() {
+            a.push("accept");
+        }
+        if self.metadata.is_some() {
+            a.push("metadata");
+        }
+        if self.sleep.is_some() {
+            a.push("sleep");
+        }
+        a
+    }
+
+    /// The one action of a validated step.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.actions().first().copied().unwrap_or("none")
+    }
+
+    /// Variables this step reads.
+    #[must_use]
+    pub fn reads(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(x) = &self.exchange {
+            v.extend(x.subject.as_deref());
+            v.extend(x.actor.as_deref());
+        }
+        if let Some(x) = &self.introspect {
+            v.push(&x.token);
+        }
+        if let Some(x) = &self.revoke {
+            if x.literal.is_none() {
+                v.push(&x.token);
+            }
+        }
+        if let Some(x) = &self.logout {
+            v.push(&x.login);
+        }
+        if let Some(x) = &self.forge {
+            v.push(&x.from);
+        }
+        if let Some(x) = &self.wait {
+            v.extend(x.tokens.iter().map(String::as_str));
+        }
+        if let Some(x) = &self.accept {
+            v.push(&x.token);
+        }
+        for e in &self.expect {
+            v.extend(e.token.as_deref());
+            if let Some(toml::Value::String(s)) = e.args.get("than") {
+                v.push(s);
+            }
+        }
+        v
+    }
+}
+
+impl Expect {
+    /// The assertion kinds set.
+    #[must_use]
+    pub fn assertions(&self) -> Vec<&'static str> {
+        let mut a = Vec::new();
+        if self.status.is_some() {
+            a.push("status");
+        }
+        if self.status_in.is_some() {
+            a.push("status_in");
+        }
+        if self.success.is_some() {
+            a.push("success");
+        }
+        if self.error.is_some() {
+            a.push("error");
+        }
+        if self.error_in.is_some() {
+            a.push("error_in");
+        }
+        if self.header.is_some() {
+            a.push("header");
+        }
+        if self.field.is_some() {
+            a.push("field");
+        }
+        if self.claim.is_some() {
+            a.push("claim");
+        }
+        if self.check.is_some() {
+            a.push("check");
+        }
+        a
+    }
+}
+
+fn is_kebab(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file against the registry.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, registry)
+    }
+
+    /// Parses and validates scenario text; `path` gives the expected id and area.
+    pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Self, ScenarioError> {
+        let mut s: Scenario = toml::from_str(text).map_err(|e: toml::de::Error| ScenarioError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        s.path = path.to_owned();
+        s.validate(registry)?;
+        Ok(s)
+    }
+
+    fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            path: self.path.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self, registry: &Registry) -> Result<(), ScenarioError> {
+        if !is_kebab(&self.id) {
+            return Err(self.invalid("id", format!("`{}` is not kebab-case", self.id)));
+        }
+        if let Some(stem) = self.path.file_stem().and_then(|s| s.to_str()) {
+            if stem != self.id {
+                return Err(self.invalid("id", format!("`{}` differs from the file name `{stem}.toml`", self.id)));
+            }
+        }
+        if let Some(dir) = self.path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()) {
+            if dir != self.area {
+                return Err(self.invalid("area", format!("`{}` differs from the directory `{dir}`", self.area)));
+            }
+        }
+        if self.description.trim().len() < 40 {
+            return Err(self.invalid("description", "say what it checks and why it matters (40 characters or more)"));
+        }
+        for f in &self.requires {
+            if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
+                return Err(self.invalid(
+                    "requires",
+                    format!("unknown feature `{f}`; expected one of {}", fourleg_target::profile::Features::NAMES.join(", ")),
+                ));
+            }
+        }
+        if self.requirements.is_empty() {
+            return Err(self.invalid("requirements", "a scenario checks at least one rule"));
+        }
+        let mut declared = BTreeSet::new();
+        for (i, r) in self.requirements.iter().enumerate() {
+            let rule = registry
+                .get(&r.id)
+                .ok_or_else(|| self.invalid(format!("requirements[{i}].id"), format!("unknown rule `{}`", r.id)))?;
+            if rule.level != r.level {
+                return Err(self.invalid(
+                    format!("requirements[{i}].level"),
+                    format!("`{}` is {} in suites/requirements.toml, not {}", r.id, rule.level, r.level),
+                ));
+            }
+            declared.insert(r.id.as_str());
+        }
+        let mut defined: BTreeSet<&str> = BTreeSet::new();
+        let mut checked: BTreeSet<&str> = BTreeSet::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = |f: &str| format!("steps[{i}].{f}");
+            let actions = step.actions();
+            if actions.len() != 1 {
+                return Err(self.invalid(
+                    format!("steps[{i}]"),
+                    format!(
+                        "a step has exactly one action (token, exchange, introspect, revoke, logout, forge, hook, wait, accept, metadata, sleep); found {}",
+                        if actions.is_empty() { "none".to_owned() } else { actions.join(", ") }
+                    ),
+                ));
+            }
+            for var in step.reads() {
+                if !defined.contains(var) {
+                    return Err(self.invalid(at("…"), format!("variable `{var}` is used before a step saves it")));
+                }
+            }
+            if let Some(x) = &step.exchange {
+                if x.subject.is_some() && x.subject_literal.is_some() {
+                    return Err(self.invalid(at("exchange"), "`subject` and `subject_literal` exclude each other"));
+                }
+                if let Some(a) = &x.auth {
+                    if !["profile", "none", "client-id-only", "wrong-secret"].contains(&a.as_str()) {
+                        return Err(self.invalid(at("exchange.auth"), format!("unknown `{a}`; expected profile, none, client-id-only or wrong-secret")));
+                    }
+                }
+                for o in &x.omit {
+                    if !["subject_token", "subject_token_type", "actor_token_type", "grant_type"].contains(&o.as_str()) {
+                        return Err(self.invalid(at("exchange.omit"), format!("cannot omit `{o}`")));
+                    }
+                }
+            }
+            if let Some(w) = &step.wait {
+                if !["inactive", "expired"].contains(&w.until.as_str()) {
+                    return Err(self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until)));
+                }
+                if w.timeout_ms > 600_000 {
+                    return Err(self.invalid(at("wait.timeout_ms"), "waits are bounded to 600000 ms"));
+                }
+            }
+            if let Some(h) = &step.hook {
+                if !["disable_client", "enable_client"].contains(&h.run.as_str()) {
+                    return Err(self.invalid(at("hook.run"), format!("unknown hook `{}`", h.run)));
+                }
+            }
+            if let Some(sl) = &step.sleep {
+                if sl.ms > 60_000 {
+                    return Err(self.invalid(at("sleep.ms"), "sleeps are bounded to 60000 ms"));
+                }
+            }
+            for (j, e) in step.expect.iter().enumerate() {
+                let f = |x: &str| format!("steps[{i}].expect[{j}].{x}");
+                if !declared.contains(e.rule.as_str()) {
+                    return Err(self.invalid(f("rule"), format!("`{}` is not in the scenario's [[requirements]]", e.rule)));
+                }
+                checked.insert(e.rule.as_str());
+                let a = e.assertions();
+                if a.len() != 1 {
+                    return Err(self.invalid(
+                        format!("steps[{i}].expect[{j}]"),
+                        format!(
+                            "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
+                            if a.is_empty() { "none".to_owned() } else { a.join(", ") }
+                        ),
+                    ));
+                }
+                let modifiers = [
+                    e.present.is_some(),
+                    e.equals.is_some(),
+                    e.one_of.is_some(),
+                    e.contains.is_some(),
+                    e.principal.is_some(),
+                ];
+                let n_mod = modifiers.iter().filter(|m| **m).count();
+                match a[0] {
+                    "header" | "field" | "claim" => {
+                        if n_mod != 1 {
+                            return Err(self.invalid(
+                                format!("steps[{i}].expect[{j}]"),
+                                format!("`{}` needs exactly one of present, equals, one_of, contains, principal", a[0]),
+                            ));
+                        }
+                    }
+                    "check" => {
+                        let name = e.check.as_deref().unwrap_or_default();
+                        if !checks::exists(name) {
+                            return Err(self.invalid(
+                                f("check"),
+                                format!("unknown check `{name}`; known: {}", checks::NAMES.join(", ")),
+                            ));
+                        }
+                        if n_mod != 0 {
+                            return Err(self.invalid(format!("steps[{i}].expect[{j}]"), "a named check takes `args`, not modifiers"));
+                        }
+                    }
+                    _ => {
+                        if n_mod != 0 || e.token.is_some() {
+                            return Err(self.invalid(
+                                format!("steps[{i}].expect[{j}]"),
+                                format!("`{}` takes no present/equals/one_of/contains/principal/token", a[0]),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(v) = &step.save {
+                if !is_kebab(v) && !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(self.invalid(at("save"), format!("`{v}` is not a simple name")));
+                }
+                defined.insert(v.as_str());
+            }
+        }
+        for r in &declared {
+            if !checked.contains(r) {
+                return Err(self.invalid("requirements", format!("`{r}` is declared but no check names it")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every scenario under `suites/`, sorted by area then id; ids are unique.
+pub fn load_all(suites: &Path, registry: &Registry) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut out = Vec::new();
+    let mut areas: Vec<PathBuf> = std::fs::read_dir(suites)
+        .map_err(|source| ScenarioError::Read {
+            path: suites.to_owned(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    areas.sort();
+    for area in areas {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&area)
+            .map_err(|source| ScenarioError::Read {
+                path: area.clone(),
+                source,
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            out.push(Scenario::load(&f, registry)?);
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for s in &out {
+        if let Some(prev) = seen.insert(s.id.clone(), s.path.clone()) {
+            return Err(ScenarioError::Invalid {
+                path: s.path.clone(),
+                field: "id".into(),
+                message: format!("`{}` is also the id of {}", s.id, prev.display()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `id` matches a glob (`*` any run, `?` one character); a pattern
+/// with `/` matches `area/id`.
+#[must_use]
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+impl Scenario {
+    /// Whether the scenario matches a `--filter` glob (on `id` or `area/id`).
+    #[must_use]
+    pub fn matches(&self, pattern: &str) -> bool {
+        if pattern.contains('/') {
+            glob_match(pattern, &format!("{}/{}", self.area, self.id))
+        } else {
+            glob_match(pattern, &self.id) || glob_match(pattern, &self.area)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/requirements.toml")).unwrap()
+    }
+
+    const OK: &str = r#"
+id = "deny-rogue-actor"
+title = "t"
+area = "may-act"
+description = "A subject token naming agent in may_act must not be usable by another actor."
+requires = ["delegation"]
+
+[[requirements]]
+id = "AGENT-MAYACT-deny-actor"
+level = "profile"
+
+[[steps]]
+save = "user"
+[steps.token]
+principal = "alice"
+may_act = "agent"
+
+[[steps]]
+save = "rogue"
+[steps.token]
+principal = "rogue-agent"
+
+[[steps]]
+[steps.exchange]
+client = "rogue-agent"
+subject = "user"
+actor = "rogue"
+audience = ["mcp-server"]
+[[steps.expect]]
+rule = "AGENT-MAYACT-deny-actor"
+success = false
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("suites/may-act/deny-rogue-actor.toml"), &registry())
+    }
+
+    #[test]
+    fn a_valid_scenario_parses() {
+        let s = parse(OK).unwrap();
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.steps[2].kind(), "exchange");
+    }
+
+    #[test]
+    fn an_unknown_field_points_at_the_line() {
+        let err = parse(&OK.replace("audience = [\"mcp-server\"]", "audiense = [\"mcp-server\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audiense"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_step_kind_is_named() {
+        let err = parse(&OK.replace("[steps.exchange]", "[steps.exchnage]")).unwrap_err().to_string();
+        assert!(err.contains("exchnage"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_used_before_it_is_saved_is_named() {
+        let err = parse(&OK.replace("actor = \"rogue\"", "actor = \"nobody\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2]") && err.contains("nobody"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_level_or_unknown_rule_is_refused() {
+        let err = parse(&OK.replace("level = \"profile\"", "level = \"MUST\"")).unwrap_err().to_string();
+        assert!(err.contains("requirements[0].level"), "{err}");
+        let err = parse(&OK.replace("id = \"AGENT-MAYACT-deny-actor\"", "id = \"AGENT-NOPE\"")).unwrap_err().to_string();
+        assert!(err.contains("unknown rule"), "{err}");
+    }
+
+    #[test]
+    fn id_must_match_the_file() {
+        let err = Scenario::parse(OK, Path::new("suites/may-act/other.toml"), &registry()).unwrap_err().to_string();
+        assert!(err.contains("file name"), "{err}");
+    }
+
+    #[test]
+    fn a_check_with_two_assertions_is_refused() {
+        let err = parse(&OK.replace("success = false", "success = false\nstatus = 400")).unwrap_err().to_string();
+        assert!(err.contains("exactly one assertion"), "{err}");
+    }
+
+    #[test]
+    fn globs_match_ids_and_areas() {
+        assert!(glob_match("deny-*", "deny-rogue-actor"));
+        assert!(!glob_match("deny-*", "allow-agent"));
+        let s = parse(OK).unwrap();
+        assert!(s.matches("may-act"));
+        assert!(s.matches("may-act/*rogue*"));
+        assert!(!s.matches("core/*"));
+    }
+}

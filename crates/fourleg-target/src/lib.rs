@@ -1,0 +1,15 @@
+//! Targets of fourleg: the profile format ([`profile`]) and a connected
+//! [`Target`] that makes the requests scenarios need, each with redacted
+//! [`evidence`].
+
+pub mod evidence;
+pub mod login;
+pub mod profile;
+mod target;
+
+pub use evidence::HttpEvidence;
+pub use profile::{Profile, ProfileError};
+pub use target::{
+    token_type, ClientAuthMode, FormValue, LabContext, Outcome, ResolvedEndpoints, Target, TargetError,
+    TOKEN_EXCHANGE_GRANT,
+};

@@ -1,0 +1,142 @@
+//! A scripted browser login: authorization code with PKCE S256 (RFC 6749
+//! §4.1, RFC 7636) through the server's own HTML login form, as a person
+//! would. No password grant needed.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use fourleg_core::Secret;
+use rand::distributions::Alphanumeric;
+use rand::Rng as _;
+use sha2::{Digest as _, Sha256};
+
+/// Why a scripted login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("authorization endpoint answered {0}")]
+    Authorize(u16),
+    #[error("no login form in the authorization page (is the user already logged in, or is consent required?)")]
+    NoForm,
+    #[error("the login form answered {0} without a redirect (wrong username or password?)")]
+    NoRedirect(u16),
+    #[error("the redirect carries no code (error: {0})")]
+    NoCode(String),
+    #[error("the redirect carries another state: possible CSRF, or a misrouted redirect")]
+    State,
+    #[error("login transport: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("bad URL: {0}")]
+    Url(#[from] url::ParseError),
+}
+
+/// The result of the front-channel part: a code and its verifier.
+#[derive(Debug)]
+pub struct Code {
+    pub code: Secret,
+    pub verifier: Secret,
+}
+
+fn random(n: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+}
+
+/// The PKCE S256 challenge of a verifier (RFC 7636 §4.2).
+#[must_use]
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Drives the login form and returns the authorization code.
+///
+/// Cookies: some servers (Keycloak) mark their login cookies `Secure` even
+/// on plain-HTTP loopback; the session's cookie store must accept them.
+pub async fn authorize(
+    http: &reqwest::Client,
+    authorization_endpoint: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    username: &str,
+    password: &Secret,
+) -> Result<Code, LoginError> {
+    let verifier = random(64);
+    let state = random(16);
+    let auth = url::Url::parse_with_params(
+        authorization_endpoint,
+        &[
+            ("client_id", client_id),
+            ("response_type", "code"),
+            ("redirect_uri", redirect_uri),
+            ("scope", scope),
+            ("state", &state),
+            ("code_challenge", &challenge(&verifier)),
+            ("code_challenge_method", "S256"),
+        ],
+    )?;
+    let page = http.get(auth).send().await?;
+    if !page.status().is_success() {
+        return Err(LoginError::Authorize(page.status().as_u16()));
+    }
+    let html = page.text().await?;
+    let action = form_action(&html).ok_or(LoginError::NoForm)?;
+    let resp = http
+        .post(action)
+        .form(&[("username", username), ("password", password.expose()), ("credentialId", "")])
+        .send()
+        .await?;
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or(LoginError::NoRedirect(resp.status().as_u16()))?;
+    let location = url::Url::parse(location)?;
+    let params: HashMap<_, _> = location.query_pairs().into_owned().collect();
+    if let Some(code) = params.get("code") {
+        if params.get("state") != Some(&state) {
+            return Err(LoginError::State);
+        }
+        return Ok(Code {
+            code: Secret::new(code.clone()),
+            verifier: Secret::new(verifier),
+        });
+    }
+    Err(LoginError::NoCode(params.get("error").cloned().unwrap_or_default()))
+}
+
+/// The `action` of the page's first form, HTML entities decoded.
+#[must_use]
+pub fn form_action(html: &str) -> Option<String> {
+    let form = html.find("<form")?;
+    let rest = &html[form..];
+    let tag_end = rest.find('>')?;
+    let tag = &rest[..tag_end];
+    let start = tag.find("action=\"")? + "action=\"".len();
+    let end = tag[start..].find('"')?;
+    Some(
+        tag[start..start + end]
+            .replace("&amp;", "&")
+            .replace("&#x3D;", "=")
+            .replace("&#61;", "="),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_action_is_found_and_decoded() {
+        let html = r#"<html><form id="kc-form-login" onsubmit="x" action="http://x/login?a=1&amp;b=2" method="post"></form>"#;
+        assert_eq!(form_action(html).unwrap(), "http://x/login?a=1&b=2");
+        assert_eq!(form_action("<p>no form</p>"), None);
+    }
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

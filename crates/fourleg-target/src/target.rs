@@ -1,0 +1,779 @@
+//! A connected target: endpoints resolved (discovery), secrets loaded, and
+//! the requests the scenarios make, each returning its redacted evidence.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fourleg_core::Secret;
+use serde_json::Value;
+
+use crate::evidence::{self, HttpEvidence};
+use crate::login::{self, LoginError};
+use crate::profile::{AuthMethod, Discovery, LoginMethod, LogoutMethod, Profile, SecretSource};
+
+/// The harness could not talk to the target as its profile says. Never a
+/// finding about the target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target `{target}` is unreachable at {url}: {source}")]
+    Unreachable {
+        target: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("target `{target}`: discovery document {url} answered {status}; set the endpoints explicitly in the profile or fix `endpoints.issuer`")]
+    Discovery { target: String, url: String, status: u16 },
+    #[error("target `{target}`: no {what} endpoint (not in the profile's [endpoints] nor in discovery)")]
+    NoEndpoint { target: String, what: &'static str },
+    #[error("target `{target}`: {field}: {message}")]
+    Secret {
+        target: String,
+        field: String,
+        message: String,
+    },
+    #[error("target `{target}`: `{name}` is not a {kind} of the profile")]
+    UnknownPrincipal {
+        target: String,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("target `{target}`: `{placeholder}` needs the lab; start it with `fourleg up`")]
+    NeedsLab { target: String, placeholder: String },
+    #[error("target `{target}`: login of `{user}` failed: {source}")]
+    Login {
+        target: String,
+        user: String,
+        #[source]
+        source: LoginError,
+    },
+    #[error("target `{target}`: hook `{hook}` failed: {message}")]
+    Hook {
+        target: String,
+        hook: String,
+        message: String,
+    },
+}
+
+/// What a bundled lab target needs from a running lab.
+#[derive(Debug, Clone, Default)]
+pub struct LabContext {
+    /// Base URLs by service name (`keycloak` → `http://127.0.0.1:37875`).
+    pub urls: BTreeMap<String, String>,
+    /// Service versions by name.
+    pub versions: BTreeMap<String, String>,
+    /// The lab's client secrets by client id.
+    pub client_secrets: BTreeMap<String, Secret>,
+    /// The lab's user passwords by username.
+    pub user_passwords: BTreeMap<String, Secret>,
+    /// The lab's state directory (passed to hooks as `FOURLEG_STATE`).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The endpoints in use.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ResolvedEndpoints {
+    pub issuer: Option<String>,
+    pub token: String,
+    pub introspection: Option<String>,
+    pub revocation: Option<String>,
+    pub jwks: Option<String>,
+    pub authorization: Option<String>,
+    pub end_session: Option<String>,
+}
+
+/// A form value: plain, or a secret shown in evidence only by its label.
+#[derive(Debug, Clone)]
+pub enum FormValue {
+    Plain(String),
+    Secret { value: Secret, label: String },
+}
+
+impl FormValue {
+    fn expose(&self) -> &str {
+        match self {
+            FormValue::Plain(s) => s,
+            FormValue::Secret { value, .. } => value.expose(),
+        }
+    }
+
+    fn shown(&self, field: &str) -> String {
+        match self {
+            FormValue::Secret { label, .. } => format!("<{label}>"),
+            FormValue::Plain(s) if evidence::SECRET_FIELDS.contains(&field) => "[redacted]".into(),
+            FormValue::Plain(s) => evidence::scrub(s),
+        }
+    }
+}
+
+/// How a request authenticates the client, overriding the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuthMode {
+    /// The profile's method with the client's real credentials.
+    #[default]
+    Profile,
+    /// No client authentication and no `client_id`.
+    None,
+    /// `client_id` only, as a public client would send.
+    ClientIdOnly,
+    /// The profile's method with a wrong secret.
+    WrongSecret,
+}
+
+/// An HTTP response from the target, with its redacted evidence.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: u16,
+    /// Every response header, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    /// The body as JSON (`Value::String` with the text when not JSON).
+    pub body: Value,
+    pub evidence: HttpEvidence,
+}
+
+impl Outcome {
+    /// The body's `error` (RFC 6749 §5.2), if any.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        self.body.get("error").and_then(Value::as_str)
+    }
+
+    /// A token of the body (`access_token`, `refresh_token`, …) as a secret.
+    #[must_use]
+    pub fn token(&self, field: &str) -> Option<Secret> {
+        self.body.get(field).and_then(Value::as_str).map(Secret::new)
+    }
+
+    /// 2xx.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Token type URIs of RFC 8693 §3.
+pub mod token_type {
+    pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+    pub const REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+    pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+    pub const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+    pub const SAML1: &str = "urn:ietf:params:oauth:token-type:saml1";
+    pub const SAML2: &str = "urn:ietf:params:oauth:token-type:saml2";
+
+    /// The URI of a short name (`access_token` → the URN); other strings pass through.
+    #[must_use]
+    pub fn expand(short: &str) -> String {
+        match short {
+            "access_token" | "refresh_token" | "id_token" | "jwt" | "saml1" | "saml2" => {
+                format!("urn:ietf:params:oauth:token-type:{short}")
+            }
+            other => other.to_owned(),
+        }
+    }
+}
+
+/// The RFC 8693 grant type.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// A target ready to be tested.
+#[derive(Debug)]
+pub struct Target {
+    pub profile: Profile,
+    pub endpoints: ResolvedEndpoints,
+    /// The discovery document, when there is one.
+    pub metadata: Option<Value>,
+    /// The metadata URL used.
+    pub metadata_url: Option<String>,
+    pub version: Option<String>,
+    http: reqwest::Client,
+    client_secrets: BTreeMap<String, Secret>,
+    user_passwords: BTreeMap<String, Secret>,
+    lab: Option<LabContext>,
+}
+
+fn fill(template: &str, lab: Option<&LabContext>, target: &str) -> Result<String, TargetError> {
+    let mut out = template.to_owned();
+    while let Some(start) = out.find("{lab.") {
+        let end = out[start..].find('}').map(|e| start + e).unwrap_or(out.len() - 1);
+        let key = &out[start + 5..end];
+        let value = lab.and_then(|l| l.urls.get(key)).ok_or_else(|| TargetError::NeedsLab {
+            target: target.to_owned(),
+            placeholder: out[start..=end].to_owned(),
+        })?;
+        out = format!("{}{}{}", &out[..start], value, &out[end + 1..]);
+    }
+    Ok(out)
+}
+
+fn load_secret(
+    source: &SecretSource,
+    field: &str,
+    target: &str,
+    lab_values: Option<&BTreeMap<String, Secret>>,
+) -> Result<Secret, TargetError> {
+    let err = |message: String| TargetError::Secret {
+        target: target.to_owned(),
+        field: field.to_owned(),
+        message,
+    };
+    match source {
+        SecretSource::Env(var) => std::env::var(var)
+            .map(Secret::new)
+            .map_err(|_| err(format!("environment variable {var} is not set"))),
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display()))),
+        SecretSource::Literal(s) => Ok(Secret::new(s.clone())),
+        SecretSource::Lab(name) => lab_values
+            .and_then(|m| m.get(name))
+            .cloned()
+            .ok_or_else(|| err(format!("the lab has no secret `{name}`; start the lab with `fourleg up`"))),
+    }
+}
+
+impl Target {
+    /// Resolves endpoints (discovery when configured) and loads every secret.
+    pub async fn connect(profile: Profile, lab: Option<LabContext>) -> Result<Self, TargetError> {
+        let name = profile.name.clone();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a TLS backend is compiled in");
+        let l = lab.as_ref();
+        let ep = &profile.endpoints;
+        let issuer = ep.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
+        let (metadata, metadata_url) = match (&issuer, profile.endpoints.discovery) {
+            (Some(iss), Discovery::Openid | Discovery::Oauth) => {
+                let url = if profile.endpoints.discovery == Discovery::Openid {
+                    format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))
+                } else {
+                    // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
+                    let mut u = url::Url::parse(iss).map_err(|_| TargetError::Discovery {
+                        target: name.clone(),
+                        url: iss.clone(),
+                        status: 0,
+                    })?;
+                    let path = u.path().trim_end_matches('/').to_owned();
+                    u.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+                    u.to_string()
+                };
+                let resp = http.get(&url).send().await.map_err(|source| TargetError::Unreachable {
+                    target: name.clone(),
+                    url: url.clone(),
+                    source,
+                })?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    return Err(TargetError::Discovery { target: name, url, status });
+                }
+                let doc: Value = resp.json().await.map_err(|source| TargetError::Unreachable {
+                    target: name.clone(),
+                    url: url.clone(),
+                    source,
+                })?;
+                (Some(doc), Some(url))
+            }
+            _ => (None, None),
+        };
+        let pick = |explicit: &Option<String>, key: &str| -> Result<Option<String>, TargetError> {
+            if let Some(e) = explicit {
+                return fill(e, l, &name).map(Some);
+            }
+            Ok(metadata.as_ref().and_then(|m| m[key].as_str()).map(str::to_owned))
+        };
+        let endpoints = ResolvedEndpoints {
+            issuer: issuer.clone(),
+            token: pick(&ep.token, "token_endpoint")?.ok_or(TargetError::NoEndpoint {
+                target: name.clone(),
+                what: "token",
+            })?,
+            introspection: pick(&ep.introspection, "introspection_endpoint")?,
+            revocation: pick(&ep.revocation, "revocation_endpoint")?,
+            jwks: pick(&ep.jwks, "jwks_uri")?,
+            authorization: pick(&ep.authorization, "authorization_endpoint")?,
+            end_session: pick(&ep.end_session, "end_session_endpoint")?,
+        };
+        let mut client_secrets = BTreeMap::new();
+        for (cname, c) in &profile.clients {
+            if let Some(src) = &c.secret {
+                let s = load_secret(
+                    src,
+                    &format!("clients.{cname}.secret"),
+                    &name,
+                    l.map(|x| &x.client_secrets),
+                )?;
+                client_secrets.insert(cname.clone(), s);
+            }
+        }
+        let mut user_passwords = BTreeMap::new();
+        for (uname, u) in &profile.users {
+            if let Some(src) = &u.password {
+                let s = load_secret(
+                    src,
+                    &format!("users.{uname}.password"),
+                    &name,
+                    l.map(|x| &x.user_passwords),
+                )?;
+                user_passwords.insert(uname.clone(), s);
+            }
+        }
+        let version = if let Some(v) = &profile.version.value {
+            Some(v.clone())
+        } else if let Some(cmd) = &profile.version.command {
+            run_capture(cmd).ok()
+        } else {
+            profile
+                .lab
+                .as_ref()
+                .and_then(|svc| l.and_then(|x| x.versions.get(svc)).cloned())
+        };
+        Ok(Self {
+            profile,
+            endpoints,
+            metadata,
+            metadata_url,
+            version,
+            http,
+            client_secrets,
+            user_passwords,
+            lab,
+        })
+    }
+
+    /// The target's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.profile.name
+    }
+
+    fn unknown(&self, kind: &'static str, name: &str) -> TargetError {
+        TargetError::UnknownPrincipal {
+            target: self.profile.name.clone(),
+            kind,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The `client_id` of a contract client.
+    pub fn client_id(&self, client: &str) -> Result<&str, TargetError> {
+        self.profile
+            .clients
+            .get(client)
+            .map(|c| c.client_id.as_str())
+            .ok_or_else(|| self.unknown("client", client))
+    }
+
+    /// The contract name of a `client_id` seen at the target.
+    #[must_use]
+    pub fn client_name(&self, client_id: &str) -> Option<&str> {
+        self.profile
+            .clients
+            .iter()
+            .find(|(_, c)| c.client_id == client_id)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// POSTs a form to `url`, authenticating as `client` per `mode`.
+    pub async fn post_form(
+        &self,
+        label: &str,
+        url: &str,
+        client: Option<&str>,
+        mode: ClientAuthMode,
+        form: Vec<(String, FormValue)>,
+    ) -> Result<Outcome, TargetError> {
+        let mut form = form;
+        let mut req = self.http.post(url);
+        let mut auth = "none".to_owned();
+        if let Some(cname) = client {
+            let c = self.profile.clients.get(cname).ok_or_else(|| self.unknown("client", cname))?;
+            let secret = match mode {
+                ClientAuthMode::WrongSecret => Some(Secret::new("wrong-secret-fourleg")),
+                _ => self.client_secrets.get(cname).cloned(),
+            };
+            match (mode, c.public, secret) {
+                (ClientAuthMode::None, _, _) => {}
+                (ClientAuthMode::ClientIdOnly, _, _) | (_, true, _) | (_, _, None) => {
+                    form.push(("client_id".into(), FormValue::Plain(c.client_id.clone())));
+                    auth = format!("client_id only as {cname}");
+                }
+                (_, false, Some(secret)) => {
+                    let wrong = if mode == ClientAuthMode::WrongSecret { " (wrong secret)" } else { "" };
+                    match self.profile.client_auth.method {
+                        AuthMethod::ClientSecretBasic => {
+                            // RFC 6749 §2.3.1: form-urlencode id and secret before Basic.
+                            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                            req = req.basic_auth(enc(&c.client_id), Some(enc(secret.expose())));
+                            auth = format!("client_secret_basic as {cname}{wrong}");
+                        }
+                        AuthMethod::ClientSecretPost => {
+                            form.push(("client_id".into(), FormValue::Plain(c.client_id.clone())));
+                            form.push((
+                                "client_secret".into(),
+                                FormValue::Secret {
+                                    value: secret,
+                                    label: format!("client_secret of {cname}"),
+                                },
+                            ));
+                            auth = format!("client_secret_post as {cname}{wrong}");
+                        }
+                    }
+                }
+            }
+        }
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let shown: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), v.shown(k))).collect();
+        let begin = Instant::now();
+        let resp = req.form(&pairs).send().await.map_err(|source| TargetError::Unreachable {
+            target: self.profile.name.clone(),
+            url: url.to_owned(),
+            source,
+        })?;
+        self.finish(label, "POST", url, auth, shown, resp, begin).await
+    }
+
+    /// GETs `url` (metadata, JWKS).
+    pub async fn get(&self, label: &str, url: &str) -> Result<Outcome, TargetError> {
+        let begin = Instant::now();
+        let resp = self.http.get(url).send().await.map_err(|source| TargetError::Unreachable {
+            target: self.profile.name.clone(),
+            url: url.to_owned(),
+            source,
+        })?;
+        self.finish(label, "GET", url, "none".into(), Vec::new(), resp, begin).await
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private funnel for every request's evidence
+    async fn finish(
+        &self,
+        label: &str,
+        method: &str,
+        url: &str,
+        auth: String,
+        form: Vec<(String, String)>,
+        resp: reqwest::Response,
+        begin: Instant,
+    ) -> Result<Outcome, TargetError> {
+        let status = resp.status().as_u16();
+        let headers: BTreeMap<String, String> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = resp.text().await.map_err(|source| TargetError::Unreachable {
+            target: self.profile.name.clone(),
+            url: url.to_owned(),
+            source,
+        })?;
+        let elapsed_ms = u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let body: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.chars().take(2000).collect()))
+        };
+        let (red, tokens) = evidence::redact_body(&body);
+        let kept = headers
+            .iter()
+            .filter(|(k, _)| evidence::KEPT_HEADERS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), evidence::scrub(v)))
+            .collect();
+        Ok(Outcome {
+            status,
+            evidence: HttpEvidence {
+                label: label.to_owned(),
+                method: method.to_owned(),
+                url: url.to_owned(),
+                auth,
+                form,
+                status,
+                headers: kept,
+                body: red,
+                tokens,
+                elapsed_ms,
+            },
+            headers,
+            body,
+        })
+    }
+
+    /// A client's own token by client credentials (RFC 6749 §4.4).
+    pub async fn client_credentials(&self, client: &str, extra_scope: &[String]) -> Result<Outcome, TargetError> {
+        let c = self.profile.clients.get(client).ok_or_else(|| self.unknown("client", client))?;
+        let mut form = vec![("grant_type".to_owned(), FormValue::Plain("client_credentials".into()))];
+        let scope: Vec<String> = c.scope.iter().chain(extra_scope).cloned().collect();
+        if !scope.is_empty() {
+            form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
+        }
+        self.post_form(
+            &format!("client credentials of {client}"),
+            &self.endpoints.token,
+            Some(client),
+            ClientAuthMode::Profile,
+            form,
+        )
+        .await
+    }
+
+    /// A user's first token, by the profile's login method, with `scope`
+    /// (target scope values) added to the user's base scope.
+    pub async fn user_token(&self, user: &str, scope: &[String]) -> Result<Outcome, TargetError> {
+        let u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?;
+        let scope_str = u.base_scope.iter().chain(scope).cloned().collect::<Vec<_>>().join(" ");
+        let login_err = |source| TargetError::Login {
+            target: self.profile.name.clone(),
+            user: user.to_owned(),
+            source,
+        };
+        match u.login {
+            LoginMethod::AuthorizationCode => {
+                let authz = self.endpoints.authorization.clone().ok_or(TargetError::NoEndpoint {
+                    target: self.profile.name.clone(),
+                    what: "authorization",
+                })?;
+                let client_id = self.client_id(&u.client)?.to_owned();
+                let redirect = u.redirect_uri.clone().unwrap_or_default();
+                let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
+                // A fresh cookie jar per login: a session of its own.
+                let browser = reqwest::Client::builder()
+                    .no_proxy()
+                    .cookie_store(true)
+                    .timeout(Duration::from_secs(30))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("a TLS backend is compiled in");
+                let code = login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
+                    .await
+                    .map_err(login_err)?;
+                let form = vec![
+                    ("grant_type".to_owned(), FormValue::Plain("authorization_code".into())),
+                    ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
+                    ("redirect_uri".into(), FormValue::Plain(redirect)),
+                    ("code_verifier".into(), FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() }),
+                ];
+                self.post_form(
+                    &format!("login of {user} (authorization code + PKCE)"),
+                    &self.endpoints.token,
+                    Some(&u.client),
+                    ClientAuthMode::Profile,
+                    form,
+                )
+                .await
+            }
+            LoginMethod::Password => {
+                let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
+                let form = vec![
+                    ("grant_type".to_owned(), FormValue::Plain("password".into())),
+                    ("username".into(), FormValue::Plain(u.username.clone())),
+                    ("password".into(), FormValue::Secret { value: password, label: format!("password of {user}") }),
+                    ("scope".into(), FormValue::Plain(scope_str)),
+                ];
+                self.post_form(
+                    &format!("login of {user} (password grant)"),
+                    &self.endpoints.token,
+                    Some(&u.client),
+                    ClientAuthMode::Profile,
+                    form,
+                )
+                .await
+            }
+            LoginMethod::Command => {
+                let cmd: Vec<String> = u
+                    .command
+                    .clone()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| a.replace("{scope}", &scope_str).replace("{username}", &u.username))
+                    .collect();
+                let begin = Instant::now();
+                let out = run_capture(&cmd).map_err(|message| TargetError::Hook {
+                    target: self.profile.name.clone(),
+                    hook: format!("users.{user}.command"),
+                    message,
+                })?;
+                let body = serde_json::from_str::<Value>(&out)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| serde_json::json!({"access_token": out.trim()}));
+                let (red, tokens) = evidence::redact_body(&body);
+                Ok(Outcome {
+                    status: 200,
+                    headers: BTreeMap::new(),
+                    evidence: HttpEvidence {
+                        label: format!("login of {user} (command)"),
+                        method: "EXEC".into(),
+                        url: cmd.first().cloned().unwrap_or_default(),
+                        auth: "none".into(),
+                        form: Vec::new(),
+                        status: 200,
+                        headers: BTreeMap::new(),
+                        body: red,
+                        tokens,
+                        elapsed_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    },
+                    body,
+                })
+            }
+        }
+    }
+
+    /// Introspects `token` as `client` (RFC 7662 §2.1).
+    pub async fn introspect(&self, token: &Secret, label: &str, client: &str, mode: ClientAuthMode) -> Result<Outcome, TargetError> {
+        let url = self.endpoints.introspection.clone().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "introspection",
+        })?;
+        let form = vec![("token".to_owned(), FormValue::Secret { value: token.clone(), label: label.to_owned() })];
+        self.post_form(&format!("introspect {label} as {client}"), &url, Some(client), mode, form).await
+    }
+
+    /// Revokes `token` as `client` (RFC 7009 §2.1).
+    pub async fn revoke(
+        &self,
+        token: &Secret,
+        label: &str,
+        client: &str,
+        hint: Option<&str>,
+    ) -> Result<Outcome, TargetError> {
+        let url = self.endpoints.revocation.clone().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "revocation",
+        })?;
+        let mut form = vec![("token".to_owned(), FormValue::Secret { value: token.clone(), label: label.to_owned() })];
+        if let Some(h) = hint {
+            form.push(("token_type_hint".into(), FormValue::Plain(h.to_owned())));
+        }
+        self.post_form(&format!("revoke {label} as {client}"), &url, Some(client), ClientAuthMode::Profile, form)
+            .await
+    }
+
+    /// Ends the session of a user login, per `[logout]`.
+    pub async fn logout(&self, user: &str, refresh_token: &Secret, label: &str) -> Result<Outcome, TargetError> {
+        let u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?;
+        match self.profile.logout.method {
+            LogoutMethod::RevokeRefreshToken | LogoutMethod::None => {
+                self.revoke(refresh_token, label, &u.client.clone(), Some("refresh_token")).await
+            }
+            LogoutMethod::EndSession => {
+                let url = self.endpoints.end_session.clone().ok_or(TargetError::NoEndpoint {
+                    target: self.profile.name.clone(),
+                    what: "end_session",
+                })?;
+                let form = vec![(
+                    "refresh_token".to_owned(),
+                    FormValue::Secret { value: refresh_token.clone(), label: label.to_owned() },
+                )];
+                self.post_form(&format!("log out {user}"), &url, Some(&u.client), ClientAuthMode::Profile, form)
+                    .await
+            }
+        }
+    }
+
+    /// Runs a hook (`disable_client`, `enable_client`) for `client`.
+    pub fn run_hook(&self, hook: &str, client: &str) -> Result<String, TargetError> {
+        let cmd = match hook {
+            "disable_client" => self.profile.hooks.disable_client.clone(),
+            "enable_client" => self.profile.hooks.enable_client.clone(),
+            _ => None,
+        }
+        .ok_or_else(|| TargetError::Hook {
+            target: self.profile.name.clone(),
+            hook: hook.to_owned(),
+            message: "not configured in the profile's [hooks]".into(),
+        })?;
+        let client_id = self.client_id(client)?.to_owned();
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "fourleg".into());
+        let fourleg = std::env::var("FOURLEG_BIN").unwrap_or(exe);
+        let argv: Vec<String> = cmd
+            .iter()
+            .map(|a| a.replace("{client_id}", &client_id).replace("{fourleg}", &fourleg))
+            .collect();
+        let mut c = std::process::Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        if let Some(dir) = self.lab.as_ref().and_then(|l| l.state_dir.as_ref()) {
+            c.env("FOURLEG_STATE", dir);
+        }
+        let out = c.output().map_err(|e| TargetError::Hook {
+            target: self.profile.name.clone(),
+            hook: hook.to_owned(),
+            message: format!("cannot run {}: {e}", argv[0]),
+        })?;
+        if !out.status.success() {
+            return Err(TargetError::Hook {
+                target: self.profile.name.clone(),
+                hook: hook.to_owned(),
+                message: format!("{}: {}", out.status, evidence::scrub(&String::from_utf8_lossy(&out.stderr))),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The JWKS document (RFC 7517 §5).
+    pub async fn jwks(&self) -> Result<Value, TargetError> {
+        let url = self.endpoints.jwks.clone().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "jwks",
+        })?;
+        Ok(self.get("jwks", &url).await?.body)
+    }
+
+    /// Whether the target still answers (its token endpoint takes connections).
+    pub async fn answers(&self) -> bool {
+        let probe = self.metadata_url.clone().unwrap_or_else(|| self.endpoints.token.clone());
+        self.http.get(probe).send().await.is_ok()
+    }
+}
+
+fn run_capture(cmd: &[String]) -> Result<String, String> {
+    let (program, args) = cmd.split_first().ok_or("empty command")?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!("{program} {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_placeholders_fill_or_ask_for_the_lab() {
+        let lab = LabContext {
+            urls: BTreeMap::from([("keycloak".to_owned(), "http://127.0.0.1:1".to_owned())]),
+            ..LabContext::default()
+        };
+        assert_eq!(fill("{lab.keycloak}/realms/x", Some(&lab), "t").unwrap(), "http://127.0.0.1:1/realms/x");
+        let err = fill("{lab.keycloak}/realms/x", None, "t").unwrap_err().to_string();
+        assert!(err.contains("fourleg up"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_env_secret_names_the_variable_and_field() {
+        let err = load_secret(
+            &SecretSource::Env("FOURLEG_SURELY_UNSET_VAR".into()),
+            "clients.agent.secret",
+            "vendor",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("FOURLEG_SURELY_UNSET_VAR"), "{err}");
+        assert!(err.contains("clients.agent.secret"), "{err}");
+    }
+
+    #[test]
+    fn secret_form_values_show_only_their_label() {
+        let v = FormValue::Secret { value: Secret::new("eyJ.real.token"), label: "subject_token: user".into() };
+        assert_eq!(v.shown("subject_token"), "<subject_token: user>");
+        assert_eq!(FormValue::Plain("hunter2".into()).shown("client_secret"), "[redacted]");
+        assert_eq!(FormValue::Plain("mcp-server".into()).shown("audience"), "mcp-server");
+    }
+}
