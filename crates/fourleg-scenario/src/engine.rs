@@ -337,8 +337,15 @@ impl Engine {
                 scope.extend(self.may_act_scope(m)?);
             }
             let is_user = t.profile.users.contains_key(&x.principal);
+            let via = if x.short_lived {
+                Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
+                    Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
+                })?)
+            } else {
+                None
+            };
             let res = if is_user {
-                t.user_token(&x.principal, &scope).await
+                t.user_token_via(&x.principal, &scope, via.as_deref()).await
             } else {
                 t.client_credentials(&x.principal, &scope).await
             };

@@ -118,6 +118,9 @@ pub struct TokenStep {
     /// Request a token whose `may_act` names this principal (profile recipe).
     #[serde(default)]
     pub may_act: Option<String>,
+    /// A user token that expires within seconds (profile `[short_lived]`).
+    #[serde(default)]
+    pub short_lived: bool,
 }
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or
@@ -839,6 +842,13 @@ success = false
     fn a_check_with_two_assertions_is_refused() {
         let err = parse(&OK.replace("success = false", "success = false\nstatus = 400")).unwrap_err().to_string();
         assert!(err.contains("exactly one assertion"), "{err}");
+    }
+
+    #[test]
+    fn every_committed_scenario_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        let all = load_all(&dir, &registry()).unwrap();
+        assert!(!all.is_empty());
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Profile {
     /// How to obtain a token whose `may_act` names a principal, by principal.
     #[serde(default)]
     pub may_act: BTreeMap<String, MayActRecipe>,
+    /// How users get a token that expires within seconds (expired-token checks).
+    #[serde(default)]
+    pub short_lived: Option<ShortLived>,
     #[serde(default)]
     pub introspection: Introspection,
     #[serde(default)]
@@ -210,6 +213,15 @@ pub struct MayActRecipe {
     /// Extra scope values to request (at login for users, at exchange for clients).
     #[serde(default)]
     pub scope: Vec<String>,
+}
+
+/// Users log in through this client to get a short-lived token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortLived {
+    /// A client of the profile, like the users' login client but issuing
+    /// access tokens that live a few seconds.
+    pub client: String,
 }
 
 /// Who introspects a token (RFC 7662 §2.1 requires an authorized caller).
@@ -430,6 +442,14 @@ impl Profile {
                         "literal and lab passwords are allowed only in bundled lab targets".into(),
                     ));
                 }
+            }
+        }
+        if let Some(sl) = &self.short_lived {
+            if !self.clients.contains_key(&sl.client) {
+                return Err(bad(
+                    "short_lived.client".into(),
+                    format!("`{}` is not one of the profile's clients", sl.client),
+                ));
             }
         }
         for (i, x) in self.expected_failures.iter().enumerate() {

@@ -521,7 +521,16 @@ impl Target {
     /// A user's first token, by the profile's login method, with `scope`
     /// (target scope values) added to the user's base scope.
     pub async fn user_token(&self, user: &str, scope: &[String]) -> Result<Outcome, TargetError> {
-        let u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?;
+        self.user_token_via(user, scope, None).await
+    }
+
+    /// Like [`Target::user_token`], logging in through `via` instead of the
+    /// user's own client (the profile's short-lived client).
+    pub async fn user_token_via(&self, user: &str, scope: &[String], via: Option<&str>) -> Result<Outcome, TargetError> {
+        let mut u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?.clone();
+        if let Some(c) = via {
+            c.clone_into(&mut u.client);
+        }
         let scope_str = u.base_scope.iter().chain(scope).cloned().collect::<Vec<_>>().join(" ");
         let login_err = |source| TargetError::Login {
             target: self.profile.name.clone(),
