@@ -549,11 +549,7 @@ impl Engine {
             });
         }
         if let Some(x) = &step.hook {
-            let (target, run, client) = (Arc::clone(&self.target), x.run.clone(), x.client.clone());
-            let res = tokio::task::spawn_blocking(move || target.run_hook(&run, &client))
-                .await
-                .map_err(|e| Skip::Error(e.to_string()))?;
-            res.map_err(|e| Skip::Untestable(e.to_string()))?;
+            self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
             return Ok(StepOut {
                 summary: format!("hook {} for {}", x.run, x.client),
                 ..StepOut::default()

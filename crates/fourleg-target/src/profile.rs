@@ -283,15 +283,24 @@ pub enum LogoutMethod {
     None,
 }
 
-/// Commands for operations without a protocol endpoint. `{client_id}` is
-/// replaced; `{fourleg}` is the running fourleg binary.
+/// Operations without a protocol endpoint, as a command to run or a URL to
+/// POST to (an admin API). `{client_id}` is replaced in both; `{fourleg}` is
+/// the running fourleg binary; `{lab.<service>}` the lab service's URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hooks {
+    /// Command that disables a client.
     #[serde(default)]
     pub disable_client: Option<Vec<String>>,
+    /// Command that enables it again.
     #[serde(default)]
     pub enable_client: Option<Vec<String>>,
+    /// URL to POST to (no body) to disable a client, instead of a command.
+    #[serde(default)]
+    pub disable_client_url: Option<String>,
+    /// URL to POST to to enable it again.
+    #[serde(default)]
+    pub enable_client_url: Option<String>,
 }
 
 /// Features a target declares. Scenarios needing an undeclared feature are

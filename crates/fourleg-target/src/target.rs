@@ -681,41 +681,44 @@ impl Target {
         }
     }
 
-    /// Runs a hook (`disable_client`, `enable_client`) for `client`.
-    pub fn run_hook(&self, hook: &str, client: &str) -> Result<String, TargetError> {
-        let cmd = match hook {
-            "disable_client" => self.profile.hooks.disable_client.clone(),
-            "enable_client" => self.profile.hooks.enable_client.clone(),
-            _ => None,
-        }
-        .ok_or_else(|| TargetError::Hook {
+    /// Runs a hook (`disable_client`, `enable_client`) for `client`: the
+    /// profile's URL (POST) or command.
+    pub async fn run_hook(&self, hook: &str, client: &str) -> Result<String, TargetError> {
+        let err = |message: String| TargetError::Hook {
             target: self.profile.name.clone(),
             hook: hook.to_owned(),
-            message: "not configured in the profile's [hooks]".into(),
-        })?;
+            message,
+        };
+        let h = &self.profile.hooks;
+        let (cmd, url) = match hook {
+            "disable_client" => (h.disable_client.clone(), h.disable_client_url.clone()),
+            "enable_client" => (h.enable_client.clone(), h.enable_client_url.clone()),
+            _ => (None, None),
+        };
         let client_id = self.client_id(client)?.to_owned();
+        if let Some(url) = url {
+            let url = fill(&url, self.lab.as_ref(), &self.profile.name)?.replace("{client_id}", &client_id);
+            let resp = self.http.post(&url).send().await.map_err(|e| err(format!("POST {url}: {e}")))?;
+            if !resp.status().is_success() {
+                return Err(err(format!("POST {url} answered {}", resp.status())));
+            }
+            return Ok(resp.text().await.unwrap_or_default());
+        }
+        let cmd = cmd.ok_or_else(|| err("not configured in the profile's [hooks]".into()))?;
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "fourleg".into());
         let fourleg = std::env::var("FOURLEG_BIN").unwrap_or(exe);
         let argv: Vec<String> = cmd
             .iter()
             .map(|a| a.replace("{client_id}", &client_id).replace("{fourleg}", &fourleg))
             .collect();
-        let mut c = std::process::Command::new(&argv[0]);
+        let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..]);
         if let Some(dir) = self.lab.as_ref().and_then(|l| l.state_dir.as_ref()) {
             c.env("FOURLEG_STATE", dir);
         }
-        let out = c.output().map_err(|e| TargetError::Hook {
-            target: self.profile.name.clone(),
-            hook: hook.to_owned(),
-            message: format!("cannot run {}: {e}", argv[0]),
-        })?;
+        let out = c.output().await.map_err(|e| err(format!("cannot run {}: {e}", argv[0])))?;
         if !out.status.success() {
-            return Err(TargetError::Hook {
-                target: self.profile.name.clone(),
-                hook: hook.to_owned(),
-                message: format!("{}: {}", out.status, evidence::scrub(&String::from_utf8_lossy(&out.stderr))),
-            });
+            return Err(err(format!("{}: {}", out.status, evidence::scrub(&String::from_utf8_lossy(&out.stderr)))));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
