@@ -1,0 +1,134 @@
+//! The suites against the real lab, one libtest trial per scenario and
+//! bundled lab target (`keycloak::may-act::deny-rogue-actor`).
+//!
+//! A trial fails on a harness error, on a failure the target's profile does
+//! not expect, and on an expected failure that now passes (stale
+//! expectation): so this is also the regression gate of the bundled targets.
+//! Scenarios that change shared state (hooks) run alone.
+//!
+//! Starts its own lab (native runtime) in a temporary state directory and
+//! purges it at the end; `FOURLEG_LIVE_STATE=<dir>` reuses a running lab.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use fourleg_lab::state::Credentials;
+use fourleg_lab::{LabConfig, RuntimeKind, Silent};
+use fourleg_scenario::runner::is_exclusive;
+use fourleg_scenario::{Engine, Registry, Scenario, Status};
+use fourleg_target::{LabContext, Profile, Target};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const LAB_TARGETS: [&str; 2] = ["keycloak", "keycloak-delegation"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn lab_context(config: &LabConfig) -> anyhow::Result<LabContext> {
+    let status = fourleg_lab::status(config).await?;
+    let creds = Credentials::load(config)?.ok_or_else(|| anyhow::anyhow!("the lab has no credentials"))?;
+    let mut ctx = LabContext {
+        client_secrets: creds.clients,
+        user_passwords: creds.users,
+        state_dir: Some(config.state_dir.clone()),
+        ..LabContext::default()
+    };
+    for s in status.services {
+        ctx.urls.insert(s.name.name().to_owned(), s.url);
+        ctx.versions.insert(s.name.name().to_owned(), s.version);
+    }
+    Ok(ctx)
+}
+
+fn verdict(r: &fourleg_scenario::ScenarioResult) -> Result<(), Failed> {
+    let first = |st: Status| {
+        r.checks
+            .iter()
+            .find(|c| c.status == st)
+            .map(|c| format!("{} [{}]: {}", c.rule, c.level, c.message))
+            .unwrap_or_default()
+    };
+    if r.status == Status::Error {
+        return Err(format!("harness error: {}", r.reason.clone().unwrap_or_else(|| first(Status::Error))).into());
+    }
+    if r.stale_expectation {
+        return Err(format!(
+            "stale expectation: the profile expects a failure ({}) but the scenario is {}",
+            r.expected_failure.clone().unwrap_or_default(),
+            r.status
+        )
+        .into());
+    }
+    if r.is_unexpected_failure() {
+        return Err(format!("unexpected {}: {}", r.status, first(r.status)).into());
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Arguments::from_args();
+    let registry = Registry::load(&repo().join("suites/requirements.toml"))?;
+    let scenarios = fourleg_scenario::scenario::load_all(&repo().join("suites"), &registry)?;
+    let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?);
+
+    let reuse = std::env::var_os("FOURLEG_LIVE_STATE").map(PathBuf::from);
+    let state = reuse.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("fourleg-suites-{}", std::process::id())));
+    let mut config = LabConfig::new(state);
+    config.fixtures_dir = repo().join("fixtures");
+
+    let names: Vec<String> = LAB_TARGETS
+        .iter()
+        .flat_map(|t| scenarios.iter().map(move |s| format!("{t}::{}::{}", s.area, s.id)))
+        .collect();
+    let wanted = |name: &str| {
+        args.filter.as_ref().is_none_or(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
+            && !args.skip.iter().any(|s| name.contains(s.as_str()))
+    };
+    let needs_lab = !args.list && names.iter().any(|n| wanted(n));
+
+    let mut engines = Vec::new();
+    if needs_lab {
+        if reuse.is_none() {
+            eprintln!("starting the lab in {}", config.state_dir.display());
+            let up = rt.block_on(fourleg_lab::up(&config, RuntimeKind::Native, &Silent))?;
+            for s in &up.services {
+                eprintln!("  {} {} ready in {:.1}s", s.record.service, s.record.version, s.took.as_secs_f64());
+            }
+        }
+        let ctx = rt.block_on(lab_context(&config))?;
+        for t in LAB_TARGETS {
+            let profile = Profile::load(&repo().join(format!("fixtures/targets/{t}.toml")))?;
+            let target = rt.block_on(Target::connect(profile, Some(ctx.clone())))?;
+            engines.push(Arc::new(Engine::new(Arc::new(target), Arc::new(registry.clone()))));
+        }
+    }
+
+    // Readers run together; a scenario with hooks takes the lock alone.
+    let exclusive = Arc::new(RwLock::new(()));
+    let mut trials = Vec::new();
+    for (ti, t) in LAB_TARGETS.iter().enumerate() {
+        for s in &scenarios {
+            let name = format!("{t}::{}::{}", s.area, s.id);
+            let (engine, rt, lock, s): (Option<Arc<Engine>>, _, _, Scenario) =
+                (engines.get(ti).cloned(), Arc::clone(&rt), Arc::clone(&exclusive), s.clone());
+            trials.push(Trial::test(name, move || {
+                let engine = engine.ok_or("the lab did not start")?;
+                let run = || rt.block_on(engine.run(&s)).map_err(|d| Failed::from(d.to_string()));
+                let result = if is_exclusive(&s) {
+                    let _alone = lock.write().map_err(|_| "lock poisoned")?;
+                    run()?
+                } else {
+                    let _shared = lock.read().map_err(|_| "lock poisoned")?;
+                    run()?
+                };
+                verdict(&result)
+            }));
+        }
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    if needs_lab && reuse.is_none() {
+        rt.block_on(fourleg_lab::down(&config, true))?;
+    }
+    conclusion.exit()
+}
