@@ -1,5 +1,6 @@
 //! `fourleg`, the front door: start the lab, see what runs, stop it.
 
+mod matrix;
 mod progress;
 mod run;
 
@@ -24,10 +25,13 @@ pub(crate) mod exit {
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  done; for `status`, every service runs and is healthy; for `run`, no
-     unexpected failure
-  1  findings: `run` found an unexpected failure (fail, warn, untestable) or a
-     stale expected failure; `status` found a service stopped or unhealthy
+  0  done; for `status`, every service runs and is healthy; for `run` and
+     `matrix`, no unexpected failure (with --baseline: no regression)
+  1  findings: `run`/`matrix` found an unexpected failure (fail, warn,
+     untestable) or a stale expected failure (with --baseline: a cell that
+     passed in the baseline and does not now, or a stale expectation);
+     `diff` found a newly failing cell; `status` found a service stopped or
+     unhealthy
   2  the harness or its setup failed (missing prerequisite, a service that did
      not start, bad input); the message says what to do
 
@@ -102,6 +106,35 @@ enum Command {
     ///           fourleg run --target ./my-idp.toml
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
+    /// Run every target (default: all bundled ones) and write the matrix.
+    ///
+    /// Writes matrix.json (the run document), matrix.md (for a pull request or
+    /// $GITHUB_STEP_SUMMARY), index.html (self-contained, with filters and
+    /// evidence) and junit.xml. Starts the lab when a lab target needs it.
+    ///
+    /// Example:  fourleg matrix --out reports/
+    ///           fourleg matrix --targets keycloak --baseline reports/matrix.json
+    #[command(after_help = AFTER_HELP)]
+    Matrix(MatrixArgs),
+    /// What changed between two run documents, cell by cell.
+    ///
+    /// Newly failing, newly passing, new or removed scenarios, and measured
+    /// figures that moved beyond the tolerance. Exits 1 when a cell newly fails.
+    ///
+    /// Example:  fourleg diff reports/matrix.json new/matrix.json --markdown
+    #[command(after_help = AFTER_HELP)]
+    Diff {
+        /// The earlier run document.
+        old: PathBuf,
+        /// The later run document.
+        new: PathBuf,
+        /// Print Markdown instead of text.
+        #[arg(long)]
+        markdown: bool,
+        /// Report a measured figure when it moved by more than this many percent.
+        #[arg(long, default_value_t = 50.0, value_name = "PCT")]
+        tolerance: f64,
+    },
     /// Operations on the running lab used by the bundled targets' hooks.
     #[command(after_help = AFTER_HELP, hide = true)]
     Lab {
@@ -149,6 +182,10 @@ struct RunArgs {
     /// Write the run document (JSON) here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Gate on this earlier run document: exit 1 on a regression (a cell that
+    /// passed there and does not now) or a stale expectation, 2 on a harness error.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// Scenarios running at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
@@ -158,6 +195,25 @@ struct RunArgs {
     /// Never start the lab; fail when a lab target's lab is not running.
     #[arg(long)]
     no_start: bool,
+}
+
+#[derive(Debug, Args)]
+struct MatrixArgs {
+    /// Targets, comma-separated (names or profile paths) [default: every bundled target].
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Directory for matrix.json, matrix.md, index.html, junit.xml.
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    out: PathBuf,
+    /// Gate on an earlier run document (see `run --baseline`).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Scenarios running at once per target.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// The suites directory [default: suites/ beside fixtures/].
+    #[arg(long, hide_env_values = true, env = "FOURLEG_SUITES", value_name = "DIR")]
+    suites: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,8 +292,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Up(args) => up(&mut config, &args).await,
         Command::Status { json } => status(&config, json).await,
         Command::Run(a) => {
-            run::run(&config, &a.target, &a.filter, a.json.as_deref(), a.concurrency, a.suites.as_deref(), !a.no_start).await
+            run::run(
+                &config,
+                &a.target,
+                &a.filter,
+                a.json.as_deref(),
+                a.baseline.as_deref(),
+                a.concurrency,
+                a.suites.as_deref(),
+                !a.no_start,
+            )
+            .await
         }
+        Command::Matrix(a) => {
+            matrix::matrix(&config, &a.targets, &a.out, a.baseline.as_deref(), a.concurrency, a.suites.as_deref()).await
+        }
+        Command::Diff { old, new, markdown, tolerance } => matrix::diff(&old, &new, markdown, tolerance),
         Command::Lab {
             command: LabCommand::KeycloakClient { client_id, disable, enable },
         } => {
@@ -379,7 +449,7 @@ mod tests {
 
     #[test]
     fn help_teaches_each_command() {
-        for sub in ["up", "status", "down", "run"] {
+        for sub in ["up", "status", "down", "run", "matrix", "diff"] {
             let mut cmd = Cli::command();
             let help = cmd
                 .find_subcommand_mut(sub)

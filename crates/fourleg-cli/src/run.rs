@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use fourleg_lab::state::Credentials;
 use fourleg_lab::{LabConfig, Service};
 use fourleg_scenario::runner::{self, Observer};
+use fourleg_report::RunDocument;
 use fourleg_scenario::{Registry, Run, Scenario, ScenarioResult, Status};
 use fourleg_target::{LabContext, Profile, Target};
 
@@ -168,20 +169,16 @@ pub fn exit_code(run: &Run) -> u8 {
     }
 }
 
-/// `fourleg run`.
-pub async fn run(
+/// Runs the suites against one target.
+pub async fn run_target(
     config: &LabConfig,
     target: &str,
-    filters: &[String],
-    json: Option<&Path>,
+    scenarios: &[Scenario],
+    registry: &Registry,
     concurrency: usize,
-    suites: Option<&Path>,
     start_lab: bool,
-) -> anyhow::Result<u8> {
-    let (registry, scenarios) = load_suites(&suites_dir(config, suites), filters)?;
-    if scenarios.is_empty() {
-        anyhow::bail!("no scenario matches the filter {filters:?}");
-    }
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Run> {
     let (target, bytes) = connect(config, target, start_lab).await?;
     eprintln!(
         "running {} scenarios against {} ({} {}) at {}",
@@ -192,16 +189,46 @@ pub async fn run(
         target.endpoints.issuer.as_deref().unwrap_or(&target.endpoints.token)
     );
     let engine = Arc::new(fourleg_scenario::Engine::new(Arc::clone(&target), Arc::new(registry.clone())));
-    let run = runner::run(engine, &scenarios, concurrency, &bytes, &registry.profile_version, Arc::new(Lines::new()))
+    runner::run(engine, scenarios, concurrency, &bytes, &registry.profile_version, observer)
         .await
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
-    eprintln!("{}", summary(&run));
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&run)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("run written to {}", path.display());
+        .map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// The exit code of a document, gated on a baseline when one is given.
+pub fn document_exit(doc: &RunDocument, baseline: Option<&Path>) -> anyhow::Result<u8> {
+    if let Some(b) = baseline {
+        let base = RunDocument::load(b)?;
+        let g = fourleg_report::diff::gate(&base, doc);
+        eprint!("{}", g.text());
+        return Ok(g.exit_code());
     }
-    Ok(exit_code(&run))
+    Ok(doc.runs.iter().map(exit_code).max().unwrap_or(exit::OK))
+}
+
+/// `fourleg run`.
+#[allow(clippy::too_many_arguments)] // the command's flags, passed through once
+pub async fn run(
+    config: &LabConfig,
+    target: &str,
+    filters: &[String],
+    json: Option<&Path>,
+    baseline: Option<&Path>,
+    concurrency: usize,
+    suites: Option<&Path>,
+    start_lab: bool,
+) -> anyhow::Result<u8> {
+    let (registry, scenarios) = load_suites(&suites_dir(config, suites), filters)?;
+    if scenarios.is_empty() {
+        anyhow::bail!("no scenario matches the filter {filters:?}");
+    }
+    let run = run_target(config, target, &scenarios, &registry, concurrency, start_lab, Arc::new(Lines::new())).await?;
+    eprintln!("{}", summary(&run));
+    let doc = RunDocument::new(vec![run], &registry.profile_version, runner::rfc3339_now());
+    if let Some(path) = json {
+        std::fs::write(path, doc.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("run document written to {}", path.display());
+    }
+    document_exit(&doc, baseline)
 }
 
 /// `fourleg lab keycloak-client`: enable or disable a client of the lab's realm.

@@ -15,7 +15,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The outcome of a check, or the worst of a scenario's checks.
 ///
 /// Ordered from best to worst; a scenario's status is the maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// The rule is met.
@@ -63,7 +63,7 @@ impl fmt::Display for Status {
 }
 
 /// One check of one rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     /// Requirement id (`RFC8693-2.2.2-invalid-request`).
     pub rule: String,
@@ -79,7 +79,7 @@ pub struct CheckResult {
 }
 
 /// Whether a rule comes from an RFC or from the agent delegation profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
     Rfc,
@@ -99,7 +99,7 @@ impl RuleKind {
 }
 
 /// What a step did, with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     pub index: usize,
     /// `token`, `exchange`, `introspect`, …
@@ -116,7 +116,7 @@ pub struct StepRecord {
 }
 
 /// A measured figure (`AGENT-REVOKE-latency`: 1234 ms).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Measurement {
     pub rule: String,
     pub value: f64,
@@ -126,7 +126,7 @@ pub struct Measurement {
 }
 
 /// One scenario against one target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioResult {
     pub id: String,
     pub area: String,
@@ -164,7 +164,7 @@ pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
 }
 
 /// The target of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetInfo {
     pub name: String,
     pub product: String,
@@ -176,7 +176,7 @@ pub struct TargetInfo {
 }
 
 /// Counts per status.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub total: usize,
     pub by_status: BTreeMap<Status, usize>,
@@ -210,7 +210,7 @@ impl Summary {
 }
 
 /// One run of scenarios against one target: the run document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     pub schema_version: u32,
     pub fourleg_version: String,

@@ -33,7 +33,7 @@ pub const SECRET_FIELDS: [&str; 10] = [
 pub const TOKEN_FIELDS: [&str; 4] = ["access_token", "refresh_token", "id_token", "issued_token"];
 
 /// One request and its response, redacted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpEvidence {
     /// What the step did, e.g. "exchange as agent".
     pub label: String,

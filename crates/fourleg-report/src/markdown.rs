@@ -1,0 +1,106 @@
+//! The matrix as Markdown: short enough for a pull request or
+//! `$GITHUB_STEP_SUMMARY`, grouped by area, with a legend and per-target pass
+//! rates for RFC rules and profile rules apart.
+
+use std::fmt::Write as _;
+
+use fourleg_scenario::result::ScenarioResult;
+use fourleg_scenario::Status;
+
+use crate::document::{PassRates, RunDocument};
+
+/// The mark of a status in tables.
+#[must_use]
+pub fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "✅ pass",
+        Status::Info => "ℹ️ info",
+        Status::NotApplicable => "➖ n/a",
+        Status::Warn => "⚠️ warn",
+        Status::Fail => "❌ fail",
+        Status::Untestable => "❓ untestable",
+        Status::Error => "💥 error",
+    }
+}
+
+/// A cell: the status, marked when the profile expects it or the expectation is stale.
+#[must_use]
+pub fn cell(r: Option<&ScenarioResult>) -> String {
+    match r {
+        None => "·".into(),
+        Some(r) if r.stale_expectation => format!("{} (stale xfail)", mark(r.status)),
+        Some(r) if r.expected_failure.is_some() && r.status != Status::Pass => format!("{} (expected)", mark(r.status)),
+        Some(r) => mark(r.status).into(),
+    }
+}
+
+/// Renders the document.
+#[must_use]
+pub fn render(doc: &RunDocument) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# fourleg compatibility matrix\n");
+    let _ = writeln!(
+        out,
+        "fourleg {} · agent delegation profile v{} · {}\n",
+        doc.fourleg_version, doc.profile_version, doc.generated_at
+    );
+    let _ = writeln!(out, "| target | product | version | RFC rules passed | profile rules passed |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for run in &doc.runs {
+        let p = PassRates::of(run);
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            run.target.name,
+            run.target.product,
+            run.target.version.as_deref().unwrap_or("?"),
+            PassRates::show(p.rfc_passed, p.rfc_applicable),
+            PassRates::show(p.profile_passed, p.profile_applicable),
+        );
+    }
+    let scenarios = doc.scenarios();
+    let mut areas: Vec<&str> = Vec::new();
+    for (_, area, _) in &scenarios {
+        if !areas.contains(&area.as_str()) {
+            areas.push(area);
+        }
+    }
+    for area in areas {
+        let _ = writeln!(out, "\n## {area}\n");
+        let head: Vec<String> = doc.runs.iter().map(|r| format!("`{}`", r.target.name)).collect();
+        let _ = writeln!(out, "| scenario | {} |", head.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(doc.runs.len()));
+        for (id, a, title) in &scenarios {
+            if a != area {
+                continue;
+            }
+            let cells: Vec<String> = doc.runs.iter().map(|r| cell(doc.cell(&r.target.name, id))).collect();
+            let _ = writeln!(out, "| `{id}` {} | {} |", escape(title), cells.join(" | "));
+        }
+    }
+    let _ = writeln!(out, "\n## Legend\n");
+    for (s, meaning) in LEGEND {
+        let _ = writeln!(out, "- {}: {meaning}", mark(*s));
+    }
+    let _ = writeln!(
+        out,
+        "- (expected): the target's profile lists this failure, with a reason; (stale xfail): listed but no longer failing.\n\
+         - RFC rules are graded by their keyword (MUST → fail, SHOULD → warn, MAY → info); profile rules (`AGENT-…`) are the agent delegation profile, not RFC requirements."
+    );
+    out
+}
+
+/// What each status means, in spec terms.
+pub const LEGEND: &[(Status, &str)] = &[
+    (Status::Pass, "every check met its rule"),
+    (Status::Info, "informational: a MAY not met, or a measured figure"),
+    (Status::NotApplicable, "the target declares it lacks the feature the scenario needs (reason shown)"),
+    (Status::Warn, "a SHOULD (RECOMMENDED) is not met"),
+    (Status::Fail, "a MUST, or a rule of the agent delegation profile, is not met"),
+    (Status::Untestable, "a prerequisite is missing (a login, a hook, a mapping); counts as a failure"),
+    (Status::Error, "the harness broke; not a finding about the target"),
+];
+
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
