@@ -1,6 +1,7 @@
 //! `fourleg run`: scenarios against one target, a live line per scenario,
 //! a summary, and the run document as JSON.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,9 +125,20 @@ impl Observer for Lines {
         let word = self.paint(r.status, &format!("{:<24}", status_word(r)));
         let mut line = format!("{word} {}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
         if matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error) {
-            if let Some(c) = r.checks.iter().filter(|c| c.status == r.status).next() {
-                let kind = if c.kind == fourleg_scenario::result::RuleKind::Profile { "profile" } else { "RFC" };
-                line.push_str(&format!("\n    {} [{} {}]: {}", c.rule, kind, c.level, c.message));
+            let bad: Vec<_> = r.checks.iter().filter(|c| c.status == r.status).collect();
+            for c in bad.iter().take(3) {
+                let grade = if c.kind == fourleg_scenario::result::RuleKind::Profile {
+                    "profile".to_owned()
+                } else {
+                    format!("RFC {}", c.level)
+                };
+                let _ = write!(line, "\n    {} [{grade}]: {}", c.rule, c.message);
+            }
+            if bad.len() > 3 {
+                let _ = write!(line, "\n    … and {} more (see --json)", bad.len() - 3);
+            }
+            if let Some(x) = &r.expected_failure {
+                let _ = write!(line, "\n    expected: {x}");
             }
         }
         if let Some(reason) = &r.reason {

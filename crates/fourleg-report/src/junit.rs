@@ -54,7 +54,14 @@ pub fn render(doc: &RunDocument) -> String {
             let worst = s.checks.iter().filter(|c| c.status == s.status).collect::<Vec<_>>();
             let detail = worst
                 .iter()
-                .map(|c| format!("{} [{} {}]: {}", c.rule, if c.kind == fourleg_scenario::result::RuleKind::Profile { "profile" } else { "RFC" }, c.level, c.message))
+                .map(|c| {
+                    let grade = if c.kind == fourleg_scenario::result::RuleKind::Profile {
+                        "profile".to_owned()
+                    } else {
+                        format!("RFC {}", c.level)
+                    };
+                    format!("{} [{grade}]: {}", c.rule, c.message)
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             let first = worst.first().map(|c| format!("{}: {}", c.rule, c.message)).unwrap_or_default();

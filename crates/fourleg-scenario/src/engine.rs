@@ -137,12 +137,20 @@ impl Engine {
         }
 
         let mut vars: HashMap<String, Var> = HashMap::new();
+        // A failed hook changes what every later step means (a client that
+        // should be disabled is not): later steps are untestable, except
+        // hooks, so a scenario always restores what it changed.
+        let mut hook_failed: Option<String> = None;
         for (i, step) in s.steps.iter().enumerate() {
             let t = Instant::now();
             let missing = step.reads().into_iter().find_map(|v| match vars.get(v) {
                 Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
                 _ => None,
             });
+            let missing = match (&hook_failed, step.hook.is_some()) {
+                (Some(why), false) => Some(format!("an earlier hook failed: {why}")),
+                _ => missing,
+            };
             let out = match missing {
                 Some(why) => Err(Skip::Untestable(why)),
                 None => self.step(step, &vars).await,
@@ -174,6 +182,11 @@ impl Engine {
                     }
                 }
                 Err(skip) => {
+                    if step.hook.is_some() {
+                        if let Skip::Untestable(w) = &skip {
+                            hook_failed.get_or_insert_with(|| w.clone());
+                        }
+                    }
                     let (status, why) = match skip {
                         Skip::Untestable(w) => (Status::Untestable, w),
                         Skip::Error(w) => (Status::Error, w),
@@ -752,7 +765,10 @@ impl Engine {
                 Some(o) if want && o.is_success() && o.body["access_token"].is_string() => pass(format!("{}: a token was issued", o.status)),
                 Some(o) if want => fail(format!("expected a token, got {}", describe(o))),
                 Some(o) if (400..500).contains(&o.status) => pass(format!("refused: {}", describe(o))),
-                Some(o) if o.is_success() => fail(format!("expected a refusal, but a token was issued ({})", o.status)),
+                Some(o) if o.is_success() && o.body["access_token"].is_string() => {
+                    fail(format!("expected a refusal, but a token was issued ({})", o.status))
+                }
+                Some(o) if o.is_success() => fail(format!("expected a refusal, but the request succeeded ({})", o.status)),
                 Some(o) => fail(format!("expected a refusal (4xx), got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
             }

@@ -1,0 +1,474 @@
+//! The HTTP side: routes, client authentication (RFC 6749 §2.3.1), error
+//! responses (RFC 6749 §5.2) and the endpoints other than token exchange.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rand::distributions::Alphanumeric;
+use rand::Rng as _;
+use serde_json::{json, Value};
+
+use crate::breakage::Breakage;
+use crate::exchange;
+use crate::fixture::{self, Client, Kind};
+use crate::keys::Keys;
+use crate::store::{Purpose, Store};
+
+/// Shared state of one server.
+#[derive(Debug)]
+pub struct Server {
+    pub issuer: String,
+    pub keys: Arc<Keys>,
+    pub broken: Option<Breakage>,
+    /// Client secrets by `client_id`; user passwords by username.
+    pub secrets: std::collections::BTreeMap<String, String>,
+    pub passwords: std::collections::BTreeMap<String, String>,
+    store: Mutex<Store>,
+}
+
+impl Server {
+    pub fn new(
+        issuer: String,
+        keys: Arc<Keys>,
+        broken: Option<Breakage>,
+        secrets: std::collections::BTreeMap<String, String>,
+        passwords: std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        Self { issuer, keys, broken, secrets, passwords, store: Mutex::new(Store::default()) }
+    }
+
+    /// Whether this server runs with that switch.
+    #[must_use]
+    pub fn is(&self, b: Breakage) -> bool {
+        self.broken == Some(b)
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock would be a bug of the test bed; the
+        // data is still the best there is.
+        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Seconds since the epoch.
+#[must_use]
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// A random token-safe string (`jti`, `sid`, refresh tokens).
+#[must_use]
+pub fn random_id(n: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        Self { status, error, description: description.into() }
+    }
+
+    fn into_response(self, broken: Option<Breakage>) -> Response {
+        if broken == Some(Breakage::ErrorsNotJson) {
+            return (StatusCode::FORBIDDEN, format!("{}: {}", self.error, self.description)).into_response();
+        }
+        let mut r = (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response();
+        no_store(r.headers_mut(), broken);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"testbed\""));
+        }
+        r
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+fn no_store(h: &mut HeaderMap, broken: Option<Breakage>) {
+    if broken != Some(Breakage::NoCacheControl) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+}
+
+fn token_response(body: Value, broken: Option<Breakage>) -> Response {
+    let mut r = (StatusCode::OK, Json(body)).into_response();
+    no_store(r.headers_mut(), broken);
+    r
+}
+
+/// A decoded `application/x-www-form-urlencoded` body; names may repeat.
+#[derive(Debug, Default)]
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of a parameter; an empty value counts as absent.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the parameter is present at all.
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every value of a repeatable parameter (`audience`, `resource`).
+    #[must_use]
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// Who is calling (RFC 6749 §2.3.1: Basic or form credentials; §2.1 public clients send `client_id`).
+#[derive(Debug, Clone, Copy)]
+pub enum Caller {
+    /// A confidential client with its secret.
+    Confidential(&'static Client),
+    /// A public client identified by `client_id`.
+    Public(&'static Client),
+}
+
+impl Caller {
+    #[must_use]
+    pub fn client(self) -> &'static Client {
+        match self {
+            Caller::Confidential(c) | Caller::Public(c) => c,
+        }
+    }
+}
+
+fn credentials(headers: &HeaderMap, form: &Form) -> Option<(String, Option<String>)> {
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let raw = STANDARD.decode(basic.trim()).ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (id, secret) = text.split_once(':')?;
+        let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        return Some((dec(id)?, dec(secret)));
+    }
+    let id = form.get("client_id")?.to_owned();
+    Some((id, form.get("client_secret").map(str::to_owned)))
+}
+
+/// Authenticates the caller. `lenient` is the broken variant that does not check secrets.
+pub fn authenticate(s: &Server, headers: &HeaderMap, form: &Form, lenient: bool) -> Result<Caller, OAuthError> {
+    let bad = || OAuthError::new("invalid_client", "client authentication failed");
+    let (id, secret) = credentials(headers, form).ok_or_else(bad)?;
+    let client = fixture::client(&id).ok_or_else(bad)?;
+    if client.is_public() {
+        return if secret.is_none() { Ok(Caller::Public(client)) } else { Err(bad()) };
+    }
+    let expected = s.secrets.get(client.client_id);
+    if lenient || (secret.is_some() && secret.as_ref() == expected) {
+        Ok(Caller::Confidential(client))
+    } else {
+        Err(bad())
+    }
+}
+
+/// The routes of one test bed.
+pub fn router(s: Arc<Server>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/token", post(token))
+        .route("/introspect", post(introspect))
+        .route("/revoke", post(revoke))
+        .route("/logout", post(logout))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize))
+        .route("/admin/clients/{client_id}/{action}", post(admin))
+        .with_state(s)
+}
+
+/// Discovery (RFC 8414 §2, OpenID Connect Discovery 1.0 §3).
+async fn metadata(State(s): State<Arc<Server>>) -> Response {
+    let i = &s.issuer;
+    let mut doc = json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "introspection_endpoint": format!("{i}/introspect"),
+        "revocation_endpoint": format!("{i}/revoke"),
+        "end_session_endpoint": format!("{i}/logout"),
+        "jwks_uri": format!("{i}/jwks"),
+        "grant_types_supported": ["password", "client_credentials", exchange::GRANT],
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": fixture::PERMISSIONS.iter().chain(&[fixture::MAY_ACT_AGENT, fixture::MAY_ACT_SUB_AGENT]).collect::<Vec<_>>(),
+    });
+    if s.is(Breakage::MetadataWithoutJwksUri) {
+        doc.as_object_mut().map(|m| m.remove("jwks_uri"));
+    }
+    if s.is(Breakage::GrantNotAdvertised) {
+        doc["grant_types_supported"] = json!(["password", "client_credentials"]);
+    }
+    Json(doc).into_response()
+}
+
+async fn jwks(State(s): State<Arc<Server>>) -> Response {
+    Json(s.keys.jwks().clone()).into_response()
+}
+
+/// The test bed logs users in with the password grant only.
+async fn authorize(State(s): State<Arc<Server>>) -> Response {
+    OAuthError::new("unsupported_response_type", "the test bed logs users in with the password grant (RFC 6749 §4.3)")
+        .into_response(s.broken)
+}
+
+/// The token endpoint (RFC 6749 §3.2): password, client credentials, token exchange.
+async fn token(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let res = match form.get("grant_type") {
+        Some("password") => password(&s, &headers, &form),
+        Some("client_credentials") => client_credentials(&s, &headers, &form),
+        Some(exchange::GRANT) => exchange::exchange(&s, &headers, &form),
+        Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type")),
+        None => Err(OAuthError::new("invalid_request", "grant_type is required")),
+    };
+    match res {
+        Ok(body) => token_response(body, s.broken),
+        Err(e) => e.into_response(s.broken),
+    }
+}
+
+/// Requested scope values (RFC 6749 §3.3), de-duplicated in request order.
+#[must_use]
+pub fn scope_values(form: &Form) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in form.get("scope").unwrap_or_default().split_whitespace() {
+        if !out.iter().any(|o| o == v) {
+            out.push(v.to_owned());
+        }
+    }
+    out
+}
+
+/// The `scope` claim: a space-separated string (RFC 8693 §4.2), or an array in the broken variant.
+#[must_use]
+pub fn scope_claim(s: &Server, granted: &[String]) -> Value {
+    if s.is(Breakage::ScopeClaimArray) {
+        json!(granted)
+    } else {
+        Value::String(granted.join(" "))
+    }
+}
+
+/// Resource owner password credentials (RFC 6749 §4.3): the test bed's user login.
+fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
+    let caller = authenticate(s, headers, form, false)?;
+    let client = caller.client();
+    if client.kind != Kind::Login {
+        return Err(OAuthError::new("unauthorized_client", "this client does not log users in"));
+    }
+    let user = form
+        .get("username")
+        .and_then(fixture::user)
+        .filter(|u| s.passwords.get(u.username).map(String::as_str) == form.get("password"))
+        .ok_or_else(|| OAuthError::new("invalid_grant", "wrong username or password"))?;
+    let now = now();
+    let mut granted: Vec<String> = Vec::new();
+    for v in scope_values(form) {
+        let permitted = fixture::PERMISSIONS.contains(&v.as_str()) && user.permissions.contains(&v.as_str());
+        let may_act = v == fixture::MAY_ACT_AGENT;
+        if (permitted || may_act) && client.baseline.contains(&v.as_str()) {
+            granted.push(v);
+        } else if v != "openid" && !fixture::PERMISSIONS.contains(&v.as_str()) {
+            return Err(OAuthError::new("invalid_scope", format!("unknown scope {v}")));
+        }
+    }
+    let sid = random_id(16);
+    let jti = random_id(22);
+    let exp = now + client.lifetime_s;
+    let mut claims = json!({
+        "iss": s.issuer, "sub": user.sub, "aud": client.targets, "azp": client.client_id,
+        "client_id": client.client_id, "preferred_username": user.username,
+        "iat": now, "exp": exp, "jti": jti, "sid": sid, "scope": scope_claim(s, &granted),
+    });
+    if granted.iter().any(|g| g == fixture::MAY_ACT_AGENT) {
+        let agent = fixture::client("agent").and_then(|c| c.sub).unwrap_or_default();
+        claims["may_act"] = json!({"sub": agent, "client_id": "agent"});
+    }
+    let refresh = random_id(40);
+    {
+        let mut st = s.store();
+        st.record(&jti, None, Some(sid.clone()), client.client_id, exp);
+        st.add_refresh(&refresh, &sid, client.client_id);
+    }
+    Ok(json!({
+        "access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s,
+        "refresh_token": refresh, "scope": granted.join(" "),
+    }))
+}
+
+/// Client credentials (RFC 6749 §4.4): a client's own token, its actor token.
+fn client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
+    let caller = authenticate(s, headers, form, false)?;
+    let Caller::Confidential(client) = caller else {
+        return Err(OAuthError::new("unauthorized_client", "public clients have no client credentials"));
+    };
+    if s.store().is_disabled(client.client_id) {
+        return Err(OAuthError::new("invalid_client", "client disabled"));
+    }
+    let Some(sub) = client.sub else {
+        return Err(OAuthError::new("unauthorized_client", "this client has no client credentials grant"));
+    };
+    let now = now();
+    let granted: Vec<String> =
+        scope_values(form).into_iter().filter(|v| client.baseline.contains(&v.as_str()) && fixture::PERMISSIONS.contains(&v.as_str())).collect();
+    let jti = random_id(22);
+    let exp = now + client.lifetime_s;
+    let claims = json!({
+        "iss": s.issuer, "sub": sub, "aud": client.targets, "azp": client.client_id, "client_id": client.client_id,
+        "iat": now, "exp": exp, "jti": jti, "scope": scope_claim(s, &granted),
+    });
+    s.store().record(&jti, None, None, client.client_id, exp);
+    Ok(json!({
+        "access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s,
+        "scope": granted.join(" "),
+    }))
+}
+
+/// Token introspection (RFC 7662 §2): authenticated callers only; an
+/// inactive token gets `{"active": false}` and nothing more.
+async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    if !s.is(Breakage::IntrospectionUnauthenticated) {
+        match authenticate(&s, &headers, &form, false) {
+            Ok(Caller::Confidential(_)) => {}
+            Ok(Caller::Public(_)) => {
+                return OAuthError::new("invalid_client", "introspection is for confidential clients").into_response(s.broken)
+            }
+            Err(e) => return e.into_response(s.broken),
+        }
+    }
+    let Some(token) = form.get("token") else {
+        return OAuthError::new("invalid_request", "token is required").into_response(s.broken);
+    };
+    let now = now();
+    if let Some(r) = s.store().refresh(token).cloned() {
+        let active = !s.store().session_ended(&r.sid, s.broken);
+        return Json(if active { json!({"active": true, "client_id": r.client_id, "token_type": "refresh_token"}) } else { json!({"active": false}) })
+            .into_response();
+    }
+    // Signature and issuer, not expiry: an expired token is simply inactive.
+    let claims = s.keys.validate(token, &s.issuer, i64::MIN, None).ok();
+    let active = claims
+        .as_ref()
+        .and_then(|c| c["jti"].as_str())
+        .is_some_and(|jti| s.store().is_active(jti, now, Purpose::Introspect, s.broken));
+    let doc = match (active, claims) {
+        (true, Some(mut c)) => {
+            c["active"] = Value::Bool(true);
+            c["token_type"] = Value::String("Bearer".into());
+            c
+        }
+        (false, Some(mut c)) if s.is(Breakage::InactiveIntrospectionLeaksClaims) => {
+            c["active"] = Value::Bool(false);
+            c
+        }
+        _ => json!({"active": false}),
+    };
+    Json(doc).into_response()
+}
+
+/// Token revocation (RFC 7009 §2): the client the token was issued to
+/// revokes it; unknown tokens get 200; a refresh token ends its session.
+async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let caller = match authenticate(&s, &headers, &form, false) {
+        Ok(c) => c.client(),
+        Err(e) => return e.into_response(s.broken),
+    };
+    let Some(token) = form.get("token") else {
+        return OAuthError::new("invalid_request", "token is required").into_response(s.broken);
+    };
+    let not_yours = || OAuthError::new("unauthorized_client", "the token was not issued to this client").into_response(s.broken);
+    let any_client = s.is(Breakage::RevokeByAnyClient);
+    if let Some(r) = s.store().refresh(token).cloned() {
+        if r.client_id != caller.client_id && !any_client {
+            return not_yours();
+        }
+        s.store().end_session(&r.sid);
+        return StatusCode::OK.into_response();
+    }
+    let jti = s
+        .keys
+        .validate(token, &s.issuer, i64::MIN, None)
+        .ok()
+        .and_then(|c| c["jti"].as_str().map(str::to_owned));
+    let mut st = s.store();
+    match jti.as_deref().and_then(|j| st.get(j).map(|r| (j, r.client_id.clone()))) {
+        Some((jti, owner)) => {
+            if owner != caller.client_id && !any_client {
+                drop(st);
+                return not_yours();
+            }
+            st.revoke(jti, s.broken);
+            StatusCode::OK.into_response()
+        }
+        None if s.is(Breakage::RevokeUnknownTokenError) => {
+            drop(st);
+            OAuthError::new("invalid_request", "unknown token").into_response(s.broken)
+        }
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// Back-channel logout: POST `refresh_token` (as Keycloak's
+/// `end_session_endpoint` accepts it) ends the session.
+async fn logout(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let caller = match authenticate(&s, &headers, &form, false) {
+        Ok(c) => c.client(),
+        Err(e) => return e.into_response(s.broken),
+    };
+    let r = form.get("refresh_token").and_then(|t| s.store().refresh(t).cloned());
+    match r {
+        Some(r) if r.client_id == caller.client_id => {
+            s.store().end_session(&r.sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => OAuthError::new("invalid_grant", "unknown refresh token").into_response(s.broken),
+    }
+}
+
+/// `POST /admin/clients/{client_id}/disable|enable`: the profile's hooks.
+async fn admin(State(s): State<Arc<Server>>, Path((client_id, action)): Path<(String, String)>) -> Response {
+    if fixture::client(&client_id).is_none() {
+        return (StatusCode::NOT_FOUND, "no such client").into_response();
+    }
+    match action.as_str() {
+        "disable" => s.store().disable(&client_id, s.broken),
+        "enable" => s.store().enable(&client_id),
+        _ => return (StatusCode::NOT_FOUND, "expected disable or enable").into_response(),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,157 @@
+//! What the server remembers about the tokens it issued: lineage (which token
+//! each one was exchanged from), sessions, revocations and disabled clients.
+//! A token is active (RFC 7662 §2.2) while it has not expired, was not
+//! revoked, its session was not ended, and none of its ancestors was revoked:
+//! revocation cascades down the chain by construction (RFC 7009 §2.1 allows
+//! revoking related tokens; the agent profile requires it), never up.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::breakage::Breakage;
+
+/// One issued access token.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The token it was exchanged from (the subject token).
+    pub parent: Option<String>,
+    /// The login session it descends from.
+    pub sid: Option<String>,
+    /// The client it was issued to (RFC 7009 §2.1).
+    pub client_id: String,
+    pub exp: i64,
+    revoked_at: Option<Instant>,
+}
+
+/// A refresh token: the handle of a login session.
+#[derive(Debug, Clone)]
+pub struct Refresh {
+    pub sid: String,
+    pub client_id: String,
+}
+
+/// Why a check of activity is made: the switches that break introspection
+/// and the ones that break exchange are separate rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Introspect,
+    Exchange,
+}
+
+/// The server's memory.
+#[derive(Debug, Default)]
+pub struct Store {
+    tokens: HashMap<String, Record>,
+    sessions: HashMap<String, Instant>,
+    refresh: HashMap<String, Refresh>,
+    disabled: BTreeSet<String>,
+}
+
+/// How long the slow-revocation variant takes to make a revocation effective.
+pub const SLOW_REVOCATION: Duration = Duration::from_secs(7);
+
+impl Store {
+    pub fn record(&mut self, jti: &str, parent: Option<String>, sid: Option<String>, client_id: &str, exp: i64) {
+        self.tokens.insert(
+            jti.to_owned(),
+            Record { parent, sid, client_id: client_id.to_owned(), exp, revoked_at: None },
+        );
+    }
+
+    pub fn get(&self, jti: &str) -> Option<&Record> {
+        self.tokens.get(jti)
+    }
+
+    pub fn add_refresh(&mut self, token: &str, sid: &str, client_id: &str) {
+        self.refresh.insert(token.to_owned(), Refresh { sid: sid.to_owned(), client_id: client_id.to_owned() });
+    }
+
+    pub fn refresh(&self, token: &str) -> Option<&Refresh> {
+        self.refresh.get(token)
+    }
+
+    fn effective(at: Option<Instant>, broken: Option<Breakage>) -> bool {
+        let delay = if broken == Some(Breakage::RevocationSlow) { SLOW_REVOCATION } else { Duration::ZERO };
+        at.is_some_and(|t| t.elapsed() >= delay)
+    }
+
+    /// Whether a session was ended (logout, or its refresh token revoked).
+    pub fn session_ended(&self, sid: &str, broken: Option<Breakage>) -> bool {
+        Self::effective(self.sessions.get(sid).copied(), broken)
+    }
+
+    /// Whether an issued token is active. Unknown tokens are not active.
+    pub fn is_active(&self, jti: &str, now: i64, purpose: Purpose, broken: Option<Breakage>) -> bool {
+        let Some(r) = self.tokens.get(jti) else { return false };
+        if r.exp <= now {
+            return false;
+        }
+        let ignore_revocation = match purpose {
+            Purpose::Introspect => broken == Some(Breakage::IntrospectionIgnoresRevocation),
+            Purpose::Exchange => broken == Some(Breakage::RevokedSubjectExchangeable),
+        };
+        if ignore_revocation {
+            return true;
+        }
+        if Self::effective(r.revoked_at, broken) {
+            return false;
+        }
+        if let Some(sid) = &r.sid {
+            // The broken variant ends the login token only, not what was derived from it.
+            let applies = broken != Some(Breakage::LogoutKeepsDerived) || r.parent.is_none();
+            if applies && self.session_ended(sid, broken) {
+                return false;
+            }
+        }
+        if broken == Some(Breakage::RevocationNotCascading) {
+            return true;
+        }
+        let mut cur = r.parent.as_deref();
+        while let Some(p) = cur {
+            let Some(a) = self.tokens.get(p) else { break };
+            if Self::effective(a.revoked_at, broken) {
+                return false;
+            }
+            cur = a.parent.as_deref();
+        }
+        true
+    }
+
+    /// Revokes a token (RFC 7009 §2.1); descendants follow by lineage.
+    pub fn revoke(&mut self, jti: &str, broken: Option<Breakage>) {
+        let now = Instant::now();
+        let mut cur = Some(jti.to_owned());
+        while let Some(j) = cur {
+            let Some(r) = self.tokens.get_mut(&j) else { break };
+            r.revoked_at.get_or_insert(now);
+            // The broken variant walks up the chain and revokes the ancestors too.
+            cur = if broken == Some(Breakage::RevocationCascadesUp) { r.parent.clone() } else { None };
+        }
+    }
+
+    /// Ends a session: every token of it becomes inactive.
+    pub fn end_session(&mut self, sid: &str) {
+        self.sessions.entry(sid.to_owned()).or_insert_with(Instant::now);
+    }
+
+    /// Disables a client: it can no longer authenticate, and every token
+    /// issued to it is revoked (so are the tokens derived from them).
+    pub fn disable(&mut self, client_id: &str, broken: Option<Breakage>) {
+        self.disabled.insert(client_id.to_owned());
+        if broken == Some(Breakage::DisabledClientTokensStayActive) {
+            return;
+        }
+        let now = Instant::now();
+        for r in self.tokens.values_mut().filter(|r| r.client_id == client_id) {
+            r.revoked_at.get_or_insert(now);
+        }
+    }
+
+    pub fn enable(&mut self, client_id: &str) {
+        self.disabled.remove(client_id);
+    }
+
+    pub fn is_disabled(&self, client_id: &str) -> bool {
+        self.disabled.contains(client_id)
+    }
+}
