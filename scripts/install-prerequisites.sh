@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the native lab's prerequisites on Debian/Ubuntu when they are
 # missing: a JDK 17+ (Keycloak), Maven (fetches Keycloak), Python 3 with venv
-# (installs OpenBao's `bao`), the PostgreSQL server, and Rust when absent.
+# (installs OpenBao's `bao`), the PostgreSQL server; and for the tests,
+# Chromium with its driver (the HTML report is checked in a real browser).
 # Idempotent: installs nothing that is already there.
 set -euo pipefail
 
@@ -18,6 +19,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   missing+=(postgresql)
 fi
 command -v curl >/dev/null || missing+=(curl)
+# Tests only: the HTML report is checked in a real headless Chromium.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then

@@ -1,0 +1,189 @@
+//! The HTML matrix in a real headless Chromium (Debian `chromium` and
+//! `chromium-driver`), driven over WebDriver: it loads with no console
+//! errors, the filters change what is shown, and a Keycloak cell's evidence
+//! opens with its decoded claims. Also loads a 100 scenarios × 6 targets
+//! matrix. Screenshots go to `target/report-screenshots/` (not committed).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use fourleg_report::RunDocument;
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|n| std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file()))
+}
+
+impl Driver {
+    async fn start(profile_dir: &Path) -> anyhow::Result<Self> {
+        let driver = which(&["chromedriver"]).context(
+            "chromedriver not found: install Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)",
+        )?;
+        let browser = which(&["chromium", "chromium-browser", "google-chrome"]).context("chromium not found: `apt-get install chromium`")?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not answer on {base}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1400,1000", format!("--user-data-dir={}", profile_dir.display())]
+            }
+        }}});
+        let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await?.json().await?;
+        let session = resp["value"]["sessionId"].as_str().with_context(|| format!("no session: {resp}"))?.to_owned();
+        Ok(Self { child, base, session, http })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        let resp: Value = self.http.request(method, url).json(&body).send().await?.json().await?;
+        if let Some(e) = resp["value"].get("error") {
+            bail!("webdriver {path}: {e}: {}", resp["value"]["message"]);
+        }
+        Ok(resp["value"].clone())
+    }
+
+    async fn js(&self, script: &str) -> anyhow::Result<Value> {
+        self.cmd(reqwest::Method::POST, "execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
+        let png = self.cmd(reqwest::Method::GET, "screenshot", Value::Null).await?;
+        let dir = repo().join("target/report-screenshots");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(name), base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default())?)?;
+        Ok(())
+    }
+
+    async fn severe_logs(&self) -> anyhow::Result<Vec<String>> {
+        let logs = self.cmd(reqwest::Method::POST, "se/log", json!({"type": "browser"})).await?;
+        Ok(logs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["level"] == "SEVERE")
+            .map(|l| l["message"].to_string())
+            .collect())
+    }
+}
+
+/// A document scaled to `scenarios` × `targets` by copying real results.
+fn scaled(doc: &RunDocument, scenarios: usize, targets: usize) -> RunDocument {
+    let mut out = doc.clone();
+    let base = doc.runs[0].clone();
+    out.runs = (0..targets)
+        .map(|t| {
+            let mut run = base.clone();
+            run.target.name = format!("{}-{t}", base.target.name);
+            run.scenarios = (0..scenarios)
+                .map(|i| {
+                    let mut s = base.scenarios[i % base.scenarios.len()].clone();
+                    s.id = format!("{}-{i}", s.id);
+                    s
+                })
+                .collect();
+            run
+        })
+        .collect();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
+    let committed = repo().join("reports/matrix.json");
+    let doc = RunDocument::load(&committed)
+        .with_context(|| format!("{} is the reference matrix; produce it with `cargo run -- matrix --out reports`", committed.display()))?;
+    let dir = tempfile_dir()?;
+    let page = dir.join("index.html");
+    std::fs::write(&page, fourleg_report::html::render(&doc))?;
+    let driver = Driver::start(&dir.join("profile")).await?;
+    driver.cmd(reqwest::Method::POST, "url", json!({"url": format!("file://{}", page.display())})).await?;
+
+    let cells = driver.js("return document.querySelectorAll('button.cell').length").await?;
+    let expected: usize = doc.runs.iter().map(|r| r.scenarios.len()).sum();
+    assert_eq!(cells.as_u64(), Some(expected as u64), "one button per cell");
+
+    // Filters change what is shown.
+    let rows_all = driver.js("return document.querySelectorAll('#matrix tr[data-scenario]').length").await?;
+    let rows_pass = driver
+        .js("const s = document.getElementById('f-status'); s.value = 'pass'; s.dispatchEvent(new Event('change')); \
+             return document.querySelectorAll('#matrix tr[data-scenario]').length")
+        .await?;
+    assert!(rows_pass.as_u64() < rows_all.as_u64(), "the status filter hides rows ({rows_pass} of {rows_all})");
+    let rows_area = driver
+        .js("document.getElementById('f-status').value = ''; const a = document.getElementById('f-area'); a.value = 'may-act'; \
+             a.dispatchEvent(new Event('change')); return [...document.querySelectorAll('#matrix tr.area')].map(r => r.textContent)")
+        .await?;
+    assert_eq!(rows_area, json!(["may-act"]), "the area filter shows one area");
+    driver.js("const a = document.getElementById('f-area'); a.value = ''; a.dispatchEvent(new Event('change')); return 0").await?;
+
+    // A Keycloak cell's evidence opens, with decoded claims.
+    let opened = driver
+        .js("const b = document.querySelector('button.cell[data-target=\"keycloak\"][data-scenario=\"exchange-grant-accepted\"]'); b.click(); \
+             return document.getElementById('evidence').textContent")
+        .await?;
+    let text = opened.as_str().unwrap_or_default();
+    assert!(text.contains("exchange-grant-accepted") && text.contains("checks"), "{text}");
+    assert!(text.contains("decoded (signature removed)"), "claims are shown: {text}");
+    assert!(text.contains("RFC8693-2.1-grant"));
+    driver.screenshot("keycloak-evidence.png").await?;
+    let severe = driver.severe_logs().await?;
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+
+    // 100 scenarios × 6 targets still loads and draws every cell.
+    let big = dir.join("big.html");
+    std::fs::write(&big, fourleg_report::html::render(&scaled(&doc, 100, 6)))?;
+    let t = Instant::now();
+    driver.cmd(reqwest::Method::POST, "url", json!({"url": format!("file://{}", big.display())})).await?;
+    let cells = driver.js("return document.querySelectorAll('button.cell').length").await?;
+    eprintln!("100 × 6 matrix loaded and drawn in {} ms", t.elapsed().as_millis());
+    assert_eq!(cells.as_u64(), Some(600));
+    driver.screenshot("matrix-100x6.png").await?;
+    assert!(driver.severe_logs().await?.is_empty());
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("fourleg-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
