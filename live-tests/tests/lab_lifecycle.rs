@@ -94,6 +94,11 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
     let again = fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await?;
     assert!(again.services.iter().all(|s| s.reused), "{again:#?}");
     assert_eq!(pids(&config), started);
+    // ... and leaves them working: a second `up` once closed the state
+    // directory to the postgres user under its running cluster.
+    let after = fourleg_lab::status(&config).await?;
+    assert!(after.all_healthy(), "{after:#?}");
+    assert!(postgres::broker_tables(pg.port, &creds).await.is_ok(), "new connections to postgres still work");
 
     // 3. down leaves no process behind.
     let down = fourleg_lab::down(&config, false).await?;

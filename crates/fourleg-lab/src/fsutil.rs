@@ -7,10 +7,22 @@ use std::path::Path;
 
 use crate::error::{LabError, Result};
 
-/// Creates `dir` (and parents) with mode 0700.
+/// Creates `dir` (and parents) with mode 0700; an existing directory loses
+/// any group/other read and write bits but keeps its search bits (the state
+/// directory is 0711 while the postgres user runs a cluster inside it).
 pub fn private_dir(dir: &Path) -> Result<()> {
+    let existed = dir.is_dir();
     fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    let mode = if existed {
+        let m = fs::metadata(dir)
+            .map_err(|e| LabError::io(format!("reading {}", dir.display()), e))?
+            .permissions()
+            .mode();
+        (m & 0o7711) | 0o700
+    } else {
+        0o700
+    };
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
         .map_err(|e| LabError::io(format!("restricting {}", dir.display()), e))
 }
 
@@ -85,6 +97,18 @@ mod tests {
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(!p.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn private_dirs_keep_search_bits_but_lose_read_and_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("state");
+        private_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&d).unwrap();
+        // A running cluster owned by another user still reaches its files.
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o711);
     }
 
     #[test]

@@ -179,11 +179,36 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     provision::openbao::BaoFixture::load(&config.fixtures_dir)?;
     let creds = Credentials::load_or_generate(config, &clients, &users)?;
 
-    // Which services already run healthy: those are reused untouched.
+    // Which services already run healthy: those are reused untouched. One
+    // that runs but does not answer yet (a loaded machine) is waited for,
+    // never started a second time on the same data.
     let mut reusable = Vec::new();
     for record in state.services.values() {
-        if runtime.is_running(record) && healthy(record, &creds).await {
-            reusable.push(record.service);
+        if !runtime.is_running(record) {
+            continue;
+        }
+        let bound = match record.service {
+            Service::Postgres => config.timeouts.postgres,
+            Service::Openbao => config.timeouts.openbao,
+            Service::Keycloak => config.timeouts.keycloak,
+        };
+        let begin = Instant::now();
+        loop {
+            if healthy(record, &creds).await {
+                reusable.push(record.service);
+                break;
+            }
+            if begin.elapsed() >= bound {
+                return Err(LabError::NotReady {
+                    service: record.service,
+                    addr: format!("{}:{}", record.host, record.port),
+                    waited: bound,
+                    tail: fsutil::tail(&record.log, 25),
+                    log: record.log.clone(),
+                });
+            }
+            progress.step(record.service, "running but not answering yet; waiting");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     let fetched = if reusable.len() < Service::ALL.len() {
