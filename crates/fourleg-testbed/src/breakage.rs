@@ -5,135 +5,82 @@
 
 use std::fmt;
 
-/// One broken rule.
+/// One broken rule; [`Breakage::what`] says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Breakage {
     // --- RFC 8693 §2.1 request handling ---
-    /// A missing `subject_token_type` is taken as an access token (RFC 8693 §2.1: REQUIRED).
     SubjectTokenTypeDefaulted,
-    /// `actor_token` without `actor_token_type` is accepted (RFC 8693 §2.1).
     ActorTokenTypeOptional,
-    /// `actor_token_type` without `actor_token` is accepted and ignored (RFC 8693 §2.1).
     StrayActorTokenTypeAccepted,
-    /// A garbage actor token is ignored instead of refused: the exchange goes on as impersonation (RFC 8693 §2.1).
     InvalidActorTokenIgnored,
-    /// An unsupported `subject_token_type` is not checked: any type is read as a JWT (RFC 8693 §3).
     SubjectTokenTypeNotChecked,
-    /// An unsupported `requested_token_type` is silently replaced by an access token (RFC 8693 §3).
     RequestedTokenTypeReplaced,
-    /// `resource` is not checked: relative URIs and fragments are accepted (RFC 8693 §2.1, RFC 8707 §2).
     ResourceNotValidated,
+    UnknownResourceIgnored,
     // --- RFC 8693 §2.2 responses ---
-    /// Token-exchange errors that should be `invalid_request` are `invalid_grant` (RFC 8693 §2.2.2).
     InvalidGrantInsteadOfInvalidRequest,
-    /// An audience or resource the server will not issue for gets `invalid_request`, not `invalid_target` (RFC 8693 §2.2.2).
     InvalidRequestInsteadOfInvalidTarget,
-    /// The exchange response has no `issued_token_type` (RFC 8693 §2.2.1).
     NoIssuedTokenType,
-    /// The exchange response's `token_type` is `JWT` (RFC 8693 §2.2.1: Bearer or N_A).
     WrongTokenType,
-    /// The exchange response has no `expires_in` (RFC 8693 §2.2.1, RECOMMENDED).
     NoExpiresIn,
-    /// The response never reports `scope`, even when it differs from the request (RFC 8693 §2.2.1).
     ScopeNotReported,
-    /// Token responses lack `Cache-Control: no-store` (RFC 6749 §5.1).
     NoCacheControl,
-    /// Error responses are plain text with status 403 (RFC 6749 §5.2).
     ErrorsNotJson,
-    /// The metadata does not list `jwks_uri` (RFC 8414 §2).
     MetadataWithoutJwksUri,
-    /// `grant_types_supported` does not advertise token exchange (agent profile).
     GrantNotAdvertised,
     // --- client authentication ---
-    /// A confidential client's secret is not checked at the token endpoint (RFC 6749 §3.2.1).
     ClientSecretNotChecked,
-    /// A public client may exchange tokens (agent profile).
     PublicClientMayExchange,
     // --- claims (RFC 8693 §4) ---
-    /// `act` is a string naming the actor, not an object (RFC 8693 §4.1).
     ActNotAnObject,
-    /// `act` carries the actor token's `exp` and `aud` (RFC 8693 §4.1).
     ActWithNonIdentityClaims,
-    /// The `scope` claim is a JSON array (RFC 8693 §4.2).
     ScopeClaimArray,
     // --- the chain (agent profile) ---
-    /// Exchanged tokens carry the requesting client as `sub`, not the user.
     SubjectReplacedByClient,
-    /// Each hop's `aud` keeps the previous hops' audiences.
     AudienceAccumulates,
-    /// The second hop's `act` replaces the first one instead of nesting it.
     ActReplaced,
-    /// The chain is nested the wrong way round: the current actor innermost.
     ActReversed,
-    /// An exchange without actor token invents `act` naming the requester.
     ActInvented,
-    /// An exchanged token's `exp` goes past its subject token's.
     ExpExtended,
-    /// Chains deeper than three actors are refused.
-    DepthLimitedToThree,
-    /// A delegation that loops back to an actor already in the chain is accepted.
+    ChainLimitedToThreeHops,
+    ActHistoryTruncated,
     CircularDelegationAccepted,
     // --- may_act (RFC 8693 §4.4, agent profile) ---
-    /// `may_act` in the subject token is not enforced.
     MayActIgnored,
-    /// `may_act` is enforced against the actor token only: without one, any requester passes.
     MayActOnlyWithActorToken,
     // --- intersection (agent profile) ---
-    /// Granted permissions are the user's plus the requester's baseline (union), not their intersection.
     UnionNotIntersection,
-    /// An exchanged token copies the subject token's scope instead of narrowing it.
     SubjectScopeCopied,
-    /// Requests for permissions outside the intersection are granted at the second hop
-    /// (the first hop is right).
     IntersectionFirstHopOnly,
-    /// Every exchanged token has an empty scope (the intersection met by granting nothing).
     GrantsNothing,
     // --- revocation, introspection, sessions ---
-    /// Revoking a token leaves the tokens exchanged from it active.
     RevocationNotCascading,
-    /// Revoking a token revokes the tokens it was exchanged from too.
     RevocationCascadesUp,
-    /// Revocations take effect 7 s late.
     RevocationSlow,
-    /// Introspection says `active: true` for revoked tokens.
     IntrospectionIgnoresRevocation,
-    /// A revoked subject token can still be exchanged.
     RevokedSubjectExchangeable,
-    /// Logout ends the login token only, not the tokens derived from it.
     LogoutKeepsDerived,
-    /// Disabling a client leaves its issued tokens active.
     DisabledClientTokensStayActive,
-    /// A disabled client can still exchange.
     DisabledClientMayExchange,
-    /// Introspection answers without client authentication (RFC 7662 §2.1).
     IntrospectionUnauthenticated,
-    /// An inactive token's introspection also carries its claims (RFC 7662 §2.2).
     InactiveIntrospectionLeaksClaims,
-    /// Revocation of an unknown token answers 400 (RFC 7009 §2.2).
     RevokeUnknownTokenError,
-    /// Any authenticated client can revoke any token (RFC 7009 §2.1).
     RevokeByAnyClient,
+    RevokeAnswersNoContent,
     // --- attacks (agent profile, RFC 8725) ---
-    /// A subject token with `alg: none` is accepted.
     AlgNoneAccepted,
-    /// An HS256 token keyed with the server's public key is accepted.
     KeyConfusionAccepted,
-    /// Tokens whose `iss` is another issuer are accepted without checking their signature.
     ForeignIssuerAccepted,
-    /// An expired subject token is accepted (RFC 7519 §4.1.4).
     ExpiredAccepted,
-    /// RS256 signatures are not verified: edited claims are accepted.
+    UndecodableSubjectAccepted,
     SignatureNotVerified,
-    /// The requester need not be in the subject token's `aud`.
     AudienceNotChecked,
-    /// Subject and actor tokens are told apart by content: a client token as subject with a
-    /// user token as actor is swapped back.
     SubjectActorSwapAccepted,
 }
 
 impl Breakage {
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 55] = [
+    pub const ALL: [Breakage; 59] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -141,6 +88,7 @@ impl Breakage {
         Breakage::SubjectTokenTypeNotChecked,
         Breakage::RequestedTokenTypeReplaced,
         Breakage::ResourceNotValidated,
+        Breakage::UnknownResourceIgnored,
         Breakage::InvalidGrantInsteadOfInvalidRequest,
         Breakage::InvalidRequestInsteadOfInvalidTarget,
         Breakage::NoIssuedTokenType,
@@ -162,7 +110,8 @@ impl Breakage {
         Breakage::ActReversed,
         Breakage::ActInvented,
         Breakage::ExpExtended,
-        Breakage::DepthLimitedToThree,
+        Breakage::ChainLimitedToThreeHops,
+        Breakage::ActHistoryTruncated,
         Breakage::CircularDelegationAccepted,
         Breakage::MayActIgnored,
         Breakage::MayActOnlyWithActorToken,
@@ -182,14 +131,82 @@ impl Breakage {
         Breakage::InactiveIntrospectionLeaksClaims,
         Breakage::RevokeUnknownTokenError,
         Breakage::RevokeByAnyClient,
+        Breakage::RevokeAnswersNoContent,
         Breakage::AlgNoneAccepted,
         Breakage::KeyConfusionAccepted,
         Breakage::ForeignIssuerAccepted,
         Breakage::ExpiredAccepted,
+        Breakage::UndecodableSubjectAccepted,
         Breakage::SignatureNotVerified,
         Breakage::AudienceNotChecked,
         Breakage::SubjectActorSwapAccepted,
     ];
+
+    /// What the variant breaks, one sentence citing the rule's source.
+    #[must_use]
+    pub fn what(self) -> &'static str {
+        match self {
+            Breakage::SubjectTokenTypeDefaulted => "A missing `subject_token_type` is taken as an access token (RFC 8693 §2.1: REQUIRED).",
+            Breakage::ActorTokenTypeOptional => "`actor_token` without `actor_token_type` is accepted (RFC 8693 §2.1).",
+            Breakage::StrayActorTokenTypeAccepted => "`actor_token_type` without `actor_token` is accepted and ignored (RFC 8693 §2.1).",
+            Breakage::InvalidActorTokenIgnored => "A garbage actor token is ignored instead of refused: the exchange goes on as impersonation (RFC 8693 §2.1).",
+            Breakage::SubjectTokenTypeNotChecked => "An unsupported `subject_token_type` is not checked: any type is read as a JWT (RFC 8693 §3).",
+            Breakage::RequestedTokenTypeReplaced => "An unsupported `requested_token_type` is silently replaced by an access token (RFC 8693 §3).",
+            Breakage::ResourceNotValidated => "`resource` is not checked: relative URIs and fragments are accepted (RFC 8693 §2.1, RFC 8707 §2).",
+            Breakage::UnknownResourceIgnored => "A `resource` naming no known service is ignored instead of refused (RFC 8707 §2).",
+            Breakage::InvalidGrantInsteadOfInvalidRequest => "Token-exchange errors that should be `invalid_request` are `invalid_grant` (RFC 8693 §2.2.2).",
+            Breakage::InvalidRequestInsteadOfInvalidTarget => "An audience or resource the server will not issue for gets `invalid_request`, not `invalid_target` (RFC 8693 §2.2.2).",
+            Breakage::NoIssuedTokenType => "The exchange response has no `issued_token_type` (RFC 8693 §2.2.1).",
+            Breakage::WrongTokenType => "The exchange response's `token_type` is `JWT` (RFC 8693 §2.2.1: Bearer or N_A).",
+            Breakage::NoExpiresIn => "The exchange response has no `expires_in` (RFC 8693 §2.2.1, RECOMMENDED).",
+            Breakage::ScopeNotReported => "The response never reports `scope`, even when it differs from the request (RFC 8693 §2.2.1).",
+            Breakage::NoCacheControl => "Token responses lack `Cache-Control: no-store` (RFC 6749 §5.1).",
+            Breakage::ErrorsNotJson => "Error responses are plain text with status 403 (RFC 6749 §5.2).",
+            Breakage::MetadataWithoutJwksUri => "The metadata does not list `jwks_uri` (RFC 8414 §2).",
+            Breakage::GrantNotAdvertised => "`grant_types_supported` does not advertise token exchange (agent profile).",
+            Breakage::ClientSecretNotChecked => "A confidential client's secret is not checked at the token endpoint (RFC 6749 §3.2.1).",
+            Breakage::PublicClientMayExchange => "A public client may exchange tokens (agent profile).",
+            Breakage::ActNotAnObject => "`act` is a string naming the actor, not an object (RFC 8693 §4.1).",
+            Breakage::ActWithNonIdentityClaims => "`act` carries the actor token's `exp` and `aud` (RFC 8693 §4.1).",
+            Breakage::ScopeClaimArray => "The `scope` claim is a JSON array (RFC 8693 §4.2).",
+            Breakage::SubjectReplacedByClient => "Exchanged tokens carry the requesting client as `sub`, not the user (agent profile: AGENT-CHAIN-sub).",
+            Breakage::AudienceAccumulates => "Each hop's `aud` keeps the previous hops' audiences (agent profile: AGENT-CHAIN-aud).",
+            Breakage::ActReplaced => "The second hop's `act` replaces the first one instead of nesting it (RFC 8693 §4.1, agent profile: AGENT-CHAIN-act).",
+            Breakage::ActReversed => "The chain is nested the wrong way round: the current actor innermost (RFC 8693 §4.1, agent profile: AGENT-CHAIN-act).",
+            Breakage::ActInvented => "An exchange without actor token invents `act` naming the requester (RFC 8693 §1.1, agent profile: AGENT-CHAIN-impersonation).",
+            Breakage::ExpExtended => "An exchanged token's `exp` goes past its subject token's (agent profile: AGENT-CHAIN-monotonic).",
+            Breakage::ChainLimitedToThreeHops => "Chains of more than three exchanges are refused (agent profile: five hops must work).",
+            Breakage::ActHistoryTruncated => "`act` keeps the current and the previous actor only; older ones are dropped (agent profile: the whole history).",
+            Breakage::CircularDelegationAccepted => "A delegation that loops back to an actor already in the chain is accepted (agent profile: AGENT-ATTACK-circular).",
+            Breakage::MayActIgnored => "`may_act` in the subject token is not enforced (RFC 8693 §4.4, agent profile).",
+            Breakage::MayActOnlyWithActorToken => "`may_act` is enforced against the actor token only: without one, any requester passes (RFC 8693 §4.4, agent profile).",
+            Breakage::UnionNotIntersection => "Granted permissions are the user's plus the requester's baseline (union), not their intersection (agent profile: AGENT-INTERSECT).",
+            Breakage::SubjectScopeCopied => "An exchanged token copies the subject token's scope instead of narrowing it (agent profile: AGENT-INTERSECT).",
+            Breakage::IntersectionFirstHopOnly => "Requests for permissions outside the intersection are granted at the second hop (the first hop is right) (agent profile: AGENT-INTERSECT-hops).",
+            Breakage::GrantsNothing => "Every exchanged token has an empty scope (the intersection met by granting nothing) (agent profile: AGENT-INTERSECT-both).",
+            Breakage::RevocationNotCascading => "Revoking a token leaves the tokens exchanged from it active (RFC 7009 §2.1, agent profile).",
+            Breakage::RevocationCascadesUp => "Revoking a token revokes the tokens it was exchanged from too (agent profile: AGENT-REVOKE-midchain).",
+            Breakage::RevocationSlow => "Revocations take effect 7.5 s late (between the suite's 5 s latency bound and its 10 s waits).",
+            Breakage::IntrospectionIgnoresRevocation => "Introspection says `active: true` for revoked tokens (RFC 7662 §2.2).",
+            Breakage::RevokedSubjectExchangeable => "A revoked subject token can still be exchanged (agent profile: AGENT-REVOKE-no-reexchange).",
+            Breakage::LogoutKeepsDerived => "Logout ends the login token only, not the tokens derived from it (agent profile: AGENT-REVOKE-subject).",
+            Breakage::DisabledClientTokensStayActive => "Disabling a client leaves its issued tokens active (agent profile: AGENT-REVOKE-client).",
+            Breakage::DisabledClientMayExchange => "A disabled client can still exchange (agent profile: AGENT-REVOKE-client).",
+            Breakage::IntrospectionUnauthenticated => "Introspection answers without client authentication (RFC 7662 §2.1).",
+            Breakage::InactiveIntrospectionLeaksClaims => "An inactive token's introspection also carries its claims (RFC 7662 §2.2).",
+            Breakage::RevokeUnknownTokenError => "Revocation of an unknown token answers 400 (RFC 7009 §2.2).",
+            Breakage::RevokeByAnyClient => "Any authenticated client can revoke any token (RFC 7009 §2.1).",
+            Breakage::RevokeAnswersNoContent => "A successful revocation answers 204, not 200 (RFC 7009 §2.2).",
+            Breakage::AlgNoneAccepted => "A subject token with `alg: none` is accepted (RFC 8725 §2.1).",
+            Breakage::KeyConfusionAccepted => "An HS256 token keyed with the server's public key is accepted (RFC 8725 §2.1).",
+            Breakage::ForeignIssuerAccepted => "Tokens whose `iss` is another issuer are accepted without checking their signature (agent profile: AGENT-ATTACK-foreign-issuer).",
+            Breakage::ExpiredAccepted => "An expired subject token is accepted (RFC 7519 §4.1.4).",
+            Breakage::UndecodableSubjectAccepted => "A subject token that is not a JWT is taken as an opaque token of an anonymous user (RFC 8693 §2.1: validate it).",
+            Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
+            Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
+            Breakage::SubjectActorSwapAccepted => "Subject and actor tokens are told apart by content: a client token as subject with a user token as actor is swapped back (agent profile: AGENT-ATTACK-swap).",
+        }
+    }
 
     /// The kebab-case id used in the kill table (`may-act-ignored`).
     #[must_use]
@@ -224,7 +241,8 @@ mod tests {
     fn ids_are_kebab_case_and_unique() {
         assert_eq!(Breakage::MayActIgnored.id(), "may-act-ignored");
         assert_eq!(Breakage::NoCacheControl.id(), "no-cache-control");
-        let ids: std::collections::BTreeSet<String> = Breakage::ALL.iter().map(|b| b.id()).collect();
+        let ids: std::collections::BTreeSet<String> =
+            Breakage::ALL.iter().map(|b| b.id()).collect();
         assert_eq!(ids.len(), Breakage::ALL.len());
     }
 }

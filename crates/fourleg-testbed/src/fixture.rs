@@ -59,8 +59,16 @@ pub const LIFETIME_S: i64 = 300;
 pub const SHORT_LIFETIME_S: i64 = 2;
 
 pub const USERS: [User; 3] = [
-    User { username: "alice", sub: "f0000000-0000-4000-8000-000000000001", permissions: &["records:read", "records:write"] },
-    User { username: "bob", sub: "f0000000-0000-4000-8000-000000000002", permissions: &["records:read"] },
+    User {
+        username: "alice",
+        sub: "f0000000-0000-4000-8000-000000000001",
+        permissions: &["records:read", "records:write"],
+    },
+    User {
+        username: "bob",
+        sub: "f0000000-0000-4000-8000-000000000002",
+        permissions: &["records:read"],
+    },
     User {
         username: "carol",
         sub: "f0000000-0000-4000-8000-000000000003",
@@ -68,10 +76,22 @@ pub const USERS: [User; 3] = [
     },
 ];
 
-const LOGIN_BASELINE: &[&str] = &["records:read", "records:write", "records:delete", MAY_ACT_AGENT];
+const LOGIN_BASELINE: &[&str] = &[
+    "records:read",
+    "records:write",
+    "records:delete",
+    MAY_ACT_AGENT,
+];
 
 pub const CLIENTS: [Client; 7] = [
-    Client { client_id: "lab-web", kind: Kind::Login, sub: None, baseline: LOGIN_BASELINE, targets: &["agent"], lifetime_s: LIFETIME_S },
+    Client {
+        client_id: "lab-web",
+        kind: Kind::Login,
+        sub: None,
+        baseline: LOGIN_BASELINE,
+        targets: &["agent"],
+        lifetime_s: LIFETIME_S,
+    },
     Client {
         client_id: "lab-web-short",
         kind: Kind::Login,
@@ -112,7 +132,14 @@ pub const CLIENTS: [Client; 7] = [
         targets: &["mcp-server", "sub-agent"],
         lifetime_s: LIFETIME_S,
     },
-    Client { client_id: "downstream-api", kind: Kind::Resource, sub: None, baseline: &[], targets: &[], lifetime_s: LIFETIME_S },
+    Client {
+        client_id: "downstream-api",
+        kind: Kind::Resource,
+        sub: None,
+        baseline: &[],
+        targets: &[],
+        lifetime_s: LIFETIME_S,
+    },
 ];
 
 /// A client by `client_id`.
@@ -140,11 +167,20 @@ pub fn user_by_sub(sub: &str) -> Option<&'static User> {
 }
 
 /// Every audience value the server issues for (contract §4).
-pub const AUDIENCES: [&str; 5] = ["agent", "mcp-server", "sub-agent", "rogue-agent", "downstream-api"];
+pub const AUDIENCES: [&str; 5] = [
+    "agent",
+    "mcp-server",
+    "sub-agent",
+    "rogue-agent",
+    "downstream-api",
+];
 
 /// Resource indicators (RFC 8707) the server knows, and the audience each stands for.
 pub const RESOURCES: [(&str, &str); 3] = [
     ("https://mcp-server.testbed.fourleg.test/", "mcp-server"),
     ("https://sub-agent.testbed.fourleg.test/", "sub-agent"),
-    ("https://downstream-api.testbed.fourleg.test/", "downstream-api"),
+    (
+        "https://downstream-api.testbed.fourleg.test/",
+        "downstream-api",
+    ),
 ];

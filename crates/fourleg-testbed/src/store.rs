@@ -20,6 +20,8 @@ pub struct Record {
     /// The client it was issued to (RFC 7009 §2.1).
     pub client_id: String,
     pub exp: i64,
+    /// How many exchanges lie between it and a first token (login or client credentials): 0 for those.
+    pub depth: usize,
     revoked_at: Option<Instant>,
 }
 
@@ -48,13 +50,31 @@ pub struct Store {
 }
 
 /// How long the slow-revocation variant takes to make a revocation effective.
-pub const SLOW_REVOCATION: Duration = Duration::from_secs(7);
+pub const SLOW_REVOCATION: Duration = Duration::from_millis(7500);
 
 impl Store {
-    pub fn record(&mut self, jti: &str, parent: Option<String>, sid: Option<String>, client_id: &str, exp: i64) {
+    pub fn record(
+        &mut self,
+        jti: &str,
+        parent: Option<String>,
+        sid: Option<String>,
+        client_id: &str,
+        exp: i64,
+    ) {
+        let depth = parent
+            .as_deref()
+            .and_then(|p| self.tokens.get(p))
+            .map_or(0, |p| p.depth + 1);
         self.tokens.insert(
             jti.to_owned(),
-            Record { parent, sid, client_id: client_id.to_owned(), exp, revoked_at: None },
+            Record {
+                parent,
+                sid,
+                client_id: client_id.to_owned(),
+                exp,
+                depth,
+                revoked_at: None,
+            },
         );
     }
 
@@ -63,7 +83,13 @@ impl Store {
     }
 
     pub fn add_refresh(&mut self, token: &str, sid: &str, client_id: &str) {
-        self.refresh.insert(token.to_owned(), Refresh { sid: sid.to_owned(), client_id: client_id.to_owned() });
+        self.refresh.insert(
+            token.to_owned(),
+            Refresh {
+                sid: sid.to_owned(),
+                client_id: client_id.to_owned(),
+            },
+        );
     }
 
     pub fn refresh(&self, token: &str) -> Option<&Refresh> {
@@ -71,7 +97,11 @@ impl Store {
     }
 
     fn effective(at: Option<Instant>, broken: Option<Breakage>) -> bool {
-        let delay = if broken == Some(Breakage::RevocationSlow) { SLOW_REVOCATION } else { Duration::ZERO };
+        let delay = if broken == Some(Breakage::RevocationSlow) {
+            SLOW_REVOCATION
+        } else {
+            Duration::ZERO
+        };
         at.is_some_and(|t| t.elapsed() >= delay)
     }
 
@@ -81,9 +111,19 @@ impl Store {
     }
 
     /// Whether an issued token is active. Unknown tokens are not active.
-    pub fn is_active(&self, jti: &str, now: i64, purpose: Purpose, broken: Option<Breakage>) -> bool {
-        let Some(r) = self.tokens.get(jti) else { return false };
-        if r.exp <= now {
+    pub fn is_active(
+        &self,
+        jti: &str,
+        now: i64,
+        purpose: Purpose,
+        broken: Option<Breakage>,
+    ) -> bool {
+        let Some(r) = self.tokens.get(jti) else {
+            return false;
+        };
+        let expiry_ignored =
+            purpose == Purpose::Exchange && broken == Some(Breakage::ExpiredAccepted);
+        if r.exp <= now && !expiry_ignored {
             return false;
         }
         let ignore_revocation = match purpose {
@@ -122,16 +162,24 @@ impl Store {
         let now = Instant::now();
         let mut cur = Some(jti.to_owned());
         while let Some(j) = cur {
-            let Some(r) = self.tokens.get_mut(&j) else { break };
+            let Some(r) = self.tokens.get_mut(&j) else {
+                break;
+            };
             r.revoked_at.get_or_insert(now);
             // The broken variant walks up the chain and revokes the ancestors too.
-            cur = if broken == Some(Breakage::RevocationCascadesUp) { r.parent.clone() } else { None };
+            cur = if broken == Some(Breakage::RevocationCascadesUp) {
+                r.parent.clone()
+            } else {
+                None
+            };
         }
     }
 
     /// Ends a session: every token of it becomes inactive.
     pub fn end_session(&mut self, sid: &str) {
-        self.sessions.entry(sid.to_owned()).or_insert_with(Instant::now);
+        self.sessions
+            .entry(sid.to_owned())
+            .or_insert_with(Instant::now);
     }
 
     /// Disables a client: it can no longer authenticate, and every token
@@ -142,7 +190,11 @@ impl Store {
             return;
         }
         let now = Instant::now();
-        for r in self.tokens.values_mut().filter(|r| r.client_id == client_id) {
+        for r in self
+            .tokens
+            .values_mut()
+            .filter(|r| r.client_id == client_id)
+        {
             r.revoked_at.get_or_insert(now);
         }
     }
@@ -153,5 +205,83 @@ impl Store {
 
     pub fn is_disabled(&self, client_id: &str) -> bool {
         self.disabled.contains(client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000;
+
+    /// user ← hop1 ← hop2, one session.
+    fn chain() -> Store {
+        let mut s = Store::default();
+        s.record("user", None, Some("sid".into()), "lab-web", NOW + 300);
+        s.record(
+            "hop1",
+            Some("user".into()),
+            Some("sid".into()),
+            "agent",
+            NOW + 300,
+        );
+        s.record(
+            "hop2",
+            Some("hop1".into()),
+            Some("sid".into()),
+            "mcp-server",
+            NOW + 300,
+        );
+        s
+    }
+
+    fn active(s: &Store, jti: &str, broken: Option<Breakage>) -> bool {
+        s.is_active(jti, NOW, Purpose::Introspect, broken)
+    }
+
+    #[test]
+    fn revocation_cascades_down_and_never_up() {
+        let mut s = chain();
+        s.revoke("hop1", None);
+        assert!(active(&s, "user", None));
+        assert!(!active(&s, "hop1", None));
+        assert!(!active(&s, "hop2", None));
+        assert_eq!(s.get("hop2").map(|r| r.depth), Some(2));
+    }
+
+    #[test]
+    fn the_broken_variants_break_only_their_direction() {
+        let mut s = chain();
+        s.revoke("hop1", Some(Breakage::RevocationNotCascading));
+        assert!(active(&s, "hop2", Some(Breakage::RevocationNotCascading)));
+        let mut s = chain();
+        s.revoke("hop1", Some(Breakage::RevocationCascadesUp));
+        assert!(!active(&s, "user", Some(Breakage::RevocationCascadesUp)));
+    }
+
+    #[test]
+    fn ending_a_session_ends_every_token_of_it() {
+        let mut s = chain();
+        s.end_session("sid");
+        assert!(["user", "hop1", "hop2"]
+            .iter()
+            .all(|j| !active(&s, j, None)));
+        let keeps = Some(Breakage::LogoutKeepsDerived);
+        assert!(!active(&s, "user", keeps) && active(&s, "hop2", keeps));
+    }
+
+    #[test]
+    fn disabling_a_client_revokes_its_tokens_and_their_descendants() {
+        let mut s = chain();
+        s.disable("agent", None);
+        assert!(s.is_disabled("agent"));
+        assert!(active(&s, "user", None) && !active(&s, "hop1", None) && !active(&s, "hop2", None));
+    }
+
+    #[test]
+    fn expired_and_unknown_tokens_are_inactive() {
+        let s = chain();
+        assert!(!s.is_active("user", NOW + 300, Purpose::Introspect, None));
+        assert!(!active(&s, "nope", None));
     }
 }

@@ -1,0 +1,673 @@
+//! The kill table: proof that every scenario can fail.
+//!
+//! Runs the whole suite (`suites/`) against the conformant test bed, where
+//! every scenario must pass (or be not-applicable, or be listed in
+//! [`CONFORMANT_EXCEPTIONS`] with a reason), and against every broken
+//! variant, where exactly the (scenario, rule) pairs declared in
+//! [`expected`] must fail: each variant is caught by the scenarios that
+//! check the rule it breaks, with that rule's id, and by no scenario that
+//! should not care. It then renders `reports/kill-table.md` and fails when
+//! the committed file differs, when a scenario has no variant that makes it
+//! fail, or when a variant is caught by nothing (unless the pair is one of
+//! the [`KNOWN_GAPS`], each a scenario defect with its reason).
+//!
+//! Regenerate the table: `FOURLEG_REGENERATE=1 cargo test -p fourleg-testbed --test kill_table`.
+//! Debug one variant: `FOURLEG_KILL_ONLY=may-act-ignored,conformant cargo test -p fourleg-testbed --test kill_table -- --nocapture`
+//! (runs only those, prints their failures, checks nothing else).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use fourleg_scenario::runner::{self, Quiet};
+use fourleg_scenario::{Engine, Registry, Run, Scenario, Status};
+use fourleg_target::{Profile, Target};
+use fourleg_testbed::{Breakage, TestBed};
+
+/// Scenarios the conformant test bed does not pass, each with the reason.
+/// An entry here is a defect to fix (in the scenario or the fixture), not a
+/// state to keep.
+const CONFORMANT_EXCEPTIONS: &[(&str, &str)] = &[];
+
+/// Scenarios that no variant can make fail, and variants that no scenario
+/// catches, each with the reason. Every entry is a defect to fix in the
+/// scenario (or the fixture contract), not a state to keep: the test fails
+/// when an entry goes stale.
+const KNOWN_GAPS: &[(&str, Breakage, &str)] = &[(
+    "public-client-exchange",
+    Breakage::PublicClientMayExchange,
+    "the only subject token the scenario can give lab-web is the user's login token, whose aud is \
+     `agent` (fixture contract §4), so a server that lets public clients exchange still refuses it \
+     because the requester is not in the subject token's audience; `success = false` cannot tell the \
+     two refusals apart (checking the error, e.g. `error_in = [\"invalid_client\", \"unauthorized_client\"]` \
+     per RFC 6749 §5.2, would)",
+)];
+
+/// What a variant must make fail, exactly: the (scenario, rule) pairs where
+/// at least one check of the rule fails (or becomes untestable, or warns).
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    /// Rules failing in every scenario that declares them (so a new scenario
+    /// checking one of these rules is expected to fail too).
+    rules: &'static [&'static str],
+    /// Further (scenario id, rule id) pairs.
+    pairs: &'static [(&'static str, &'static str)],
+}
+
+const fn rules(rules: &'static [&'static str]) -> Expect {
+    Expect { rules, pairs: &[] }
+}
+
+const fn pairs(pairs: &'static [(&'static str, &'static str)]) -> Expect {
+    Expect { rules: &[], pairs }
+}
+
+/// What each variant must make fail. Side effects are listed too: a server
+/// without `jwks_uri` also breaks every check that needs its keys.
+#[expect(clippy::too_many_lines, reason = "one table, read top to bottom")]
+fn expected(b: Breakage) -> Expect {
+    use Breakage as B;
+    match b {
+        B::SubjectTokenTypeDefaulted => pairs(&[
+            ("missing-subject-token-type", "RFC6749-5.2-shape"),
+            ("missing-subject-token-type", "RFC8693-2.1-subject-required"),
+        ]),
+        B::ActorTokenTypeOptional => pairs(&[
+            ("actor-token-without-type", "RFC8693-2.1-actor-type-pairing"),
+            ("actor-token-without-type", "RFC8693-2.2.2-invalid-request"),
+        ]),
+        B::StrayActorTokenTypeAccepted => pairs(&[
+            (
+                "actor-token-type-without-token",
+                "RFC8693-2.1-actor-type-pairing",
+            ),
+            (
+                "actor-token-type-without-token",
+                "RFC8693-2.2.2-invalid-request",
+            ),
+        ]),
+        B::InvalidActorTokenIgnored => pairs(&[
+            ("invalid-actor-token", "RFC8693-2.1-validate"),
+            ("invalid-actor-token", "RFC8693-2.2.2-invalid-request"),
+        ]),
+        B::SubjectTokenTypeNotChecked => pairs(&[
+            (
+                "subject-token-type-mismatch",
+                "RFC8693-2.2.2-invalid-request",
+            ),
+            ("subject-token-type-mismatch", "RFC8693-3-token-types"),
+        ]),
+        B::RequestedTokenTypeReplaced => pairs(&[
+            (
+                "unsupported-requested-token-type",
+                "RFC8693-2.2.2-invalid-request",
+            ),
+            ("unsupported-requested-token-type", "RFC8693-3-token-types"),
+        ]),
+        B::ResourceNotValidated => rules(&["RFC8693-2.1-resource"]),
+        B::UnknownResourceIgnored => Expect {
+            rules: &["RFC8707-2-audience"],
+            pairs: &[(
+                "unknown-resource-invalid-target",
+                "RFC8693-2.2.2-invalid-target",
+            )],
+        },
+        B::InvalidGrantInsteadOfInvalidRequest => rules(&[
+            "RFC8693-2.1-subject-required",
+            "RFC8693-2.2.2-invalid-request",
+        ]),
+        B::InvalidRequestInsteadOfInvalidTarget => rules(&["RFC8693-2.2.2-invalid-target"]),
+        B::NoIssuedTokenType => rules(&["RFC8693-2.2.1-issued-type"]),
+        B::WrongTokenType => rules(&["RFC8693-2.2.1-token-type"]),
+        B::NoExpiresIn => rules(&["RFC8693-2.2.1-expires"]),
+        B::ScopeNotReported => Expect {
+            rules: &[
+                "AGENT-INTERSECT-agent-lacks",
+                "AGENT-INTERSECT-escalate",
+                "AGENT-INTERSECT-hops",
+                "AGENT-INTERSECT-user-lacks",
+                "RFC8693-2.2.1-scope",
+            ],
+            pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
+        },
+        B::NoCacheControl => rules(&["RFC6749-5.1-no-store"]),
+        B::ErrorsNotJson => rules(&[
+            "RFC6749-5.2-invalid-client",
+            "RFC6749-5.2-shape",
+            "RFC8693-2.1-subject-required",
+            "RFC8693-2.2.2-invalid-request",
+            "RFC8693-2.2.2-invalid-target",
+        ]),
+        B::MetadataWithoutJwksUri => Expect {
+            rules: &[
+                "AGENT-ATTACK-key-confusion",
+                "AGENT-REVOKE-stateless-window",
+                "RFC8414-3-metadata",
+            ],
+            pairs: &[
+                ("chain-aud-next-hop-only", "AGENT-CHAIN-aud"),
+                ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
+                ("hs256-key-confusion", "RFC8693-2.1-validate"),
+                ("hs256-key-confusion", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::GrantNotAdvertised => rules(&["AGENT-METADATA-grant"]),
+        B::ClientSecretNotChecked => Expect {
+            rules: &["RFC6749-3.2.1-client-auth", "RFC6749-5.2-invalid-client"],
+            pairs: &[("client-authentication-required", "RFC6749-5.2-shape")],
+        },
+        // No scenario can catch it: see KNOWN_GAPS.
+        B::PublicClientMayExchange => pairs(&[]),
+        B::ActWithNonIdentityClaims => rules(&["RFC8693-4.1-act-no-nonidentity"]),
+        B::ScopeClaimArray => Expect {
+            rules: &["RFC8693-2.2.1-scope", "RFC8693-4.2-scope"],
+            pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
+        },
+        B::SubjectReplacedByClient => {
+            rules(&["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"])
+        }
+        B::AudienceAccumulates => Expect {
+            rules: &["AGENT-ATTACK-replay-aud", "AGENT-CHAIN-aud"],
+            pairs: &[
+                ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
+                ("replay-other-audience", "RFC6749-5.2-shape"),
+            ],
+        },
+        B::ActNotAnObject | B::ActReplaced => Expect {
+            rules: &["AGENT-CHAIN-act"],
+            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+        },
+        B::ActReversed => Expect {
+            rules: &["AGENT-CHAIN-act", "AGENT-MAYACT-subagent"],
+            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+        },
+        B::ActInvented => rules(&["AGENT-CHAIN-impersonation"]),
+        B::ExpExtended => pairs(&[("chain-exp-never-grows", "AGENT-CHAIN-monotonic")]),
+        B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
+        B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
+        B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
+        B::MayActIgnored => rules(&[
+            "AGENT-MAYACT-deny-actor",
+            "AGENT-MAYACT-deny-noactor",
+            "AGENT-MAYACT-subagent",
+        ]),
+        B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor"]),
+        B::UnionNotIntersection => Expect {
+            rules: &[
+                "AGENT-INTERSECT-agent-lacks",
+                "AGENT-INTERSECT-escalate",
+                "AGENT-INTERSECT-hops",
+                "AGENT-INTERSECT-user-lacks",
+            ],
+            pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
+        },
+        B::SubjectScopeCopied => rules(&["AGENT-INTERSECT-agent-lacks", "AGENT-INTERSECT-hops"]),
+        B::IntersectionFirstHopOnly => Expect {
+            rules: &["AGENT-INTERSECT-escalate", "AGENT-INTERSECT-hops"],
+            pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
+        },
+        B::GrantsNothing => rules(&["AGENT-INTERSECT-both", "AGENT-INTERSECT-hops"]),
+        B::RevocationNotCascading => Expect {
+            rules: &["AGENT-REVOKE-client", "AGENT-REVOKE-midchain"],
+            pairs: &[
+                (
+                    "revoke-user-access-token-revokes-chain",
+                    "AGENT-REVOKE-latency",
+                ),
+                (
+                    "revoke-user-access-token-revokes-chain",
+                    "AGENT-REVOKE-subject",
+                ),
+            ],
+        },
+        B::RevocationCascadesUp => rules(&["AGENT-REVOKE-midchain"]),
+        B::RevocationSlow => Expect {
+            rules: &[
+                "AGENT-REVOKE-client",
+                "AGENT-REVOKE-latency",
+                "AGENT-REVOKE-midchain",
+                "AGENT-REVOKE-no-reexchange",
+            ],
+            pairs: &[
+                ("midchain-revoke-cascades-down-only", "RFC7662-2.2-active"),
+                (
+                    "revoked-token-not-reexchangeable",
+                    "RFC8693-2.2.2-invalid-request",
+                ),
+            ],
+        },
+        B::IntrospectionIgnoresRevocation => Expect {
+            rules: &[
+                "AGENT-REVOKE-client",
+                "AGENT-REVOKE-latency",
+                "AGENT-REVOKE-midchain",
+                "AGENT-REVOKE-subject",
+                "RFC7009-2.1-refresh-cascade",
+                "RFC7662-2.2-inactive-only",
+            ],
+            pairs: &[
+                ("midchain-revoke-cascades-down-only", "RFC7662-2.2-active"),
+                (
+                    "revoke-user-access-token-revokes-chain",
+                    "RFC7662-2.2-active",
+                ),
+            ],
+        },
+        B::RevokedSubjectExchangeable => Expect {
+            rules: &["AGENT-REVOKE-no-reexchange"],
+            pairs: &[(
+                "revoked-token-not-reexchangeable",
+                "RFC8693-2.2.2-invalid-request",
+            )],
+        },
+        B::LogoutKeepsDerived => pairs(&[
+            ("logout-revokes-chain", "AGENT-REVOKE-latency"),
+            ("logout-revokes-chain", "AGENT-REVOKE-subject"),
+            (
+                "revoke-user-refresh-token-revokes-chain",
+                "AGENT-REVOKE-latency",
+            ),
+            (
+                "revoke-user-refresh-token-revokes-chain",
+                "AGENT-REVOKE-subject",
+            ),
+        ]),
+        B::DisabledClientTokensStayActive | B::DisabledClientMayExchange => {
+            rules(&["AGENT-REVOKE-client"])
+        }
+        B::IntrospectionUnauthenticated => rules(&["RFC7662-2.1-auth"]),
+        B::InactiveIntrospectionLeaksClaims => rules(&["RFC7662-2.2-inactive-only"]),
+        B::RevokeUnknownTokenError => pairs(&[("revoke-unknown-token-ok", "RFC7009-2.2-ok")]),
+        B::RevokeByAnyClient => rules(&["RFC7009-2.1-client"]),
+        B::RevokeAnswersNoContent => rules(&["RFC7009-2.2-ok"]),
+        B::AlgNoneAccepted => Expect {
+            rules: &["AGENT-ATTACK-alg-none"],
+            pairs: &[
+                ("alg-none-subject", "RFC8693-2.1-validate"),
+                ("alg-none-subject", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::KeyConfusionAccepted => Expect {
+            rules: &["AGENT-ATTACK-key-confusion"],
+            pairs: &[
+                ("hs256-key-confusion", "RFC8693-2.1-validate"),
+                ("hs256-key-confusion", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::ForeignIssuerAccepted => Expect {
+            rules: &["AGENT-ATTACK-act-injection", "AGENT-ATTACK-foreign-issuer"],
+            pairs: &[
+                ("foreign-issuer-subject", "RFC8693-2.1-validate"),
+                ("foreign-issuer-subject", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::ExpiredAccepted => Expect {
+            rules: &["AGENT-ATTACK-expired"],
+            pairs: &[
+                ("expired-subject-token", "RFC8693-2.1-validate"),
+                ("expired-subject-token", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::UndecodableSubjectAccepted => pairs(&[
+            ("garbage-subject-token", "RFC6749-5.2-shape"),
+            ("garbage-subject-token", "RFC8693-2.1-validate"),
+            ("garbage-subject-token", "RFC8693-2.2.2-invalid-request"),
+        ]),
+        B::SignatureNotVerified => Expect {
+            rules: &["AGENT-ATTACK-act-injection", "AGENT-MAYACT-forged"],
+            pairs: &[
+                ("forged-may-act", "RFC8693-2.1-validate"),
+                ("forged-may-act", "RFC8693-2.2.2-invalid-request"),
+            ],
+        },
+        B::AudienceNotChecked => Expect {
+            rules: &["AGENT-ATTACK-replay-aud"],
+            pairs: &[
+                ("chain-api-token-not-reexchanged", "AGENT-CHAIN-aud"),
+                ("replay-other-audience", "RFC6749-5.2-shape"),
+            ],
+        },
+        B::SubjectActorSwapAccepted => rules(&["AGENT-ATTACK-swap"]),
+    }
+}
+
+/// How many variants run at once (each runs its scenarios concurrently too).
+const VARIANTS_AT_ONCE: usize = 12;
+/// Scenarios of one variant run at once.
+const SCENARIOS_AT_ONCE: usize = 16;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// What one run made fail: scenario id → rule id → worst status of its checks.
+type Kills = BTreeMap<String, BTreeMap<String, Status>>;
+
+fn kills(run: &Run) -> Kills {
+    let mut out: Kills = BTreeMap::new();
+    for s in &run.scenarios {
+        for c in &s.checks {
+            if !matches!(c.status, Status::Pass | Status::NotApplicable) {
+                let e = out
+                    .entry(s.id.clone())
+                    .or_default()
+                    .entry(c.rule.clone())
+                    .or_insert(c.status);
+                *e = (*e).max(c.status);
+            }
+        }
+    }
+    out
+}
+
+/// The failing checks of a run, for messages.
+fn failures(run: &Run) -> String {
+    let mut out = String::new();
+    for s in &run.scenarios {
+        for c in s
+            .checks
+            .iter()
+            .filter(|c| !matches!(c.status, Status::Pass | Status::NotApplicable))
+        {
+            let _ = writeln!(
+                out,
+                "    {} / {}: {} ({})",
+                s.id, c.rule, c.status, c.message
+            );
+        }
+        if let Some(r) = s.reason.as_ref().filter(|_| s.status == Status::Error) {
+            let _ = writeln!(out, "    {}: error: {r}", s.id);
+        }
+    }
+    out
+}
+
+async fn run_one(
+    broken: Option<Breakage>,
+    scenarios: Arc<Vec<Scenario>>,
+    registry: Arc<Registry>,
+    profile_text: Arc<String>,
+) -> anyhow::Result<Run> {
+    let bed = TestBed::start(broken).await?;
+    let profile = Profile::parse(&profile_text, &TestBed::profile_path())?;
+    let target = Target::connect(profile, Some(bed.lab_context())).await?;
+    let engine = Arc::new(Engine::new(Arc::new(target), Arc::clone(&registry)));
+    let run = runner::run(
+        engine,
+        &scenarios,
+        SCENARIOS_AT_ONCE,
+        profile_text.as_bytes(),
+        &registry.profile_version,
+        Arc::new(Quiet),
+    )
+    .await?;
+    drop(bed);
+    Ok(run)
+}
+
+fn name(b: Option<Breakage>) -> String {
+    b.map_or_else(|| "conformant".to_owned(), Breakage::id)
+}
+
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "run, compare, render: one story read top to bottom"
+)]
+fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Result<()> {
+    let begin = Instant::now();
+    let suites = root().join("suites");
+    let registry = Arc::new(Registry::load(&suites.join("requirements.toml"))?);
+    let scenarios = Arc::new(fourleg_scenario::scenario::load_all(&suites, &registry)?);
+    let profile_text = Arc::new(std::fs::read_to_string(TestBed::profile_path())?);
+    let only: Option<BTreeSet<String>> = std::env::var("FOURLEG_KILL_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let variants: Vec<Option<Breakage>> = std::iter::once(None)
+        .chain(Breakage::ALL.iter().copied().map(Some))
+        .filter(|b| only.as_ref().is_none_or(|o| o.contains(&name(*b))))
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let runs: Vec<(Option<Breakage>, Run)> = rt.block_on(async {
+        let pool = Arc::new(tokio::sync::Semaphore::new(VARIANTS_AT_ONCE));
+        let mut tasks = Vec::new();
+        for b in &variants {
+            let (b, scenarios, registry, text, pool) = (
+                *b,
+                Arc::clone(&scenarios),
+                Arc::clone(&registry),
+                Arc::clone(&profile_text),
+                Arc::clone(&pool),
+            );
+            tasks.push(tokio::spawn(async move {
+                let _permit = pool.acquire_owned().await?;
+                let run = run_one(b, scenarios, registry, text)
+                    .await
+                    .with_context(|| format!("variant {}", name(b)))?;
+                anyhow::Ok((b, run))
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await??);
+        }
+        anyhow::Ok(out)
+    })?;
+    eprintln!(
+        "kill table: {} runs of {} scenarios in {:.1} s",
+        runs.len(),
+        scenarios.len(),
+        begin.elapsed().as_secs_f64()
+    );
+
+    let mut problems: Vec<String> = Vec::new();
+    let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
+    let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
+    for (b, run) in &runs {
+        let found = kills(run);
+        let errors: Vec<&str> = run
+            .scenarios
+            .iter()
+            .filter(|s| s.status == Status::Error)
+            .map(|s| s.id.as_str())
+            .collect();
+        if !errors.is_empty() {
+            problems.push(format!(
+                "{}: the harness broke in {errors:?}:\n{}",
+                name(*b),
+                failures(run)
+            ));
+        }
+        let Some(b) = b else {
+            let unexpected: Vec<&String> = found
+                .keys()
+                .filter(|id| !exceptions.contains_key(id.as_str()))
+                .collect();
+            if !unexpected.is_empty() {
+                problems.push(format!(
+                    "the conformant test bed fails {unexpected:?}:\n{}",
+                    failures(run)
+                ));
+            }
+            for (id, _) in exceptions
+                .iter()
+                .filter(|(id, _)| !found.contains_key(**id))
+            {
+                problems.push(format!(
+                    "conformant exception `{id}` is stale: it passes now; remove it"
+                ));
+            }
+            continue;
+        };
+        if only.is_some() {
+            eprintln!("{b}:\n{}", failures(run));
+        }
+        let e = expected(*b);
+        let want: BTreeSet<(&str, &str)> = scenarios
+            .iter()
+            .flat_map(|s| {
+                s.requirements
+                    .iter()
+                    .map(move |r| (s.id.as_str(), r.id.as_str()))
+            })
+            .filter(|(_, r)| e.rules.contains(r))
+            .chain(e.pairs.iter().copied())
+            .filter(|(id, _)| !exceptions.contains_key(id))
+            .collect();
+        let got: BTreeSet<(&str, &str)> = found
+            .iter()
+            .filter(|(id, _)| !exceptions.contains_key(id.as_str()))
+            .flat_map(|(id, rules)| rules.keys().map(move |r| (id.as_str(), r.as_str())))
+            .collect();
+        let missing: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            problems.push(format!(
+                "{b}: expected to fail but passed: {missing:?}; failed but not expected: {extra:?}\n{}",
+                failures(run)
+            ));
+        }
+        table.insert(*b, found);
+    }
+    if only.is_some() {
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        return Ok(());
+    }
+
+    let gap_scenarios: BTreeSet<&str> = KNOWN_GAPS.iter().map(|(id, _, _)| *id).collect();
+    let gap_variants: BTreeSet<Breakage> = KNOWN_GAPS.iter().map(|(_, b, _)| *b).collect();
+    let unkilled: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s.id.as_str())
+        .filter(|id| !table.values().any(|k| k.contains_key(*id)) && !gap_scenarios.contains(id))
+        .collect();
+    if !unkilled.is_empty() {
+        problems.push(format!(
+            "no variant makes these scenarios fail (add a switch to fourleg-testbed that breaks their rule, or fix the scenario): {unkilled:?}"
+        ));
+    }
+    let uncaught: Vec<String> = table
+        .iter()
+        .filter(|(b, k)| k.is_empty() && !gap_variants.contains(b))
+        .map(|(b, _)| b.id())
+        .collect();
+    if !uncaught.is_empty() {
+        problems.push(format!("no scenario catches these variants: {uncaught:?}"));
+    }
+    for (id, b, _) in KNOWN_GAPS {
+        if table.values().any(|k| k.contains_key(*id))
+            || table.get(b).is_some_and(|k| !k.is_empty())
+        {
+            problems.push(format!("known gap ({id}, {b}) is stale: a variant makes the scenario fail, or the variant is caught; remove it"));
+        }
+    }
+
+    let doc = render(&scenarios, &table);
+    let path = root().join("reports/kill-table.md");
+    if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+        std::fs::write(&path, &doc).with_context(|| format!("writing {}", path.display()))?;
+    } else if std::fs::read_to_string(&path).ok().as_deref() != Some(doc.as_str()) {
+        problems.push(format!(
+            "{} is not what the suite produces; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-testbed --test kill_table",
+            path.display()
+        ));
+    }
+    eprintln!("kill table: done in {:.1} s", begin.elapsed().as_secs_f64());
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    Ok(())
+}
+
+/// `reports/kill-table.md`: deterministic (sorted, no timings, no statuses
+/// that depend on timing).
+fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
+    let mut d = String::new();
+    let _ = writeln!(
+        d,
+        "<!-- Generated by crates/fourleg-testbed/tests/kill_table.rs; do not edit.\n     \
+         Regenerate: FOURLEG_REGENERATE=1 cargo test -p fourleg-testbed --test kill_table -->\n"
+    );
+    let _ = writeln!(d, "# Kill table\n");
+    let _ = writeln!(
+        d,
+        "Every scenario of `suites/` runs against the test bed (`crates/fourleg-testbed`), an in-process \
+         RFC 8693 server with the agent delegation profile: once conformant, where every scenario passes, \
+         and once per broken variant, each breaking one rule. A cell lists the rules with at least one \
+         failing check (fail, warn, info or untestable). A scenario that no variant makes fail proves \
+         nothing and fails the build, unless it is a known gap below: a defect of that scenario to fix.\n"
+    );
+    let _ = writeln!(
+        d,
+        "{} scenarios, {} variants.\n",
+        scenarios.len(),
+        table.len()
+    );
+    let _ = writeln!(d, "## Scenario → variants that make it fail\n");
+    let _ = writeln!(d, "| scenario | variants (failed rules) |");
+    let _ = writeln!(d, "|---|---|");
+    for s in scenarios {
+        let cells: Vec<String> = table
+            .iter()
+            .filter_map(|(b, k)| {
+                k.get(&s.id).map(|rules| {
+                    format!(
+                        "`{b}` ({})",
+                        rules.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect();
+        let cell = if cells.is_empty() {
+            "**none** (known gap)".to_owned()
+        } else {
+            cells.join("<br>")
+        };
+        let _ = writeln!(d, "| `{}/{}` | {cell} |", s.area, s.id);
+    }
+    let _ = writeln!(d, "\n## Variant → scenarios that catch it\n");
+    let _ = writeln!(d, "| variant | what it breaks | caught by |");
+    let _ = writeln!(d, "|---|---|---|");
+    for (b, k) in table {
+        let caught: Vec<String> = k.keys().map(|id| format!("`{id}`")).collect();
+        let cell = if caught.is_empty() {
+            "**nothing** (known gap)".to_owned()
+        } else {
+            caught.join(", ")
+        };
+        let _ = writeln!(d, "| `{b}` | {} | {cell} |", b.what());
+    }
+    let _ = writeln!(d, "\n## Known gaps\n");
+    if KNOWN_GAPS.is_empty() {
+        let _ = writeln!(d, "None.");
+    }
+    for (id, b, why) in KNOWN_GAPS {
+        let _ = writeln!(d, "- `{id}` / `{b}`: {why}.");
+    }
+    let _ = writeln!(d, "\n## Rule checks no variant makes fail\n");
+    let _ = writeln!(
+        d,
+        "Pairs (scenario, rule) whose checks pass against every variant: mostly controls (a token that \
+         must still work), which a variant fails only by breaking everything. Not a failure of the build.\n"
+    );
+    let mut any = false;
+    for s in scenarios {
+        for r in &s.requirements {
+            if !table
+                .values()
+                .any(|k| k.get(&s.id).is_some_and(|rules| rules.contains_key(&r.id)))
+            {
+                let _ = writeln!(d, "- `{}`: `{}`", s.id, r.id);
+                any = true;
+            }
+        }
+    }
+    if !any {
+        let _ = writeln!(d, "None.");
+    }
+    d
+}
