@@ -75,7 +75,11 @@ impl Driver {
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
         let url = format!("{}/session/{}/{path}", self.base, self.session);
-        let resp: Value = self.http.request(method, url).json(&body).send().await?.json().await?;
+        let mut req = self.http.request(method, url);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp: Value = req.send().await?.json().await?;
         if let Some(e) = resp["value"].get("error") {
             bail!("webdriver {path}: {e}: {}", resp["value"]["message"]);
         }
