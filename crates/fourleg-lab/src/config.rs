@@ -113,9 +113,13 @@ impl LabConfig {
     }
 }
 
-/// `$XDG_CACHE_HOME/fourleg`, else `~/.cache/fourleg`, else `.cache/fourleg`.
+/// `$FOURLEG_CACHE`, else `$XDG_CACHE_HOME/fourleg`, else `~/.cache/fourleg`,
+/// else `.cache/fourleg`.
 #[must_use]
 pub fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("FOURLEG_CACHE").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x);
+    }
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("fourleg");
     }
