@@ -186,12 +186,8 @@ struct RunArgs {
     /// passed there and does not now) or a stale expectation, 2 on a harness error.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// Scenarios running at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    concurrency: usize,
-    /// The suites directory [default: suites/ beside fixtures/].
-    #[arg(long, hide_env_values = true, env = "FOURLEG_SUITES", value_name = "DIR")]
-    suites: Option<PathBuf>,
+    #[command(flatten)]
+    suite: SuiteOpts,
     /// Never start the lab; fail when a lab target's lab is not running.
     #[arg(long)]
     no_start: bool,
@@ -208,7 +204,14 @@ struct MatrixArgs {
     /// Gate on an earlier run document (see `run --baseline`).
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// Scenarios running at once per target.
+    #[command(flatten)]
+    suite: SuiteOpts,
+}
+
+/// Options shared by `run` and `matrix`.
+#[derive(Debug, Args)]
+struct SuiteOpts {
+    /// Scenarios running at once (per target).
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
     /// The suites directory [default: suites/ beside fixtures/].
@@ -298,14 +301,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 &a.filter,
                 a.json.as_deref(),
                 a.baseline.as_deref(),
-                a.concurrency,
-                a.suites.as_deref(),
+                a.suite.concurrency,
+                a.suite.suites.as_deref(),
                 !a.no_start,
             )
             .await
         }
         Command::Matrix(a) => {
-            matrix::matrix(&config, &a.targets, &a.out, a.baseline.as_deref(), a.concurrency, a.suites.as_deref()).await
+            matrix::matrix(&config, &a.targets, &a.out, a.baseline.as_deref(), a.suite.concurrency, a.suite.suites.as_deref())
+                .await
         }
         Command::Diff { old, new, markdown, tolerance } => matrix::diff(&old, &new, markdown, tolerance),
         Command::Lab {

@@ -839,17 +839,7 @@ impl Engine {
             (Some(m), s) if s != Status::Pass => format!("{m} ({message})"),
             _ => message,
         };
-        (
-            CheckResult {
-                rule: e.rule.clone(),
-                level,
-                kind: RuleKind::of(&e.rule),
-                status,
-                message,
-                step: Some(step),
-            },
-            figure,
-        )
+        (self.graded(e, step, status, message), figure)
     }
 
     fn principals_named(&self, e: &Expect) -> Vec<String> {
