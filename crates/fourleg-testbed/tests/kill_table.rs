@@ -36,15 +36,7 @@ const CONFORMANT_EXCEPTIONS: &[(&str, &str)] = &[];
 /// catches, each with the reason. Every entry is a defect to fix in the
 /// scenario (or the fixture contract), not a state to keep: the test fails
 /// when an entry goes stale.
-const KNOWN_GAPS: &[(&str, Breakage, &str)] = &[(
-    "public-client-exchange",
-    Breakage::PublicClientMayExchange,
-    "the only subject token the scenario can give lab-web is the user's login token, whose aud is \
-     `agent` (fixture contract §4), so a server that lets public clients exchange still refuses it \
-     because the requester is not in the subject token's audience; `success = false` cannot tell the \
-     two refusals apart (checking the error, e.g. `error_in = [\"invalid_client\", \"unauthorized_client\"]` \
-     per RFC 6749 §5.2, would)",
-)];
+const KNOWN_GAPS: &[(&str, Breakage, &str)] = &[];
 
 /// What a variant must make fail, exactly: the (scenario, rule) pairs where
 /// at least one check of the rule fails (or becomes untestable, or warns).
@@ -137,6 +129,7 @@ fn expected(b: Breakage) -> Expect {
         B::ErrorsNotJson => rules(&[
             "RFC6749-5.2-invalid-client",
             "RFC6749-5.2-shape",
+            "RFC6749-5.2-unauthorized-client",
             "RFC8693-2.1-subject-required",
             "RFC8693-2.2.2-invalid-request",
             "RFC8693-2.2.2-invalid-target",
@@ -159,8 +152,8 @@ fn expected(b: Breakage) -> Expect {
             rules: &["RFC6749-3.2.1-client-auth", "RFC6749-5.2-invalid-client"],
             pairs: &[("client-authentication-required", "RFC6749-5.2-shape")],
         },
-        // No scenario can catch it: see KNOWN_GAPS.
-        B::PublicClientMayExchange => pairs(&[]),
+        // Still refused on the audience, but no longer with unauthorized_client.
+        B::PublicClientMayExchange => rules(&["RFC6749-5.2-unauthorized-client"]),
         B::ActWithNonIdentityClaims => rules(&["RFC8693-4.1-act-no-nonidentity"]),
         B::ScopeClaimArray => Expect {
             rules: &["RFC8693-2.2.1-scope", "RFC8693-4.2-scope"],
