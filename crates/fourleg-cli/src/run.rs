@@ -143,7 +143,7 @@ impl Observer for Lines {
         }
         if let Some(reason) = &r.reason {
             if r.status == Status::NotApplicable {
-                line.push_str(&format!("\n    {reason}"));
+                let _ = write!(line, "\n    {reason}");
             }
         }
         eprintln!("{line}");

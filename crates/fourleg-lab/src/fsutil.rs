@@ -73,7 +73,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(mut f) = fs::File::open(path) else {
         return format!("(no log at {})", path.display());
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_or(0, |m| m.len());
     let start = len.saturating_sub(64 * 1024);
     if f.seek(SeekFrom::Start(start)).is_err() {
         return String::new();

@@ -226,12 +226,8 @@ impl Gate {
     /// 2 on harness errors, 1 on regressions or stale expectations, else 0.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
-        if !self.errors.is_empty() {
+        if self.errors.is_empty() { u8::from(!self.regressions.is_empty() || !self.stale.is_empty()) } else {
             2
-        } else if !self.regressions.is_empty() || !self.stale.is_empty() {
-            1
-        } else {
-            0
         }
     }
 

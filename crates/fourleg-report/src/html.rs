@@ -32,7 +32,7 @@ pub fn render(doc: &RunDocument) -> String {
         .replace("{{data}}", &data)
 }
 
-const TEMPLATE: &str = r##"<!doctype html>
+const TEMPLATE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -225,7 +225,7 @@ draw();
 </script>
 </body>
 </html>
-"##;
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -650,7 +650,7 @@ mod tests {
         let w = |held, elapsed_ms| WaitOutcome { held, elapsed_ms, timeout_ms: 5000, pending: vec!["hop1".into()] };
         let go = |w: &WaitOutcome| run("within_bound", &Input { outcome: None, claims: None, than: None, identities: &ids, profile: &p, args: &a, wait: Some(w), accept: None });
         assert!(matches!(go(&w(true, 10)).0, Verdict::Pass(_)));
-        assert_eq!(go(&w(true, 10)).1.unwrap().value, 10.0);
+        assert!((go(&w(true, 10)).1.unwrap().value - 10.0).abs() < f64::EPSILON);
         assert!(matches!(go(&w(true, 2000)).0, Verdict::Fail(_)));
         assert!(matches!(go(&w(false, 5000)).0, Verdict::Fail(_)));
     }

@@ -577,24 +577,21 @@ impl Engine {
                 pending = Vec::new();
                 for name in &x.tokens {
                     let tok = Self::token_of(vars, name, None)?;
-                    match x.until.as_str() {
-                        "expired" => {
-                            let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
-                            if exp.is_none_or(|e| e >= now_s()) {
-                                pending.push(name.clone());
-                            }
+                    if x.until.as_str() == "expired" {
+                        let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
+                        if exp.is_none_or(|e| e >= now_s()) {
+                            pending.push(name.clone());
                         }
-                        _ => {
-                            let client = self.introspector(&tok, vars.get(name))?;
-                            let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
-                                Ok(o) => o,
-                                Err(e) => return Err(self.down_or_error(e).await),
-                            };
-                            if o.body["active"] != Value::Bool(false) {
-                                pending.push(name.clone());
-                            }
-                            last.push(o.evidence);
+                    } else {
+                        let client = self.introspector(&tok, vars.get(name))?;
+                        let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
+                            Ok(o) => o,
+                            Err(e) => return Err(self.down_or_error(e).await),
+                        };
+                        if o.body["active"] != Value::Bool(false) {
+                            pending.push(name.clone());
                         }
+                        last.push(o.evidence);
                     }
                 }
                 if pending.is_empty() || begin.elapsed() >= timeout {
@@ -859,7 +856,7 @@ impl Engine {
     }
 
     async fn modifier(&self, e: &Expect, what: &str, v: Option<&Value>) -> (Status, String) {
-        let shown = v.map_or_else(|| "absent".to_owned(), |v| evidence_value(v));
+        let shown = v.map_or_else(|| "absent".to_owned(), evidence_value);
         if let Some(want) = e.present {
             return match (want, v.is_some_and(|v| !v.is_null())) {
                 (true, true) => (Status::Pass, format!("{what} present ({shown})")),

@@ -505,7 +505,7 @@ impl Scenario {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        s.path = path.to_owned();
+        path.clone_into(&mut s.path);
         s.validate(registry)?;
         Ok(s)
     }

@@ -195,7 +195,7 @@ pub struct Target {
 fn fill(template: &str, lab: Option<&LabContext>, target: &str) -> Result<String, TargetError> {
     let mut out = template.to_owned();
     while let Some(start) = out.find("{lab.") {
-        let end = out[start..].find('}').map(|e| start + e).unwrap_or(out.len() - 1);
+        let end = out[start..].find('}').map_or(out.len() - 1, |e| start + e);
         let key = &out[start + 5..end];
         let value = lab.and_then(|l| l.urls.get(key)).ok_or_else(|| TargetError::NeedsLab {
             target: target.to_owned(),
@@ -705,7 +705,7 @@ impl Target {
             return Ok(resp.text().await.unwrap_or_default());
         }
         let cmd = cmd.ok_or_else(|| err("not configured in the profile's [hooks]".into()))?;
-        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "fourleg".into());
+        let exe = std::env::current_exe().map_or_else(|_| "fourleg".into(), |p| p.display().to_string());
         let fourleg = std::env::var("FOURLEG_BIN").unwrap_or(exe);
         let argv: Vec<String> = cmd
             .iter()

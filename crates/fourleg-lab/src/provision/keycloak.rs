@@ -141,6 +141,41 @@ pub async fn provision(base: &str, creds: &Credentials, fixtures: &Path) -> Resu
     Ok(true)
 }
 
+/// Enables or disables a client of the lab's realm (the `disable_client` and
+/// `enable_client` hooks of the bundled Keycloak targets).
+pub async fn set_client_enabled(base: &str, admin: &Secret, client_id: &str, enabled: bool) -> Result<()> {
+    let token = admin_token(base, admin).await?;
+    let http = health::http();
+    let found: Value = http
+        .get(format!("{base}/admin/realms/{REALM}/clients"))
+        .query(&[("clientId", client_id)])
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .map_err(|e| LabError::http("keycloak: looking up the client", e))?
+        .json()
+        .await
+        .map_err(|e| LabError::http("keycloak: reading the client", e))?;
+    let id = found[0]["id"]
+        .as_str()
+        .ok_or_else(|| LabError::provision(Service::Keycloak, format!("no client `{client_id}` in realm {REALM}")))?;
+    let resp = http
+        .put(format!("{base}/admin/realms/{REALM}/clients/{id}"))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"clientId": client_id, "enabled": enabled}))
+        .send()
+        .await
+        .map_err(|e| LabError::http("keycloak: updating the client", e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(LabError::provision(
+            Service::Keycloak,
+            format!("updating client `{client_id}` answered {}", resp.status()),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,40 +224,5 @@ mod tests {
                 assert!(secret.starts_with("{{secret:"), "client {} has a literal secret", client["clientId"]);
             }
         }
-    }
-}
-
-/// Enables or disables a client of the lab's realm (the `disable_client` and
-/// `enable_client` hooks of the bundled Keycloak targets).
-pub async fn set_client_enabled(base: &str, admin: &Secret, client_id: &str, enabled: bool) -> Result<()> {
-    let token = admin_token(base, admin).await?;
-    let http = health::http();
-    let found: Value = http
-        .get(format!("{base}/admin/realms/{REALM}/clients"))
-        .query(&[("clientId", client_id)])
-        .bearer_auth(token.expose())
-        .send()
-        .await
-        .map_err(|e| LabError::http("keycloak: looking up the client", e))?
-        .json()
-        .await
-        .map_err(|e| LabError::http("keycloak: reading the client", e))?;
-    let id = found[0]["id"]
-        .as_str()
-        .ok_or_else(|| LabError::provision(Service::Keycloak, format!("no client `{client_id}` in realm {REALM}")))?;
-    let resp = http
-        .put(format!("{base}/admin/realms/{REALM}/clients/{id}"))
-        .bearer_auth(token.expose())
-        .json(&serde_json::json!({"clientId": client_id, "enabled": enabled}))
-        .send()
-        .await
-        .map_err(|e| LabError::http("keycloak: updating the client", e))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(LabError::provision(
-            Service::Keycloak,
-            format!("updating client `{client_id}` answered {}", resp.status()),
-        ))
     }
 }

@@ -22,7 +22,7 @@ fn run_logged(mut cmd: Command, what: &str, log: &Path) -> Result<()> {
         .stdout(out)
         .stderr(err)
         .status()
-        .map_err(|e| LabError::io(format!("running {:?}", cmd.get_program()), e))?;
+        .map_err(|e| LabError::io(format!("running {}", cmd.get_program().to_string_lossy()), e))?;
     if status.success() {
         Ok(())
     } else {
