@@ -258,6 +258,9 @@ struct UpArgs {
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also start these peers from fixtures/peers/ (comma-separated, e.g. idpyoidc).
+    #[arg(long, value_delimiter = ',', value_name = "PEERS")]
+    with: Vec<String>,
 }
 
 fn config(dirs: &Dirs) -> LabConfig {
@@ -322,6 +325,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Down { purge } => {
             let report = fourleg_lab::down(&config, purge).await?;
+            if !report.peers.is_empty() {
+                eprintln!("stopped peers {}", report.peers.join(", "));
+            }
             if report.stopped.is_empty() {
                 eprintln!("nothing was running in {}", config.state_dir.display());
             } else {
@@ -369,11 +375,28 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
             return Ok(exit::HARNESS);
         }
     };
+    let mut peers = Vec::new();
+    for name in &args.with {
+        eprintln!("peer {name}: starting (installs into the cache on first use)");
+        match fourleg_lab::peers::up(config, name).await {
+            Ok(p) => {
+                eprintln!("peer {name}: ready in {:.1}s at {}", p.startup_ms as f64 / 1000.0, p.url);
+                peers.push(p);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::HARNESS);
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).context("serialising the report")?);
         return Ok(exit::OK);
     }
     println!("{}", render_up(&report, config));
+    for p in &peers {
+        println!("peer {:<9} {:<9} {}", p.name, p.version, p.url);
+    }
     Ok(exit::OK)
 }
 
@@ -437,6 +460,14 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
         };
         let pid = s.pid.map_or_else(|| s.container.clone().unwrap_or_default(), |p| p.to_string());
         println!("{:<10} {:<9} {:<28} {:>8}  {health}", s.name, s.version, s.url, pid);
+    }
+    for (p, ok) in fourleg_lab::peers::status(config).await? {
+        let pid = match p.handle {
+            fourleg_lab::state::Handle::Process { pid, .. } => pid.to_string(),
+            fourleg_lab::state::Handle::Container { id } => id,
+        };
+        let health = if ok { "healthy".to_owned() } else { format!("UNHEALTHY (see {})", p.log.display()) };
+        println!("{:<10} {:<9} {:<28} {:>8}  {health} (peer)", p.name, p.version, p.url, pid);
     }
     Ok(code)
 }

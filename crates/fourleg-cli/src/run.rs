@@ -62,6 +62,12 @@ pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabC
         ctx.urls.insert(s.name.name().to_owned(), s.url.clone());
         ctx.versions.insert(s.name.name().to_owned(), s.version.clone());
     }
+    for (p, ok) in fourleg_lab::peers::status(config).await? {
+        if ok {
+            ctx.urls.insert(p.name.clone(), p.url);
+            ctx.versions.insert(p.name, p.version);
+        }
+    }
     Ok(ctx)
 }
 
@@ -71,7 +77,19 @@ pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyho
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let profile = Profile::load(&path)?;
     let lab = match &profile.lab {
-        Some(_) => Some(lab_context(config, start_lab).await?),
+        Some(service) => {
+            let mut ctx = lab_context(config, start_lab).await?;
+            if !ctx.urls.contains_key(service) && fourleg_lab::peers::available(&config.fixtures_dir).contains(service) {
+                if !start_lab {
+                    anyhow::bail!("peer {service} is not running; start it with `fourleg up --with {service}`");
+                }
+                eprintln!("peer {service}: starting (installs into the cache on first use)");
+                let p = fourleg_lab::peers::up(config, service).await?;
+                ctx.urls.insert(service.clone(), p.url);
+                ctx.versions.insert(service.clone(), p.version);
+            }
+            Some(ctx)
+        }
         None => None,
     };
     let target = Target::connect(profile, lab).await?;

@@ -440,6 +440,8 @@ pub async fn status(config: &LabConfig) -> Result<StatusReport> {
 #[derive(Debug, Clone, Serialize)]
 pub struct DownReport {
     pub stopped: Vec<Service>,
+    /// Peers stopped (`fixtures/peers/`).
+    pub peers: Vec<String>,
     pub purged: bool,
 }
 
@@ -448,6 +450,7 @@ pub struct DownReport {
 /// keeps for this lab. Works from `lab.json` alone.
 pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
     let mut stopped = Vec::new();
+    let peers_stopped = crate::peers::down(config).await?;
     if let Some(mut state) = LabState::load(&config.state_dir)? {
         let runtime = runtime_for(state.runtime, config)?;
         for service in Service::ALL.iter().rev() {
@@ -468,7 +471,11 @@ pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
         std::fs::remove_dir_all(&config.state_dir)
             .map_err(|e| LabError::io(format!("removing {}", config.state_dir.display()), e))?;
     }
-    Ok(DownReport { stopped, purged: purge })
+    Ok(DownReport {
+        stopped,
+        peers: peers_stopped,
+        purged: purge,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod error;
 mod fsutil;
 pub mod health;
 mod lab;
+pub mod peers;
 pub mod pins;
 pub mod prereq;
 pub mod progress;

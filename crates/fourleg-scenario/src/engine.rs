@@ -377,11 +377,16 @@ impl Engine {
                 *id = updated;
             }
             if !o.is_success() {
-                return Err(Skip::Untestable(format!(
-                    "could not obtain the first token of `{}`: {}",
-                    x.principal,
-                    describe(&o)
-                )));
+                // Keep the evidence of the refusal; what depends on this
+                // token becomes untestable with the reason.
+                let why = format!("could not obtain the first token of `{}`: {}", x.principal, describe(&o));
+                return Ok(StepOut {
+                    summary: why.clone(),
+                    http: vec![o.evidence.clone()],
+                    var: Some(Var::Missing(why)),
+                    outcome: Some(o),
+                    ..StepOut::default()
+                });
             }
             let client = if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
             return Ok(StepOut {

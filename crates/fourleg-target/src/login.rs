@@ -78,19 +78,25 @@ pub async fn authorize(
     if !page.status().is_success() {
         return Err(LoginError::Authorize(page.status().as_u16()));
     }
+    let page_url = page.url().clone();
     let html = page.text().await?;
-    let action = form_action(&html).ok_or(LoginError::NoForm)?;
-    let resp = http
-        .post(action)
-        .form(&[("username", username), ("password", password.expose()), ("credentialId", "")])
-        .send()
-        .await?;
+    // The action may be relative to the login page (RFC 3986 §5).
+    let action = page_url.join(&form_action(&html).ok_or(LoginError::NoForm)?)?;
+    // Hidden fields of the form (a CSRF token, a session reference) go back
+    // with the credentials, as a browser sends them.
+    let mut fields: Vec<(String, String)> = hidden_fields(&html);
+    fields.push(("username".into(), username.into()));
+    fields.push(("password".into(), password.expose().into()));
+    if !fields.iter().any(|(k, _)| k == "credentialId") && html.contains("credentialId") {
+        fields.push(("credentialId".into(), String::new()));
+    }
+    let resp = http.post(action.clone()).form(&fields).send().await?;
     let location = resp
         .headers()
         .get(reqwest::header::LOCATION)
         .and_then(|l| l.to_str().ok())
         .ok_or(LoginError::NoRedirect(resp.status().as_u16()))?;
-    let location = url::Url::parse(location)?;
+    let location = action.join(location)?;
     let params: HashMap<_, _> = location.query_pairs().into_owned().collect();
     if let Some(code) = params.get("code") {
         if params.get("state") != Some(&state) {
@@ -121,6 +127,27 @@ pub fn form_action(html: &str) -> Option<String> {
     )
 }
 
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')?;
+    Some(tag[start..start + end].replace("&amp;", "&").replace("&quot;", "\""))
+}
+
+/// `(name, value)` of the first form's hidden inputs.
+#[must_use]
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let Some(form) = html.find("<form") else { return Vec::new() };
+    let body = &html[form..html[form..].find("</form>").map_or(html.len(), |e| form + e)];
+    body.split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            (attr(tag, "type").as_deref() == Some("hidden")).then(|| Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default())))?
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +157,13 @@ mod tests {
         let html = r#"<html><form id="kc-form-login" onsubmit="x" action="http://x/login?a=1&amp;b=2" method="post"></form>"#;
         assert_eq!(form_action(html).unwrap(), "http://x/login?a=1&b=2");
         assert_eq!(form_action("<p>no form</p>"), None);
+    }
+
+    #[test]
+    fn hidden_fields_go_back_with_the_form() {
+        let html = r#"<form action="verify" method="post"><input type="hidden" name="token" value="a&amp;b"/>
+            <input type="text" name="username"/><input type="hidden" name="x"></form><input type="hidden" name="outside" value="1">"#;
+        assert_eq!(hidden_fields(html), vec![("token".to_owned(), "a&b".to_owned()), ("x".to_owned(), String::new())]);
     }
 
     #[test]

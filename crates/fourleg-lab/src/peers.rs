@@ -1,0 +1,343 @@
+//! Peers: other real implementations the lab can run beside Keycloak
+//! (`fixtures/peers/<name>/peer.toml`), so the matrix has more columns.
+//!
+//! A peer is described as data, never as a special case in code: how to
+//! install it into the cache, the command that runs it, and the URL path that
+//! answers when it is ready. It gets every lab secret as
+//! `FOURLEG_SECRET_<CLIENT>` and `FOURLEG_PASSWORD_<USER>`, runs as a local
+//! process on a free port of 127.0.0.1 with its log in the state directory,
+//! and is stopped by `fourleg down`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::LabConfig;
+use crate::error::{LabError, Result};
+use crate::fsutil;
+use crate::health;
+use crate::runtime::native::process;
+use crate::state::{Credentials, Handle};
+use crate::LOOPBACK;
+
+/// `fixtures/peers/<name>/peer.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSpec {
+    pub name: String,
+    pub summary: String,
+    pub version: String,
+    #[serde(default)]
+    pub install: Install,
+    pub run: Run,
+    pub ready: Ready,
+    /// The peer's directory (not part of the file).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// What to install before the first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    /// A pip requirements file: installed into a virtualenv in the cache.
+    #[serde(default)]
+    pub python_requirements: Option<PathBuf>,
+}
+
+/// The command that runs the peer, from its directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// `{python}`, `{port}`, `{state}` are replaced.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// When the peer is ready: `GET http://127.0.0.1:<port><path>` answers 200.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    pub path: String,
+    #[serde(default = "default_ready_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    60
+}
+
+/// A running (or last known) peer, in `<state>/peers.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerRecord {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    pub port: u16,
+    pub handle: Handle,
+    pub log: PathBuf,
+    pub startup_ms: u64,
+}
+
+fn peers_path(config: &LabConfig) -> PathBuf {
+    config.state_path("peers.json")
+}
+
+/// The recorded peers.
+pub fn load(config: &LabConfig) -> Result<BTreeMap<String, PeerRecord>> {
+    Ok(fsutil::read_json(&peers_path(config))?.unwrap_or_default())
+}
+
+fn save(config: &LabConfig, peers: &BTreeMap<String, PeerRecord>) -> Result<()> {
+    fsutil::write_json(&peers_path(config), peers)
+}
+
+/// The names of the peers in `fixtures/peers/` that have a `peer.toml`.
+#[must_use]
+pub fn available(fixtures: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(fixtures.join("peers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("peer.toml").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+impl PeerSpec {
+    /// Reads `fixtures/peers/<name>/peer.toml`.
+    pub fn load(fixtures: &Path, name: &str) -> Result<Self> {
+        let dir = fixtures.join("peers").join(name);
+        let path = dir.join("peer.toml");
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            LabError::Config(format!(
+                "no peer `{name}` ({} missing); known peers: {}",
+                path.display(),
+                available(fixtures).join(", ")
+            ))
+        })?;
+        let mut spec: PeerSpec = toml::from_str(&text).map_err(|e: toml::de::Error| LabError::Fixture {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if spec.run.command.is_empty() {
+            return Err(LabError::Fixture { path, message: "run.command is empty".into() });
+        }
+        spec.dir = dir;
+        Ok(spec)
+    }
+}
+
+/// `FOURLEG_SECRET_MCP_SERVER` for client `mcp-server`.
+#[must_use]
+pub fn env_name(prefix: &str, id: &str) -> String {
+    format!("{prefix}{}", id.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Installs what the peer needs into the cache; returns the venv's python.
+fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Option<PathBuf>> {
+    let Some(req) = &spec.install.python_requirements else { return Ok(None) };
+    let req_path = spec.dir.join(req);
+    let text = std::fs::read_to_string(&req_path).map_err(|e| LabError::Fixture {
+        path: req_path.clone(),
+        message: e.to_string(),
+    })?;
+    // One venv per requirements content: editing the pins installs afresh.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let venv = config.cache_dir.join("peers").join(&spec.name).join(format!("{h:016x}"));
+    let python = venv.join("bin/python");
+    if venv.join(".fourleg-installed").is_file() {
+        return Ok(Some(python));
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |cmd: &mut Command, what: &str| -> Result<()> {
+        let out = cmd
+            .output()
+            .map_err(|e| LabError::io(format!("running {what}"), e))?;
+        let _ = std::fs::write(log, [out.stdout.as_slice(), out.stderr.as_slice()].concat());
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LabError::Fetch {
+                what: format!("peer {}", spec.name),
+                message: format!("{what}: {}\n{}", out.status, fsutil::tail(log, 15)),
+                log: log.to_owned(),
+            })
+        }
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--disable-pip-version-check", "--no-input", "-r"])
+            .arg(&req_path),
+        "pip install",
+    )?;
+    std::fs::write(venv.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the venv", e))?;
+    Ok(Some(python))
+}
+
+async fn ready(url: &str) -> bool {
+    health::http().get(url).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+/// Starts a peer (or finds it running) and returns its record.
+pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
+    let spec = PeerSpec::load(&config.fixtures_dir, name)?;
+    let mut peers = load(config)?;
+    if let Some(rec) = peers.get(name) {
+        if process::is_alive(&rec.handle) && ready(&format!("{}{}", rec.url, spec.ready.path)).await {
+            return Ok(rec.clone());
+        }
+        if process::is_alive(&rec.handle) {
+            process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(10)).await?;
+        }
+    }
+    let (_, clients, users) = crate::provision::keycloak::read_realm(&config.fixtures_dir)?;
+    let creds = Credentials::load_or_generate(config, &clients, &users)?;
+    let logs = config.state_path("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| LabError::io("creating the log directory", e))?;
+    let begin = Instant::now();
+    let install_log = logs.join(format!("peer-{name}-install.log"));
+    let (cfg, sp, il) = (config.clone(), spec.clone(), install_log.clone());
+    let python = tokio::task::spawn_blocking(move || install(&cfg, &sp, &il))
+        .await
+        .map_err(|e| LabError::Config(e.to_string()))??;
+    let port = std::net::TcpListener::bind((LOOPBACK, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LabError::io("finding a free port", e))?;
+    let state = config.state_path("peers").join(name);
+    fsutil::private_dir(&state)?;
+    let fill = |s: &str| {
+        s.replace("{port}", &port.to_string())
+            .replace("{state}", &state.display().to_string())
+            .replace("{python}", &python.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "python3".into()))
+    };
+    let argv: Vec<String> = spec.run.command.iter().map(|a| fill(a)).collect();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).current_dir(&spec.dir);
+    for (k, v) in &spec.run.env {
+        cmd.env(k, fill(v));
+    }
+    for (client, secret) in &creds.clients {
+        cmd.env(env_name("FOURLEG_SECRET_", client), secret.expose());
+    }
+    for (user, password) in &creds.users {
+        cmd.env(env_name("FOURLEG_PASSWORD_", user), password.expose());
+    }
+    let log = logs.join(format!("peer-{name}.log"));
+    let (mut child, handle) = process::spawn(&mut cmd, &log, None)?;
+    let url = format!("http://{LOOPBACK}:{port}");
+    let rec = PeerRecord {
+        name: name.to_owned(),
+        version: spec.version.clone(),
+        url: url.clone(),
+        port,
+        handle,
+        log: log.clone(),
+        startup_ms: 0,
+    };
+    peers.insert(name.to_owned(), rec.clone());
+    save(config, &peers)?;
+    let probe = format!("{url}{}", spec.ready.path);
+    let deadline = Instant::now() + Duration::from_secs(spec.ready.timeout_s);
+    loop {
+        if ready(&probe).await {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(LabError::Config(format!(
+                "peer {name} exited during start ({status}) (see {})\n--- last lines ---\n{}",
+                log.display(),
+                fsutil::tail(&log, 20)
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(5)).await;
+            return Err(LabError::Config(format!(
+                "peer {name} did not answer {probe} within {}s (see {})\n--- last lines ---\n{}",
+                spec.ready.timeout_s,
+                log.display(),
+                fsutil::tail(&log, 20)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rec = PeerRecord {
+        startup_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ..rec
+    };
+    peers.insert(name.to_owned(), rec.clone());
+    save(config, &peers)?;
+    Ok(rec)
+}
+
+/// Running peers with whether they answer.
+pub async fn status(config: &LabConfig) -> Result<Vec<(PeerRecord, bool)>> {
+    let mut out = Vec::new();
+    for rec in load(config)?.into_values() {
+        let alive = process::is_alive(&rec.handle);
+        let ok = alive
+            && match PeerSpec::load(&config.fixtures_dir, &rec.name) {
+                Ok(spec) => ready(&format!("{}{}", rec.url, spec.ready.path)).await,
+                Err(_) => false,
+            };
+        if alive {
+            out.push((rec, ok));
+        }
+    }
+    Ok(out)
+}
+
+/// Stops every recorded peer; returns their names.
+pub async fn down(config: &LabConfig) -> Result<Vec<String>> {
+    let mut stopped = Vec::new();
+    let peers = load(config)?;
+    for rec in peers.values() {
+        if process::is_alive(&rec.handle) {
+            process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(15)).await?;
+            stopped.push(rec.name.clone());
+        }
+    }
+    if !peers.is_empty() {
+        save(config, &BTreeMap::new())?;
+    }
+    Ok(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_the_convention() {
+        assert_eq!(env_name("FOURLEG_SECRET_", "mcp-server"), "FOURLEG_SECRET_MCP_SERVER");
+    }
+
+    #[test]
+    fn the_committed_peers_parse() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let names = available(&fixtures);
+        assert!(names.iter().any(|n| n == "idpyoidc"), "{names:?}");
+        for n in names {
+            PeerSpec::load(&fixtures, &n).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_peer_lists_the_known_ones() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let err = PeerSpec::load(&fixtures, "nope").unwrap_err().to_string();
+        assert!(err.contains("idpyoidc"), "{err}");
+    }
+}
