@@ -78,7 +78,8 @@ pub struct UpReport {
     pub total: Duration,
 }
 
-fn free_port() -> Result<u16> {
+/// A free port on 127.0.0.1.
+pub(crate) fn free_port() -> Result<u16> {
     TcpListener::bind((LOOPBACK, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -149,12 +149,11 @@ fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Option<Pat
         message: e.to_string(),
     })?;
     // One venv per requirements content: editing the pins installs afresh.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let venv = config.cache_dir.join("peers").join(&spec.name).join(format!("{h:016x}"));
+    let venv = config
+        .cache_dir
+        .join("peers")
+        .join(&spec.name)
+        .join(fourleg_core::hash::fnv1a_hex(text.as_bytes()));
     let python = venv.join("bin/python");
     if venv.join(".fourleg-installed").is_file() {
         return Ok(Some(python));
@@ -212,10 +211,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let python = tokio::task::spawn_blocking(move || install(&cfg, &sp, &il))
         .await
         .map_err(|e| LabError::Config(e.to_string()))??;
-    let port = std::net::TcpListener::bind((LOOPBACK, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| LabError::io("finding a free port", e))?;
+    let port = crate::lab::free_port()?;
     let state = config.state_path("peers").join(name);
     fsutil::private_dir(&state)?;
     let fill = |s: &str| {

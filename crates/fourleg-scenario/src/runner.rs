@@ -33,17 +33,6 @@ pub fn is_exclusive(s: &Scenario) -> bool {
     s.steps.iter().any(|st| st.hook.is_some())
 }
 
-/// FNV-1a of bytes, hex.
-#[must_use]
-pub fn fnv(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// RFC 3339 UTC of now, to the second.
 #[must_use]
 pub fn rfc3339_now() -> String {
@@ -124,7 +113,7 @@ pub async fn run(
             name: target.name().into(),
             product: target.profile.product.clone(),
             version: target.version.clone(),
-            profile_hash: fnv(profile_bytes),
+            profile_hash: fourleg_core::hash::fnv1a_hex(profile_bytes),
             issuer: target.endpoints.issuer.clone(),
         },
         summary: Summary::of(&results),

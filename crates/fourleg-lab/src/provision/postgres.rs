@@ -92,14 +92,9 @@ pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// FNV-1a of a migration's text, to notice an edited, already applied migration.
+/// Fingerprint of a migration's text, to notice an edited, already applied migration.
 fn checksum(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    fourleg_core::hash::fnv1a_hex(text.as_bytes())
 }
 
 /// Applies each not yet applied migration in its own transaction; returns the

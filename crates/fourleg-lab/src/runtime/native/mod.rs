@@ -123,13 +123,7 @@ fn reachable_by(dir: &Path, r: RunAs) -> bool {
 
 fn fallback_postgres_dir(state_dir: &Path) -> PathBuf {
     let abs = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
-    // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in abs.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    PathBuf::from("/var/tmp/fourleg-postgres").join(format!("{h:016x}"))
+    PathBuf::from("/var/tmp/fourleg-postgres").join(fourleg_core::hash::fnv1a_hex(abs.as_os_str().as_encoded_bytes()))
 }
 
 fn now_unix() -> u64 {
