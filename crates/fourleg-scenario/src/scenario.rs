@@ -364,41 +364,22 @@ impl Step {
     /// The step's action name and whether exactly one is set.
     #[must_use]
     pub fn actions(&self) -> Vec<&'static str> {
-        let mut a = Vec::new();
-        if self.token.is_some() {
-            a.push("token");
-        }
-        if self.exchange.is_some() {
-            a.push("exchange");
-        }
-        if self.introspect.is_some() {
-            a.push("introspect");
-        }
-        if self.revoke.is_some() {
-            a.push("revoke");
-        }
-        if self.logout.is_some() {
-            a.push("logout");
-        }
-        if self.forge.is_some() {
-            a.push("forge");
-        }
-        if self.hook.is_some() {
-            a.push("hook");
-        }
-        if self.wait.is_some() {
-            a.push("wait");
-        }
-        if self.accept.is_some() {
-            a.push("accept");
-        }
-        if self.metadata.is_some() {
-            a.push("metadata");
-        }
-        if self.sleep.is_some() {
-            a.push("sleep");
-        }
-        a
+        [
+            ("token", self.token.is_some()),
+            ("exchange", self.exchange.is_some()),
+            ("introspect", self.introspect.is_some()),
+            ("revoke", self.revoke.is_some()),
+            ("logout", self.logout.is_some()),
+            ("forge", self.forge.is_some()),
+            ("hook", self.hook.is_some()),
+            ("wait", self.wait.is_some()),
+            ("accept", self.accept.is_some()),
+            ("metadata", self.metadata.is_some()),
+            ("sleep", self.sleep.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 
     /// The one action of a validated step.
@@ -449,35 +430,20 @@ impl Expect {
     /// The assertion kinds set.
     #[must_use]
     pub fn assertions(&self) -> Vec<&'static str> {
-        let mut a = Vec::new();
-        if self.status.is_some() {
-            a.push("status");
-        }
-        if self.status_in.is_some() {
-            a.push("status_in");
-        }
-        if self.success.is_some() {
-            a.push("success");
-        }
-        if self.error.is_some() {
-            a.push("error");
-        }
-        if self.error_in.is_some() {
-            a.push("error_in");
-        }
-        if self.header.is_some() {
-            a.push("header");
-        }
-        if self.field.is_some() {
-            a.push("field");
-        }
-        if self.claim.is_some() {
-            a.push("claim");
-        }
-        if self.check.is_some() {
-            a.push("check");
-        }
-        a
+        [
+            ("status", self.status.is_some()),
+            ("status_in", self.status_in.is_some()),
+            ("success", self.success.is_some()),
+            ("error", self.error.is_some()),
+            ("error_in", self.error_in.is_some()),
+            ("header", self.header.is_some()),
+            ("field", self.field.is_some()),
+            ("claim", self.claim.is_some()),
+            ("check", self.check.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 }
 
