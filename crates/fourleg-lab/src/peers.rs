@@ -39,20 +39,48 @@ pub struct PeerSpec {
     pub dir: PathBuf,
 }
 
-/// What to install before the first start.
+/// What to install before the first start. At most one kind per peer.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Install {
     /// A pip requirements file: installed into a virtualenv in the cache.
+    /// The command may use `{python}`, the venv's interpreter.
     #[serde(default)]
     pub python_requirements: Option<PathBuf>,
+    /// A Maven project in the peer's directory, built in the cache.
+    #[serde(default)]
+    pub maven: Option<MavenBuild>,
+}
+
+/// `[install.maven]`: the project (`pom.xml` and `src/`) is copied into the
+/// cache and built there with `mvn package`, so the checkout stays clean and
+/// a changed source builds afresh. The command may use `{artifact}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MavenBuild {
+    /// The built file, relative to the project (e.g. `target/app.jar`).
+    pub artifact: PathBuf,
+    /// Extra `mvn` arguments (default: `-B -q package -DskipTests`).
+    #[serde(default = "default_maven_goals")]
+    pub args: Vec<String>,
+}
+
+fn default_maven_goals() -> Vec<String> {
+    ["-B", "-q", "package", "-DskipTests"].map(String::from).to_vec()
+}
+
+/// What an install produced, for the command's placeholders.
+#[derive(Debug, Default)]
+struct Installed {
+    python: Option<PathBuf>,
+    artifact: Option<PathBuf>,
 }
 
 /// The command that runs the peer, from its directory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
-    /// `{python}`, `{port}`, `{state}` are replaced.
+    /// `{python}`, `{artifact}`, `{port}`, `{state}` are replaced.
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -129,6 +157,12 @@ impl PeerSpec {
         if spec.run.command.is_empty() {
             return Err(LabError::Fixture { path, message: "run.command is empty".into() });
         }
+        if spec.install.python_requirements.is_some() && spec.install.maven.is_some() {
+            return Err(LabError::Fixture {
+                path,
+                message: "install: give one of `python_requirements` and `maven`, not both".into(),
+            });
+        }
         spec.dir = dir;
         Ok(spec)
     }
@@ -140,9 +174,33 @@ pub fn env_name(prefix: &str, id: &str) -> String {
     format!("{prefix}{}", id.to_ascii_uppercase().replace('-', "_"))
 }
 
-/// Installs what the peer needs into the cache; returns the venv's python.
-fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Option<PathBuf>> {
-    let Some(req) = &spec.install.python_requirements else { return Ok(None) };
+/// Runs an install command, its output going to `log`.
+fn run_logged(spec: &PeerSpec, cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
+    let out = cmd.output().map_err(|e| LabError::io(format!("running {what}"), e))?;
+    let _ = std::fs::write(log, [out.stdout.as_slice(), out.stderr.as_slice()].concat());
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Fetch {
+            what: format!("peer {}", spec.name),
+            message: format!("{what}: {}\n{}", out.status, fsutil::tail(log, 15)),
+            log: log.to_owned(),
+        })
+    }
+}
+
+/// Installs what the peer needs into the cache (once per content).
+fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Installed> {
+    if let Some(req) = &spec.install.python_requirements {
+        return install_python(config, spec, req, log).map(|python| Installed { python: Some(python), artifact: None });
+    }
+    if let Some(mvn) = &spec.install.maven {
+        return build_maven(config, spec, mvn, log).map(|artifact| Installed { python: None, artifact: Some(artifact) });
+    }
+    Ok(Installed::default())
+}
+
+fn install_python(config: &LabConfig, spec: &PeerSpec, req: &Path, log: &Path) -> Result<PathBuf> {
     let req_path = spec.dir.join(req);
     let text = std::fs::read_to_string(&req_path).map_err(|e| LabError::Fixture {
         path: req_path.clone(),
@@ -156,33 +214,91 @@ fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Option<Pat
         .join(fourleg_core::hash::fnv1a_hex(text.as_bytes()));
     let python = venv.join("bin/python");
     if venv.join(".fourleg-installed").is_file() {
-        return Ok(Some(python));
+        return Ok(python);
     }
     let _ = std::fs::remove_dir_all(&venv);
-    let run = |cmd: &mut Command, what: &str| -> Result<()> {
-        let out = cmd
-            .output()
-            .map_err(|e| LabError::io(format!("running {what}"), e))?;
-        let _ = std::fs::write(log, [out.stdout.as_slice(), out.stderr.as_slice()].concat());
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(LabError::Fetch {
-                what: format!("peer {}", spec.name),
-                message: format!("{what}: {}\n{}", out.status, fsutil::tail(log, 15)),
-                log: log.to_owned(),
-            })
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
-    run(
+    run_logged(spec, Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv", log)?;
+    run_logged(
+        spec,
         Command::new(venv.join("bin/pip"))
             .args(["install", "--disable-pip-version-check", "--no-input", "-r"])
             .arg(&req_path),
         "pip install",
+        log,
     )?;
     std::fs::write(venv.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the venv", e))?;
-    Ok(Some(python))
+    Ok(python)
+}
+
+/// The Maven project's files (`pom.xml` and everything under `src/`),
+/// relative to the peer's directory, sorted.
+fn maven_sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("pom.xml")];
+    let mut stack = vec![PathBuf::from("src")];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else { continue };
+        for e in entries.flatten() {
+            let child = rel.join(e.file_name());
+            if e.path().is_dir() {
+                stack.push(child);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn build_maven(config: &LabConfig, spec: &PeerSpec, mvn: &MavenBuild, log: &Path) -> Result<PathBuf> {
+    let files = maven_sources(&spec.dir);
+    let mut content = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(spec.dir.join(f)).map_err(|e| LabError::Fixture {
+            path: spec.dir.join(f),
+            message: e.to_string(),
+        })?;
+        content.extend_from_slice(f.to_string_lossy().as_bytes());
+        content.push(0);
+        content.extend_from_slice(&bytes);
+        content.push(0);
+    }
+    // One build per source content: editing the project builds afresh.
+    let build = config
+        .cache_dir
+        .join("peers")
+        .join(&spec.name)
+        .join(fourleg_core::hash::fnv1a_hex(&content));
+    let artifact = build.join(&mvn.artifact);
+    if build.join(".fourleg-installed").is_file() && artifact.is_file() {
+        return Ok(artifact);
+    }
+    let _ = std::fs::remove_dir_all(&build);
+    for f in &files {
+        let to = build.join(f);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| LabError::io("creating the build directory", e))?;
+        }
+        std::fs::copy(spec.dir.join(f), &to).map_err(|e| LabError::io("copying the Maven project", e))?;
+    }
+    run_logged(
+        spec,
+        Command::new("mvn")
+            .args(&mvn.args)
+            .arg(format!("-Dmaven.repo.local={}", config.cache_dir.join("maven").display()))
+            .current_dir(&build),
+        "mvn package",
+        log,
+    )?;
+    if !artifact.is_file() {
+        return Err(LabError::Fetch {
+            what: format!("peer {}", spec.name),
+            message: format!("mvn succeeded but {} was not built", artifact.display()),
+            log: log.to_owned(),
+        });
+    }
+    std::fs::write(build.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the build", e))?;
+    Ok(artifact)
 }
 
 async fn ready(url: &str) -> bool {
@@ -208,7 +324,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let begin = Instant::now();
     let install_log = logs.join(format!("peer-{name}-install.log"));
     let (cfg, sp, il) = (config.clone(), spec.clone(), install_log.clone());
-    let python = tokio::task::spawn_blocking(move || install(&cfg, &sp, &il))
+    let installed = tokio::task::spawn_blocking(move || install(&cfg, &sp, &il))
         .await
         .map_err(|e| LabError::Config(e.to_string()))??;
     let port = crate::lab::free_port()?;
@@ -217,7 +333,14 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let fill = |s: &str| {
         s.replace("{port}", &port.to_string())
             .replace("{state}", &state.display().to_string())
-            .replace("{python}", &python.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "python3".into()))
+            .replace(
+                "{python}",
+                &installed.python.as_ref().map_or_else(|| "python3".into(), |p| p.display().to_string()),
+            )
+            .replace(
+                "{artifact}",
+                &installed.artifact.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            )
     };
     let argv: Vec<String> = spec.run.command.iter().map(|a| fill(a)).collect();
     let mut cmd = Command::new(&argv[0]);

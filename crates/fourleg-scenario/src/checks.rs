@@ -150,7 +150,9 @@ pub fn aud_set(claims: &Value) -> BTreeSet<String> {
 }
 
 /// Granted scope values: the token's `scope` (RFC 8693 §4.2) or `scp`, else
-/// the response's `scope`.
+/// the response's `scope`. A `scope` claim written as a JSON array is read
+/// too, so the rights are still compared; `scope_is_string` reports the
+/// format on its own.
 #[must_use]
 pub fn scope_set(claims: Option<&Value>, outcome: Option<&Outcome>) -> Option<BTreeSet<String>> {
     let from_str = |s: &str| s.split_whitespace().map(str::to_owned).collect::<BTreeSet<_>>();
@@ -158,7 +160,7 @@ pub fn scope_set(claims: Option<&Value>, outcome: Option<&Outcome>) -> Option<BT
         if let Some(s) = c["scope"].as_str() {
             return Some(from_str(s));
         }
-        if let Some(a) = c["scp"].as_array() {
+        if let Some(a) = c["scope"].as_array().or_else(|| c["scp"].as_array()) {
             return Some(a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
         }
     }

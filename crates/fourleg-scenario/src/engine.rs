@@ -280,7 +280,7 @@ impl Engine {
         if let Some(c) = self.target.profile.clients.get(principal) {
             id.client_id = Some(c.client_id.clone());
             id.names.insert(c.client_id.clone());
-            if !c.public {
+            if !c.public && self.target.profile.features.client_credentials {
                 if let Ok(o) = self.target.client_credentials(principal, &[]).await {
                     if let Some(claims) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
                         if let Some(sub) = claims.claims["sub"].as_str() {
@@ -357,6 +357,13 @@ impl Engine {
             } else {
                 None
             };
+            if !is_user && !t.profile.features.client_credentials {
+                return Err(Skip::Untestable(format!(
+                    "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
+                    x.principal,
+                    t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
+                )));
+            }
             let res = if is_user {
                 t.user_token_via(&x.principal, &scope, via.as_deref()).await
             } else {

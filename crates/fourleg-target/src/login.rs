@@ -24,10 +24,44 @@ pub enum LoginError {
     NoCode(String),
     #[error("the redirect carries another state: possible CSRF, or a misrouted redirect")]
     State,
+    #[error("more than {MAX_REDIRECTS} redirects before the login form or the client's redirect URI")]
+    TooManyRedirects,
     #[error("login transport: {0}")]
     Http(#[from] reqwest::Error),
     #[error("bad URL: {0}")]
     Url(#[from] url::ParseError),
+}
+
+/// Redirects followed per request before giving up, as browsers cap them.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The `Accept` a browser sends for a page. Some servers (Spring
+/// Authorization Server) redirect to their login page only for HTML
+/// requests and answer 401 to anything else.
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// Where a browser request ended.
+enum Landing {
+    /// A page of the server (not a redirect).
+    Page(reqwest::Response),
+    /// A redirect to the client's redirect URI, not followed.
+    Callback(url::Url),
+}
+
+/// Follows the server's redirects as a browser does (GET, same cookie jar),
+/// and stops at the first one that leads to the client's redirect URI.
+async fn land(http: &reqwest::Client, mut resp: reqwest::Response, redirect_uri: &str) -> Result<Landing, LoginError> {
+    for _ in 0..MAX_REDIRECTS {
+        let to = match resp.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()) {
+            Some(l) if resp.status().is_redirection() => resp.url().join(l)?,
+            _ => return Ok(Landing::Page(resp)),
+        };
+        if to.as_str().starts_with(redirect_uri) {
+            return Ok(Landing::Callback(to));
+        }
+        resp = http.get(to).header(reqwest::header::ACCEPT, BROWSER_ACCEPT).send().await?;
+    }
+    Err(LoginError::TooManyRedirects)
 }
 
 /// The result of the front-channel part: a code and its verifier.
@@ -74,10 +108,13 @@ pub async fn authorize(
             ("code_challenge_method", "S256"),
         ],
     )?;
-    let page = http.get(auth).send().await?;
-    if !page.status().is_success() {
-        return Err(LoginError::Authorize(page.status().as_u16()));
-    }
+    let first = http.get(auth).header(reqwest::header::ACCEPT, BROWSER_ACCEPT).send().await?;
+    let page = match land(http, first, redirect_uri).await? {
+        // Already logged in, or an error sent back to the client.
+        Landing::Callback(to) => return code_from(&to, &state, verifier),
+        Landing::Page(p) if p.status().is_success() => p,
+        Landing::Page(p) => return Err(LoginError::Authorize(p.status().as_u16())),
+    };
     let page_url = page.url().clone();
     let html = page.text().await?;
     // The action may be relative to the login page (RFC 3986 §5).
@@ -90,16 +127,18 @@ pub async fn authorize(
     if !fields.iter().any(|(k, _)| k == "credentialId") && html.contains("credentialId") {
         fields.push(("credentialId".into(), String::new()));
     }
-    let resp = http.post(action.clone()).form(&fields).send().await?;
-    let location = resp
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .ok_or(LoginError::NoRedirect(resp.status().as_u16()))?;
-    let location = action.join(location)?;
+    let resp = http.post(action).header(reqwest::header::ACCEPT, BROWSER_ACCEPT).form(&fields).send().await?;
+    match land(http, resp, redirect_uri).await? {
+        Landing::Callback(to) => code_from(&to, &state, verifier),
+        Landing::Page(p) => Err(LoginError::NoRedirect(p.status().as_u16())),
+    }
+}
+
+/// The code (and the state check) of the redirect to the client.
+fn code_from(location: &url::Url, state: &str, verifier: String) -> Result<Code, LoginError> {
     let params: HashMap<_, _> = location.query_pairs().into_owned().collect();
     if let Some(code) = params.get("code") {
-        if params.get("state") != Some(&state) {
+        if params.get("state").map(String::as_str) != Some(state) {
             return Err(LoginError::State);
         }
         return Ok(Code {

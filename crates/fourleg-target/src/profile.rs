@@ -324,9 +324,19 @@ pub struct Features {
     /// Clients can be disabled (see `[hooks]`).
     #[serde(default)]
     pub disable_client: bool,
+    /// Confidential clients can obtain their own tokens by `client_credentials`
+    /// (RFC 6749 §4.4) as often as asked: actor tokens, and a client's `sub`.
+    /// When false, steps that need a client's own token are `untestable`
+    /// with the note as the reason.
+    #[serde(default = "yes")]
+    pub client_credentials: bool,
     /// Why features are off, by feature name (shown with not-applicable results).
     #[serde(default)]
     pub notes: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Features {
@@ -341,12 +351,13 @@ impl Features {
             "resource" => self.resource,
             "logout" => self.logout,
             "disable-client" => self.disable_client,
+            "client-credentials" => self.client_credentials,
             _ => return None,
         })
     }
 
     /// Every feature name scenarios may require.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "delegation",
         "may-act",
         "introspection",
@@ -354,6 +365,7 @@ impl Features {
         "resource",
         "logout",
         "disable-client",
+        "client-credentials",
     ];
 }
 
