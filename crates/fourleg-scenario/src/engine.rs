@@ -34,7 +34,9 @@ pub struct TargetDown {
 enum Var {
     /// An HTTP outcome (token response, introspection, …) and the contract
     /// client that obtained it.
-    Http { outcome: Outcome, client: Option<String>, user: Option<String> },
+    /// `audience`: the contract audiences an exchange asked for, so a token
+    /// that does not name its audience can still be introspected by it.
+    Http { outcome: Outcome, client: Option<String>, user: Option<String>, audience: Vec<String> },
     /// A forged token.
     Forged(Secret),
     /// The step did not produce anything; why.
@@ -403,6 +405,7 @@ impl Engine {
                     outcome: o.clone(),
                     client,
                     user: is_user.then(|| x.principal.clone()),
+                    audience: Vec::new(),
                 }),
                 outcome: Some(o),
                 ..StepOut::default()
@@ -482,7 +485,12 @@ impl Engine {
             return Ok(StepOut {
                 summary: format!("token exchange by {}: {}", x.client, describe(&o)),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(x.client.clone()), user: None }),
+                var: Some(Var::Http {
+                    outcome: o.clone(),
+                    client: Some(x.client.clone()),
+                    user: None,
+                    audience: x.audience.clone(),
+                }),
                 outcome: Some(o),
                 ..StepOut::default()
             });
@@ -501,7 +509,7 @@ impl Engine {
             return Ok(StepOut {
                 summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None }),
+                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
                 outcome: Some(o),
                 ..StepOut::default()
             });
@@ -522,7 +530,7 @@ impl Engine {
             return Ok(StepOut {
                 summary: format!("revocation of {label} by {client}: {}", describe(&o)),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None }),
+                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
                 outcome: Some(o),
                 ..StepOut::default()
             });
@@ -668,7 +676,7 @@ impl Engine {
             return Ok(StepOut {
                 summary: format!("metadata {}: {}", url, o.status),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: None, user: None }),
+                var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
                 outcome: Some(o),
                 ..StepOut::default()
             });
@@ -713,10 +721,17 @@ impl Engine {
         if p.introspection.r#as != "audience" {
             return Ok(p.introspection.r#as.clone());
         }
-        if let Ok(d) = jwt::decode(tok.expose()) {
-            let aud = checks::aud_set(&d.claims);
-            if let Some((name, _)) = p.clients.iter().find(|(_, c)| !c.public && aud.contains(&c.client_id)) {
-                return Ok(name.clone());
+        let aud = jwt::decode(tok.expose()).map(|d| checks::aud_set(&d.claims)).unwrap_or_default();
+        if let Some((name, _)) = p.clients.iter().find(|(_, c)| !c.public && aud.contains(&c.client_id)) {
+            return Ok(name.clone());
+        }
+        // A token that names no audience (opaque, or a JWT without `aud`):
+        // the audience its exchange asked for.
+        if aud.is_empty() {
+            if let Some(Var::Http { audience, .. }) = var {
+                if let Some(a) = audience.iter().find(|a| p.clients.get(*a).is_some_and(|c| !c.public)) {
+                    return Ok(a.clone());
+                }
             }
         }
         match var {

@@ -14,7 +14,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The outcome of a check, or the worst of a scenario's checks.
 ///
-/// Ordered from best to worst; a scenario's status is the maximum.
+/// Ordered from best to worst; a scenario's status is the maximum. A rule
+/// seen broken (`fail`) outranks one that could not be checked
+/// (`untestable`): a finding is never hidden behind missing evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -26,10 +28,10 @@ pub enum Status {
     NotApplicable,
     /// A SHOULD is not met.
     Warn,
-    /// A MUST or a profile rule is not met.
-    Fail,
     /// A prerequisite is missing; counts as a failure, with its reason.
     Untestable,
+    /// A MUST or a profile rule is not met.
+    Fail,
     /// The harness broke; not a finding about the target.
     Error,
 }
@@ -233,8 +235,9 @@ mod tests {
         assert_eq!(worst([]), Status::Pass);
         assert_eq!(worst([Status::Pass, Status::Info]), Status::Info);
         assert_eq!(worst([Status::Warn, Status::Fail, Status::Pass]), Status::Fail);
-        assert_eq!(worst([Status::Fail, Status::Untestable]), Status::Untestable);
-        assert_eq!(worst([Status::Untestable, Status::Error]), Status::Error);
+        assert_eq!(worst([Status::Fail, Status::Untestable]), Status::Fail);
+        assert_eq!(worst([Status::Untestable, Status::Warn]), Status::Untestable);
+        assert_eq!(worst([Status::Fail, Status::Error]), Status::Error);
         assert!(Status::Untestable.is_failure());
     }
 
