@@ -6,8 +6,10 @@
 //! expectation): so this is also the regression gate of the bundled targets.
 //! Scenarios that change shared state (hooks) run alone.
 //!
-//! Starts its own lab (native runtime) in a temporary state directory and
-//! purges it at the end; `FOURLEG_LIVE_STATE=<dir>` reuses a running lab.
+//! Starts its own lab (native runtime) in a temporary state directory, and
+//! the peers (Spring Authorization Server, idpyoidc) whose trials are
+//! selected, and purges it all at the end; `FOURLEG_LIVE_STATE=<dir>` reuses
+//! a running lab (peers not running are started).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -19,7 +21,8 @@ use fourleg_scenario::{Engine, Registry, Scenario, Status};
 use fourleg_target::{LabContext, Profile, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const LAB_TARGETS: [&str; 2] = ["keycloak", "keycloak-delegation"];
+/// Every bundled target of `fixtures/targets/`: each is a lab service or a peer.
+const LAB_TARGETS: [&str; 4] = ["keycloak", "keycloak-delegation", "spring-authorization-server", "idpyoidc"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -96,11 +99,24 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("  {} {} ready in {:.1}s", s.record.service, s.record.version, s.took.as_secs_f64());
             }
         }
-        let ctx = rt.block_on(lab_context(&config))?;
+        let mut ctx = rt.block_on(lab_context(&config))?;
+        let peers = fourleg_lab::peers::available(&config.fixtures_dir);
         for t in LAB_TARGETS {
             let profile = Profile::load(&repo().join(format!("fixtures/targets/{t}.toml")))?;
+            let selected = scenarios.iter().any(|s| wanted(&format!("{t}::{}::{}", s.area, s.id)));
+            if !selected {
+                engines.push(None);
+                continue;
+            }
+            if let Some(peer) = profile.lab.clone().filter(|l| peers.contains(l) && !ctx.urls.contains_key(l)) {
+                eprintln!("starting peer {peer} (built or installed into the cache on first use)");
+                let rec = rt.block_on(fourleg_lab::peers::up(&config, &peer))?;
+                eprintln!("  {peer} {} ready in {:.1}s", rec.version, std::time::Duration::from_millis(rec.startup_ms).as_secs_f64());
+                ctx.urls.insert(peer.clone(), rec.url);
+                ctx.versions.insert(peer, rec.version);
+            }
             let target = rt.block_on(Target::connect(profile, Some(ctx.clone())))?;
-            engines.push(Arc::new(Engine::new(Arc::new(target), Arc::new(registry.clone()))));
+            engines.push(Some(Arc::new(Engine::new(Arc::new(target), Arc::new(registry.clone())))));
         }
     }
 
@@ -111,9 +127,9 @@ fn main() -> anyhow::Result<()> {
         for s in &scenarios {
             let name = format!("{t}::{}::{}", s.area, s.id);
             let (engine, rt, lock, s): (Option<Arc<Engine>>, _, _, Scenario) =
-                (engines.get(ti).cloned(), Arc::clone(&rt), Arc::clone(&exclusive), s.clone());
+                (engines.get(ti).cloned().flatten(), Arc::clone(&rt), Arc::clone(&exclusive), s.clone());
             trials.push(Trial::test(name, move || {
-                let engine = engine.ok_or("the lab did not start")?;
+                let engine = engine.ok_or("the lab or the target's peer did not start")?;
                 let run = || rt.block_on(engine.run(&s)).map_err(|d| Failed::from(d.to_string()));
                 let result = if is_exclusive(&s) {
                     let _alone = lock.write().map_err(|_| "lock poisoned")?;
