@@ -454,6 +454,32 @@ mod tests {
     }
 
     #[test]
+    fn one_install_kind_per_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = dir.path().join("peers/both");
+        std::fs::create_dir_all(&peer).unwrap();
+        std::fs::write(
+            peer.join("peer.toml"),
+            "name = \"both\"\nsummary = \"s\"\nversion = \"1\"\n[install]\npython_requirements = \"r.txt\"\n\
+             [install.maven]\nartifact = \"target/a.jar\"\n[run]\ncommand = [\"java\"]\n[ready]\npath = \"/\"\n",
+        )
+        .unwrap();
+        let err = PeerSpec::load(dir.path(), "both").unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn the_maven_build_hashes_the_pom_and_the_sources_only() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let spec = PeerSpec::load(&fixtures, "spring-authorization-server").unwrap();
+        assert!(spec.install.maven.is_some());
+        let files = maven_sources(&spec.dir);
+        assert_eq!(files[0], PathBuf::from("pom.xml"));
+        assert!(files.iter().any(|f| f.ends_with("application.yml")), "{files:?}");
+        assert!(files.iter().all(|f| f == Path::new("pom.xml") || f.starts_with("src")), "{files:?}");
+    }
+
+    #[test]
     fn an_unknown_peer_lists_the_known_ones() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let err = PeerSpec::load(&fixtures, "nope").unwrap_err().to_string();

@@ -1,0 +1,41 @@
+//! What a profile declares changes what the engine does, both ways: a
+//! declared limitation turns dependent steps `untestable` with the profile's
+//! reason, and the same scenario passes when it is not declared.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fourleg_scenario::{Engine, Registry, Scenario, ScenarioResult, Status};
+use fourleg_target::{Profile, Target};
+use fourleg_testbed::TestBed;
+
+async fn run(profile_text: &str, scenario: &str) -> anyhow::Result<ScenarioResult> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let registry = Registry::load(&repo.join("suites/requirements.toml"))?;
+    let scenarios: Vec<Scenario> = fourleg_scenario::scenario::load_all(&repo.join("suites"), &registry)?;
+    let s = scenarios.into_iter().find(|s| s.id == scenario).expect("scenario exists");
+    let bed = TestBed::start(None).await?;
+    let profile = Profile::parse(profile_text, &TestBed::profile_path())?;
+    let target = Arc::new(Target::connect(profile, Some(bed.lab_context())).await?);
+    let engine = Engine::new(target, Arc::new(registry));
+    Ok(engine.run(&s).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_credentials_makes_a_clients_own_token_untestable_with_the_reason() -> anyhow::Result<()> {
+    let base = std::fs::read_to_string(TestBed::profile_path())?;
+    let kept = run(&base, "swapped-subject-actor").await?;
+    assert_eq!(kept.status, Status::Pass, "{kept:#?}");
+
+    let declared = base.replace(
+        "[features]\n",
+        "[features]\nclient_credentials = false\n",
+    ) + "\n[features.notes]\nclient-credentials = \"one token per client, then 400 (a product bug)\"\n";
+    assert!(!base.contains("[features.notes]"), "the test bed profile grew notes; merge them here");
+    let r = run(&declared, "swapped-subject-actor").await?;
+    assert_eq!(r.status, Status::Untestable, "{r:#?}");
+    let why = r.checks.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(why.contains("one token per client, then 400"), "{why}");
+    assert!(why.contains("`agent`"), "{why}");
+    Ok(())
+}
