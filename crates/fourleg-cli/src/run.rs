@@ -83,7 +83,10 @@ pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyho
                 if !start_lab {
                     anyhow::bail!("peer {service} is not running; start it with `fourleg up --with {service}`");
                 }
-                eprintln!("peer {service}: starting (installs into the cache on first use)");
+                if let Some(what) = fourleg_lab::peers::pending_install(config, service)? {
+                    eprintln!("peer {service}: {what}");
+                }
+                eprintln!("peer {service}: starting");
                 let p = fourleg_lab::peers::up(config, service).await?;
                 ctx.urls.insert(service.clone(), p.url);
                 ctx.versions.insert(service.clone(), p.version);

@@ -189,6 +189,39 @@ fn run_logged(spec: &PeerSpec, cmd: &mut Command, what: &str, log: &Path) -> Res
     }
 }
 
+/// What the first start of a peer will install, if anything: for progress
+/// lines (`building with mvn (once, into …)`).
+pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>> {
+    let spec = PeerSpec::load(&config.fixtures_dir, name)?;
+    let root = config.cache_dir.join("peers").join(&spec.name);
+    if let Some(req) = &spec.install.python_requirements {
+        let text = std::fs::read(spec.dir.join(req)).unwrap_or_default();
+        let done = root.join(fourleg_core::hash::fnv1a_hex(&text)).join(".fourleg-installed").is_file();
+        return Ok((!done).then(|| format!("installing with pip (once, into {})", root.display())));
+    }
+    if spec.install.maven.is_some() {
+        let done = root.join(maven_hash(&spec)?).join(".fourleg-installed").is_file();
+        return Ok((!done).then(|| format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())));
+    }
+    Ok(None)
+}
+
+/// The content hash of a Maven peer's project (`pom.xml` and `src/`).
+fn maven_hash(spec: &PeerSpec) -> Result<String> {
+    let mut content = Vec::new();
+    for f in &maven_sources(&spec.dir) {
+        let bytes = std::fs::read(spec.dir.join(f)).map_err(|e| LabError::Fixture {
+            path: spec.dir.join(f),
+            message: e.to_string(),
+        })?;
+        content.extend_from_slice(f.to_string_lossy().as_bytes());
+        content.push(0);
+        content.extend_from_slice(&bytes);
+        content.push(0);
+    }
+    Ok(fourleg_core::hash::fnv1a_hex(&content))
+}
+
 /// Installs what the peer needs into the cache (once per content).
 fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Installed> {
     if let Some(req) = &spec.install.python_requirements {
@@ -252,23 +285,8 @@ fn maven_sources(dir: &Path) -> Vec<PathBuf> {
 
 fn build_maven(config: &LabConfig, spec: &PeerSpec, mvn: &MavenBuild, log: &Path) -> Result<PathBuf> {
     let files = maven_sources(&spec.dir);
-    let mut content = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(spec.dir.join(f)).map_err(|e| LabError::Fixture {
-            path: spec.dir.join(f),
-            message: e.to_string(),
-        })?;
-        content.extend_from_slice(f.to_string_lossy().as_bytes());
-        content.push(0);
-        content.extend_from_slice(&bytes);
-        content.push(0);
-    }
     // One build per source content: editing the project builds afresh.
-    let build = config
-        .cache_dir
-        .join("peers")
-        .join(&spec.name)
-        .join(fourleg_core::hash::fnv1a_hex(&content));
+    let build = config.cache_dir.join("peers").join(&spec.name).join(maven_hash(spec)?);
     let artifact = build.join(&mvn.artifact);
     if build.join(".fourleg-installed").is_file() && artifact.is_file() {
         return Ok(artifact);
