@@ -20,11 +20,8 @@ pub async fn login_with_pkce(
     username: &str,
     password: &Secret,
 ) -> anyhow::Result<serde_json::Value> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let http =
+        reqwest::Client::builder().no_proxy().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
     let redirect_uri = "http://127.0.0.1:8976/callback";
     let code = fourleg_target::login::authorize(
         &http,
@@ -63,7 +60,7 @@ pub fn claims(jwt: &str) -> anyhow::Result<serde_json::Value> {
 
 /// Live processes (not zombies) whose pid, process group or parent is in `pids`.
 #[must_use]
-pub fn processes_of(pids: &HashSet<u32>) -> Vec<String> {
+pub fn processes_of<S: std::hash::BuildHasher>(pids: &HashSet<u32, S>) -> Vec<String> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else { return found };
     for e in entries.flatten() {

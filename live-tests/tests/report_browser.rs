@@ -42,13 +42,11 @@ impl Driver {
         let driver = which(&["chromedriver"]).context(
             "chromedriver not found: install Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)",
         )?;
-        let browser = which(&["chromium", "chromium-browser", "google-chrome"]).context("chromium not found: `apt-get install chromium`")?;
+        let browser = which(&["chromium", "chromium-browser", "google-chrome"])
+            .context("chromium not found: `apt-get install chromium`")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let child =
+            Command::new(driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
         let http = reqwest::Client::builder().no_proxy().build()?;
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -94,7 +92,10 @@ impl Driver {
         let png = self.cmd(reqwest::Method::GET, "screenshot", Value::Null).await?;
         let dir = repo().join("target/report-screenshots");
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(name), base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default())?)?;
+        std::fs::write(
+            dir.join(name),
+            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default())?,
+        )?;
         Ok(())
     }
 
@@ -134,8 +135,9 @@ fn scaled(doc: &RunDocument, scenarios: usize, targets: usize) -> RunDocument {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
     let committed = repo().join("reports/matrix.json");
-    let doc = RunDocument::load(&committed)
-        .with_context(|| format!("{} is the reference matrix; produce it with `cargo run -- matrix --out reports`", committed.display()))?;
+    let doc = RunDocument::load(&committed).with_context(|| {
+        format!("{} is the reference matrix; produce it with `cargo run -- matrix --out reports`", committed.display())
+    })?;
     let dir = tempfile_dir()?;
     let page = dir.join("index.html");
     std::fs::write(&page, fourleg_report::html::render(&doc))?;
@@ -158,7 +160,9 @@ async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
              a.dispatchEvent(new Event('change')); return [...document.querySelectorAll('#matrix tr.area')].map(r => r.textContent)")
         .await?;
     assert_eq!(rows_area, json!(["may-act"]), "the area filter shows one area");
-    driver.js("const a = document.getElementById('f-area'); a.value = ''; a.dispatchEvent(new Event('change')); return 0").await?;
+    driver
+        .js("const a = document.getElementById('f-area'); a.value = ''; a.dispatchEvent(new Event('change')); return 0")
+        .await?;
 
     // A Keycloak cell's evidence opens, with decoded claims.
     let opened = driver

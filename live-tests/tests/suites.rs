@@ -76,14 +76,13 @@ fn main() -> anyhow::Result<()> {
     let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?);
 
     let reuse = std::env::var_os("FOURLEG_LIVE_STATE").map(PathBuf::from);
-    let state = reuse.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("fourleg-suites-{}", std::process::id())));
+    let state =
+        reuse.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("fourleg-suites-{}", std::process::id())));
     let mut config = LabConfig::new(state);
     config.fixtures_dir = repo().join("fixtures");
 
-    let names: Vec<String> = LAB_TARGETS
-        .iter()
-        .flat_map(|t| scenarios.iter().map(move |s| format!("{t}::{}::{}", s.area, s.id)))
-        .collect();
+    let names: Vec<String> =
+        LAB_TARGETS.iter().flat_map(|t| scenarios.iter().map(move |s| format!("{t}::{}::{}", s.area, s.id))).collect();
     let wanted = |name: &str| {
         args.filter.as_ref().is_none_or(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
             && !args.skip.iter().any(|s| name.contains(s.as_str()))
@@ -111,7 +110,11 @@ fn main() -> anyhow::Result<()> {
             if let Some(peer) = profile.lab.clone().filter(|l| peers.contains(l) && !ctx.urls.contains_key(l)) {
                 eprintln!("starting peer {peer} (built or installed into the cache on first use)");
                 let rec = rt.block_on(fourleg_lab::peers::up(&config, &peer))?;
-                eprintln!("  {peer} {} ready in {:.1}s", rec.version, std::time::Duration::from_millis(rec.startup_ms).as_secs_f64());
+                eprintln!(
+                    "  {peer} {} ready in {:.1}s",
+                    rec.version,
+                    std::time::Duration::from_millis(rec.startup_ms).as_secs_f64()
+                );
                 ctx.urls.insert(peer.clone(), rec.url);
                 ctx.versions.insert(peer, rec.version);
             }

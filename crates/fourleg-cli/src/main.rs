@@ -59,7 +59,14 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Dirs {
     /// State directory: pid files, logs, data and owner-only credentials.
-    #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_STATE", default_value = ".lab", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "FOURLEG_STATE",
+        default_value = ".lab",
+        value_name = "DIR"
+    )]
     state_dir: PathBuf,
     /// Download cache shared by every lab: Keycloak, the OpenBao venv, Maven's repository.
     #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_CACHE", value_name = "DIR")]
@@ -312,13 +319,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .await
         }
         Command::Matrix(a) => {
-            matrix::matrix(&config, &a.targets, &a.out, a.baseline.as_deref(), a.suite.concurrency, a.suite.suites.as_deref())
-                .await
+            matrix::matrix(
+                &config,
+                &a.targets,
+                &a.out,
+                a.baseline.as_deref(),
+                a.suite.concurrency,
+                a.suite.suites.as_deref(),
+            )
+            .await
         }
         Command::Diff { old, new, markdown, tolerance } => matrix::diff(&old, &new, markdown, tolerance),
-        Command::Lab {
-            command: LabCommand::KeycloakClient { client_id, disable, enable },
-        } => {
+        Command::Lab { command: LabCommand::KeycloakClient { client_id, disable, enable } } => {
             if disable == enable {
                 anyhow::bail!("say --enable or --disable");
             }
@@ -356,11 +368,7 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
         RuntimeArg::Native => RuntimeKind::Native,
         RuntimeArg::Containers => RuntimeKind::Containers,
     };
-    eprintln!(
-        "fourleg lab ({} runtime) in {}",
-        kind.name(),
-        config.state_dir.display()
-    );
+    eprintln!("fourleg lab ({} runtime) in {}", kind.name(), config.state_dir.display());
     let progress = progress::Reporter::new();
     let result = fourleg_lab::up(config, kind, &progress).await;
     progress.finish();
@@ -389,7 +397,11 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
         eprintln!("peer {name}: starting");
         match fourleg_lab::peers::up(config, name).await {
             Ok(p) => {
-                eprintln!("peer {name}: ready in {:.1}s at {}", Duration::from_millis(p.startup_ms).as_secs_f64(), p.url);
+                eprintln!(
+                    "peer {name}: ready in {:.1}s at {}",
+                    Duration::from_millis(p.startup_ms).as_secs_f64(),
+                    p.url
+                );
                 peers.push(p);
             }
             Err(e) => {
@@ -414,25 +426,14 @@ fn render_up(report: &fourleg_lab::UpReport, config: &LabConfig) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<10} {:<9} {:<40} {:>8} {:>8}", "service", "version", "endpoint", "fetch", "start");
     for s in &report.services {
-        let took = if s.reused {
-            "running".to_owned()
-        } else {
-            format!("{:.1}s", s.took.as_secs_f64())
-        };
-        let fetch = if s.fetch.is_zero() {
-            "cached".to_owned()
-        } else {
-            format!("{:.1}s", s.fetch.as_secs_f64())
-        };
+        let took = if s.reused { "running".to_owned() } else { format!("{:.1}s", s.took.as_secs_f64()) };
+        let fetch = if s.fetch.is_zero() { "cached".to_owned() } else { format!("{:.1}s", s.fetch.as_secs_f64()) };
         let endpoint = match s.record.service {
             Service::Keycloak => format!("{}/realms/fourleg", s.record.url),
             _ => s.record.url.clone(),
         };
-        let _ = writeln!(
-            out,
-            "{:<10} {:<9} {:<40} {:>8} {:>8}",
-            s.record.service, s.record.version, endpoint, fetch, took
-        );
+        let _ =
+            writeln!(out, "{:<10} {:<9} {:<40} {:>8} {:>8}", s.record.service, s.record.version, endpoint, fetch, took);
     }
     let _ = writeln!(out, "lab ready in {:.1}s", report.total.as_secs_f64());
     let _ = write!(
@@ -455,11 +456,7 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
         println!("no lab in {} (start one with `fourleg up`)", config.state_dir.display());
         return Ok(code);
     }
-    println!(
-        "lab in {} ({} runtime)",
-        report.state_dir.display(),
-        report.runtime.map_or("?", RuntimeKind::name)
-    );
+    println!("lab in {} ({} runtime)", report.state_dir.display(), report.runtime.map_or("?", RuntimeKind::name));
     println!("{:<10} {:<9} {:<28} {:>8}  health", "service", "version", "url", "pid");
     for s in &report.services {
         let health = match (s.running, s.healthy) {
@@ -495,11 +492,7 @@ mod tests {
     fn help_teaches_each_command() {
         for sub in ["up", "status", "down", "run", "matrix", "diff"] {
             let mut cmd = Cli::command();
-            let help = cmd
-                .find_subcommand_mut(sub)
-                .unwrap()
-                .render_long_help()
-                .to_string();
+            let help = cmd.find_subcommand_mut(sub).unwrap().render_long_help().to_string();
             assert!(help.contains("Example"), "{sub} --help has no example");
             // One example per line: a rewrapped help would run them together.
             for line in help.lines().filter(|l| l.starts_with("Example")) {

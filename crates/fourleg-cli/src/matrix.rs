@@ -53,7 +53,8 @@ pub async fn matrix(
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(total);
         b.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios × targets ({elapsed}) {msg}").expect("valid template"),
+            ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios × targets ({elapsed}) {msg}")
+                .expect("valid template"),
         );
         b
     });

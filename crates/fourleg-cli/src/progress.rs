@@ -18,13 +18,9 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new() -> Self {
-        let multi = std::io::stderr()
-            .is_terminal()
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self {
-            multi,
-            bars: Mutex::new(HashMap::new()),
-        }
+        let multi =
+            std::io::stderr().is_terminal().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self { multi, bars: Mutex::new(HashMap::new()) }
     }
 
     fn bar(&self, service: Service) -> Option<ProgressBar> {
@@ -67,11 +63,8 @@ impl Progress for Reporter {
     }
 
     fn ready(&self, service: Service, took: Duration, reused: bool) {
-        let line = if reused {
-            "already running, healthy".to_owned()
-        } else {
-            format!("ready in {:.1}s", took.as_secs_f64())
-        };
+        let line =
+            if reused { "already running, healthy".to_owned() } else { format!("ready in {:.1}s", took.as_secs_f64()) };
         match self.bar(service) {
             Some(bar) => {
                 bar.set_style(ProgressStyle::with_template("✔ {prefix:<9} {msg}").expect("valid template"));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use fourleg_lab::state::Credentials;
 use fourleg_lab::{LabConfig, Service};
-use fourleg_scenario::runner::{self, Observer};
 use fourleg_report::RunDocument;
+use fourleg_scenario::runner::{self, Observer};
 use fourleg_scenario::{Registry, Run, Scenario, ScenarioResult, Status};
 use fourleg_target::{LabContext, Profile, Target};
 
@@ -79,7 +79,8 @@ pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyho
     let lab = match &profile.lab {
         Some(service) => {
             let mut ctx = lab_context(config, start_lab).await?;
-            if !ctx.urls.contains_key(service) && fourleg_lab::peers::available(&config.fixtures_dir).contains(service) {
+            if !ctx.urls.contains_key(service) && fourleg_lab::peers::available(&config.fixtures_dir).contains(service)
+            {
                 if !start_lab {
                     anyhow::bail!("peer {service} is not running; start it with `fourleg up --with {service}`");
                 }
@@ -107,9 +108,7 @@ pub struct Lines {
 
 impl Lines {
     pub fn new() -> Self {
-        Self {
-            color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        }
+        Self { color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
     }
 
     fn paint(&self, status: Status, text: &str) -> String {

@@ -30,9 +30,7 @@ pub enum DecodeError {
 }
 
 fn part(b64: &str, what: &'static str) -> Result<Value, DecodeError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64.trim_end_matches('='))
-        .map_err(|_| DecodeError::Base64(what))?;
+    let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| DecodeError::Base64(what))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| DecodeError::Json(what))?;
     if v.is_object() {
         Ok(v)
@@ -47,11 +45,7 @@ pub fn decode(token: &str) -> Result<Decoded, DecodeError> {
     if parts.len() != 3 {
         return Err(DecodeError::Parts(parts.len()));
     }
-    Ok(Decoded {
-        header: part(parts[0], "header")?,
-        claims: part(parts[1], "payload")?,
-        signed: !parts[2].is_empty(),
-    })
+    Ok(Decoded { header: part(parts[0], "header")?, claims: part(parts[1], "payload")?, signed: !parts[2].is_empty() })
 }
 
 /// Encodes header and claims as a compact JWS with the given signature bytes
@@ -59,11 +53,7 @@ pub fn decode(token: &str) -> Result<Decoded, DecodeError> {
 /// the attack scenarios.
 #[must_use]
 pub fn encode_unsigned(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 /// Appends a base64url signature to a signing input.
@@ -98,7 +88,8 @@ mod tests {
     use serde_json::json;
 
     fn sample() -> String {
-        let input = encode_unsigned(&json!({"alg": "RS256", "kid": "k1"}), &json!({"sub": "alice", "act": {"sub": "agent"}}));
+        let input =
+            encode_unsigned(&json!({"alg": "RS256", "kid": "k1"}), &json!({"sub": "alice", "act": {"sub": "agent"}}));
         with_signature(&input, b"0123456789abcdef0123456789")
     }
 

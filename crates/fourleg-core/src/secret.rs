@@ -30,11 +30,7 @@ impl Secret {
     /// A fresh random secret of `len` alphanumeric characters (about 5.95 bits each).
     #[must_use]
     pub fn generate(len: usize) -> Self {
-        let value: String = rand::thread_rng()
-            .sample_iter(&Alphanumeric)
-            .take(len)
-            .map(char::from)
-            .collect();
+        let value: String = rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect();
         Self(value)
     }
 

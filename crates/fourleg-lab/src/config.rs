@@ -53,11 +53,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            postgres: Duration::from_secs(60),
-            openbao: Duration::from_secs(60),
-            keycloak: Duration::from_secs(420),
-        }
+        Self { postgres: Duration::from_secs(60), openbao: Duration::from_secs(60), keycloak: Duration::from_secs(420) }
     }
 }
 

@@ -19,33 +19,18 @@ pub enum LabError {
         "{service} did not become ready on {addr} within {}s (see {})\n--- last lines of {} ---\n{tail}",
         waited.as_secs(), log.display(), log.display()
     )]
-    NotReady {
-        service: Service,
-        addr: String,
-        waited: Duration,
-        log: PathBuf,
-        tail: String,
-    },
+    NotReady { service: Service, addr: String, waited: Duration, log: PathBuf, tail: String },
 
     /// A service process exited while the lab waited for it.
     #[error(
         "{service} exited during start ({status}) (see {})\n--- last lines of {} ---\n{tail}",
         log.display(), log.display()
     )]
-    ExitedEarly {
-        service: Service,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
+    ExitedEarly { service: Service, status: String, log: PathBuf, tail: String },
 
     /// Fetching or installing a component failed.
     #[error("could not fetch {what}: {message} (see {})", log.display())]
-    Fetch {
-        what: String,
-        message: String,
-        log: PathBuf,
-    },
+    Fetch { what: String, message: String, log: PathBuf },
 
     /// A file-system operation failed.
     #[error("{context}: {source}")]
@@ -94,24 +79,15 @@ pub enum LabError {
 
 impl LabError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
-        }
+        Self::Io { context: context.into(), source }
     }
 
     pub(crate) fn http(context: impl Into<String>, source: reqwest::Error) -> Self {
-        Self::Http {
-            context: context.into(),
-            source,
-        }
+        Self::Http { context: context.into(), source }
     }
 
     pub(crate) fn provision(service: Service, message: impl Into<String>) -> Self {
-        Self::Provision {
-            service,
-            message: message.into(),
-        }
+        Self::Provision { service, message: message.into() }
     }
 }
 

@@ -14,10 +14,8 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     let existed = dir.is_dir();
     fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
     let mode = if existed {
-        let m = fs::metadata(dir)
-            .map_err(|e| LabError::io(format!("reading {}", dir.display()), e))?
-            .permissions()
-            .mode();
+        let m =
+            fs::metadata(dir).map_err(|e| LabError::io(format!("reading {}", dir.display()), e))?.permissions().mode();
         (m & 0o7711) | 0o700
     } else {
         0o700
@@ -60,10 +58,8 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
 
 /// Writes a JSON file owner-only.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| LabError::State {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| LabError::State { path: path.to_owned(), message: e.to_string() })?;
     write_private(path, &bytes)
 }
 

@@ -92,7 +92,11 @@ fn port_free(port: u16) -> bool {
 
 /// Picks the ports: an override wins, then the port of the last `up` when it
 /// is still free (so URLs stay stable), else a fresh free one.
-fn choose_ports(config: &LabConfig, previous: &BTreeMap<String, u16>, running: &[Service]) -> Result<BTreeMap<String, u16>> {
+fn choose_ports(
+    config: &LabConfig,
+    previous: &BTreeMap<String, u16>,
+    running: &[Service],
+) -> Result<BTreeMap<String, u16>> {
     let wanted: [(&str, Option<u16>, Service); 5] = [
         ("postgres", config.ports.postgres, Service::Postgres),
         ("openbao", config.ports.openbao, Service::Openbao),
@@ -212,18 +216,11 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let fetched = if reusable.len() < Service::ALL.len() {
-        runtime.prepare(progress).await?
-    } else {
-        BTreeMap::new()
-    };
+    let fetched = if reusable.len() < Service::ALL.len() { runtime.prepare(progress).await? } else { BTreeMap::new() };
     let ports = choose_ports(config, &state.ports, &reusable)?;
     state.ports.clone_from(&ports);
     state.save(&config.state_dir)?;
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        state: Mutex::new(state),
-    });
+    let shared = Arc::new(Shared { config: config.clone(), state: Mutex::new(state) });
 
     let pg = async {
         let t = Instant::now();
@@ -240,8 +237,10 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         let mut started = keep(&shared, started).await?;
         progress.step(Service::Postgres, "waiting for SELECT 1");
         let port = started.record.port;
-        health::wait_ready(&mut started, config.timeouts.postgres, || health::postgres(port, &creds.postgres_superuser))
-            .await?;
+        health::wait_ready(&mut started, config.timeouts.postgres, || {
+            health::postgres(port, &creds.postgres_superuser)
+        })
+        .await?;
         progress.step(Service::Postgres, "creating databases, applying the broker's migrations");
         provision::postgres::provision(port, &creds, &config.fixtures_dir).await?;
         finish(&shared, started, t).await
@@ -313,11 +312,7 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         ..report(kc, progress, Service::Keycloak, &shared, &*runtime).await?
     };
 
-    Ok(UpReport {
-        runtime: kind,
-        services: vec![pg_up, bao_up, kc_up],
-        total: begin.elapsed(),
-    })
+    Ok(UpReport { runtime: kind, services: vec![pg_up, bao_up, kc_up], total: begin.elapsed() })
 }
 
 /// Records a freshly started service in `lab.json` before waiting on it.
@@ -330,12 +325,7 @@ async fn finish(shared: &Shared, mut started: Started, t: Instant) -> Result<Ser
     let took = t.elapsed();
     started.record.startup_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     shared.record(started.record.clone()).await?;
-    Ok(ServiceUp {
-        record: started.record,
-        fetch: Duration::ZERO,
-        took,
-        reused: false,
-    })
+    Ok(ServiceUp { record: started.record, fetch: Duration::ZERO, took, reused: false })
 }
 
 /// Reports the outcome of one service; a service that failed is stopped so
@@ -399,11 +389,7 @@ impl StatusReport {
 /// What runs where, and whether each service passes its health check.
 pub async fn status(config: &LabConfig) -> Result<StatusReport> {
     let Some(state) = LabState::load(&config.state_dir)? else {
-        return Ok(StatusReport {
-            state_dir: config.state_dir.clone(),
-            runtime: None,
-            services: Vec::new(),
-        });
+        return Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: None, services: Vec::new() });
     };
     let runtime = runtime_for(state.runtime, config)?;
     let creds = Credentials::load(config)?;
@@ -430,11 +416,7 @@ pub async fn status(config: &LabConfig) -> Result<StatusReport> {
             log: record.log.clone(),
         });
     }
-    Ok(StatusReport {
-        state_dir: config.state_dir.clone(),
-        runtime: Some(state.runtime),
-        services,
-    })
+    Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: Some(state.runtime), services })
 }
 
 /// What `down` did.
@@ -472,11 +454,7 @@ pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
         std::fs::remove_dir_all(&config.state_dir)
             .map_err(|e| LabError::io(format!("removing {}", config.state_dir.display()), e))?;
     }
-    Ok(DownReport {
-        stopped,
-        peers: peers_stopped,
-        purged: purge,
-    })
+    Ok(DownReport { stopped, peers: peers_stopped, purged: purge })
 }
 
 #[cfg(test)]

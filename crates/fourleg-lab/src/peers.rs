@@ -150,10 +150,8 @@ impl PeerSpec {
                 available(fixtures).join(", ")
             ))
         })?;
-        let mut spec: PeerSpec = toml::from_str(&text).map_err(|e: toml::de::Error| LabError::Fixture {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let mut spec: PeerSpec = toml::from_str(&text)
+            .map_err(|e: toml::de::Error| LabError::Fixture { path: path.clone(), message: e.to_string() })?;
         if spec.run.command.is_empty() {
             return Err(LabError::Fixture { path, message: "run.command is empty".into() });
         }
@@ -201,7 +199,9 @@ pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>>
     }
     if spec.install.maven.is_some() {
         let done = root.join(maven_hash(&spec)?).join(".fourleg-installed").is_file();
-        return Ok((!done).then(|| format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())));
+        return Ok((!done).then(|| {
+            format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())
+        }));
     }
     Ok(None)
 }
@@ -210,10 +210,8 @@ pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>>
 fn maven_hash(spec: &PeerSpec) -> Result<String> {
     let mut content = Vec::new();
     for f in &maven_sources(&spec.dir) {
-        let bytes = std::fs::read(spec.dir.join(f)).map_err(|e| LabError::Fixture {
-            path: spec.dir.join(f),
-            message: e.to_string(),
-        })?;
+        let bytes = std::fs::read(spec.dir.join(f))
+            .map_err(|e| LabError::Fixture { path: spec.dir.join(f), message: e.to_string() })?;
         content.extend_from_slice(f.to_string_lossy().as_bytes());
         content.push(0);
         content.extend_from_slice(&bytes);
@@ -228,23 +226,18 @@ fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Installed>
         return install_python(config, spec, req, log).map(|python| Installed { python: Some(python), artifact: None });
     }
     if let Some(mvn) = &spec.install.maven {
-        return build_maven(config, spec, mvn, log).map(|artifact| Installed { python: None, artifact: Some(artifact) });
+        return build_maven(config, spec, mvn, log)
+            .map(|artifact| Installed { python: None, artifact: Some(artifact) });
     }
     Ok(Installed::default())
 }
 
 fn install_python(config: &LabConfig, spec: &PeerSpec, req: &Path, log: &Path) -> Result<PathBuf> {
     let req_path = spec.dir.join(req);
-    let text = std::fs::read_to_string(&req_path).map_err(|e| LabError::Fixture {
-        path: req_path.clone(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&req_path)
+        .map_err(|e| LabError::Fixture { path: req_path.clone(), message: e.to_string() })?;
     // One venv per requirements content: editing the pins installs afresh.
-    let venv = config
-        .cache_dir
-        .join("peers")
-        .join(&spec.name)
-        .join(fourleg_core::hash::fnv1a_hex(text.as_bytes()));
+    let venv = config.cache_dir.join("peers").join(&spec.name).join(fourleg_core::hash::fnv1a_hex(text.as_bytes()));
     let python = venv.join("bin/python");
     if venv.join(".fourleg-installed").is_file() {
         return Ok(python);
@@ -355,10 +348,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
                 "{python}",
                 &installed.python.as_ref().map_or_else(|| "python3".into(), |p| p.display().to_string()),
             )
-            .replace(
-                "{artifact}",
-                &installed.artifact.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-            )
+            .replace("{artifact}", &installed.artifact.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
     };
     let argv: Vec<String> = spec.run.command.iter().map(|a| fill(a)).collect();
     let mut cmd = Command::new(&argv[0]);
@@ -410,10 +400,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let rec = PeerRecord {
-        startup_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
-        ..rec
-    };
+    let rec = PeerRecord { startup_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX), ..rec };
     peers.insert(name.to_owned(), rec.clone());
     save(config, &peers)?;
     Ok(rec)

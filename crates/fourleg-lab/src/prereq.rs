@@ -190,10 +190,7 @@ mod tests {
     fn a_pg_bin_without_postgres_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(postgres_bin_dir(Some(dir.path())), None);
-        let missing = check(
-            Needs { fetch_keycloak: false, install_openbao: false },
-            Some(dir.path()),
-        );
+        let missing = check(Needs { fetch_keycloak: false, install_openbao: false }, Some(dir.path()));
         assert!(missing.iter().any(|m| m.what.contains("PostgreSQL")));
     }
 }

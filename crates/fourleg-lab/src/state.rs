@@ -72,13 +72,7 @@ impl LabState {
     /// An empty state for `runtime`.
     #[must_use]
     pub fn new(runtime: RuntimeKind) -> Self {
-        Self {
-            schema: STATE_SCHEMA,
-            runtime,
-            services: BTreeMap::new(),
-            postgres_data: None,
-            ports: BTreeMap::new(),
-        }
+        Self { schema: STATE_SCHEMA, runtime, services: BTreeMap::new(), postgres_data: None, ports: BTreeMap::new() }
     }
 
     /// Path of `lab.json` under `state_dir`.

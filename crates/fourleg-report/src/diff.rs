@@ -55,10 +55,7 @@ fn passing(s: Status) -> bool {
 /// percent are reported.
 #[must_use]
 pub fn diff(old: &RunDocument, new: &RunDocument, tolerance_pct: f64) -> Diff {
-    let mut d = Diff {
-        tolerance_pct,
-        ..Diff::default()
-    };
+    let mut d = Diff { tolerance_pct, ..Diff::default() };
     let mut keys: Vec<(String, String, String)> = Vec::new();
     for doc in [old, new] {
         for run in &doc.runs {
@@ -152,13 +149,15 @@ impl Diff {
             }
             let _ = writeln!(out, "{title} ({}):", list.len());
             for c in list {
-                let _ = writeln!(out, "  {}  {}/{}  {} -> {}", c.target, c.area, c.scenario, word(c.before), word(c.after));
+                let _ =
+                    writeln!(out, "  {}  {}/{}  {} -> {}", c.target, c.area, c.scenario, word(c.before), word(c.after));
             }
         }
         if !self.figures.is_empty() {
             let _ = writeln!(out, "figures beyond ±{}% ({}):", self.tolerance_pct, self.figures.len());
             for f in &self.figures {
-                let _ = writeln!(out, "  {}  {}  {}: {} -> {} {}", f.target, f.scenario, f.rule, f.before, f.after, f.unit);
+                let _ =
+                    writeln!(out, "  {}  {}  {}: {} -> {} {}", f.target, f.scenario, f.rule, f.before, f.after, f.unit);
             }
         }
         out
@@ -175,15 +174,35 @@ impl Diff {
             if list.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "\n### {title} ({})\n\n| target | scenario | before | after |\n|---|---|---|---|", list.len());
+            let _ = writeln!(
+                out,
+                "\n### {title} ({})\n\n| target | scenario | before | after |\n|---|---|---|---|",
+                list.len()
+            );
             for c in list {
-                let _ = writeln!(out, "| `{}` | `{}/{}` | {} | {} |", c.target, c.area, c.scenario, word(c.before), word(c.after));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}/{}` | {} | {} |",
+                    c.target,
+                    c.area,
+                    c.scenario,
+                    word(c.before),
+                    word(c.after)
+                );
             }
         }
         if !self.figures.is_empty() {
-            let _ = writeln!(out, "\n### figures beyond ±{}%\n\n| target | scenario | rule | before | after |\n|---|---|---|---|---|", self.tolerance_pct);
+            let _ = writeln!(
+                out,
+                "\n### figures beyond ±{}%\n\n| target | scenario | rule | before | after |\n|---|---|---|---|---|",
+                self.tolerance_pct
+            );
             for f in &self.figures {
-                let _ = writeln!(out, "| `{}` | `{}` | {} | {} {} | {} {} |", f.target, f.scenario, f.rule, f.before, f.unit, f.after, f.unit);
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}` | {} | {} {} | {} {} |",
+                    f.target, f.scenario, f.rule, f.before, f.unit, f.after, f.unit
+                );
             }
         }
         out
@@ -205,10 +224,7 @@ pub struct Gate {
 #[must_use]
 pub fn gate(baseline: &RunDocument, current: &RunDocument) -> Gate {
     let d = diff(baseline, current, f64::INFINITY);
-    let mut g = Gate {
-        regressions: d.newly_failing,
-        ..Gate::default()
-    };
+    let mut g = Gate { regressions: d.newly_failing, ..Gate::default() };
     for run in &current.runs {
         for s in &run.scenarios {
             if s.stale_expectation {
@@ -226,7 +242,9 @@ impl Gate {
     /// 2 on harness errors, 1 on regressions or stale expectations, else 0.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
-        if self.errors.is_empty() { u8::from(!self.regressions.is_empty() || !self.stale.is_empty()) } else {
+        if self.errors.is_empty() {
+            u8::from(!self.regressions.is_empty() || !self.stale.is_empty())
+        } else {
             2
         }
     }
@@ -236,10 +254,21 @@ impl Gate {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for c in &self.regressions {
-            let _ = writeln!(out, "regression: {} {}/{}: {} -> {}", c.target, c.area, c.scenario, word(c.before), word(c.after));
+            let _ = writeln!(
+                out,
+                "regression: {} {}/{}: {} -> {}",
+                c.target,
+                c.area,
+                c.scenario,
+                word(c.before),
+                word(c.after)
+            );
         }
         for (t, s, r) in &self.stale {
-            let _ = writeln!(out, "stale expectation: {t} {s} is expected to fail ({r}) but no longer does; remove it from the profile");
+            let _ = writeln!(
+                out,
+                "stale expectation: {t} {s} is expected to fail ({r}) but no longer does; remove it from the profile"
+            );
         }
         for (t, s, r) in &self.errors {
             let _ = writeln!(out, "harness error: {t} {s}: {r}");

@@ -24,10 +24,7 @@ impl Host {
     /// This machine.
     #[must_use]
     pub fn current() -> Self {
-        Self {
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
-        }
+        Self { os: std::env::consts::OS.into(), arch: std::env::consts::ARCH.into() }
     }
 }
 
@@ -77,22 +74,15 @@ impl RunDocument {
     /// Reads a document.
     pub fn load(path: &Path) -> Result<Self, DocumentError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| DocumentError::Parse {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| DocumentError::Read { path: shown.clone(), source })?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DocumentError::Parse { path: shown.clone(), message: e.to_string() })?;
         let found = v["schema_version"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
         if found != DOCUMENT_SCHEMA_VERSION {
             return Err(DocumentError::Version { path: shown, found });
         }
-        serde_json::from_value(v).map_err(|e| DocumentError::Parse {
-            path: shown,
-            message: e.to_string(),
-        })
+        serde_json::from_value(v).map_err(|e| DocumentError::Parse { path: shown, message: e.to_string() })
     }
 
     /// The JSON text (pretty, stable key order).
@@ -118,10 +108,7 @@ impl RunDocument {
     /// The result of `scenario` on `target`.
     #[must_use]
     pub fn cell(&self, target: &str, scenario: &str) -> Option<&ScenarioResult> {
-        self.runs
-            .iter()
-            .find(|r| r.target.name == target)
-            .and_then(|r| r.scenarios.iter().find(|s| s.id == scenario))
+        self.runs.iter().find(|r| r.target.name == target).and_then(|r| r.scenarios.iter().find(|s| s.id == scenario))
     }
 }
 

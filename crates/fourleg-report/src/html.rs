@@ -4,6 +4,8 @@
 //! cell: requests, responses, decoded claims as trees, the `act` chain drawn
 //! as a chain, and timings.
 
+use std::fmt::Write as _;
+
 use crate::document::RunDocument;
 use crate::markdown::LEGEND;
 
@@ -20,10 +22,10 @@ fn esc(s: &str) -> String {
 #[must_use]
 pub fn render(doc: &RunDocument) -> String {
     let data = embed(&serde_json::to_string(doc).expect("the document serialises"));
-    let legend: String = LEGEND
-        .iter()
-        .map(|(s, m)| format!("<li><span class=\"st st-{w}\">{w}</span> {m}</li>", w = s.word(), m = esc(m)))
-        .collect();
+    let legend = LEGEND.iter().fold(String::new(), |mut out, (s, m)| {
+        let _ = write!(out, "<li><span class=\"st st-{w}\">{w}</span> {m}</li>", w = s.word(), m = esc(m));
+        out
+    });
     TEMPLATE
         .replace("{{legend}}", &legend)
         .replace("{{version}}", &esc(&doc.fourleg_version))

@@ -10,11 +10,7 @@ use fourleg_scenario::Status;
 use crate::document::RunDocument;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
 /// Renders the document.
@@ -33,7 +29,10 @@ pub fn render(doc: &RunDocument) -> String {
         let skipped = run
             .scenarios
             .iter()
-            .filter(|s| s.status == Status::NotApplicable || (s.expected_failure.is_some() && !s.stale_expectation && s.status != Status::Pass))
+            .filter(|s| {
+                s.status == Status::NotApplicable
+                    || (s.expected_failure.is_some() && !s.stale_expectation && s.status != Status::Pass)
+            })
             .count();
         let _ = writeln!(
             out,
@@ -69,12 +68,25 @@ pub fn render(doc: &RunDocument) -> String {
                 let _ = writeln!(
                     out,
                     ">\n      <failure type=\"stale-expectation\" message=\"{}\"/>\n    </testcase>",
-                    esc(&format!("expected to fail ({}) but {}", s.expected_failure.clone().unwrap_or_default(), s.status))
+                    esc(&format!(
+                        "expected to fail ({}) but {}",
+                        s.expected_failure.clone().unwrap_or_default(),
+                        s.status
+                    ))
                 );
             } else if s.status == Status::Error {
-                let _ = writeln!(out, ">\n      <error message=\"{}\">{}</error>\n    </testcase>", esc(&s.reason.clone().unwrap_or(first)), esc(&detail));
+                let _ = writeln!(
+                    out,
+                    ">\n      <error message=\"{}\">{}</error>\n    </testcase>",
+                    esc(&s.reason.clone().unwrap_or(first)),
+                    esc(&detail)
+                );
             } else if s.status == Status::NotApplicable {
-                let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", esc(&s.reason.clone().unwrap_or_default()));
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    esc(&s.reason.clone().unwrap_or_default())
+                );
             } else if let (Some(reason), true) = (&s.expected_failure, s.status != Status::Pass) {
                 let _ = writeln!(
                     out,

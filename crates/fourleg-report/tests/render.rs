@@ -8,7 +8,7 @@ use fourleg_core::jwt;
 use fourleg_report::diff::{diff, gate};
 use fourleg_report::{html, junit, markdown, RunDocument};
 use fourleg_scenario::result::{
-    CheckResult, Measurement, Run, RuleKind, ScenarioResult, StepRecord, Summary, TargetInfo, SCHEMA_VERSION,
+    CheckResult, Measurement, RuleKind, Run, ScenarioResult, StepRecord, Summary, TargetInfo, SCHEMA_VERSION,
 };
 use fourleg_scenario::{Level, Status};
 use fourleg_target::HttpEvidence;
@@ -56,7 +56,14 @@ fn scenario(id: &str, area: &str, status: Status, checks: Vec<CheckResult>) -> S
         title: format!("title of {id}"),
         status,
         checks,
-        steps: vec![StepRecord { index: 1, kind: "exchange".into(), summary: "token exchange by agent: 200".into(), http: vec![evidence()], elapsed_ms: 12, skipped: None }],
+        steps: vec![StepRecord {
+            index: 1,
+            kind: "exchange".into(),
+            summary: "token exchange by agent: 200".into(),
+            http: vec![evidence()],
+            elapsed_ms: 12,
+            skipped: None,
+        }],
         measurements: vec![],
         expected_failure: None,
         stale_expectation: false,
@@ -72,31 +79,72 @@ fn run(name: &str, results: Vec<ScenarioResult>) -> Run {
         profile_version: "1".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
         duration_ms: 1000,
-        target: TargetInfo { name: name.into(), product: "Example".into(), version: Some("1.0".into()), profile_hash: "0".into(), issuer: None },
+        target: TargetInfo {
+            name: name.into(),
+            product: "Example".into(),
+            version: Some("1.0".into()),
+            profile_hash: "0".into(),
+            issuer: None,
+        },
         summary: Summary::of(&results),
         scenarios: results,
     }
 }
 
 fn doc() -> RunDocument {
-    let mut xfail = scenario("deny-rogue-actor", "may-act", Status::Fail, vec![check("AGENT-MAYACT-deny-actor", Level::Profile, Status::Fail, "a token was issued")]);
+    let mut xfail = scenario(
+        "deny-rogue-actor",
+        "may-act",
+        Status::Fail,
+        vec![check("AGENT-MAYACT-deny-actor", Level::Profile, Status::Fail, "a token was issued")],
+    );
     xfail.expected_failure = Some("may_act is not enforced in 1.0".into());
-    let mut latency = scenario("logout-revokes-chain", "revocation", Status::Pass, vec![check("AGENT-REVOKE-latency", Level::Profile, Status::Pass, "took 41 ms (bound 5000 ms)")]);
-    latency.measurements.push(Measurement { rule: "AGENT-REVOKE-latency".into(), value: 41.0, unit: "ms".into(), bound: Some(5000.0) });
+    let mut latency = scenario(
+        "logout-revokes-chain",
+        "revocation",
+        Status::Pass,
+        vec![check("AGENT-REVOKE-latency", Level::Profile, Status::Pass, "took 41 ms (bound 5000 ms)")],
+    );
+    latency.measurements.push(Measurement {
+        rule: "AGENT-REVOKE-latency".into(),
+        value: 41.0,
+        unit: "ms".into(),
+        bound: Some(5000.0),
+    });
     let a = run(
         "good-idp",
         vec![
-            scenario("exchange-grant-accepted", "core", Status::Pass, vec![check("RFC8693-2.1-grant", Level::Must, Status::Pass, "200")]),
-            scenario("deny-rogue-actor", "may-act", Status::Pass, vec![check("AGENT-MAYACT-deny-actor", Level::Profile, Status::Pass, "refused")]),
+            scenario(
+                "exchange-grant-accepted",
+                "core",
+                Status::Pass,
+                vec![check("RFC8693-2.1-grant", Level::Must, Status::Pass, "200")],
+            ),
+            scenario(
+                "deny-rogue-actor",
+                "may-act",
+                Status::Pass,
+                vec![check("AGENT-MAYACT-deny-actor", Level::Profile, Status::Pass, "refused")],
+            ),
             latency,
         ],
     );
     let b = run(
         "other-idp",
         vec![
-            scenario("exchange-grant-accepted", "core", Status::Warn, vec![check("RFC8693-2.2.1-expires", Level::Should, Status::Warn, "expires_in missing")]),
+            scenario(
+                "exchange-grant-accepted",
+                "core",
+                Status::Warn,
+                vec![check("RFC8693-2.2.1-expires", Level::Should, Status::Warn, "expires_in missing")],
+            ),
             xfail,
-            scenario("logout-revokes-chain", "revocation", Status::NotApplicable, vec![check("AGENT-REVOKE-latency", Level::Profile, Status::NotApplicable, "no logout")]),
+            scenario(
+                "logout-revokes-chain",
+                "revocation",
+                Status::NotApplicable,
+                vec![check("AGENT-REVOKE-latency", Level::Profile, Status::NotApplicable, "no logout")],
+            ),
         ],
     );
     RunDocument::new(vec![a, b], "1", "2026-01-01T00:00:00Z".into())
@@ -115,7 +163,9 @@ fn junit_snapshot() {
 #[test]
 fn no_rendered_format_holds_a_usable_token_or_a_secret() {
     let d = doc();
-    for (name, text) in [("json", d.to_json()), ("md", markdown::render(&d)), ("html", html::render(&d)), ("junit", junit::render(&d))] {
+    for (name, text) in
+        [("json", d.to_json()), ("md", markdown::render(&d)), ("html", html::render(&d)), ("junit", junit::render(&d))]
+    {
         assert!(jwt::find_signed_jwts(&text).is_empty(), "{name} holds a signed JWT");
         assert!(!text.contains(SECRET), "{name} holds a secret");
     }
@@ -131,8 +181,13 @@ fn the_committed_schema_is_current_and_validates_documents() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();
     }
-    let committed = std::fs::read_to_string(&path).expect("reports/schema/run-document.schema.json; regenerate with FOURLEG_REGENERATE=1 cargo test -p fourleg-report");
-    assert_eq!(committed, generated, "the schema changed: regenerate with FOURLEG_REGENERATE=1 cargo test -p fourleg-report");
+    let committed = std::fs::read_to_string(&path).expect(
+        "reports/schema/run-document.schema.json; regenerate with FOURLEG_REGENERATE=1 cargo test -p fourleg-report",
+    );
+    assert_eq!(
+        committed, generated,
+        "the schema changed: regenerate with FOURLEG_REGENERATE=1 cargo test -p fourleg-report"
+    );
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let instance: serde_json::Value = serde_json::from_str(&doc().to_json()).unwrap();

@@ -31,9 +31,7 @@ impl Identity {
             Value::String(s) => self.names.contains(s),
             Value::Object(o) => {
                 o.get("sub").and_then(Value::as_str).is_some_and(|s| self.names.contains(s))
-                    || o.get("client_id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|c| self.client_id.as_deref() == Some(c))
+                    || o.get("client_id").and_then(Value::as_str).is_some_and(|c| self.client_id.as_deref() == Some(c))
             }
             _ => false,
         }
@@ -170,12 +168,7 @@ pub fn scope_set(claims: Option<&Value>, outcome: Option<&Outcome>) -> Option<BT
 /// The contract permissions present in a scope set.
 #[must_use]
 pub fn permissions(scope: &BTreeSet<String>, profile: &Profile) -> BTreeSet<String> {
-    profile
-        .permissions
-        .iter()
-        .filter(|(_, v)| scope.contains(*v))
-        .map(|(k, _)| k.clone())
-        .collect()
+    profile.permissions.iter().filter(|(_, v)| scope.contains(*v)).map(|(k, _)| k.clone()).collect()
 }
 
 /// The `act` levels, outermost first (RFC 8693 §4.1).
@@ -218,11 +211,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
     let need_claims = || {
         x.claims.ok_or_else(|| {
             Untestable(match x.outcome {
-                Some(o) if !o.is_success() => format!(
-                    "no token to check: the request was refused ({} {})",
-                    o.status,
-                    o.error().unwrap_or("")
-                ),
+                Some(o) if !o.is_success() => {
+                    format!("no token to check: the request was refused ({} {})", o.status, o.error().unwrap_or(""))
+                }
                 _ => "no decodable token to check (opaque or missing)".into(),
             })
         })
@@ -235,10 +226,17 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 Err(v) => v,
                 Ok(c) => {
                     let levels = act_levels(c);
-                    let ok = levels.len() == want.len()
-                        && levels.iter().zip(&want).all(|(l, p)| ident(p).matches(l));
-                    let msg = format!("expected act chain {} (outermost first), found {}", want.join(" <- "), describe_act(c));
-                    if ok { Pass(msg) } else { Fail(msg) }
+                    let ok = levels.len() == want.len() && levels.iter().zip(&want).all(|(l, p)| ident(p).matches(l));
+                    let msg = format!(
+                        "expected act chain {} (outermost first), found {}",
+                        want.join(" <- "),
+                        describe_act(c)
+                    );
+                    if ok {
+                        Pass(msg)
+                    } else {
+                        Fail(msg)
+                    }
                 }
             }
         }
@@ -258,9 +256,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 let levels = act_levels(c);
                 if levels.is_empty() {
                     Fail("no act claim".into())
-                } else if let Some(bad) = levels.iter().find(|l| {
-                    !l.is_object() || !(l["sub"].is_string() || l["client_id"].is_string())
-                }) {
+                } else if let Some(bad) =
+                    levels.iter().find(|l| !l.is_object() || !(l["sub"].is_string() || l["client_id"].is_string()))
+                {
                     Fail(format!("act level is not an object identifying an actor: {bad}"))
                 } else {
                     Pass(format!("act is a JSON object identifying the actor ({})", describe_act(c)))
@@ -293,7 +291,11 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 Err(v) => v,
                 Ok(c) => {
                     let msg = format!("expected sub of {user}, found {}", c["sub"]);
-                    if ident(user).matches(&c["sub"]) { Pass(msg) } else { Fail(msg) }
+                    if ident(user).matches(&c["sub"]) {
+                        Pass(msg)
+                    } else {
+                        Fail(msg)
+                    }
                 }
             }
         }
@@ -302,7 +304,11 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             (_, None) => Untestable("the token to compare with is missing".into()),
             (Ok(c), Some(t)) => {
                 let msg = format!("sub {} vs {}", c["sub"], t["sub"]);
-                if c["sub"].is_string() && c["sub"] == t["sub"] { Pass(msg) } else { Fail(msg) }
+                if c["sub"].is_string() && c["sub"] == t["sub"] {
+                    Pass(msg)
+                } else {
+                    Fail(msg)
+                }
             }
         },
         "aud_only" | "aud_excludes" => {
@@ -315,10 +321,18 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     let shown = aud.iter().cloned().collect::<Vec<_>>().join(", ");
                     if name == "aud_only" {
                         let msg = format!("expected aud exactly [{value}], found [{shown}]");
-                        if aud.len() == 1 && aud.contains(&value) { Pass(msg) } else { Fail(msg) }
+                        if aud.len() == 1 && aud.contains(&value) {
+                            Pass(msg)
+                        } else {
+                            Fail(msg)
+                        }
                     } else {
                         let msg = format!("expected aud without {value}, found [{shown}]");
-                        if aud.contains(&value) { Fail(msg) } else { Pass(msg) }
+                        if aud.contains(&value) {
+                            Fail(msg)
+                        } else {
+                            Pass(msg)
+                        }
                     }
                 }
             }
@@ -337,7 +351,11 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                         let has = permissions(&s, x.profile).contains(p);
                         let shown = s.iter().cloned().collect::<Vec<_>>().join(" ");
                         if name == "has_permission" {
-                            if has { Pass(format!("{p} granted (scope: {shown})")) } else { Fail(format!("{p} not granted (scope: {shown})")) }
+                            if has {
+                                Pass(format!("{p} granted (scope: {shown})"))
+                            } else {
+                                Fail(format!("{p} not granted (scope: {shown})"))
+                            }
                         } else if has {
                             Fail(format!("{p} granted although it must not be (scope: {shown})"))
                         } else {
@@ -366,7 +384,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             (_, None) => Untestable("the token to compare with is missing".into()),
             (Ok(c), Some(t)) => match (c["exp"].as_i64(), t["exp"].as_i64()) {
                 (Some(a), Some(b)) if a <= b => Pass(format!("exp {a} not after the previous hop's {b}")),
-                (Some(a), Some(b)) => Fail(format!("exp grew along the chain: {a} is {}s after the previous hop's {b}", a - b)),
+                (Some(a), Some(b)) => {
+                    Fail(format!("exp grew along the chain: {a} is {}s after the previous hop's {b}", a - b))
+                }
                 _ => Untestable("exp missing".into()),
             },
         },
@@ -386,25 +406,29 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 Some(o) => match scope_set(x.claims, Some(o)) {
                     None => Untestable("granted, but neither token nor response carries scope".into()),
                     Some(s) if permissions(&s, x.profile).contains(p) => Fail(format!("{p} was granted")),
-                    Some(_) if o.body["scope"].is_string() => Pass(format!("{p} trimmed and the granted scope reported")),
+                    Some(_) if o.body["scope"].is_string() => {
+                        Pass(format!("{p} trimmed and the granted scope reported"))
+                    }
                     Some(_) => Fail(format!("{p} trimmed but the response does not report the granted scope")),
                 },
             }
         }
         "scope_reported_if_changed" => {
-            let requested: BTreeSet<String> = arg_list(x.args, "requested")
-                .iter()
-                .filter_map(|p| x.profile.permissions.get(p).cloned())
-                .collect();
+            let requested: BTreeSet<String> =
+                arg_list(x.args, "requested").iter().filter_map(|p| x.profile.permissions.get(p).cloned()).collect();
             match x.outcome {
                 None => Untestable("no response".into()),
                 Some(o) if !o.is_success() => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
                 Some(o) => match scope_set(x.claims, None) {
                     None => Untestable("the token carries no scope to compare".into()),
                     Some(granted) => {
-                        let granted_perms: BTreeSet<String> = granted.intersection(&x.profile.permissions.values().cloned().collect()).cloned().collect();
+                        let granted_perms: BTreeSet<String> =
+                            granted.intersection(&x.profile.permissions.values().cloned().collect()).cloned().collect();
                         if granted_perms == requested || o.body["scope"].is_string() {
-                            Pass(format!("granted {granted_perms:?}, requested {requested:?}, response scope {}", o.body["scope"]))
+                            Pass(format!(
+                                "granted {granted_perms:?}, requested {requested:?}, response scope {}",
+                                o.body["scope"]
+                            ))
                         } else {
                             Fail(format!("granted {granted_perms:?} differs from requested {requested:?} and the response has no scope"))
                         }
@@ -415,10 +439,13 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         "inactive_only" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) => match o.body.as_object() {
-                Some(m) if m.len() == 1 && m.get("active") == Some(&Value::Bool(false)) => Pass("{\"active\": false} and nothing more".into()),
-                Some(m) if m.get("active") == Some(&Value::Bool(false)) => {
-                    Fail(format!("inactive, but the response also carries {:?}", m.keys().filter(|k| *k != "active").collect::<Vec<_>>()))
+                Some(m) if m.len() == 1 && m.get("active") == Some(&Value::Bool(false)) => {
+                    Pass("{\"active\": false} and nothing more".into())
                 }
+                Some(m) if m.get("active") == Some(&Value::Bool(false)) => Fail(format!(
+                    "inactive, but the response also carries {:?}",
+                    m.keys().filter(|k| *k != "active").collect::<Vec<_>>()
+                )),
                 _ => Untestable(format!("the token is not inactive: {}", o.evidence.body)),
             },
         },
@@ -428,7 +455,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 None => Untestable("no response".into()),
                 Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
                 Some(_) => match x.claims {
-                    Some(c) if ident(user).matches(&c["sub"]) => Fail(format!("a token with sub {} ({user}) was issued", c["sub"])),
+                    Some(c) if ident(user).matches(&c["sub"]) => {
+                        Fail(format!("a token with sub {} ({user}) was issued", c["sub"]))
+                    }
                     Some(c) => Pass(format!("issued, but for sub {}, not {user}", c["sub"])),
                     None => Untestable("a token was issued but cannot be decoded".into()),
                 },
@@ -440,7 +469,10 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 None => Untestable("no response".into()),
                 Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
                 Some(_) => match x.claims {
-                    Some(c) if c.to_string().contains(injected) => Fail(format!("the injected actor `{injected}` was carried into the issued token: {}", describe_act(c))),
+                    Some(c) if c.to_string().contains(injected) => Fail(format!(
+                        "the injected actor `{injected}` was carried into the issued token: {}",
+                        describe_act(c)
+                    )),
                     Some(_) => Pass(format!("issued without the injected actor `{injected}`")),
                     None => Untestable("a token was issued but cannot be decoded".into()),
                 },
@@ -457,7 +489,11 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 )),
                 Some(w) => {
                     let msg = format!("took {} ms (bound {bound} ms)", w.elapsed_ms);
-                    if i64::try_from(w.elapsed_ms).unwrap_or(i64::MAX) <= bound { Pass(msg) } else { Fail(msg) }
+                    if i64::try_from(w.elapsed_ms).unwrap_or(i64::MAX) <= bound {
+                        Pass(msg)
+                    } else {
+                        Fail(msg)
+                    }
                 }
             }
         }
@@ -466,19 +502,31 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             match x.accept {
                 None => Untestable("no accept outcome".into()),
                 Some(a) => {
-                    let msg = format!("a stateless resource would {} it: {}", if a.accepted { "accept" } else { "refuse" }, a.reason);
-                    if a.accepted == want { Pass(msg) } else { Fail(msg) }
+                    let msg = format!(
+                        "a stateless resource would {} it: {}",
+                        if a.accepted { "accept" } else { "refuse" },
+                        a.reason
+                    );
+                    if a.accepted == want {
+                        Pass(msg)
+                    } else {
+                        Fail(msg)
+                    }
                 }
             }
         }
         "stateless_window" => match x.accept {
             None => Untestable("no accept outcome".into()),
-            Some(a) if a.accepted => Pass(format!("a JWT-validating resource would still accept the chain for {} s", a.remaining_s)),
+            Some(a) if a.accepted => {
+                Pass(format!("a JWT-validating resource would still accept the chain for {} s", a.remaining_s))
+            }
             Some(a) => Pass(format!("a JWT-validating resource already refuses the chain: {}", a.reason)),
         },
         "token_type_valid" => match x.outcome {
             Some(o) if o.is_success() => match o.body["token_type"].as_str() {
-                Some(t) if t.eq_ignore_ascii_case("bearer") || t == "N_A" || t.eq_ignore_ascii_case("dpop") => Pass(format!("token_type {t}")),
+                Some(t) if t.eq_ignore_ascii_case("bearer") || t == "N_A" || t.eq_ignore_ascii_case("dpop") => {
+                    Pass(format!("token_type {t}"))
+                }
                 Some(t) => Fail(format!("token_type {t} is neither Bearer nor N_A")),
                 None => Fail("token_type missing".into()),
             },
@@ -502,7 +550,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 let status_ok = o.status == 400 || o.status == 401;
                 match (json, o.error(), status_ok) {
                     (true, Some(e), true) => Pass(format!("{} with JSON error {e}", o.status)),
-                    (_, _, false) => Fail(format!("status {} (RFC 6749 §5.2 wants 400, or 401 for client authentication)", o.status)),
+                    (_, _, false) => {
+                        Fail(format!("status {} (RFC 6749 §5.2 wants 400, or 401 for client authentication)", o.status))
+                    }
                     (false, _, _) => Fail("the error response is not JSON".into()),
                     (_, None, _) => Fail("the error response has no `error` string".into()),
                 }
@@ -513,7 +563,11 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             match x.outcome {
                 Some(o) if o.is_success() => {
                     let missing: Vec<&String> = fields.iter().filter(|f| o.body.get(f.as_str()).is_none()).collect();
-                    if missing.is_empty() { Pass(format!("metadata lists {}", fields.join(", "))) } else { Fail(format!("metadata lacks {missing:?}")) }
+                    if missing.is_empty() {
+                        Pass(format!("metadata lists {}", fields.join(", ")))
+                    } else {
+                        Fail(format!("metadata lacks {missing:?}"))
+                    }
                 }
                 Some(o) => Fail(format!("the metadata document answered {}", o.status)),
                 None => Untestable("no metadata fetched".into()),
@@ -526,7 +580,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 match (grants, has) {
                     (_, true) => Pass("grant_types_supported lists token exchange".into()),
                     (None, _) => Fail("no grant_types_supported in the metadata".into()),
-                    (Some(g), false) => Fail(format!("grant_types_supported lacks token exchange: {}", Value::Array(g.clone()))),
+                    (Some(g), false) => {
+                        Fail(format!("grant_types_supported lacks token exchange: {}", Value::Array(g.clone())))
+                    }
                 }
             }
             Some(o) => Fail(format!("the metadata document answered {}", o.status)),
@@ -580,7 +636,16 @@ mod tests {
         let ids = ids();
         run(
             name,
-            &Input { outcome: None, claims: Some(claims), than: None, identities: &ids, profile: &p, args, wait: None, accept: None },
+            &Input {
+                outcome: None,
+                claims: Some(claims),
+                than: None,
+                identities: &ids,
+                profile: &p,
+                args,
+                wait: None,
+                accept: None,
+            },
         )
         .0
     }
@@ -611,7 +676,10 @@ mod tests {
         assert!(matches!(check("no_act", &json!({"act": {"sub": "x"}}), &none), Verdict::Fail(_)));
         assert!(matches!(check("act_shape", &json!({"act": "agent"}), &none), Verdict::Fail(_)));
         assert!(matches!(check("act_shape", &json!({"act": {"sub": "a"}}), &none), Verdict::Pass(_)));
-        assert!(matches!(check("act_no_nonidentity", &json!({"act": {"sub": "a", "exp": 1}}), &none), Verdict::Fail(_)));
+        assert!(matches!(
+            check("act_no_nonidentity", &json!({"act": {"sub": "a", "exp": 1}}), &none),
+            Verdict::Fail(_)
+        ));
         assert!(matches!(check("act_no_nonidentity", &json!({"act": {"sub": "a"}}), &none), Verdict::Pass(_)));
     }
 
@@ -623,7 +691,10 @@ mod tests {
         assert!(matches!(check("aud_excludes", &json!({"aud": ["mcp-server"]}), &a), Verdict::Fail(_)));
         let p = args(&[("permission", toml::Value::String("records:delete".into()))]);
         assert!(matches!(check("lacks_permission", &json!({"scope": "records:read"}), &p), Verdict::Pass(_)));
-        assert!(matches!(check("lacks_permission", &json!({"scope": "records:read records:delete"}), &p), Verdict::Fail(_)));
+        assert!(matches!(
+            check("lacks_permission", &json!({"scope": "records:read records:delete"}), &p),
+            Verdict::Fail(_)
+        ));
         assert!(matches!(check("has_permission", &json!({"scope": "records:read"}), &p), Verdict::Fail(_)));
     }
 
@@ -636,7 +707,20 @@ mod tests {
         let wider = json!({"exp": 90, "scope": "records:read records:write"});
         let later = json!({"exp": 110, "scope": "records:read"});
         let go = |name: &str, c: &Value| {
-            run(name, &Input { outcome: None, claims: Some(c), than: Some(&prev), identities: &ids, profile: &p, args: &none, wait: None, accept: None }).0
+            run(
+                name,
+                &Input {
+                    outcome: None,
+                    claims: Some(c),
+                    than: Some(&prev),
+                    identities: &ids,
+                    profile: &p,
+                    args: &none,
+                    wait: None,
+                    accept: None,
+                },
+            )
+            .0
         };
         assert!(matches!(go("scope_within", &wider), Verdict::Fail(_)));
         assert!(matches!(go("scope_within", &later), Verdict::Pass(_)));
@@ -650,7 +734,21 @@ mod tests {
         let ids = ids();
         let a = args(&[("bound_ms", toml::Value::Integer(1000))]);
         let w = |held, elapsed_ms| WaitOutcome { held, elapsed_ms, timeout_ms: 5000, pending: vec!["hop1".into()] };
-        let go = |w: &WaitOutcome| run("within_bound", &Input { outcome: None, claims: None, than: None, identities: &ids, profile: &p, args: &a, wait: Some(w), accept: None });
+        let go = |w: &WaitOutcome| {
+            run(
+                "within_bound",
+                &Input {
+                    outcome: None,
+                    claims: None,
+                    than: None,
+                    identities: &ids,
+                    profile: &p,
+                    args: &a,
+                    wait: Some(w),
+                    accept: None,
+                },
+            )
+        };
         assert!(matches!(go(&w(true, 10)).0, Verdict::Pass(_)));
         assert!((go(&w(true, 10)).1.unwrap().value - 10.0).abs() < f64::EPSILON);
         assert!(matches!(go(&w(true, 2000)).0, Verdict::Fail(_)));

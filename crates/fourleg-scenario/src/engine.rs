@@ -31,6 +31,7 @@ pub struct TargetDown {
 
 /// What a saved variable holds.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a handful per scenario; boxing buys nothing
 enum Var {
     /// An HTTP outcome (token response, introspection, …) and the contract
     /// client that obtained it.
@@ -82,12 +83,7 @@ impl Engine {
     /// An engine for `target`.
     #[must_use]
     pub fn new(target: Arc<Target>, registry: Arc<Registry>) -> Self {
-        Self {
-            target,
-            registry,
-            identities: Mutex::new(BTreeMap::new()),
-            jwks: Mutex::new(None),
-        }
+        Self { target, registry, identities: Mutex::new(BTreeMap::new()), jwks: Mutex::new(None) }
     }
 
     /// The target.
@@ -180,7 +176,10 @@ impl Engine {
                         result.checks.push(check);
                     }
                     if let Some(name) = &step.save {
-                        vars.insert(name.clone(), out.var.unwrap_or_else(|| Var::Missing("the step saves nothing".into())));
+                        vars.insert(
+                            name.clone(),
+                            out.var.unwrap_or_else(|| Var::Missing("the step saves nothing".into())),
+                        );
                     }
                 }
                 Err(skip) => {
@@ -227,17 +226,10 @@ impl Engine {
 
     fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
         let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
-        CheckResult {
-            rule: e.rule.clone(),
-            level,
-            kind: RuleKind::of(&e.rule),
-            status,
-            message,
-            step: Some(step),
-        }
+        CheckResult { rule: e.rule.clone(), level, kind: RuleKind::of(&e.rule), status, message, step: Some(step) }
     }
 
-    fn harness(&self, e: TargetError) -> Skip {
+    fn harness(e: TargetError) -> Skip {
         match e {
             TargetError::Unreachable { .. } => Skip::Error(e.to_string()),
             other => Skip::Untestable(other.to_string()),
@@ -246,12 +238,9 @@ impl Engine {
 
     async fn down_or_error(&self, e: TargetError) -> Skip {
         if matches!(e, TargetError::Unreachable { .. }) && !self.target.answers().await {
-            return Skip::Down(TargetDown {
-                target: self.target.name().to_owned(),
-                detail: e.to_string(),
-            });
+            return Skip::Down(TargetDown { target: self.target.name().to_owned(), detail: e.to_string() });
         }
-        self.harness(e)
+        Self::harness(e)
     }
 
     fn token_of(vars: &HashMap<String, Var>, name: &str, field: Option<&str>) -> Result<Secret, Skip> {
@@ -294,14 +283,14 @@ impl Engine {
         } else if let Some(u) = self.target.profile.users.get(principal) {
             id.names.insert(u.username.clone());
             if let Ok(o) = self.target.user_token(principal, &[]).await {
-                self.learn_user(principal, &o, &mut id);
+                Self::learn_user(&o, &mut id);
             }
         }
         self.identities.lock().await.insert(principal.to_owned(), id.clone());
         id
     }
 
-    fn learn_user(&self, _user: &str, o: &Outcome, id: &mut Identity) {
+    fn learn_user(o: &Outcome, id: &mut Identity) {
         if let Some(c) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
             if let Some(sub) = c.claims["sub"].as_str() {
                 id.names.insert(sub.to_owned());
@@ -331,16 +320,11 @@ impl Engine {
     }
 
     fn may_act_scope(&self, principal: &str) -> Result<Vec<String>, Skip> {
-        self.target
-            .profile
-            .may_act
-            .get(principal)
-            .map(|r| r.scope.clone())
-            .ok_or_else(|| {
-                Skip::Untestable(format!(
-                    "the profile has no way to obtain a token whose may_act names `{principal}` ([may_act.{principal}])"
-                ))
-            })
+        self.target.profile.may_act.get(principal).map(|r| r.scope.clone()).ok_or_else(|| {
+            Skip::Untestable(format!(
+                "the profile has no way to obtain a token whose may_act names `{principal}` ([may_act.{principal}])"
+            ))
+        })
     }
 
     #[allow(clippy::too_many_lines)] // one arm per step kind
@@ -382,7 +366,7 @@ impl Engine {
                     names: [t.profile.users[&x.principal].username.clone()].into(),
                 });
                 let mut updated = id.clone();
-                self.learn_user(&x.principal, &o, &mut updated);
+                Self::learn_user(&o, &mut updated);
                 *id = updated;
             }
             if !o.is_success() {
@@ -397,7 +381,8 @@ impl Engine {
                     ..StepOut::default()
                 });
             }
-            let client = if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+            let client =
+                if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
             return Ok(StepOut {
                 summary: format!("first token of {} ({})", x.principal, describe(&o)),
                 http: vec![o.evidence.clone()],
@@ -415,14 +400,23 @@ impl Engine {
             let mut form: Vec<(String, FormValue)> = Vec::new();
             let omit = |p: &str| x.omit.iter().any(|o| o == p);
             if !omit("grant_type") {
-                form.push(("grant_type".into(), FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into()))));
+                form.push((
+                    "grant_type".into(),
+                    FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
+                ));
             }
             if !omit("subject_token") {
                 if let Some(lit) = &x.subject_literal {
-                    form.push(("subject_token".into(), FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() }));
+                    form.push((
+                        "subject_token".into(),
+                        FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() },
+                    ));
                 } else if let Some(v) = &x.subject {
                     let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
-                    form.push(("subject_token".into(), FormValue::Secret { value: tok, label: format!("subject_token: {v}") }));
+                    form.push((
+                        "subject_token".into(),
+                        FormValue::Secret { value: tok, label: format!("subject_token: {v}") },
+                    ));
                 }
             }
             if !omit("subject_token_type") {
@@ -431,7 +425,10 @@ impl Engine {
             }
             let has_actor = x.actor.is_some() || x.actor_literal.is_some();
             if let Some(lit) = &x.actor_literal {
-                form.push(("actor_token".into(), FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() }));
+                form.push((
+                    "actor_token".into(),
+                    FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() },
+                ));
             } else if let Some(v) = &x.actor {
                 let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
                 form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
@@ -441,9 +438,10 @@ impl Engine {
                 form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
             }
             for a in &x.audience {
-                let v = t.profile.audiences.get(a).cloned().ok_or_else(|| {
-                    Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])"))
-                })?;
+                let v =
+                    t.profile.audiences.get(a).cloned().ok_or_else(|| {
+                        Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])"))
+                    })?;
                 form.push(("audience".into(), FormValue::Plain(v)));
             }
             for a in &x.audience_literal {
@@ -553,7 +551,8 @@ impl Engine {
         }
         if let Some(x) = &step.forge {
             let src = Self::token_of(vars, &x.from, None)?;
-            let d = jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
+            let d =
+                jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
             let mut claims = d.claims.clone();
             for (k, v) in &x.set {
                 claims[k] = self.resolve_value(v).await;
@@ -583,10 +582,7 @@ impl Engine {
         }
         if let Some(x) = &step.hook {
             self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
-            return Ok(StepOut {
-                summary: format!("hook {} for {}", x.run, x.client),
-                ..StepOut::default()
-            });
+            return Ok(StepOut { summary: format!("hook {} for {}", x.run, x.client), ..StepOut::default() });
         }
         if let Some(x) = &step.wait {
             let begin = Instant::now();
@@ -683,10 +679,7 @@ impl Engine {
         }
         if let Some(x) = &step.sleep {
             tokio::time::sleep(Duration::from_millis(x.ms)).await;
-            return Ok(StepOut {
-                summary: format!("slept {} ms", x.ms),
-                ..StepOut::default()
-            });
+            return Ok(StepOut { summary: format!("slept {} ms", x.ms), ..StepOut::default() });
         }
         Err(Skip::Error("a step without action".into()))
     }
@@ -763,13 +756,21 @@ impl Engine {
         }
     }
 
-    async fn check(&self, e: &Expect, step: usize, out: &StepOut, vars: &HashMap<String, Var>) -> (CheckResult, Option<checks::Figure>) {
+    async fn check(
+        &self,
+        e: &Expect,
+        step: usize,
+        out: &StepOut,
+        vars: &HashMap<String, Var>,
+    ) -> (CheckResult, Option<checks::Figure>) {
         let o = out.outcome.as_ref();
         let pass = |m: String| (Status::Pass, m);
         let fail = |m: String| (Status::Fail, m);
         let token_claims: Option<Value> = match &e.token {
             Some(v) => Self::claims_of(vars, v),
-            None => o.and_then(|o| o.token("access_token")).and_then(|t| jwt::decode(t.expose()).ok()).map(|d| d.claims),
+            None => {
+                o.and_then(|o| o.token("access_token")).and_then(|t| jwt::decode(t.expose()).ok()).map(|d| d.claims)
+            }
         };
         let mut figure = None;
         let (ok_status, message) = if let Some(want) = e.status {
@@ -786,27 +787,37 @@ impl Engine {
             }
         } else if let Some(want) = e.success {
             match o {
-                Some(o) if want && o.is_success() && o.body["access_token"].is_string() => pass(format!("{}: a token was issued", o.status)),
+                Some(o) if want && o.is_success() && o.body["access_token"].is_string() => {
+                    pass(format!("{}: a token was issued", o.status))
+                }
                 Some(o) if want => fail(format!("expected a token, got {}", describe(o))),
                 Some(o) if (400..500).contains(&o.status) => pass(format!("refused: {}", describe(o))),
                 Some(o) if o.is_success() && o.body["access_token"].is_string() => {
                     fail(format!("expected a refusal, but a token was issued ({})", o.status))
                 }
-                Some(o) if o.is_success() => fail(format!("expected a refusal, but the request succeeded ({})", o.status)),
+                Some(o) if o.is_success() => {
+                    fail(format!("expected a refusal, but the request succeeded ({})", o.status))
+                }
                 Some(o) => fail(format!("expected a refusal (4xx), got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
             }
         } else if let Some(want) = &e.error {
             match o {
                 Some(o) if o.error() == Some(want.as_str()) => pass(format!("error {want}")),
-                Some(o) if o.is_success() => fail(format!("expected error {want}, but the request succeeded ({})", o.status)),
+                Some(o) if o.is_success() => {
+                    fail(format!("expected error {want}, but the request succeeded ({})", o.status))
+                }
                 Some(o) => fail(format!("expected error {want}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
             }
         } else if let Some(want) = &e.error_in {
             match o {
-                Some(o) if o.error().is_some_and(|x| want.iter().any(|w| w == x)) => pass(format!("error {}", o.error().unwrap_or(""))),
-                Some(o) if o.is_success() => fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status)),
+                Some(o) if o.error().is_some_and(|x| want.iter().any(|w| w == x)) => {
+                    pass(format!("error {}", o.error().unwrap_or("")))
+                }
+                Some(o) if o.is_success() => {
+                    fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status))
+                }
                 Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
             }
@@ -833,7 +844,7 @@ impl Engine {
             }
         } else if let Some(name) = &e.check {
             let mut ids = BTreeMap::new();
-            for p in self.principals_named(e) {
+            for p in Self::principals_named(e) {
                 ids.insert(p.clone(), self.identity(&p).await);
             }
             let than = e.args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
@@ -866,7 +877,7 @@ impl Engine {
         (self.graded(e, step, status, message), figure)
     }
 
-    fn principals_named(&self, e: &Expect) -> Vec<String> {
+    fn principals_named(e: &Expect) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if let Some(p) = &e.principal {
             out.push(p.clone());

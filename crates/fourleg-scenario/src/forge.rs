@@ -47,16 +47,12 @@ pub fn rsa_public_pem(jwks: &Value) -> Result<(String, Option<String>), ForgeErr
         .find(|k| k["kty"] == "RSA" && k["use"].as_str().is_none_or(|u| u == "sig"))
         .ok_or(ForgeError::NoKey("RSA"))?;
     let pk = rsa_key(key)?;
-    let pem = pk
-        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-        .map_err(|e| ForgeError::Key(e.to_string()))?;
+    let pem = pk.to_public_key_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| ForgeError::Key(e.to_string()))?;
     Ok((pem, key["kid"].as_str().map(str::to_owned)))
 }
 
 fn b64(v: &Value, what: &'static str) -> Result<Vec<u8>, ForgeError> {
-    URL_SAFE_NO_PAD
-        .decode(v.as_str().ok_or(ForgeError::NoKey(what))?)
-        .map_err(|e| ForgeError::Key(e.to_string()))
+    URL_SAFE_NO_PAD.decode(v.as_str().ok_or(ForgeError::NoKey(what))?).map_err(|e| ForgeError::Key(e.to_string()))
 }
 
 fn rsa_key(jwk: &Value) -> Result<RsaPublicKey, ForgeError> {
@@ -100,17 +96,11 @@ pub fn verify(token: &str, jwks: &Value) -> Result<bool, ForgeError> {
     use rsa::signature::Verifier as _;
     let d = jwt::decode(token)?;
     let mut parts = token.rsplitn(2, '.');
-    let sig = URL_SAFE_NO_PAD
-        .decode(parts.next().unwrap_or_default())
-        .map_err(|e| ForgeError::Key(e.to_string()))?;
+    let sig = URL_SAFE_NO_PAD.decode(parts.next().unwrap_or_default()).map_err(|e| ForgeError::Key(e.to_string()))?;
     let input = parts.next().unwrap_or_default();
     let kid = d.header["kid"].as_str();
-    let keys: Vec<&Value> = jwks["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|k| kid.is_none() || k["kid"].as_str() == kid)
-        .collect();
+    let keys: Vec<&Value> =
+        jwks["keys"].as_array().into_iter().flatten().filter(|k| kid.is_none() || k["kid"].as_str() == kid).collect();
     match d.header["alg"].as_str() {
         Some("RS256") => {
             for k in keys.iter().filter(|k| k["kty"] == "RSA") {
@@ -127,7 +117,8 @@ pub fn verify(token: &str, jwks: &Value) -> Result<bool, ForgeError> {
                 let mut sec1 = vec![4u8];
                 sec1.extend(b64(&k["x"], "EC")?);
                 sec1.extend(b64(&k["y"], "EC")?);
-                let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| ForgeError::Key(e.to_string()))?;
+                let vk =
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| ForgeError::Key(e.to_string()))?;
                 let Ok(s) = p256::ecdsa::Signature::from_slice(&sig) else { return Ok(false) };
                 if vk.verify(input.as_bytes(), &s).is_ok() {
                     return Ok(true);

@@ -90,14 +90,10 @@ pub struct RegistryError {
 impl Registry {
     /// Reads `suites/requirements.toml`.
     pub fn load(path: &Path) -> Result<Self, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RegistryError {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        let reg: Registry = toml::from_str(&text).map_err(|e: toml::de::Error| RegistryError {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RegistryError { path: path.to_owned(), message: e.to_string() })?;
+        let reg: Registry = toml::from_str(&text)
+            .map_err(|e: toml::de::Error| RegistryError { path: path.to_owned(), message: e.to_string() })?;
         for (id, rule) in &reg.rules {
             let agent = id.starts_with("AGENT-");
             if agent && !matches!(rule.level, Level::Profile | Level::Info) {

@@ -191,10 +191,7 @@ impl Summary {
     /// Summarises results.
     #[must_use]
     pub fn of(results: &[ScenarioResult]) -> Self {
-        let mut s = Summary {
-            total: results.len(),
-            ..Summary::default()
-        };
+        let mut s = Summary { total: results.len(), ..Summary::default() };
         for r in results {
             *s.by_status.entry(r.status).or_default() += 1;
             if r.is_unexpected_failure() {

@@ -87,7 +87,10 @@ pub async fn run(
                 down.get_or_insert(d);
             }
             Err(e) => {
-                down.get_or_insert(TargetDown { target: engine.target().name().into(), detail: format!("a scenario task panicked: {e}") });
+                down.get_or_insert(TargetDown {
+                    target: engine.target().name().into(),
+                    detail: format!("a scenario task panicked: {e}"),
+                });
             }
         }
     }

@@ -27,11 +27,7 @@ pub enum ScenarioError {
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("{}: {field}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, field: String, message: String },
 }
 
 /// A scenario.
@@ -458,30 +454,22 @@ fn is_kebab(s: &str) -> bool {
 impl Scenario {
     /// Reads, parses and validates a scenario file against the registry.
     pub fn load(path: &Path, registry: &Registry) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path, registry)
     }
 
     /// Parses and validates scenario text; `path` gives the expected id and area.
     pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Self, ScenarioError> {
-        let mut s: Scenario = toml::from_str(text).map_err(|e: toml::de::Error| ScenarioError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut s: Scenario = toml::from_str(text)
+            .map_err(|e: toml::de::Error| ScenarioError::Parse { path: path.to_owned(), message: e.to_string() })?;
         path.clone_into(&mut s.path);
         s.validate(registry)?;
         Ok(s)
     }
 
     fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
-        ScenarioError::Invalid {
-            path: self.path.clone(),
-            field: field.into(),
-            message: message.into(),
-        }
+        ScenarioError::Invalid { path: self.path.clone(), field: field.into(), message: message.into() }
     }
 
     fn validate(&self, registry: &Registry) -> Result<(), ScenarioError> {
@@ -505,7 +493,10 @@ impl Scenario {
             if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
                 return Err(self.invalid(
                     "requires",
-                    format!("unknown feature `{f}`; expected one of {}", fourleg_target::profile::Features::NAMES.join(", ")),
+                    format!(
+                        "unknown feature `{f}`; expected one of {}",
+                        fourleg_target::profile::Features::NAMES.join(", ")
+                    ),
                 ));
             }
         }
@@ -550,18 +541,24 @@ impl Scenario {
                 }
                 if let Some(a) = &x.auth {
                     if !["profile", "none", "client-id-only", "wrong-secret"].contains(&a.as_str()) {
-                        return Err(self.invalid(at("exchange.auth"), format!("unknown `{a}`; expected profile, none, client-id-only or wrong-secret")));
+                        return Err(self.invalid(
+                            at("exchange.auth"),
+                            format!("unknown `{a}`; expected profile, none, client-id-only or wrong-secret"),
+                        ));
                     }
                 }
                 for o in &x.omit {
-                    if !["subject_token", "subject_token_type", "actor_token_type", "grant_type"].contains(&o.as_str()) {
+                    if !["subject_token", "subject_token_type", "actor_token_type", "grant_type"].contains(&o.as_str())
+                    {
                         return Err(self.invalid(at("exchange.omit"), format!("cannot omit `{o}`")));
                     }
                 }
             }
             if let Some(w) = &step.wait {
                 if !["inactive", "expired"].contains(&w.until.as_str()) {
-                    return Err(self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until)));
+                    return Err(
+                        self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until))
+                    );
                 }
                 if w.timeout_ms > 600_000 {
                     return Err(self.invalid(at("wait.timeout_ms"), "waits are bounded to 600000 ms"));
@@ -580,7 +577,9 @@ impl Scenario {
             for (j, e) in step.expect.iter().enumerate() {
                 let f = |x: &str| format!("steps[{i}].expect[{j}].{x}");
                 if !declared.contains(e.rule.as_str()) {
-                    return Err(self.invalid(f("rule"), format!("`{}` is not in the scenario's [[requirements]]", e.rule)));
+                    return Err(
+                        self.invalid(f("rule"), format!("`{}` is not in the scenario's [[requirements]]", e.rule))
+                    );
                 }
                 checked.insert(e.rule.as_str());
                 let a = e.assertions();
@@ -619,7 +618,10 @@ impl Scenario {
                             ));
                         }
                         if n_mod != 0 {
-                            return Err(self.invalid(format!("steps[{i}].expect[{j}]"), "a named check takes `args`, not modifiers"));
+                            return Err(self.invalid(
+                                format!("steps[{i}].expect[{j}]"),
+                                "a named check takes `args`, not modifiers",
+                            ));
                         }
                     }
                     _ => {
@@ -652,10 +654,7 @@ impl Scenario {
 pub fn load_all(suites: &Path, registry: &Registry) -> Result<Vec<Scenario>, ScenarioError> {
     let mut out = Vec::new();
     let mut areas: Vec<PathBuf> = std::fs::read_dir(suites)
-        .map_err(|source| ScenarioError::Read {
-            path: suites.to_owned(),
-            source,
-        })?
+        .map_err(|source| ScenarioError::Read { path: suites.to_owned(), source })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
@@ -663,10 +662,7 @@ pub fn load_all(suites: &Path, registry: &Registry) -> Result<Vec<Scenario>, Sce
     areas.sort();
     for area in areas {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&area)
-            .map_err(|source| ScenarioError::Read {
-                path: area.clone(),
-                source,
-            })?
+            .map_err(|source| ScenarioError::Read { path: area.clone(), source })?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -771,9 +767,8 @@ success = false
 
     #[test]
     fn an_unknown_field_points_at_the_line() {
-        let err = parse(&OK.replace("audience = [\"mcp-server\"]", "audiense = [\"mcp-server\"]"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse(&OK.replace("audience = [\"mcp-server\"]", "audiense = [\"mcp-server\"]")).unwrap_err().to_string();
         assert!(err.contains("audiense"), "{err}");
         assert!(err.contains("line"), "{err}");
     }
@@ -794,7 +789,8 @@ success = false
     fn a_wrong_level_or_unknown_rule_is_refused() {
         let err = parse(&OK.replace("level = \"profile\"", "level = \"MUST\"")).unwrap_err().to_string();
         assert!(err.contains("requirements[0].level"), "{err}");
-        let err = parse(&OK.replace("id = \"AGENT-MAYACT-deny-actor\"", "id = \"AGENT-NOPE\"")).unwrap_err().to_string();
+        let err =
+            parse(&OK.replace("id = \"AGENT-MAYACT-deny-actor\"", "id = \"AGENT-NOPE\"")).unwrap_err().to_string();
         assert!(err.contains("unknown rule"), "{err}");
     }
 

@@ -141,10 +141,7 @@ fn code_from(location: &url::Url, state: &str, verifier: String) -> Result<Code,
         if params.get("state").map(String::as_str) != Some(state) {
             return Err(LoginError::State);
         }
-        return Ok(Code {
-            code: Secret::new(code.clone()),
-            verifier: Secret::new(verifier),
-        });
+        return Ok(Code { code: Secret::new(code.clone()), verifier: Secret::new(verifier) });
     }
     Err(LoginError::NoCode(params.get("error").cloned().unwrap_or_default()))
 }
@@ -158,12 +155,7 @@ pub fn form_action(html: &str) -> Option<String> {
     let tag = &rest[..tag_end];
     let start = tag.find("action=\"")? + "action=\"".len();
     let end = tag[start..].find('"')?;
-    Some(
-        tag[start..start + end]
-            .replace("&amp;", "&")
-            .replace("&#x3D;", "=")
-            .replace("&#61;", "="),
-    )
+    Some(tag[start..start + end].replace("&amp;", "&").replace("&#x3D;", "=").replace("&#61;", "="))
 }
 
 fn attr(tag: &str, name: &str) -> Option<String> {
@@ -182,7 +174,8 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
         .skip(1)
         .filter_map(|rest| {
             let tag = &rest[..rest.find('>')?];
-            (attr(tag, "type").as_deref() == Some("hidden")).then(|| Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default())))?
+            (attr(tag, "type").as_deref() == Some("hidden"))
+                .then(|| Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default())))?
         })
         .collect()
 }
@@ -193,7 +186,8 @@ mod tests {
 
     #[test]
     fn the_form_action_is_found_and_decoded() {
-        let html = r#"<html><form id="kc-form-login" onsubmit="x" action="http://x/login?a=1&amp;b=2" method="post"></form>"#;
+        let html =
+            r#"<html><form id="kc-form-login" onsubmit="x" action="http://x/login?a=1&amp;b=2" method="post"></form>"#;
         assert_eq!(form_action(html).unwrap(), "http://x/login?a=1&b=2");
         assert_eq!(form_action("<p>no form</p>"), None);
     }

@@ -27,11 +27,7 @@ pub enum ProfileError {
     Parse { path: PathBuf, message: String },
     /// A field parses but breaks a rule of the format.
     #[error("target profile {}: field `{field}`: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, field: String, message: String },
     /// No profile by that name among the bundled ones.
     #[error("no target named `{name}` in {} (known: {known}); pass a path to use your own profile", dir.display())]
     Unknown { name: String, dir: PathBuf, known: String },
@@ -380,34 +376,23 @@ pub struct ExpectedFailure {
 impl Profile {
     /// Reads and validates a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses and validates profile text; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
-        let profile: Profile = toml::from_str(text).map_err(|e: toml::de::Error| ProfileError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let profile: Profile = toml::from_str(text)
+            .map_err(|e: toml::de::Error| ProfileError::Parse { path: path.to_owned(), message: e.to_string() })?;
         profile.validate(path)?;
         Ok(profile)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ProfileError> {
-        let bad = |field: String, message: String| ProfileError::Invalid {
-            path: path.to_owned(),
-            field,
-            message,
-        };
+        let bad = |field: String, message: String| ProfileError::Invalid { path: path.to_owned(), field, message };
         if self.endpoints.issuer.is_none() && self.endpoints.token.is_none() {
-            return Err(bad(
-                "endpoints".into(),
-                "expected `issuer` (with discovery) or at least `token`".into(),
-            ));
+            return Err(bad("endpoints".into(), "expected `issuer` (with discovery) or at least `token`".into()));
         }
         if self.endpoints.discovery == Discovery::None && self.endpoints.token.is_none() {
             return Err(bad("endpoints.token".into(), "required when `discovery = \"none\"`".into()));
@@ -495,20 +480,14 @@ impl Profile {
     /// The expected-failure reason of a scenario, if any.
     #[must_use]
     pub fn expected_failure(&self, scenario: &str) -> Option<&str> {
-        self.expected_failures
-            .iter()
-            .find(|x| x.scenario == scenario)
-            .map(|x| x.reason.as_str())
+        self.expected_failures.iter().find(|x| x.scenario == scenario).map(|x| x.reason.as_str())
     }
 }
 
 /// The bundled profiles in `dir` (`fixtures/targets`), by name.
 pub fn bundled(dir: &Path) -> Result<BTreeMap<String, PathBuf>, ProfileError> {
     let mut out = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read {
-        path: dir.to_owned(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read { path: dir.to_owned(), source })?;
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "toml") {

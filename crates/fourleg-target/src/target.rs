@@ -28,17 +28,9 @@ pub enum TargetError {
     #[error("target `{target}`: no {what} endpoint (not in the profile's [endpoints] nor in discovery)")]
     NoEndpoint { target: String, what: &'static str },
     #[error("target `{target}`: {field}: {message}")]
-    Secret {
-        target: String,
-        field: String,
-        message: String,
-    },
+    Secret { target: String, field: String, message: String },
     #[error("target `{target}`: `{name}` is not a {kind} of the profile")]
-    UnknownPrincipal {
-        target: String,
-        kind: &'static str,
-        name: String,
-    },
+    UnknownPrincipal { target: String, kind: &'static str, name: String },
     #[error("target `{target}`: `{placeholder}` needs the lab; start it with `fourleg up`")]
     NeedsLab { target: String, placeholder: String },
     #[error("target `{target}`: login of `{user}` failed: {source}")]
@@ -49,11 +41,7 @@ pub enum TargetError {
         source: LoginError,
     },
     #[error("target `{target}`: hook `{hook}` failed: {message}")]
-    Hook {
-        target: String,
-        hook: String,
-        message: String,
-    },
+    Hook { target: String, hook: String, message: String },
 }
 
 /// What a bundled lab target needs from a running lab.
@@ -212,15 +200,11 @@ fn load_secret(
     target: &str,
     lab_values: Option<&BTreeMap<String, Secret>>,
 ) -> Result<Secret, TargetError> {
-    let err = |message: String| TargetError::Secret {
-        target: target.to_owned(),
-        field: field.to_owned(),
-        message,
-    };
+    let err = |message: String| TargetError::Secret { target: target.to_owned(), field: field.to_owned(), message };
     match source {
-        SecretSource::Env(var) => std::env::var(var)
-            .map(Secret::new)
-            .map_err(|_| err(format!("environment variable {var} is not set"))),
+        SecretSource::Env(var) => {
+            std::env::var(var).map(Secret::new).map_err(|_| err(format!("environment variable {var} is not set")))
+        }
         SecretSource::File(path) => std::fs::read_to_string(path)
             .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
             .map_err(|e| err(format!("cannot read {}: {e}", path.display()))),
@@ -287,10 +271,8 @@ impl Target {
         };
         let endpoints = ResolvedEndpoints {
             issuer: issuer.clone(),
-            token: pick(&ep.token, "token_endpoint")?.ok_or(TargetError::NoEndpoint {
-                target: name.clone(),
-                what: "token",
-            })?,
+            token: pick(&ep.token, "token_endpoint")?
+                .ok_or(TargetError::NoEndpoint { target: name.clone(), what: "token" })?,
             introspection: pick(&ep.introspection, "introspection_endpoint")?,
             revocation: pick(&ep.revocation, "revocation_endpoint")?,
             jwks: pick(&ep.jwks, "jwks_uri")?,
@@ -300,24 +282,14 @@ impl Target {
         let mut client_secrets = BTreeMap::new();
         for (cname, c) in &profile.clients {
             if let Some(src) = &c.secret {
-                let s = load_secret(
-                    src,
-                    &format!("clients.{cname}.secret"),
-                    &name,
-                    l.map(|x| &x.client_secrets),
-                )?;
+                let s = load_secret(src, &format!("clients.{cname}.secret"), &name, l.map(|x| &x.client_secrets))?;
                 client_secrets.insert(cname.clone(), s);
             }
         }
         let mut user_passwords = BTreeMap::new();
         for (uname, u) in &profile.users {
             if let Some(src) = &u.password {
-                let s = load_secret(
-                    src,
-                    &format!("users.{uname}.password"),
-                    &name,
-                    l.map(|x| &x.user_passwords),
-                )?;
+                let s = load_secret(src, &format!("users.{uname}.password"), &name, l.map(|x| &x.user_passwords))?;
                 user_passwords.insert(uname.clone(), s);
             }
         }
@@ -326,22 +298,9 @@ impl Target {
         } else if let Some(cmd) = &profile.version.command {
             run_capture(cmd).ok()
         } else {
-            profile
-                .lab
-                .as_ref()
-                .and_then(|svc| l.and_then(|x| x.versions.get(svc)).cloned())
+            profile.lab.as_ref().and_then(|svc| l.and_then(|x| x.versions.get(svc)).cloned())
         };
-        Ok(Self {
-            profile,
-            endpoints,
-            metadata,
-            metadata_url,
-            version,
-            http,
-            client_secrets,
-            user_passwords,
-            lab,
-        })
+        Ok(Self { profile, endpoints, metadata, metadata_url, version, http, client_secrets, user_passwords, lab })
     }
 
     /// The target's name.
@@ -351,30 +310,18 @@ impl Target {
     }
 
     fn unknown(&self, kind: &'static str, name: &str) -> TargetError {
-        TargetError::UnknownPrincipal {
-            target: self.profile.name.clone(),
-            kind,
-            name: name.to_owned(),
-        }
+        TargetError::UnknownPrincipal { target: self.profile.name.clone(), kind, name: name.to_owned() }
     }
 
     /// The `client_id` of a contract client.
     pub fn client_id(&self, client: &str) -> Result<&str, TargetError> {
-        self.profile
-            .clients
-            .get(client)
-            .map(|c| c.client_id.as_str())
-            .ok_or_else(|| self.unknown("client", client))
+        self.profile.clients.get(client).map(|c| c.client_id.as_str()).ok_or_else(|| self.unknown("client", client))
     }
 
     /// The contract name of a `client_id` seen at the target.
     #[must_use]
     pub fn client_name(&self, client_id: &str) -> Option<&str> {
-        self.profile
-            .clients
-            .iter()
-            .find(|(_, c)| c.client_id == client_id)
-            .map(|(n, _)| n.as_str())
+        self.profile.clients.iter().find(|(_, c)| c.client_id == client_id).map(|(n, _)| n.as_str())
     }
 
     /// POSTs a form to `url`, authenticating as `client` per `mode`.
@@ -414,10 +361,7 @@ impl Target {
                             form.push(("client_id".into(), FormValue::Plain(c.client_id.clone())));
                             form.push((
                                 "client_secret".into(),
-                                FormValue::Secret {
-                                    value: secret,
-                                    label: format!("client_secret of {cname}"),
-                                },
+                                FormValue::Secret { value: secret, label: format!("client_secret of {cname}") },
                             ));
                             auth = format!("client_secret_post as {cname}{wrong}");
                         }
@@ -526,23 +470,26 @@ impl Target {
 
     /// Like [`Target::user_token`], logging in through `via` instead of the
     /// user's own client (the profile's short-lived client).
-    pub async fn user_token_via(&self, user: &str, scope: &[String], via: Option<&str>) -> Result<Outcome, TargetError> {
+    pub async fn user_token_via(
+        &self,
+        user: &str,
+        scope: &[String],
+        via: Option<&str>,
+    ) -> Result<Outcome, TargetError> {
         let mut u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?.clone();
         if let Some(c) = via {
             c.clone_into(&mut u.client);
         }
         let scope_str = u.base_scope.iter().chain(scope).cloned().collect::<Vec<_>>().join(" ");
-        let login_err = |source| TargetError::Login {
-            target: self.profile.name.clone(),
-            user: user.to_owned(),
-            source,
-        };
+        let login_err =
+            |source| TargetError::Login { target: self.profile.name.clone(), user: user.to_owned(), source };
         match u.login {
             LoginMethod::AuthorizationCode => {
-                let authz = self.endpoints.authorization.clone().ok_or(TargetError::NoEndpoint {
-                    target: self.profile.name.clone(),
-                    what: "authorization",
-                })?;
+                let authz = self
+                    .endpoints
+                    .authorization
+                    .clone()
+                    .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "authorization" })?;
                 let client_id = self.client_id(&u.client)?.to_owned();
                 let redirect = u.redirect_uri.clone().unwrap_or_default();
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
@@ -554,9 +501,10 @@ impl Target {
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .expect("a TLS backend is compiled in");
-                let code = login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
-                    .await
-                    .map_err(login_err)?;
+                let code =
+                    login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
+                        .await
+                        .map_err(login_err)?;
                 let form = vec![
                     ("grant_type".to_owned(), FormValue::Plain("authorization_code".into())),
                     ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
@@ -630,11 +578,18 @@ impl Target {
     }
 
     /// Introspects `token` as `client` (RFC 7662 §2.1).
-    pub async fn introspect(&self, token: &Secret, label: &str, client: &str, mode: ClientAuthMode) -> Result<Outcome, TargetError> {
-        let url = self.endpoints.introspection.clone().ok_or(TargetError::NoEndpoint {
-            target: self.profile.name.clone(),
-            what: "introspection",
-        })?;
+    pub async fn introspect(
+        &self,
+        token: &Secret,
+        label: &str,
+        client: &str,
+        mode: ClientAuthMode,
+    ) -> Result<Outcome, TargetError> {
+        let url = self
+            .endpoints
+            .introspection
+            .clone()
+            .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "introspection" })?;
         let form = vec![("token".to_owned(), FormValue::Secret { value: token.clone(), label: label.to_owned() })];
         self.post_form(&format!("introspect {label} as {client}"), &url, Some(client), mode, form).await
     }
@@ -647,16 +602,16 @@ impl Target {
         client: &str,
         hint: Option<&str>,
     ) -> Result<Outcome, TargetError> {
-        let url = self.endpoints.revocation.clone().ok_or(TargetError::NoEndpoint {
-            target: self.profile.name.clone(),
-            what: "revocation",
-        })?;
+        let url = self
+            .endpoints
+            .revocation
+            .clone()
+            .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "revocation" })?;
         let mut form = vec![("token".to_owned(), FormValue::Secret { value: token.clone(), label: label.to_owned() })];
         if let Some(h) = hint {
             form.push(("token_type_hint".into(), FormValue::Plain(h.to_owned())));
         }
-        self.post_form(&format!("revoke {label} as {client}"), &url, Some(client), ClientAuthMode::Profile, form)
-            .await
+        self.post_form(&format!("revoke {label} as {client}"), &url, Some(client), ClientAuthMode::Profile, form).await
     }
 
     /// Ends the session of a user login, per `[logout]`.
@@ -667,16 +622,16 @@ impl Target {
                 self.revoke(refresh_token, label, &u.client.clone(), Some("refresh_token")).await
             }
             LogoutMethod::EndSession => {
-                let url = self.endpoints.end_session.clone().ok_or(TargetError::NoEndpoint {
-                    target: self.profile.name.clone(),
-                    what: "end_session",
-                })?;
+                let url = self
+                    .endpoints
+                    .end_session
+                    .clone()
+                    .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "end_session" })?;
                 let form = vec![(
                     "refresh_token".to_owned(),
                     FormValue::Secret { value: refresh_token.clone(), label: label.to_owned() },
                 )];
-                self.post_form(&format!("log out {user}"), &url, Some(&u.client), ClientAuthMode::Profile, form)
-                    .await
+                self.post_form(&format!("log out {user}"), &url, Some(&u.client), ClientAuthMode::Profile, form).await
             }
         }
     }
@@ -684,11 +639,8 @@ impl Target {
     /// Runs a hook (`disable_client`, `enable_client`) for `client`: the
     /// profile's URL (POST) or command.
     pub async fn run_hook(&self, hook: &str, client: &str) -> Result<String, TargetError> {
-        let err = |message: String| TargetError::Hook {
-            target: self.profile.name.clone(),
-            hook: hook.to_owned(),
-            message,
-        };
+        let err =
+            |message: String| TargetError::Hook { target: self.profile.name.clone(), hook: hook.to_owned(), message };
         let h = &self.profile.hooks;
         let (cmd, url) = match hook {
             "disable_client" => (h.disable_client.clone(), h.disable_client_url.clone()),
@@ -707,10 +659,8 @@ impl Target {
         let cmd = cmd.ok_or_else(|| err("not configured in the profile's [hooks]".into()))?;
         let exe = std::env::current_exe().map_or_else(|_| "fourleg".into(), |p| p.display().to_string());
         let fourleg = std::env::var("FOURLEG_BIN").unwrap_or(exe);
-        let argv: Vec<String> = cmd
-            .iter()
-            .map(|a| a.replace("{client_id}", &client_id).replace("{fourleg}", &fourleg))
-            .collect();
+        let argv: Vec<String> =
+            cmd.iter().map(|a| a.replace("{client_id}", &client_id).replace("{fourleg}", &fourleg)).collect();
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..]);
         if let Some(dir) = self.lab.as_ref().and_then(|l| l.state_dir.as_ref()) {
@@ -725,10 +675,11 @@ impl Target {
 
     /// The JWKS document (RFC 7517 §5).
     pub async fn jwks(&self) -> Result<Value, TargetError> {
-        let url = self.endpoints.jwks.clone().ok_or(TargetError::NoEndpoint {
-            target: self.profile.name.clone(),
-            what: "jwks",
-        })?;
+        let url = self
+            .endpoints
+            .jwks
+            .clone()
+            .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "jwks" })?;
         Ok(self.get("jwks", &url).await?.body)
     }
 
@@ -741,10 +692,8 @@ impl Target {
 
 fn run_capture(cmd: &[String]) -> Result<String, String> {
     let (program, args) = cmd.split_first().ok_or("empty command")?;
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let out =
+        std::process::Command::new(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -769,14 +718,10 @@ mod tests {
 
     #[test]
     fn a_missing_env_secret_names_the_variable_and_field() {
-        let err = load_secret(
-            &SecretSource::Env("FOURLEG_SURELY_UNSET_VAR".into()),
-            "clients.agent.secret",
-            "vendor",
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            load_secret(&SecretSource::Env("FOURLEG_SURELY_UNSET_VAR".into()), "clients.agent.secret", "vendor", None)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("FOURLEG_SURELY_UNSET_VAR"), "{err}");
         assert!(err.contains("clients.agent.secret"), "{err}");
     }

@@ -47,7 +47,9 @@ async fn authz(State(b): State<Arc<Bed>>, h: HeaderMap, Query(q): Query<HashMap<
 }
 
 async fn login_page() -> Html<&'static str> {
-    Html(r#"<form method="post" action="/login"><input type="hidden" name="_csrf" value="t0k"/><input name="username"/></form>"#)
+    Html(
+        r#"<form method="post" action="/login"><input type="hidden" name="_csrf" value="t0k"/><input name="username"/></form>"#,
+    )
 }
 
 async fn login_post(State(b): State<Arc<Bed>>, h: HeaderMap, Form(f): Form<HashMap<String, String>>) -> Response {
@@ -84,17 +86,14 @@ fn browser() -> reqwest::Client {
 #[tokio::test]
 async fn a_login_page_behind_redirects_yields_the_code() {
     let url = serve().await;
-    let code = authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("pw"))
-        .await
-        .unwrap();
+    let code = authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("pw")).await.unwrap();
     assert_eq!(code.code.expose(), "c0de");
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_as_no_redirect() {
     let url = serve().await;
-    let err = authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("nope"))
-        .await
-        .unwrap_err();
+    let err =
+        authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("nope")).await.unwrap_err();
     assert!(matches!(err, LoginError::NoRedirect(200)), "{err}");
 }

@@ -241,8 +241,7 @@ mod tests {
     fn ids_are_kebab_case_and_unique() {
         assert_eq!(Breakage::MayActIgnored.id(), "may-act-ignored");
         assert_eq!(Breakage::NoCacheControl.id(), "no-cache-control");
-        let ids: std::collections::BTreeSet<String> =
-            Breakage::ALL.iter().map(|b| b.id()).collect();
+        let ids: std::collections::BTreeSet<String> = Breakage::ALL.iter().map(|b| b.id()).collect();
         assert_eq!(ids.len(), Breakage::ALL.len());
     }
 }

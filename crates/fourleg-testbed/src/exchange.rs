@@ -10,9 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::breakage::Breakage;
 use crate::fixture::{self, Client, Kind};
 use crate::keys::Invalid;
-use crate::server::{
-    authenticate, now, random_id, scope_claim, scope_values, Caller, Form, OAuthError, Server,
-};
+use crate::server::{authenticate, now, random_id, scope_claim, scope_values, Caller, Form, OAuthError, Server};
 use crate::store::Purpose;
 
 /// The grant type (RFC 8693 §2.1).
@@ -55,9 +53,7 @@ struct Presented {
 fn presented(s: &Server, token: &str, what: &str, now: i64) -> Result<Presented, OAuthError> {
     let claims = match s.keys.validate(token, &s.issuer, now, s.broken) {
         Ok(c) => c,
-        Err(Invalid::Malformed(_))
-            if what == "subject_token" && s.is(Breakage::UndecodableSubjectAccepted) =>
-        {
+        Err(Invalid::Malformed(_)) if what == "subject_token" && s.is(Breakage::UndecodableSubjectAccepted) => {
             json!({"sub": "anonymous", "exp": now + fixture::LIFETIME_S, "aud": fixture::AUDIENCES})
         }
         Err(e) => return Err(invalid_request(format!("{what}: {e}"))),
@@ -66,9 +62,7 @@ fn presented(s: &Server, token: &str, what: &str, now: i64) -> Result<Presented,
     if let Some(j) = &jti {
         let st = s.store();
         if st.get(j).is_some() && !st.is_active(j, now, Purpose::Exchange, s.broken) {
-            return Err(invalid_request(format!(
-                "{what}: revoked, or its session ended"
-            )));
+            return Err(invalid_request(format!("{what}: revoked, or its session ended")));
         }
     }
     Ok(Presented { claims, jti })
@@ -82,10 +76,7 @@ fn type_supported(t: &str) -> bool {
 fn aud_list(claims: &Value) -> Vec<String> {
     match &claims["aud"] {
         Value::String(a) => vec![a.clone()],
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     }
 }
@@ -94,17 +85,10 @@ fn aud_list(claims: &Value) -> Vec<String> {
 fn permissions_of(claims: &Value) -> BTreeSet<&'static str> {
     let values: Vec<String> = match &claims["scope"] {
         Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     };
-    fixture::PERMISSIONS
-        .iter()
-        .copied()
-        .filter(|p| values.iter().any(|v| v == p))
-        .collect()
+    fixture::PERMISSIONS.iter().copied().filter(|p| values.iter().any(|v| v == p)).collect()
 }
 
 /// The client an `act` level or a `may_act` names (by `client_id` or `sub`).
@@ -113,10 +97,7 @@ fn named_client(v: &Value) -> Option<&'static Client> {
         .as_str()
         .and_then(fixture::client)
         .or_else(|| v["sub"].as_str().and_then(fixture::client_by_sub))
-        .or_else(|| {
-            v.as_str()
-                .and_then(|s| fixture::client(s).or_else(|| fixture::client_by_sub(s)))
-        })
+        .or_else(|| v.as_str().and_then(|s| fixture::client(s).or_else(|| fixture::client_by_sub(s))))
 }
 
 /// The actors of an `act` chain, outermost (current) first (RFC 8693 §4.1).
@@ -152,10 +133,7 @@ fn actor_level(c: &Client) -> Value {
     json!({"sub": c.sub.unwrap_or(c.client_id), "client_id": c.client_id})
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one request, checked in the order RFC 8693 §2.1 lists its parameters"
-)]
+#[expect(clippy::too_many_lines, reason = "one request, checked in the order RFC 8693 §2.1 lists its parameters")]
 fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
     // Client authentication (RFC 8693 §2.1 defers to RFC 6749 §3.2.1).
     let caller = authenticate(s, headers, form, s.is(Breakage::ClientSecretNotChecked))?;
@@ -163,10 +141,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         Caller::Public(c) if !s.is(Breakage::PublicClientMayExchange) => {
             return Err(OAuthError::new(
                 "unauthorized_client",
-                format!(
-                    "{} is a public client and may not exchange tokens",
-                    c.client_id
-                ),
+                format!("{} is a public client and may not exchange tokens", c.client_id),
             ))
         }
         c => c.client(),
@@ -175,16 +150,11 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         return Err(OAuthError::new("invalid_client", "client disabled"));
     }
     if requester.kind == Kind::Resource {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "this client may not exchange tokens",
-        ));
+        return Err(OAuthError::new("unauthorized_client", "this client may not exchange tokens"));
     }
 
     // Parameters (RFC 8693 §2.1).
-    let subject_token = form
-        .get("subject_token")
-        .ok_or_else(|| invalid_request("subject_token is required"))?;
+    let subject_token = form.get("subject_token").ok_or_else(|| invalid_request("subject_token is required"))?;
     let subject_type = match form.get("subject_token_type") {
         Some(t) => t,
         None if s.is(Breakage::SubjectTokenTypeDefaulted) => ACCESS_TOKEN,
@@ -194,22 +164,16 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let actor_type = form.get("actor_token_type");
     match (actor_token, actor_type) {
         (Some(_), None) if !s.is(Breakage::ActorTokenTypeOptional) => {
-            return Err(invalid_request(
-                "actor_token_type is required with actor_token",
-            ))
+            return Err(invalid_request("actor_token_type is required with actor_token"))
         }
         (None, Some(_)) if !s.is(Breakage::StrayActorTokenTypeAccepted) => {
-            return Err(invalid_request(
-                "actor_token_type must not be sent without actor_token",
-            ))
+            return Err(invalid_request("actor_token_type must not be sent without actor_token"))
         }
         _ => {}
     }
     // Token types (RFC 8693 §3): only JWT access tokens are understood.
     if !type_supported(subject_type) && !s.is(Breakage::SubjectTokenTypeNotChecked) {
-        return Err(invalid_request(format!(
-            "unsupported subject_token_type {subject_type}"
-        )));
+        return Err(invalid_request(format!("unsupported subject_token_type {subject_type}")));
     }
     if let Some(t) = actor_type.filter(|_| actor_token.is_some()) {
         if !type_supported(t) {
@@ -220,11 +184,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         None => ACCESS_TOKEN,
         Some(t) if type_supported(t) => t,
         Some(_) if s.is(Breakage::RequestedTokenTypeReplaced) => ACCESS_TOKEN,
-        Some(t) => {
-            return Err(invalid_request(format!(
-                "unsupported requested_token_type {t}"
-            )))
-        }
+        Some(t) => return Err(invalid_request(format!("unsupported requested_token_type {t}"))),
     };
 
     // The subject and actor tokens (RFC 8693 §2.1: validated per their type).
@@ -241,48 +201,31 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let sub_of = |p: &Presented| p.claims["sub"].as_str().unwrap_or_default().to_owned();
     // The broken variant tells the two tokens apart by content: a client's token as
     // subject with a user's as actor is "corrected" into the user's as subject.
-    if let Some(a) = actor
-        .as_mut()
-        .filter(|_| s.is(Breakage::SubjectActorSwapAccepted))
-    {
-        if fixture::client_by_sub(&sub_of(&subject)).is_some()
-            && fixture::user_by_sub(&sub_of(a)).is_some()
-        {
+    if let Some(a) = actor.as_mut().filter(|_| s.is(Breakage::SubjectActorSwapAccepted)) {
+        if fixture::client_by_sub(&sub_of(&subject)).is_some() && fixture::user_by_sub(&sub_of(a)).is_some() {
             std::mem::swap(&mut subject, a);
         }
     }
     // The requester must be an audience of the subject token (agent profile: no replay).
-    if !aud_list(&subject.claims)
-        .iter()
-        .any(|a| a == requester.client_id)
-        && !s.is(Breakage::AudienceNotChecked)
-    {
-        return Err(invalid_request(format!(
-            "{} is not an audience of the subject token",
-            requester.client_id
-        )));
+    if !aud_list(&subject.claims).iter().any(|a| a == requester.client_id) && !s.is(Breakage::AudienceNotChecked) {
+        return Err(invalid_request(format!("{} is not an audience of the subject token", requester.client_id)));
     }
     let actor_client = match &actor {
         None => None,
         Some(a) => Some(
             fixture::client_by_sub(&sub_of(a))
                 .filter(|c| c.kind == Kind::Exchanging)
-                .ok_or_else(|| {
-                    invalid_request("actor_token does not identify a client that may act")
-                })?,
+                .ok_or_else(|| invalid_request("actor_token does not identify a client that may act"))?,
         ),
     };
 
     // may_act (RFC 8693 §4.4): the actor, or without actor token the requester, must be named.
     if let Some(may_act) = subject.claims.get("may_act").filter(|v| !v.is_null()) {
         let acting = actor_client.unwrap_or(requester);
-        let enforce = !(s.is(Breakage::MayActIgnored)
-            || (s.is(Breakage::MayActOnlyWithActorToken) && actor_client.is_none()));
+        let enforce =
+            !(s.is(Breakage::MayActIgnored) || (s.is(Breakage::MayActOnlyWithActorToken) && actor_client.is_none()));
         if enforce && named_client(may_act).is_none_or(|c| c.client_id != acting.client_id) {
-            return Err(invalid_request(format!(
-                "may_act of the subject token does not name {}",
-                acting.client_id
-            )));
+            return Err(invalid_request(format!("may_act of the subject token does not name {}", acting.client_id)));
         }
     }
 
@@ -290,16 +233,10 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let prior = chain_of(&subject.claims);
     let mut actors: Vec<Value> = prior.clone();
     if let Some(c) = actor_client {
-        if prior
-            .iter()
-            .filter_map(named_client)
-            .any(|p| p.client_id == c.client_id)
+        if prior.iter().filter_map(named_client).any(|p| p.client_id == c.client_id)
             && !s.is(Breakage::CircularDelegationAccepted)
         {
-            return Err(invalid_request(format!(
-                "circular delegation: {} already acts in this chain",
-                c.client_id
-            )));
+            return Err(invalid_request(format!("circular delegation: {} already acts in this chain", c.client_id)));
         }
         let mut level = actor_level(c);
         if s.is(Breakage::ActWithNonIdentityClaims) {
@@ -318,19 +255,12 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         actors.insert(0, actor_level(requester));
     }
     if actors.len() > MAX_DEPTH {
-        return Err(invalid_request(format!(
-            "delegation chain deeper than {MAX_DEPTH} actors"
-        )));
+        return Err(invalid_request(format!("delegation chain deeper than {MAX_DEPTH} actors")));
     }
     if s.is(Breakage::ActHistoryTruncated) {
         actors.truncate(2);
     }
-    let hops = subject
-        .jti
-        .as_deref()
-        .and_then(|j| s.store().get(j).map(|r| r.depth))
-        .unwrap_or(0)
-        + 1;
+    let hops = subject.jti.as_deref().and_then(|j| s.store().get(j).map(|r| r.depth)).unwrap_or(0) + 1;
     if s.is(Breakage::ChainLimitedToThreeHops) && hops > 3 {
         return Err(invalid_request("a chain of more than three exchanges"));
     }
@@ -342,10 +272,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             return Err(invalid_target(format!("unknown audience {a}")));
         }
         if !requester.targets.contains(&a) {
-            return Err(invalid_target(format!(
-                "{} may not obtain tokens for {a}",
-                requester.client_id
-            )));
+            return Err(invalid_target(format!("{} may not obtain tokens for {a}", requester.client_id)));
         }
         aud.push(a.to_owned());
     }
@@ -355,9 +282,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             if s.is(Breakage::ResourceNotValidated) {
                 continue;
             }
-            return Err(invalid_target(format!(
-                "resource {r} is not an absolute URI without fragment"
-            )));
+            return Err(invalid_target(format!("resource {r} is not an absolute URI without fragment")));
         }
         let Some((_, a)) = fixture::RESOURCES.iter().find(|(uri, _)| *uri == r) else {
             if s.is(Breakage::UnknownResourceIgnored) {
@@ -366,10 +291,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             return Err(invalid_target(format!("unknown resource {r}")));
         };
         if !requester.targets.contains(a) {
-            return Err(invalid_target(format!(
-                "{} may not obtain tokens for {r}",
-                requester.client_id
-            )));
+            return Err(invalid_target(format!("{} may not obtain tokens for {r}", requester.client_id)));
         }
         aud.push((*a).to_owned());
     }
@@ -391,10 +313,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         !fixture::PERMISSIONS.contains(&v.as_str())
             && ![fixture::MAY_ACT_AGENT, fixture::MAY_ACT_SUB_AGENT, "openid"].contains(&v.as_str())
     }) {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            format!("unknown scope {bad}"),
-        ));
+        return Err(OAuthError::new("invalid_scope", format!("unknown scope {bad}")));
     }
     let sub = sub_of(&subject);
     let held = permissions_of(&subject.claims);
@@ -404,51 +323,32 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     };
     let baseline: BTreeSet<&str> = requester.baseline.iter().copied().collect();
     let wanted: BTreeSet<&str> = if form.has("scope") {
-        fixture::PERMISSIONS
-            .iter()
-            .copied()
-            .filter(|p| asked.iter().any(|r| r == p))
-            .collect()
+        fixture::PERMISSIONS.iter().copied().filter(|p| asked.iter().any(|r| r == p)).collect()
     } else {
         held.clone()
     };
-    let second_hop = fixture::client(subject.claims["azp"].as_str().unwrap_or_default())
-        .is_some_and(|c| c.kind != Kind::Login);
+    let second_hop =
+        fixture::client(subject.claims["azp"].as_str().unwrap_or_default()).is_some_and(|c| c.kind != Kind::Login);
     let perms: BTreeSet<&str> = match s.broken {
-        Some(Breakage::UnionNotIntersection) => wanted
-            .iter()
-            .copied()
-            .filter(|p| held.contains(p) || baseline.contains(p))
-            .collect(),
+        Some(Breakage::UnionNotIntersection) => {
+            wanted.iter().copied().filter(|p| held.contains(p) || baseline.contains(p)).collect()
+        }
         Some(Breakage::SubjectScopeCopied) => held.clone(),
         Some(Breakage::GrantsNothing) => BTreeSet::new(),
         Some(Breakage::IntersectionFirstHopOnly) if second_hop => wanted.clone(),
-        _ => wanted
-            .iter()
-            .copied()
-            .filter(|p| held.contains(p) && user.contains(p) && baseline.contains(p))
-            .collect(),
+        _ => wanted.iter().copied().filter(|p| held.contains(p) && user.contains(p) && baseline.contains(p)).collect(),
     };
-    let mut granted: Vec<String> = fixture::PERMISSIONS
-        .iter()
-        .filter(|p| perms.contains(*p))
-        .map(|p| (*p).to_owned())
-        .collect();
+    let mut granted: Vec<String> =
+        fixture::PERMISSIONS.iter().filter(|p| perms.contains(*p)).map(|p| (*p).to_owned()).collect();
     let mut may_act = None;
-    if asked.iter().any(|r| r == fixture::MAY_ACT_SUB_AGENT)
-        && baseline.contains(fixture::MAY_ACT_SUB_AGENT)
-    {
+    if asked.iter().any(|r| r == fixture::MAY_ACT_SUB_AGENT) && baseline.contains(fixture::MAY_ACT_SUB_AGENT) {
         granted.push(fixture::MAY_ACT_SUB_AGENT.to_owned());
         may_act = fixture::client("sub-agent").map(actor_level);
     }
 
     // Lifetime: never past the subject token's (agent profile, monotonic chain).
     let subject_exp = subject.claims["exp"].as_i64().unwrap_or(now);
-    let exp = if s.is(Breakage::ExpExtended) {
-        subject_exp + 600
-    } else {
-        subject_exp.min(now + requester.lifetime_s)
-    };
+    let exp = if s.is(Breakage::ExpExtended) { subject_exp + 600 } else { subject_exp.min(now + requester.lifetime_s) };
 
     let jti = random_id(22);
     let sid = subject.claims["sid"].as_str().map(str::to_owned);
@@ -482,8 +382,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         claims.insert("may_act".into(), m);
     }
     let claims = Value::Object(claims);
-    s.store()
-        .record(&jti, subject.jti.clone(), sid, requester.client_id, exp);
+    s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, exp);
 
     // The response (RFC 8693 §2.2.1).
     let mut body = json!({

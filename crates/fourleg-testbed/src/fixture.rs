@@ -64,11 +64,7 @@ pub const USERS: [User; 3] = [
         sub: "f0000000-0000-4000-8000-000000000001",
         permissions: &["records:read", "records:write"],
     },
-    User {
-        username: "bob",
-        sub: "f0000000-0000-4000-8000-000000000002",
-        permissions: &["records:read"],
-    },
+    User { username: "bob", sub: "f0000000-0000-4000-8000-000000000002", permissions: &["records:read"] },
     User {
         username: "carol",
         sub: "f0000000-0000-4000-8000-000000000003",
@@ -76,12 +72,7 @@ pub const USERS: [User; 3] = [
     },
 ];
 
-const LOGIN_BASELINE: &[&str] = &[
-    "records:read",
-    "records:write",
-    "records:delete",
-    MAY_ACT_AGENT,
-];
+const LOGIN_BASELINE: &[&str] = &["records:read", "records:write", "records:delete", MAY_ACT_AGENT];
 
 pub const CLIENTS: [Client; 7] = [
     Client {
@@ -167,20 +158,11 @@ pub fn user_by_sub(sub: &str) -> Option<&'static User> {
 }
 
 /// Every audience value the server issues for (contract §4).
-pub const AUDIENCES: [&str; 5] = [
-    "agent",
-    "mcp-server",
-    "sub-agent",
-    "rogue-agent",
-    "downstream-api",
-];
+pub const AUDIENCES: [&str; 5] = ["agent", "mcp-server", "sub-agent", "rogue-agent", "downstream-api"];
 
 /// Resource indicators (RFC 8707) the server knows, and the audience each stands for.
 pub const RESOURCES: [(&str, &str); 3] = [
     ("https://mcp-server.testbed.fourleg.test/", "mcp-server"),
     ("https://sub-agent.testbed.fourleg.test/", "sub-agent"),
-    (
-        "https://downstream-api.testbed.fourleg.test/",
-        "downstream-api",
-    ),
+    ("https://downstream-api.testbed.fourleg.test/", "downstream-api"),
 ];

@@ -55,8 +55,7 @@ pub fn shared() -> Arc<Keys> {
 
 impl Keys {
     fn generate() -> Self {
-        let sk = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .expect("2048-bit RSA key generation works");
+        let sk = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("2048-bit RSA key generation works");
         let pk = RsaPublicKey::from(&sk);
         let kid = "testbed-rs256".to_owned();
         let jwks = json!({"keys": [{
@@ -64,9 +63,7 @@ impl Keys {
             "n": URL_SAFE_NO_PAD.encode(pk.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(pk.e().to_bytes_be()),
         }]});
-        let public_pem = pk
-            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-            .expect("an RSA public key encodes as PEM");
+        let public_pem = pk.to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("an RSA public key encodes as PEM");
         Self {
             signing: rsa::pkcs1v15::SigningKey::new(sk),
             verifying: rsa::pkcs1v15::VerifyingKey::new(pk),
@@ -85,10 +82,7 @@ impl Keys {
     /// Signs claims as a compact JWS, RS256 (RFC 7515 §3.1).
     #[must_use]
     pub fn sign(&self, claims: &Value) -> String {
-        let input = jwt::encode_unsigned(
-            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
-            claims,
-        );
+        let input = jwt::encode_unsigned(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}), claims);
         let sig = self.signing.sign(input.as_bytes());
         jwt::with_signature(&input, &sig.to_vec())
     }
@@ -96,39 +90,25 @@ impl Keys {
     /// Validates a presented JWT and returns its claims: signature by this
     /// server's key, `iss`, `exp` (RFC 7519 §4.1.4). Each broken variant that
     /// concerns validation skips exactly one of these.
-    pub fn validate(
-        &self,
-        token: &str,
-        issuer: &str,
-        now: i64,
-        broken: Option<Breakage>,
-    ) -> Result<Value, Invalid> {
+    pub fn validate(&self, token: &str, issuer: &str, now: i64, broken: Option<Breakage>) -> Result<Value, Invalid> {
         let d = jwt::decode(token).map_err(|e| Invalid::Malformed(e.to_string()))?;
-        let (input, sig) = token
-            .trim()
-            .rsplit_once('.')
-            .ok_or_else(|| Invalid::Malformed("no signature".into()))?;
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|_| Invalid::Signature)?;
+        let (input, sig) = token.trim().rsplit_once('.').ok_or_else(|| Invalid::Malformed("no signature".into()))?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| Invalid::Signature)?;
         let iss = d.claims["iss"].as_str().unwrap_or_default().to_owned();
         let foreign = iss != issuer;
         match d.header["alg"].as_str().unwrap_or_default() {
             "RS256" if broken == Some(Breakage::SignatureNotVerified) => {}
             "RS256" => {
-                let s = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
-                    .map_err(|_| Invalid::Signature)?;
+                let s = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).map_err(|_| Invalid::Signature)?;
                 if !foreign || broken != Some(Breakage::ForeignIssuerAccepted) {
-                    self.verifying
-                        .verify(input.as_bytes(), &s)
-                        .map_err(|_| Invalid::Signature)?;
+                    self.verifying.verify(input.as_bytes(), &s).map_err(|_| Invalid::Signature)?;
                 }
             }
             "none" | "None" | "NONE" if broken == Some(Breakage::AlgNoneAccepted) => {}
             "none" | "None" | "NONE" => return Err(Invalid::AlgNone),
             "HS256" if broken == Some(Breakage::KeyConfusionAccepted) => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(self.public_pem.as_bytes())
-                    .map_err(|_| Invalid::Signature)?;
+                let mut mac =
+                    Hmac::<Sha256>::new_from_slice(self.public_pem.as_bytes()).map_err(|_| Invalid::Signature)?;
                 mac.update(input.as_bytes());
                 mac.verify_slice(&sig).map_err(|_| Invalid::Signature)?;
             }

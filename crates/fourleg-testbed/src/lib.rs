@@ -58,9 +58,7 @@ impl TestBed {
     /// Starts a server on `127.0.0.1:0`, conformant (`None`) or with one rule broken.
     /// Client secrets and user passwords are fresh random values.
     pub async fn start(broken: Option<Breakage>) -> Result<Self, TestBedError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(TestBedError::Bind)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(TestBedError::Bind)?;
         let addr = listener.local_addr().map_err(TestBedError::Bind)?;
         let url = format!("http://{addr}");
         let secrets: BTreeMap<String, String> = fixture::CLIENTS
@@ -68,17 +66,10 @@ impl TestBed {
             .filter(|c| !c.is_public())
             .map(|c| (c.client_id.to_owned(), server::random_id(24)))
             .collect();
-        let passwords: BTreeMap<String, String> = fixture::USERS
-            .iter()
-            .map(|u| (u.username.to_owned(), server::random_id(16)))
-            .collect();
-        let state = Arc::new(server::Server::new(
-            url.clone(),
-            keys::shared(),
-            broken,
-            secrets.clone(),
-            passwords.clone(),
-        ));
+        let passwords: BTreeMap<String, String> =
+            fixture::USERS.iter().map(|u| (u.username.to_owned(), server::random_id(16))).collect();
+        let state =
+            Arc::new(server::Server::new(url.clone(), keys::shared(), broken, secrets.clone(), passwords.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         let app = server::router(state);
         tokio::spawn(async move {
@@ -90,13 +81,7 @@ impl TestBed {
                 })
                 .await;
         });
-        Ok(Self {
-            url,
-            broken,
-            secrets,
-            passwords,
-            shutdown: Some(tx),
-        })
+        Ok(Self { url, broken, secrets, passwords, shutdown: Some(tx) })
     }
 
     /// The base URL, which is also the issuer.
@@ -118,16 +103,8 @@ impl TestBed {
         LabContext {
             urls: BTreeMap::from([(SERVICE.to_owned(), self.url.clone())]),
             versions: BTreeMap::from([(SERVICE.to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
-            client_secrets: self
-                .secrets
-                .iter()
-                .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
-                .collect(),
-            user_passwords: self
-                .passwords
-                .iter()
-                .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
-                .collect(),
+            client_secrets: self.secrets.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
+            user_passwords: self.passwords.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
             state_dir: None,
         }
     }

@@ -42,14 +42,7 @@ impl Server {
         secrets: std::collections::BTreeMap<String, String>,
         passwords: std::collections::BTreeMap<String, String>,
     ) -> Self {
-        Self {
-            issuer,
-            keys,
-            broken,
-            secrets,
-            passwords,
-            store: Mutex::new(Store::default()),
-        }
+        Self { issuer, keys, broken, secrets, passwords, store: Mutex::new(Store::default()) }
     }
 
     /// Whether this server runs with that switch.
@@ -61,28 +54,20 @@ impl Server {
     pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock would be a bug of the test bed; the
         // data is still the best there is.
-        self.store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// Seconds since the epoch.
 #[must_use]
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// A random token-safe string (`jti`, `sid`, refresh tokens).
 #[must_use]
 pub fn random_id(n: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(n)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
 }
 
 /// An OAuth error response (RFC 6749 §5.2).
@@ -95,37 +80,19 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        Self {
-            status,
-            error,
-            description: description.into(),
-        }
+        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        Self { status, error, description: description.into() }
     }
 
     fn into_response(self, broken: Option<Breakage>) -> Response {
         if broken == Some(Breakage::ErrorsNotJson) {
-            return (
-                StatusCode::FORBIDDEN,
-                format!("{}: {}", self.error, self.description),
-            )
-                .into_response();
+            return (StatusCode::FORBIDDEN, format!("{}: {}", self.error, self.description)).into_response();
         }
-        let mut r = (
-            self.status,
-            Json(json!({"error": self.error, "error_description": self.description})),
-        )
-            .into_response();
+        let mut r =
+            (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response();
         no_store(r.headers_mut(), broken);
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"testbed\""),
-            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"testbed\""));
         }
         r
     }
@@ -157,10 +124,7 @@ impl Form {
     /// The first value of a parameter; an empty value counts as absent.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     /// Whether the parameter is present at all.
@@ -172,11 +136,7 @@ impl Form {
     /// Every value of a repeatable parameter (`audience`, `resource`).
     #[must_use]
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -199,19 +159,14 @@ impl Caller {
 }
 
 fn credentials(headers: &HeaderMap, form: &Form) -> Option<(String, Option<String>)> {
-    if let Some(basic) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+    if let Some(basic) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "))
     {
         let raw = STANDARD.decode(basic.trim()).ok()?;
         let text = String::from_utf8(raw).ok()?;
         let (id, secret) = text.split_once(':')?;
-        let dec = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-        };
+        let dec =
+            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
         return Some((dec(id)?, dec(secret)));
     }
     let id = form.get("client_id")?.to_owned();
@@ -219,21 +174,12 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Option<(String, Option<Strin
 }
 
 /// Authenticates the caller. `lenient` is the broken variant that does not check secrets.
-pub fn authenticate(
-    s: &Server,
-    headers: &HeaderMap,
-    form: &Form,
-    lenient: bool,
-) -> Result<Caller, OAuthError> {
+pub fn authenticate(s: &Server, headers: &HeaderMap, form: &Form, lenient: bool) -> Result<Caller, OAuthError> {
     let bad = || OAuthError::new("invalid_client", "client authentication failed");
     let (id, secret) = credentials(headers, form).ok_or_else(bad)?;
     let client = fixture::client(&id).ok_or_else(bad)?;
     if client.is_public() {
-        return if secret.is_none() {
-            Ok(Caller::Public(client))
-        } else {
-            Err(bad())
-        };
+        return if secret.is_none() { Ok(Caller::Public(client)) } else { Err(bad()) };
     }
     let expected = s.secrets.get(client.client_id);
     if lenient || (secret.is_some() && secret.as_ref() == expected) {
@@ -293,11 +239,8 @@ async fn jwks(State(s): State<Arc<Server>>) -> Response {
 
 /// The test bed logs users in with the password grant only.
 async fn authorize(State(s): State<Arc<Server>>) -> Response {
-    OAuthError::new(
-        "unsupported_response_type",
-        "the test bed logs users in with the password grant (RFC 6749 §4.3)",
-    )
-    .into_response(s.broken)
+    OAuthError::new("unsupported_response_type", "the test bed logs users in with the password grant (RFC 6749 §4.3)")
+        .into_response(s.broken)
 }
 
 /// The token endpoint (RFC 6749 §3.2): password, client credentials, token exchange.
@@ -307,10 +250,7 @@ async fn token(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) ->
         Some("password") => password(&s, &headers, &form),
         Some("client_credentials") => client_credentials(&s, &headers, &form),
         Some(exchange::GRANT) => exchange::exchange(&s, &headers, &form),
-        Some(_) => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "unsupported grant_type",
-        )),
+        Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type")),
         None => Err(OAuthError::new("invalid_request", "grant_type is required")),
     };
     match res {
@@ -346,10 +286,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
     let caller = authenticate(s, headers, form, false)?;
     let client = caller.client();
     if client.kind != Kind::Login {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "this client does not log users in",
-        ));
+        return Err(OAuthError::new("unauthorized_client", "this client does not log users in"));
     }
     let user = form
         .get("username")
@@ -359,16 +296,12 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
     let now = now();
     let mut granted: Vec<String> = Vec::new();
     for v in scope_values(form) {
-        let permitted =
-            fixture::PERMISSIONS.contains(&v.as_str()) && user.permissions.contains(&v.as_str());
+        let permitted = fixture::PERMISSIONS.contains(&v.as_str()) && user.permissions.contains(&v.as_str());
         let may_act = v == fixture::MAY_ACT_AGENT;
         if (permitted || may_act) && client.baseline.contains(&v.as_str()) {
             granted.push(v);
         } else if v != "openid" && !fixture::PERMISSIONS.contains(&v.as_str()) {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                format!("unknown scope {v}"),
-            ));
+            return Err(OAuthError::new("invalid_scope", format!("unknown scope {v}")));
         }
     }
     let sid = random_id(16);
@@ -380,9 +313,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         "iat": now, "exp": exp, "jti": jti, "sid": sid, "scope": scope_claim(s, &granted),
     });
     if granted.iter().any(|g| g == fixture::MAY_ACT_AGENT) {
-        let agent = fixture::client("agent")
-            .and_then(|c| c.sub)
-            .unwrap_or_default();
+        let agent = fixture::client("agent").and_then(|c| c.sub).unwrap_or_default();
         claims["may_act"] = json!({"sub": agent, "client_id": "agent"});
     }
     let refresh = random_id(40);
@@ -401,26 +332,18 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
 fn client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
     let caller = authenticate(s, headers, form, false)?;
     let Caller::Confidential(client) = caller else {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "public clients have no client credentials",
-        ));
+        return Err(OAuthError::new("unauthorized_client", "public clients have no client credentials"));
     };
     if s.store().is_disabled(client.client_id) {
         return Err(OAuthError::new("invalid_client", "client disabled"));
     }
     let Some(sub) = client.sub else {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "this client has no client credentials grant",
-        ));
+        return Err(OAuthError::new("unauthorized_client", "this client has no client credentials grant"));
     };
     let now = now();
     let granted: Vec<String> = scope_values(form)
         .into_iter()
-        .filter(|v| {
-            client.baseline.contains(&v.as_str()) && fixture::PERMISSIONS.contains(&v.as_str())
-        })
+        .filter(|v| client.baseline.contains(&v.as_str()) && fixture::PERMISSIONS.contains(&v.as_str()))
         .collect();
     let jti = random_id(22);
     let exp = now + client.lifetime_s;
@@ -443,11 +366,8 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
         match authenticate(&s, &headers, &form, false) {
             Ok(Caller::Confidential(_)) => {}
             Ok(Caller::Public(_)) => {
-                return OAuthError::new(
-                    "invalid_client",
-                    "introspection is for confidential clients",
-                )
-                .into_response(s.broken)
+                return OAuthError::new("invalid_client", "introspection is for confidential clients")
+                    .into_response(s.broken)
             }
             Err(e) => return e.into_response(s.broken),
         }
@@ -498,13 +418,8 @@ async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
     let Some(token) = form.get("token") else {
         return OAuthError::new("invalid_request", "token is required").into_response(s.broken);
     };
-    let not_yours = || {
-        OAuthError::new(
-            "unauthorized_client",
-            "the token was not issued to this client",
-        )
-        .into_response(s.broken)
-    };
+    let not_yours =
+        || OAuthError::new("unauthorized_client", "the token was not issued to this client").into_response(s.broken);
     let any_client = s.is(Breakage::RevokeByAnyClient);
     let refresh = s.store().refresh(token).cloned();
     if let Some(r) = refresh {
@@ -514,16 +429,9 @@ async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
         s.store().end_session(&r.sid);
         return revoked(&s);
     }
-    let jti = s
-        .keys
-        .validate(token, &s.issuer, i64::MIN, None)
-        .ok()
-        .and_then(|c| c["jti"].as_str().map(str::to_owned));
+    let jti = s.keys.validate(token, &s.issuer, i64::MIN, None).ok().and_then(|c| c["jti"].as_str().map(str::to_owned));
     let mut st = s.store();
-    match jti
-        .as_deref()
-        .and_then(|j| st.get(j).map(|r| (j, r.client_id.clone())))
-    {
+    match jti.as_deref().and_then(|j| st.get(j).map(|r| (j, r.client_id.clone()))) {
         Some((jti, owner)) => {
             if owner != caller.client_id && !any_client {
                 drop(st);
@@ -558,9 +466,7 @@ async fn logout(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
         Ok(c) => c.client(),
         Err(e) => return e.into_response(s.broken),
     };
-    let r = form
-        .get("refresh_token")
-        .and_then(|t| s.store().refresh(t).cloned());
+    let r = form.get("refresh_token").and_then(|t| s.store().refresh(t).cloned());
     match r {
         Some(r) if r.client_id == caller.client_id => {
             s.store().end_session(&r.sid);
@@ -571,10 +477,7 @@ async fn logout(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
 }
 
 /// `POST /admin/clients/{client_id}/disable|enable`: the profile's hooks.
-async fn admin(
-    State(s): State<Arc<Server>>,
-    Path((client_id, action)): Path<(String, String)>,
-) -> Response {
+async fn admin(State(s): State<Arc<Server>>, Path((client_id, action)): Path<(String, String)>) -> Response {
     if fixture::client(&client_id).is_none() {
         return (StatusCode::NOT_FOUND, "no such client").into_response();
     }

@@ -53,28 +53,11 @@ pub struct Store {
 pub const SLOW_REVOCATION: Duration = Duration::from_millis(7500);
 
 impl Store {
-    pub fn record(
-        &mut self,
-        jti: &str,
-        parent: Option<String>,
-        sid: Option<String>,
-        client_id: &str,
-        exp: i64,
-    ) {
-        let depth = parent
-            .as_deref()
-            .and_then(|p| self.tokens.get(p))
-            .map_or(0, |p| p.depth + 1);
+    pub fn record(&mut self, jti: &str, parent: Option<String>, sid: Option<String>, client_id: &str, exp: i64) {
+        let depth = parent.as_deref().and_then(|p| self.tokens.get(p)).map_or(0, |p| p.depth + 1);
         self.tokens.insert(
             jti.to_owned(),
-            Record {
-                parent,
-                sid,
-                client_id: client_id.to_owned(),
-                exp,
-                depth,
-                revoked_at: None,
-            },
+            Record { parent, sid, client_id: client_id.to_owned(), exp, depth, revoked_at: None },
         );
     }
 
@@ -83,13 +66,7 @@ impl Store {
     }
 
     pub fn add_refresh(&mut self, token: &str, sid: &str, client_id: &str) {
-        self.refresh.insert(
-            token.to_owned(),
-            Refresh {
-                sid: sid.to_owned(),
-                client_id: client_id.to_owned(),
-            },
-        );
+        self.refresh.insert(token.to_owned(), Refresh { sid: sid.to_owned(), client_id: client_id.to_owned() });
     }
 
     pub fn refresh(&self, token: &str) -> Option<&Refresh> {
@@ -97,11 +74,7 @@ impl Store {
     }
 
     fn effective(at: Option<Instant>, broken: Option<Breakage>) -> bool {
-        let delay = if broken == Some(Breakage::RevocationSlow) {
-            SLOW_REVOCATION
-        } else {
-            Duration::ZERO
-        };
+        let delay = if broken == Some(Breakage::RevocationSlow) { SLOW_REVOCATION } else { Duration::ZERO };
         at.is_some_and(|t| t.elapsed() >= delay)
     }
 
@@ -111,18 +84,11 @@ impl Store {
     }
 
     /// Whether an issued token is active. Unknown tokens are not active.
-    pub fn is_active(
-        &self,
-        jti: &str,
-        now: i64,
-        purpose: Purpose,
-        broken: Option<Breakage>,
-    ) -> bool {
+    pub fn is_active(&self, jti: &str, now: i64, purpose: Purpose, broken: Option<Breakage>) -> bool {
         let Some(r) = self.tokens.get(jti) else {
             return false;
         };
-        let expiry_ignored =
-            purpose == Purpose::Exchange && broken == Some(Breakage::ExpiredAccepted);
+        let expiry_ignored = purpose == Purpose::Exchange && broken == Some(Breakage::ExpiredAccepted);
         if r.exp <= now && !expiry_ignored {
             return false;
         }
@@ -167,19 +133,13 @@ impl Store {
             };
             r.revoked_at.get_or_insert(now);
             // The broken variant walks up the chain and revokes the ancestors too.
-            cur = if broken == Some(Breakage::RevocationCascadesUp) {
-                r.parent.clone()
-            } else {
-                None
-            };
+            cur = if broken == Some(Breakage::RevocationCascadesUp) { r.parent.clone() } else { None };
         }
     }
 
     /// Ends a session: every token of it becomes inactive.
     pub fn end_session(&mut self, sid: &str) {
-        self.sessions
-            .entry(sid.to_owned())
-            .or_insert_with(Instant::now);
+        self.sessions.entry(sid.to_owned()).or_insert_with(Instant::now);
     }
 
     /// Disables a client: it can no longer authenticate, and every token
@@ -190,11 +150,7 @@ impl Store {
             return;
         }
         let now = Instant::now();
-        for r in self
-            .tokens
-            .values_mut()
-            .filter(|r| r.client_id == client_id)
-        {
+        for r in self.tokens.values_mut().filter(|r| r.client_id == client_id) {
             r.revoked_at.get_or_insert(now);
         }
     }
@@ -218,20 +174,8 @@ mod tests {
     fn chain() -> Store {
         let mut s = Store::default();
         s.record("user", None, Some("sid".into()), "lab-web", NOW + 300);
-        s.record(
-            "hop1",
-            Some("user".into()),
-            Some("sid".into()),
-            "agent",
-            NOW + 300,
-        );
-        s.record(
-            "hop2",
-            Some("hop1".into()),
-            Some("sid".into()),
-            "mcp-server",
-            NOW + 300,
-        );
+        s.record("hop1", Some("user".into()), Some("sid".into()), "agent", NOW + 300);
+        s.record("hop2", Some("hop1".into()), Some("sid".into()), "mcp-server", NOW + 300);
         s
     }
 
@@ -263,9 +207,7 @@ mod tests {
     fn ending_a_session_ends_every_token_of_it() {
         let mut s = chain();
         s.end_session("sid");
-        assert!(["user", "hop1", "hop2"]
-            .iter()
-            .all(|j| !active(&s, j, None)));
+        assert!(["user", "hop1", "hop2"].iter().all(|j| !active(&s, j, None)));
         let keeps = Some(Breakage::LogoutKeepsDerived);
         assert!(!active(&s, "user", keeps) && active(&s, "hop2", keeps));
     }

@@ -72,45 +72,29 @@ fn expected(b: Breakage) -> Expect {
             ("actor-token-without-type", "RFC8693-2.2.2-invalid-request"),
         ]),
         B::StrayActorTokenTypeAccepted => pairs(&[
-            (
-                "actor-token-type-without-token",
-                "RFC8693-2.1-actor-type-pairing",
-            ),
-            (
-                "actor-token-type-without-token",
-                "RFC8693-2.2.2-invalid-request",
-            ),
+            ("actor-token-type-without-token", "RFC8693-2.1-actor-type-pairing"),
+            ("actor-token-type-without-token", "RFC8693-2.2.2-invalid-request"),
         ]),
         B::InvalidActorTokenIgnored => pairs(&[
             ("invalid-actor-token", "RFC8693-2.1-validate"),
             ("invalid-actor-token", "RFC8693-2.2.2-invalid-request"),
         ]),
         B::SubjectTokenTypeNotChecked => pairs(&[
-            (
-                "subject-token-type-mismatch",
-                "RFC8693-2.2.2-invalid-request",
-            ),
+            ("subject-token-type-mismatch", "RFC8693-2.2.2-invalid-request"),
             ("subject-token-type-mismatch", "RFC8693-3-token-types"),
         ]),
         B::RequestedTokenTypeReplaced => pairs(&[
-            (
-                "unsupported-requested-token-type",
-                "RFC8693-2.2.2-invalid-request",
-            ),
+            ("unsupported-requested-token-type", "RFC8693-2.2.2-invalid-request"),
             ("unsupported-requested-token-type", "RFC8693-3-token-types"),
         ]),
         B::ResourceNotValidated => rules(&["RFC8693-2.1-resource"]),
         B::UnknownResourceIgnored => Expect {
             rules: &["RFC8707-2-audience"],
-            pairs: &[(
-                "unknown-resource-invalid-target",
-                "RFC8693-2.2.2-invalid-target",
-            )],
+            pairs: &[("unknown-resource-invalid-target", "RFC8693-2.2.2-invalid-target")],
         },
-        B::InvalidGrantInsteadOfInvalidRequest => rules(&[
-            "RFC8693-2.1-subject-required",
-            "RFC8693-2.2.2-invalid-request",
-        ]),
+        B::InvalidGrantInsteadOfInvalidRequest => {
+            rules(&["RFC8693-2.1-subject-required", "RFC8693-2.2.2-invalid-request"])
+        }
         B::InvalidRequestInsteadOfInvalidTarget => rules(&["RFC8693-2.2.2-invalid-target"]),
         B::NoIssuedTokenType => rules(&["RFC8693-2.2.1-issued-type"]),
         B::WrongTokenType => rules(&["RFC8693-2.2.1-token-type"]),
@@ -135,11 +119,7 @@ fn expected(b: Breakage) -> Expect {
             "RFC8693-2.2.2-invalid-target",
         ]),
         B::MetadataWithoutJwksUri => Expect {
-            rules: &[
-                "AGENT-ATTACK-key-confusion",
-                "AGENT-REVOKE-stateless-window",
-                "RFC8414-3-metadata",
-            ],
+            rules: &["AGENT-ATTACK-key-confusion", "AGENT-REVOKE-stateless-window", "RFC8414-3-metadata"],
             pairs: &[
                 ("chain-aud-next-hop-only", "AGENT-CHAIN-aud"),
                 ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
@@ -158,9 +138,7 @@ fn expected(b: Breakage) -> Expect {
         // Only the format rule: the rights in an array are still read, so
         // the chain and intersection checks judge the scopes themselves.
         B::ScopeClaimArray => rules(&["RFC8693-4.2-scope"]),
-        B::SubjectReplacedByClient => {
-            rules(&["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"])
-        }
+        B::SubjectReplacedByClient => rules(&["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"]),
         B::AudienceAccumulates => Expect {
             rules: &["AGENT-ATTACK-replay-aud", "AGENT-CHAIN-aud"],
             pairs: &[
@@ -168,10 +146,9 @@ fn expected(b: Breakage) -> Expect {
                 ("replay-other-audience", "RFC6749-5.2-shape"),
             ],
         },
-        B::ActNotAnObject | B::ActReplaced => Expect {
-            rules: &["AGENT-CHAIN-act"],
-            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
-        },
+        B::ActNotAnObject | B::ActReplaced => {
+            Expect { rules: &["AGENT-CHAIN-act"], pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")] }
+        }
         B::ActReversed => Expect {
             rules: &["AGENT-CHAIN-act", "AGENT-MAYACT-subagent"],
             pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
@@ -181,11 +158,7 @@ fn expected(b: Breakage) -> Expect {
         B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
         B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
-        B::MayActIgnored => rules(&[
-            "AGENT-MAYACT-deny-actor",
-            "AGENT-MAYACT-deny-noactor",
-            "AGENT-MAYACT-subagent",
-        ]),
+        B::MayActIgnored => rules(&["AGENT-MAYACT-deny-actor", "AGENT-MAYACT-deny-noactor", "AGENT-MAYACT-subagent"]),
         B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor"]),
         B::UnionNotIntersection => Expect {
             rules: &[
@@ -205,14 +178,8 @@ fn expected(b: Breakage) -> Expect {
         B::RevocationNotCascading => Expect {
             rules: &["AGENT-REVOKE-client", "AGENT-REVOKE-midchain"],
             pairs: &[
-                (
-                    "revoke-user-access-token-revokes-chain",
-                    "AGENT-REVOKE-latency",
-                ),
-                (
-                    "revoke-user-access-token-revokes-chain",
-                    "AGENT-REVOKE-subject",
-                ),
+                ("revoke-user-access-token-revokes-chain", "AGENT-REVOKE-latency"),
+                ("revoke-user-access-token-revokes-chain", "AGENT-REVOKE-subject"),
             ],
         },
         B::RevocationCascadesUp => rules(&["AGENT-REVOKE-midchain"]),
@@ -225,10 +192,7 @@ fn expected(b: Breakage) -> Expect {
             ],
             pairs: &[
                 ("midchain-revoke-cascades-down-only", "RFC7662-2.2-active"),
-                (
-                    "revoked-token-not-reexchangeable",
-                    "RFC8693-2.2.2-invalid-request",
-                ),
+                ("revoked-token-not-reexchangeable", "RFC8693-2.2.2-invalid-request"),
             ],
         },
         B::IntrospectionIgnoresRevocation => Expect {
@@ -242,34 +206,20 @@ fn expected(b: Breakage) -> Expect {
             ],
             pairs: &[
                 ("midchain-revoke-cascades-down-only", "RFC7662-2.2-active"),
-                (
-                    "revoke-user-access-token-revokes-chain",
-                    "RFC7662-2.2-active",
-                ),
+                ("revoke-user-access-token-revokes-chain", "RFC7662-2.2-active"),
             ],
         },
         B::RevokedSubjectExchangeable => Expect {
             rules: &["AGENT-REVOKE-no-reexchange"],
-            pairs: &[(
-                "revoked-token-not-reexchangeable",
-                "RFC8693-2.2.2-invalid-request",
-            )],
+            pairs: &[("revoked-token-not-reexchangeable", "RFC8693-2.2.2-invalid-request")],
         },
         B::LogoutKeepsDerived => pairs(&[
             ("logout-revokes-chain", "AGENT-REVOKE-latency"),
             ("logout-revokes-chain", "AGENT-REVOKE-subject"),
-            (
-                "revoke-user-refresh-token-revokes-chain",
-                "AGENT-REVOKE-latency",
-            ),
-            (
-                "revoke-user-refresh-token-revokes-chain",
-                "AGENT-REVOKE-subject",
-            ),
+            ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-latency"),
+            ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-subject"),
         ]),
-        B::DisabledClientTokensStayActive | B::DisabledClientMayExchange => {
-            rules(&["AGENT-REVOKE-client"])
-        }
+        B::DisabledClientTokensStayActive | B::DisabledClientMayExchange => rules(&["AGENT-REVOKE-client"]),
         B::IntrospectionUnauthenticated => rules(&["RFC7662-2.1-auth"]),
         B::InactiveIntrospectionLeaksClaims => rules(&["RFC7662-2.2-inactive-only"]),
         B::RevokeUnknownTokenError => pairs(&[("revoke-unknown-token-ok", "RFC7009-2.2-ok")]),
@@ -310,10 +260,7 @@ fn expected(b: Breakage) -> Expect {
         ]),
         B::SignatureNotVerified => Expect {
             rules: &["AGENT-ATTACK-act-injection", "AGENT-MAYACT-forged"],
-            pairs: &[
-                ("forged-may-act", "RFC8693-2.1-validate"),
-                ("forged-may-act", "RFC8693-2.2.2-invalid-request"),
-            ],
+            pairs: &[("forged-may-act", "RFC8693-2.1-validate"), ("forged-may-act", "RFC8693-2.2.2-invalid-request")],
         },
         B::AudienceNotChecked => Expect {
             rules: &["AGENT-ATTACK-replay-aud"],
@@ -343,11 +290,7 @@ fn kills(run: &Run) -> Kills {
     for s in &run.scenarios {
         for c in &s.checks {
             if !matches!(c.status, Status::Pass | Status::NotApplicable) {
-                let e = out
-                    .entry(s.id.clone())
-                    .or_default()
-                    .entry(c.rule.clone())
-                    .or_insert(c.status);
+                let e = out.entry(s.id.clone()).or_default().entry(c.rule.clone()).or_insert(c.status);
                 *e = (*e).max(c.status);
             }
         }
@@ -359,16 +302,8 @@ fn kills(run: &Run) -> Kills {
 fn failures(run: &Run) -> String {
     let mut out = String::new();
     for s in &run.scenarios {
-        for c in s
-            .checks
-            .iter()
-            .filter(|c| !matches!(c.status, Status::Pass | Status::NotApplicable))
-        {
-            let _ = writeln!(
-                out,
-                "    {} / {}: {} ({})",
-                s.id, c.rule, c.status, c.message
-            );
+        for c in s.checks.iter().filter(|c| !matches!(c.status, Status::Pass | Status::NotApplicable)) {
+            let _ = writeln!(out, "    {} / {}: {} ({})", s.id, c.rule, c.status, c.message);
         }
         if let Some(r) = s.reason.as_ref().filter(|_| s.status == Status::Error) {
             let _ = writeln!(out, "    {}: error: {r}", s.id);
@@ -405,43 +340,31 @@ fn name(b: Option<Breakage>) -> String {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "run, compare, render: one story read top to bottom"
-)]
+#[expect(clippy::too_many_lines, reason = "run, compare, render: one story read top to bottom")]
 fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Result<()> {
     let begin = Instant::now();
     let suites = root().join("suites");
     let registry = Arc::new(Registry::load(&suites.join("requirements.toml"))?);
     let scenarios = Arc::new(fourleg_scenario::scenario::load_all(&suites, &registry)?);
     let profile_text = Arc::new(std::fs::read_to_string(TestBed::profile_path())?);
-    let only: Option<BTreeSet<String>> = std::env::var("FOURLEG_KILL_ONLY")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let only: Option<BTreeSet<String>> =
+        std::env::var("FOURLEG_KILL_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     let variants: Vec<Option<Breakage>> = std::iter::once(None)
         .chain(Breakage::ALL.iter().copied().map(Some))
         .filter(|b| only.as_ref().is_none_or(|o| o.contains(&name(*b))))
         .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let runs: Vec<(Option<Breakage>, Run)> = rt.block_on(async {
         let pool = Arc::new(tokio::sync::Semaphore::new(VARIANTS_AT_ONCE));
         let mut tasks = Vec::new();
         for b in &variants {
-            let (b, scenarios, registry, text, pool) = (
-                *b,
-                Arc::clone(&scenarios),
-                Arc::clone(&registry),
-                Arc::clone(&profile_text),
-                Arc::clone(&pool),
-            );
+            let (b, scenarios, registry, text, pool) =
+                (*b, Arc::clone(&scenarios), Arc::clone(&registry), Arc::clone(&profile_text), Arc::clone(&pool));
             tasks.push(tokio::spawn(async move {
                 let _permit = pool.acquire_owned().await?;
-                let run = run_one(b, scenarios, registry, text)
-                    .await
-                    .with_context(|| format!("variant {}", name(b)))?;
+                let run =
+                    run_one(b, scenarios, registry, text).await.with_context(|| format!("variant {}", name(b)))?;
                 anyhow::Ok((b, run))
             }));
         }
@@ -463,37 +386,18 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
     for (b, run) in &runs {
         let found = kills(run);
-        let errors: Vec<&str> = run
-            .scenarios
-            .iter()
-            .filter(|s| s.status == Status::Error)
-            .map(|s| s.id.as_str())
-            .collect();
+        let errors: Vec<&str> =
+            run.scenarios.iter().filter(|s| s.status == Status::Error).map(|s| s.id.as_str()).collect();
         if !errors.is_empty() {
-            problems.push(format!(
-                "{}: the harness broke in {errors:?}:\n{}",
-                name(*b),
-                failures(run)
-            ));
+            problems.push(format!("{}: the harness broke in {errors:?}:\n{}", name(*b), failures(run)));
         }
         let Some(b) = b else {
-            let unexpected: Vec<&String> = found
-                .keys()
-                .filter(|id| !exceptions.contains_key(id.as_str()))
-                .collect();
+            let unexpected: Vec<&String> = found.keys().filter(|id| !exceptions.contains_key(id.as_str())).collect();
             if !unexpected.is_empty() {
-                problems.push(format!(
-                    "the conformant test bed fails {unexpected:?}:\n{}",
-                    failures(run)
-                ));
+                problems.push(format!("the conformant test bed fails {unexpected:?}:\n{}", failures(run)));
             }
-            for (id, _) in exceptions
-                .iter()
-                .filter(|(id, _)| !found.contains_key(**id))
-            {
-                problems.push(format!(
-                    "conformant exception `{id}` is stale: it passes now; remove it"
-                ));
+            for (id, _) in exceptions.iter().filter(|(id, _)| !found.contains_key(**id)) {
+                problems.push(format!("conformant exception `{id}` is stale: it passes now; remove it"));
             }
             continue;
         };
@@ -503,11 +407,7 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
         let e = expected(*b);
         let want: BTreeSet<(&str, &str)> = scenarios
             .iter()
-            .flat_map(|s| {
-                s.requirements
-                    .iter()
-                    .map(move |r| (s.id.as_str(), r.id.as_str()))
-            })
+            .flat_map(|s| s.requirements.iter().map(move |r| (s.id.as_str(), r.id.as_str())))
             .filter(|(_, r)| e.rules.contains(r))
             .chain(e.pairs.iter().copied())
             .filter(|(id, _)| !exceptions.contains_key(id))
@@ -544,18 +444,13 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
             "no variant makes these scenarios fail (add a switch to fourleg-testbed that breaks their rule, or fix the scenario): {unkilled:?}"
         ));
     }
-    let uncaught: Vec<String> = table
-        .iter()
-        .filter(|(b, k)| k.is_empty() && !gap_variants.contains(b))
-        .map(|(b, _)| b.id())
-        .collect();
+    let uncaught: Vec<String> =
+        table.iter().filter(|(b, k)| k.is_empty() && !gap_variants.contains(b)).map(|(b, _)| b.id()).collect();
     if !uncaught.is_empty() {
         problems.push(format!("no scenario catches these variants: {uncaught:?}"));
     }
     for (id, b, _) in KNOWN_GAPS {
-        if table.values().any(|k| k.contains_key(*id))
-            || table.get(b).is_some_and(|k| !k.is_empty())
-        {
+        if table.values().any(|k| k.contains_key(*id)) || table.get(b).is_some_and(|k| !k.is_empty()) {
             problems.push(format!("known gap ({id}, {b}) is stale: a variant makes the scenario fail, or the variant is caught; remove it"));
         }
     }
@@ -593,12 +488,7 @@ fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
          failing check (fail, warn, info or untestable). A scenario that no variant makes fail proves \
          nothing and fails the build, unless it is a known gap below: a defect of that scenario to fix.\n"
     );
-    let _ = writeln!(
-        d,
-        "{} scenarios, {} variants.\n",
-        scenarios.len(),
-        table.len()
-    );
+    let _ = writeln!(d, "{} scenarios, {} variants.\n", scenarios.len(), table.len());
     let _ = writeln!(d, "## Scenario → variants that make it fail\n");
     let _ = writeln!(d, "| scenario | variants (failed rules) |");
     let _ = writeln!(d, "|---|---|");
@@ -606,19 +496,10 @@ fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
         let cells: Vec<String> = table
             .iter()
             .filter_map(|(b, k)| {
-                k.get(&s.id).map(|rules| {
-                    format!(
-                        "`{b}` ({})",
-                        rules.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })
+                k.get(&s.id).map(|rules| format!("`{b}` ({})", rules.keys().cloned().collect::<Vec<_>>().join(", ")))
             })
             .collect();
-        let cell = if cells.is_empty() {
-            "**none** (known gap)".to_owned()
-        } else {
-            cells.join("<br>")
-        };
+        let cell = if cells.is_empty() { "**none** (known gap)".to_owned() } else { cells.join("<br>") };
         let _ = writeln!(d, "| `{}/{}` | {cell} |", s.area, s.id);
     }
     let _ = writeln!(d, "\n## Variant → scenarios that catch it\n");
@@ -626,11 +507,7 @@ fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
     let _ = writeln!(d, "|---|---|---|");
     for (b, k) in table {
         let caught: Vec<String> = k.keys().map(|id| format!("`{id}`")).collect();
-        let cell = if caught.is_empty() {
-            "**nothing** (known gap)".to_owned()
-        } else {
-            caught.join(", ")
-        };
+        let cell = if caught.is_empty() { "**nothing** (known gap)".to_owned() } else { caught.join(", ") };
         let _ = writeln!(d, "| `{b}` | {} | {cell} |", b.what());
     }
     let _ = writeln!(d, "\n## Known gaps\n");
@@ -649,10 +526,7 @@ fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
     let mut any = false;
     for s in scenarios {
         for r in &s.requirements {
-            if !table
-                .values()
-                .any(|k| k.get(&s.id).is_some_and(|rules| rules.contains_key(&r.id)))
-            {
+            if !table.values().any(|k| k.get(&s.id).is_some_and(|rules| rules.contains_key(&r.id))) {
                 let _ = writeln!(d, "- `{}`: `{}`", s.id, r.id);
                 any = true;
             }

@@ -27,10 +27,8 @@ async fn no_client_credentials_makes_a_clients_own_token_untestable_with_the_rea
     let kept = run(&base, "swapped-subject-actor").await?;
     assert_eq!(kept.status, Status::Pass, "{kept:#?}");
 
-    let declared = base.replace(
-        "[features]\n",
-        "[features]\nclient_credentials = false\n",
-    ) + "\n[features.notes]\nclient-credentials = \"one token per client, then 400 (a product bug)\"\n";
+    let declared = base.replace("[features]\n", "[features]\nclient_credentials = false\n")
+        + "\n[features.notes]\nclient-credentials = \"one token per client, then 400 (a product bug)\"\n";
     assert!(!base.contains("[features.notes]"), "the test bed profile grew notes; merge them here");
     let r = run(&declared, "swapped-subject-actor").await?;
     assert_eq!(r.status, Status::Untestable, "{r:#?}");

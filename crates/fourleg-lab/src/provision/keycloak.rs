@@ -45,14 +45,10 @@ pub fn placeholders(text: &str) -> (Vec<String>, Vec<String>) {
 /// Reads the realm export and lists its placeholders.
 pub fn read_realm(fixtures: &Path) -> Result<(String, Vec<String>, Vec<String>)> {
     let path = realm_file(fixtures);
-    let text = std::fs::read_to_string(&path).map_err(|e| LabError::Fixture {
-        path: path.clone(),
-        message: format!("cannot read the realm export: {e}"),
-    })?;
-    serde_json::from_str::<Value>(&text).map_err(|e| LabError::Fixture {
-        path: path.clone(),
-        message: format!("not JSON: {e}"),
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LabError::Fixture { path: path.clone(), message: format!("cannot read the realm export: {e}") })?;
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| LabError::Fixture { path: path.clone(), message: format!("not JSON: {e}") })?;
     let (clients, users) = placeholders(&text);
     Ok((text, clients, users))
 }
@@ -74,10 +70,8 @@ pub fn render_realm(text: &str, creds: &Credentials, path: &Path) -> Result<Valu
             message: format!("unknown placeholder left after rendering: {left}"),
         });
     }
-    serde_json::from_str(&out).map_err(|e| LabError::Fixture {
-        path: path.to_owned(),
-        message: format!("not JSON after rendering: {e}"),
-    })
+    serde_json::from_str(&out)
+        .map_err(|e| LabError::Fixture { path: path.to_owned(), message: format!("not JSON after rendering: {e}") })
 }
 
 /// A token for the master realm's bootstrap admin.
@@ -169,10 +163,7 @@ pub async fn set_client_enabled(base: &str, admin: &Secret, client_id: &str, ena
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(LabError::provision(
-            Service::Keycloak,
-            format!("updating client `{client_id}` answered {}", resp.status()),
-        ))
+        Err(LabError::provision(Service::Keycloak, format!("updating client `{client_id}` answered {}", resp.status())))
     }
 }
 
@@ -194,14 +185,16 @@ mod tests {
 
     #[test]
     fn placeholders_are_found_and_deduplicated() {
-        let (c, u) = placeholders(r#"{"a":"{{secret:agent}}","b":"{{secret:agent}}","c":"{{password:alice}}","d":"{{x}}"}"#);
+        let (c, u) =
+            placeholders(r#"{"a":"{{secret:agent}}","b":"{{secret:agent}}","c":"{{password:alice}}","d":"{{x}}"}"#);
         assert_eq!(c, ["agent"]);
         assert_eq!(u, ["alice"]);
     }
 
     #[test]
     fn rendering_fills_every_placeholder_or_names_the_one_left() {
-        let v = render_realm(r#"{"s":"{{secret:agent}}","p":"{{password:alice}}"}"#, &creds(), Path::new("r.json")).unwrap();
+        let v = render_realm(r#"{"s":"{{secret:agent}}","p":"{{password:alice}}"}"#, &creds(), Path::new("r.json"))
+            .unwrap();
         assert_eq!(v["s"], "S3cret");
         assert_eq!(v["p"], "pw");
         let err = render_realm(r#"{"s":"{{secret:nobody}}"}"#, &creds(), Path::new("r.json")).unwrap_err().to_string();

@@ -73,15 +73,10 @@ impl BaoFixture {
     /// Reads and checks the fixture; errors name the file and the field.
     pub fn load(fixtures: &Path) -> Result<Self> {
         let path = fixtures.join("openbao/provision.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| LabError::Fixture {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| LabError::Fixture { path: path.clone(), message: e.to_string() })?;
         // toml's errors carry the line, the column and the offending key.
-        toml::from_str(&text).map_err(|e: toml::de::Error| LabError::Fixture {
-            path,
-            message: e.to_string(),
-        })
+        toml::from_str(&text).map_err(|e: toml::de::Error| LabError::Fixture { path, message: e.to_string() })
     }
 }
 
@@ -125,20 +120,13 @@ impl Bao {
     /// A client for `base` (`http://127.0.0.1:port`), unauthenticated.
     #[must_use]
     pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            token: None,
-            http: health::http(),
-        }
+        Self { base: base.trim_end_matches('/').to_owned(), token: None, http: health::http() }
     }
 
     /// The same client with a token.
     #[must_use]
     pub fn with_token(&self, token: Secret) -> Self {
-        Self {
-            token: Some(token),
-            ..self.clone()
-        }
+        Self { token: Some(token), ..self.clone() }
     }
 
     /// Calls `method /v1/<path>`; returns status and JSON body (`Null` when empty).
@@ -151,10 +139,7 @@ impl Bao {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| LabError::http(format!("openbao {method} /v1/{path}"), e))?;
+        let resp = req.send().await.map_err(|e| LabError::http(format!("openbao {method} /v1/{path}"), e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let value = if text.trim().is_empty() {
@@ -193,13 +178,8 @@ pub async fn init_and_unseal(config: &LabConfig, base: &str) -> Result<Secret> {
     let init_path = config.state_path("openbao/init.json");
     let mut init: Option<BaoInit> = fsutil::read_json(&init_path)?;
     if health::openbao(base).await == BaoHealth::Uninitialized {
-        let v = bao
-            .ok(
-                reqwest::Method::PUT,
-                "sys/init",
-                Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-            )
-            .await?;
+        let v =
+            bao.ok(reqwest::Method::PUT, "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1}))).await?;
         let unseal = v["keys_base64"][0]
             .as_str()
             .or_else(|| v["keys"][0].as_str())
@@ -207,10 +187,7 @@ pub async fn init_and_unseal(config: &LabConfig, base: &str) -> Result<Secret> {
         let root = v["root_token"]
             .as_str()
             .ok_or_else(|| LabError::provision(Service::Openbao, "sys/init returned no root token"))?;
-        let fresh = BaoInit {
-            unseal_key: Secret::new(unseal),
-            root_token: Secret::new(root),
-        };
+        let fresh = BaoInit { unseal_key: Secret::new(unseal), root_token: Secret::new(root) };
         fsutil::write_json(&init_path, &fresh)?;
         init = Some(fresh);
     }
@@ -220,12 +197,7 @@ pub async fn init_and_unseal(config: &LabConfig, base: &str) -> Result<Secret> {
             .into(),
     })?;
     if health::openbao(base).await == BaoHealth::Sealed {
-        bao.ok(
-            reqwest::Method::PUT,
-            "sys/unseal",
-            Some(json!({"key": init.unseal_key.expose()})),
-        )
-        .await?;
+        bao.ok(reqwest::Method::PUT, "sys/unseal", Some(json!({"key": init.unseal_key.expose()}))).await?;
     }
     // Raft elects itself leader shortly after unseal.
     for _ in 0..100 {
@@ -276,19 +248,10 @@ pub async fn provision(
     }
     for p in &fixture.policies {
         let file = config.fixtures_dir.join("openbao").join(&p.file);
-        let hcl = std::fs::read_to_string(&file).map_err(|e| LabError::Fixture {
-            path: file.clone(),
-            message: e.to_string(),
-        })?;
-        let hcl = hcl
-            .replace("{{kv_mount}}", &fixture.kv.mount)
-            .replace("{{transit_mount}}", &fixture.transit.mount);
-        bao.ok(
-            Method::PUT,
-            &format!("sys/policies/acl/{}", p.name),
-            Some(json!({"policy": hcl})),
-        )
-        .await?;
+        let hcl = std::fs::read_to_string(&file)
+            .map_err(|e| LabError::Fixture { path: file.clone(), message: e.to_string() })?;
+        let hcl = hcl.replace("{{kv_mount}}", &fixture.kv.mount).replace("{{transit_mount}}", &fixture.transit.mount);
+        bao.ok(Method::PUT, &format!("sys/policies/acl/{}", p.name), Some(json!({"policy": hcl}))).await?;
     }
     // KV v2: client secrets at clients/<id>, rewritten each up (same values).
     for (client, secret) in clients {
@@ -302,10 +265,10 @@ pub async fn provision(
 
     let ar = &fixture.approle;
     let auths = bao.ok(Method::GET, "sys/auth", None).await?;
-    let enabled = auths["data"].get(format!("{}/", ar.mount)).is_some() || auths.get(format!("{}/", ar.mount)).is_some();
+    let enabled =
+        auths["data"].get(format!("{}/", ar.mount)).is_some() || auths.get(format!("{}/", ar.mount)).is_some();
     if !enabled {
-        bao.ok(Method::POST, &format!("sys/auth/{}", ar.mount), Some(json!({"type": "approle"})))
-            .await?;
+        bao.ok(Method::POST, &format!("sys/auth/{}", ar.mount), Some(json!({"type": "approle"}))).await?;
     }
     let role_path = format!("auth/{}/role/{}", ar.mount, ar.role);
     bao.ok(
@@ -327,11 +290,7 @@ pub async fn provision(
         .as_str()
         .map(Secret::new)
         .ok_or_else(|| LabError::provision(Service::Openbao, "no secret_id for the broker's approle"))?;
-    let cred = BrokerAppRole {
-        mount: ar.mount.clone(),
-        role_id,
-        secret_id,
-    };
+    let cred = BrokerAppRole { mount: ar.mount.clone(), role_id, secret_id };
     fsutil::write_json(&BrokerAppRole::path(config), &cred)?;
     Ok(cred)
 }
@@ -369,11 +328,7 @@ mod tests {
     fn an_unknown_field_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("openbao")).unwrap();
-        std::fs::write(
-            dir.path().join("openbao/provision.toml"),
-            "[kv]\nmount = \"x\"\nmonut = \"y\"\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("openbao/provision.toml"), "[kv]\nmount = \"x\"\nmonut = \"y\"\n").unwrap();
         let err = BaoFixture::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("provision.toml"), "{err}");
         assert!(err.contains("monut"), "{err}");

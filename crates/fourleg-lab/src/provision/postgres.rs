@@ -55,10 +55,7 @@ pub async fn provision(port: u16, creds: &Credentials, fixtures: &Path) -> Resul
             .is_some();
         let verb = if exists { "ALTER" } else { "CREATE" };
         admin
-            .batch_execute(&format!(
-                "{verb} ROLE {name} LOGIN PASSWORD {}",
-                literal(password.expose())
-            ))
+            .batch_execute(&format!("{verb} ROLE {name} LOGIN PASSWORD {}", literal(password.expose())))
             .await
             .map_err(pg(format!("{verb} ROLE {name}")))?;
         let has_db = admin
@@ -113,7 +110,8 @@ pub async fn migrate(client: &tokio_postgres::Client, dir: &Path) -> Result<Vec<
     let mut applied = Vec::new();
     for file in migration_files(dir)? {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = std::fs::read_to_string(&file).map_err(|e| LabError::io(format!("reading {}", file.display()), e))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| LabError::io(format!("reading {}", file.display()), e))?;
         let sum = checksum(&text);
         let row = client
             .query_opt("SELECT checksum FROM fourleg_migrations WHERE name = $1", &[&name])
@@ -138,9 +136,7 @@ pub async fn migrate(client: &tokio_postgres::Client, dir: &Path) -> Result<Vec<
                 literal(&sum)
             ))
             .await
-            .map_err(|e| {
-                LabError::provision(Service::Postgres, format!("migration {} failed: {e}", file.display()))
-            })?;
+            .map_err(|e| LabError::provision(Service::Postgres, format!("migration {} failed: {e}", file.display())))?;
         applied.push(name);
     }
     Ok(applied)
@@ -150,10 +146,7 @@ pub async fn migrate(client: &tokio_postgres::Client, dir: &Path) -> Result<Vec<
 pub async fn broker_tables(port: u16, creds: &Credentials) -> Result<Vec<String>> {
     let client = connect(port, "broker", &creds.postgres_broker, "broker").await?;
     let rows = client
-        .query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
-            &[],
-        )
+        .query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", &[])
         .await
         .map_err(pg("listing the broker's tables"))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -67,8 +67,8 @@ use serde::{Deserialize, Serialize};
 use testcontainers::bollard::errors::Error as DockerError;
 use testcontainers::bollard::models::{HostConfig, NetworkCreateRequest, PortBinding, VolumeCreateRequest};
 use testcontainers::bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use testcontainers::bollard::Docker;
 use testcontainers::core::logs::LogFrame;
@@ -131,12 +131,7 @@ impl ContainersRuntime {
     /// A containers runtime for `config`.
     #[must_use]
     pub fn new(config: LabConfig) -> Self {
-        Self {
-            config,
-            docker_host: None,
-            scope: Arc::default(),
-            network: Arc::default(),
-        }
+        Self { config, docker_host: None, scope: Arc::default(), network: Arc::default() }
     }
 
     /// The engine address this runtime talks to.
@@ -183,10 +178,7 @@ impl ContainersRuntime {
             fsutil::write_json(&path, &ScopeFile { lab_id: id.clone() })?;
             id
         };
-        let scope = LabScope {
-            id,
-            dir: dir.display().to_string(),
-        };
+        let scope = LabScope { id, dir: dir.display().to_string() };
         *cached = Some(scope.clone());
         Ok(scope)
     }
@@ -204,10 +196,8 @@ impl ContainersRuntime {
         if existing.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
             return Ok(());
         }
-        let labels = HashMap::from([
-            (LABEL_LAB.to_owned(), scope.dir.clone()),
-            (LABEL_LAB_ID.to_owned(), scope.id.clone()),
-        ]);
+        let labels =
+            HashMap::from([(LABEL_LAB.to_owned(), scope.dir.clone()), (LABEL_LAB_ID.to_owned(), scope.id.clone())]);
         let created = docker
             .create_network(NetworkCreateRequest {
                 name: name.clone(),
@@ -233,16 +223,8 @@ impl ContainersRuntime {
         remove_stale(&docker, &spec).await?;
         let consumer = LogCopy::open(log, &spec.name)?;
         let (image, tag) = (spec.image, spec.tag);
-        let published = spec
-            .ports
-            .iter()
-            .map(|p| format!("{}:{}", p.host_ip, p.host))
-            .collect::<Vec<_>>()
-            .join(", ");
-        progress.step(
-            spec.service,
-            &format!("starting container {} ({image}:{tag}) on {published}", spec.name),
-        );
+        let published = spec.ports.iter().map(|p| format!("{}:{}", p.host_ip, p.host)).collect::<Vec<_>>().join(", ");
+        progress.step(spec.service, &format!("starting container {} ({image}:{tag}) on {published}", spec.name));
         let container = match request(&spec).with_log_consumer(consumer).start().await {
             Ok(c) => c,
             Err(e) => {
@@ -263,12 +245,7 @@ impl ContainersRuntime {
             Service::Postgres => format!("postgres://{LOOPBACK}:{main}"),
             Service::Openbao | Service::Keycloak => format!("http://{LOOPBACK}:{main}"),
         };
-        let extra_ports = spec
-            .ports
-            .iter()
-            .skip(1)
-            .map(|p| (p.purpose.to_owned(), p.host))
-            .collect();
+        let extra_ports = spec.ports.iter().skip(1).map(|p| (p.purpose.to_owned(), p.host)).collect();
         Ok(Started {
             record: ServiceRecord {
                 service: spec.service,
@@ -460,10 +437,7 @@ pub fn postgres_spec(scope: &LabScope, plan: &PostgresPlan) -> ContainerSpec {
             host: plan.port,
             container: POSTGRES_PORT,
         }],
-        volumes: vec![VolumeSpec {
-            name: scope.volume(Service::Postgres),
-            target: POSTGRES_DATA,
-        }],
+        volumes: vec![VolumeSpec { name: scope.volume(Service::Postgres), target: POSTGRES_DATA }],
         labels: scope.labels(Service::Postgres),
     }
 }
@@ -513,16 +487,8 @@ pub fn openbao_spec(scope: &LabScope, plan: &OpenbaoPlan) -> ContainerSpec {
         ],
         // The entrypoint turns `server` into `bao server -config=/openbao/config`.
         cmd: vec!["server".to_owned()],
-        ports: vec![PublishedPort {
-            purpose: "openbao",
-            host_ip: LOOPBACK,
-            host: plan.port,
-            container: OPENBAO_PORT,
-        }],
-        volumes: vec![VolumeSpec {
-            name: scope.volume(Service::Openbao),
-            target: OPENBAO_DATA,
-        }],
+        ports: vec![PublishedPort { purpose: "openbao", host_ip: LOOPBACK, host: plan.port, container: OPENBAO_PORT }],
+        volumes: vec![VolumeSpec { name: scope.volume(Service::Openbao), target: OPENBAO_DATA }],
         labels: scope.labels(Service::Openbao),
     }
 }
@@ -534,11 +500,7 @@ pub fn openbao_spec(scope: &LabScope, plan: &OpenbaoPlan) -> ContainerSpec {
 #[must_use]
 pub fn keycloak_spec(scope: &LabScope, plan: &KeycloakPlan) -> ContainerSpec {
     let (image, tag) = pins::images::KEYCLOAK;
-    let db_url = format!(
-        "jdbc:postgresql://{}:{POSTGRES_PORT}/{}",
-        scope.container(Service::Postgres),
-        plan.db_name
-    );
+    let db_url = format!("jdbc:postgresql://{}:{POSTGRES_PORT}/{}", scope.container(Service::Postgres), plan.db_name);
     ContainerSpec {
         service: Service::Keycloak,
         image,
@@ -563,12 +525,7 @@ pub fn keycloak_spec(scope: &LabScope, plan: &KeycloakPlan) -> ContainerSpec {
             format!("--features={}", pins::KEYCLOAK_FEATURES),
         ],
         ports: vec![
-            PublishedPort {
-                purpose: "keycloak",
-                host_ip: LOOPBACK,
-                host: plan.port,
-                container: KEYCLOAK_PORT,
-            },
+            PublishedPort { purpose: "keycloak", host_ip: LOOPBACK, host: plan.port, container: KEYCLOAK_PORT },
             PublishedPort {
                 purpose: "management",
                 host_ip: LOOPBACK,
@@ -588,10 +545,7 @@ fn port_bindings(ports: &[PublishedPort]) -> HashMap<String, Option<Vec<PortBind
         .map(|p| {
             (
                 format!("{}/tcp", p.container),
-                Some(vec![PortBinding {
-                    host_ip: Some(p.host_ip.to_owned()),
-                    host_port: Some(p.host.to_string()),
-                }]),
+                Some(vec![PortBinding { host_ip: Some(p.host_ip.to_owned()), host_port: Some(p.host.to_string()) }]),
             )
         })
         .collect()
@@ -716,10 +670,7 @@ async fn remove_stale(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
         Err(e) if is_not_found(&e) => return Ok(()),
         Err(e) => return Err(engine_error(&format!("inspecting container {}", spec.name), &e)),
     };
-    let owner = found
-        .config
-        .and_then(|c| c.labels)
-        .and_then(|l| l.get(LABEL_LAB).cloned());
+    let owner = found.config.and_then(|c| c.labels).and_then(|l| l.get(LABEL_LAB).cloned());
     if owner.as_deref() != spec.labels.get(LABEL_LAB).map(String::as_str) {
         return Err(LabError::Containers(format!(
             "a container named {} exists and is not this lab's; remove it (`docker rm -f {}`)",
@@ -748,10 +699,7 @@ async fn remove_network(docker: &Docker, name: &str) -> Result<()> {
 }
 
 async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
-    match docker
-        .remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(true).build()))
-        .await
-    {
+    match docker.remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(engine_error(&format!("removing volume {name}"), &e)),
@@ -793,11 +741,7 @@ impl LabResources {
             .into_iter()
             .map(|v| (v.name, v.labels))
             .collect();
-        Ok(Self {
-            containers,
-            networks,
-            volumes,
-        })
+        Ok(Self { containers, networks, volumes })
     }
 }
 
@@ -821,7 +765,12 @@ where
 }
 
 /// Pulls `image:tag` unless the engine has it; the time spent, if any.
-async fn pull(docker: &Docker, service: Service, (image, tag): (&str, &str), progress: &dyn Progress) -> Result<Option<Duration>> {
+async fn pull(
+    docker: &Docker,
+    service: Service,
+    (image, tag): (&str, &str),
+    progress: &dyn Progress,
+) -> Result<Option<Duration>> {
     let reference = format!("{image}:{tag}");
     if docker.inspect_image(&reference).await.is_ok() {
         return Ok(None);
@@ -950,10 +899,7 @@ mod tests {
     use crate::progress::Silent;
 
     fn scope() -> LabScope {
-        LabScope {
-            id: "t3st1d0000".into(),
-            dir: "/home/dev/fourleg/.lab".into(),
-        }
+        LabScope { id: "t3st1d0000".into(), dir: "/home/dev/fourleg/.lab".into() }
     }
 
     const PG_SUPER: &str = "pg-superuser-secret-value";
@@ -969,11 +915,7 @@ mod tests {
     }
 
     fn bao_plan() -> OpenbaoPlan {
-        OpenbaoPlan {
-            port: 41002,
-            cluster_port: 41003,
-            log: "/home/dev/fourleg/.lab/logs/openbao.log".into(),
-        }
+        OpenbaoPlan { port: 41002, cluster_port: 41003, log: "/home/dev/fourleg/.lab/logs/openbao.log".into() }
     }
 
     fn kc_plan() -> KeycloakPlan {
@@ -1081,10 +1023,7 @@ mod tests {
     fn keycloak_reaches_postgres_by_its_name_on_the_lab_network() {
         let [pg, _, kc] = specs();
         assert_eq!(kc.network, pg.network);
-        assert_eq!(
-            env(&kc, "KC_DB_URL").expose(),
-            format!("jdbc:postgresql://{}:5432/keycloak", pg.name)
-        );
+        assert_eq!(env(&kc, "KC_DB_URL").expose(), format!("jdbc:postgresql://{}:5432/keycloak", pg.name));
         // The host port of the plan is not used inside the network.
         assert!(!env(&kc, "KC_DB_URL").expose().contains("41001"));
         assert_eq!(env(&kc, "KC_DB_USERNAME").expose(), "keycloak");
@@ -1222,10 +1161,7 @@ mod tests {
         // From async code, as the orchestrator calls it.
         assert!(!rt.is_running(&record));
         assert!(rt.stop(&record).await.unwrap_err().to_string().contains("--runtime native"));
-        let process = ServiceRecord {
-            handle: Handle::Process { pid: 1, start_ticks: None },
-            ..record
-        };
+        let process = ServiceRecord { handle: Handle::Process { pid: 1, start_ticks: None }, ..record };
         assert!(!rt.is_running(&process));
     }
 

@@ -61,20 +61,14 @@ pub fn fetch_keycloak(cache: &Path, log: &Path) -> Result<PathBuf> {
     .arg(format!("-Dmaven.repo.local={}", repo.display()));
     run_logged(mvn, &format!("keycloak {v} with mvn"), log)?;
     let (group, artifact) = pins::KEYCLOAK_DIST_GA.split_once(':').expect("pinned coordinates");
-    let tarball = repo
-        .join(group.replace('.', "/"))
-        .join(artifact)
-        .join(v)
-        .join(format!("{artifact}-{v}.tar.gz"));
+    let tarball = repo.join(group.replace('.', "/")).join(artifact).join(v).join(format!("{artifact}-{v}.tar.gz"));
     let scratch = cache.join("keycloak").join(format!(".unpack-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| LabError::io(format!("creating {}", scratch.display()), e))?;
     let file = std::fs::File::open(&tarball).map_err(|e| LabError::io(format!("opening {}", tarball.display()), e))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     archive.set_preserve_permissions(true);
-    archive
-        .unpack(&scratch)
-        .map_err(|e| LabError::io(format!("unpacking {}", tarball.display()), e))?;
+    archive.unpack(&scratch).map_err(|e| LabError::io(format!("unpacking {}", tarball.display()), e))?;
     let unpacked = scratch.join(format!("keycloak-{v}"));
     if !unpacked.join("bin/kc.sh").is_file() {
         return Err(LabError::Fetch {
@@ -83,7 +77,8 @@ pub fn fetch_keycloak(cache: &Path, log: &Path) -> Result<PathBuf> {
             log: log.to_owned(),
         });
     }
-    std::fs::rename(&unpacked, &home).map_err(|e| LabError::io(format!("moving keycloak into {}", home.display()), e))?;
+    std::fs::rename(&unpacked, &home)
+        .map_err(|e| LabError::io(format!("moving keycloak into {}", home.display()), e))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(home)
 }

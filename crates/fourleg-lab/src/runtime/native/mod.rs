@@ -49,17 +49,11 @@ impl NativeRuntime {
     }
 
     fn keycloak_home(&self) -> PathBuf {
-        self.config
-            .keycloak_home
-            .clone()
-            .unwrap_or_else(|| fetch::keycloak_home(&self.config.cache_dir))
+        self.config.keycloak_home.clone().unwrap_or_else(|| fetch::keycloak_home(&self.config.cache_dir))
     }
 
     fn bao_bin(&self) -> Option<PathBuf> {
-        self.config
-            .bao_bin
-            .clone()
-            .or_else(|| fetch::find_bao(&fetch::openbao_venv(&self.config.cache_dir)))
+        self.config.bao_bin.clone().or_else(|| fetch::find_bao(&fetch::openbao_venv(&self.config.cache_dir)))
     }
 
     /// The user Postgres runs as: `None` when the lab does not run as root.
@@ -68,19 +62,13 @@ impl NativeRuntime {
             return Ok(None);
         }
         let name = std::env::var("FOURLEG_PG_USER").unwrap_or_else(|_| "postgres".into());
-        let user = User::from_name(&name)
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                LabError::Config(format!(
-                    "running as root, postgres must run as an unprivileged user, and user '{name}' does not exist; \
+        let user = User::from_name(&name).ok().flatten().ok_or_else(|| {
+            LabError::Config(format!(
+                "running as root, postgres must run as an unprivileged user, and user '{name}' does not exist; \
                      create it (`useradd --system {name}`) or set FOURLEG_PG_USER to an existing one"
-                ))
-            })?;
-        Ok(Some(RunAs {
-            uid: user.uid.as_raw(),
-            gid: user.gid.as_raw(),
-        }))
+            ))
+        })?;
+        Ok(Some(RunAs { uid: user.uid.as_raw(), gid: user.gid.as_raw() }))
     }
 
     /// Where the Postgres cluster lives: `<state>/postgres`, unless the
@@ -91,9 +79,7 @@ impl NativeRuntime {
         let inside = self.config.state_path("postgres");
         // The state directory itself is opened to 0711 before the cluster
         // starts; only its ancestors decide.
-        let parent = std::path::absolute(&self.config.state_dir)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_owned));
+        let parent = std::path::absolute(&self.config.state_dir).ok().and_then(|p| p.parent().map(Path::to_owned));
         match (run_as, parent) {
             (Some(r), Some(parent)) if !reachable_by(&parent, r) => fallback_postgres_dir(&self.config.state_dir),
             (Some(_), None) => fallback_postgres_dir(&self.config.state_dir),
@@ -216,16 +202,10 @@ impl Runtime for NativeRuntime {
         });
         let mut took = BTreeMap::new();
         if let Some(t) = kc {
-            took.insert(
-                Service::Keycloak,
-                t.await.map_err(|e| LabError::Config(format!("fetch task failed: {e}")))??,
-            );
+            took.insert(Service::Keycloak, t.await.map_err(|e| LabError::Config(format!("fetch task failed: {e}")))??);
         }
         if let Some(t) = bao {
-            took.insert(
-                Service::Openbao,
-                t.await.map_err(|e| LabError::Config(format!("install task failed: {e}")))??,
-            );
+            took.insert(Service::Openbao, t.await.map_err(|e| LabError::Config(format!("install task failed: {e}")))??);
         }
         Ok(took)
     }
@@ -328,27 +308,15 @@ ui            = false
         cmd.arg("server").arg(format!("-config={}", config_path.display()));
         let (child, handle) = process::spawn(&mut cmd, &plan.log, None)?;
         let version = command_version(&bin, "version").unwrap_or_else(|| pins::OPENBAO_VERSION.into());
-        let mut rec = record(
-            Service::Openbao,
-            version,
-            plan.port,
-            format!("http://{LOOPBACK}:{}", plan.port),
-            handle,
-            &plan.log,
-        );
+        let mut rec =
+            record(Service::Openbao, version, plan.port, format!("http://{LOOPBACK}:{}", plan.port), handle, &plan.log);
         rec.extra_ports.insert("cluster".into(), plan.cluster_port);
-        Ok(Started {
-            record: rec,
-            child: Some(child),
-        })
+        Ok(Started { record: rec, child: Some(child) })
     }
 
     async fn start_keycloak(&self, plan: &KeycloakPlan, progress: &dyn Progress) -> Result<Started> {
         let home = self.keycloak_home();
-        progress.step(
-            Service::Keycloak,
-            &format!("starting on {LOOPBACK}:{} (re-augments on first start)", plan.port),
-        );
+        progress.step(Service::Keycloak, &format!("starting on {LOOPBACK}:{} (re-augments on first start)", plan.port));
         let mut cmd = Command::new(home.join("bin/kc.sh"));
         cmd.args([
             "start",
@@ -363,18 +331,12 @@ ui            = false
             &format!("--features={}", pins::KEYCLOAK_FEATURES),
         ])
         // Credentials by environment, never on the command line (`ps` shows argv).
-        .env(
-            "KC_DB_URL",
-            format!("jdbc:postgresql://{LOOPBACK}:{}/{}", plan.db_port, plan.db_name),
-        )
+        .env("KC_DB_URL", format!("jdbc:postgresql://{LOOPBACK}:{}/{}", plan.db_port, plan.db_name))
         .env("KC_DB_USERNAME", &plan.db_user)
         .env("KC_DB_PASSWORD", plan.db_password.expose())
         .env("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
         .env("KC_BOOTSTRAP_ADMIN_PASSWORD", plan.admin_password.expose())
-        .env(
-            "JAVA_OPTS_APPEND",
-            format!("-Dfourleg.lab={}", self.config.state_dir.display()),
-        );
+        .env("JAVA_OPTS_APPEND", format!("-Dfourleg.lab={}", self.config.state_dir.display()));
         let (child, handle) = process::spawn(&mut cmd, &plan.log, None)?;
         let version = std::fs::read_to_string(home.join("version.txt"))
             .ok()
@@ -389,10 +351,7 @@ ui            = false
             &plan.log,
         );
         rec.extra_ports.insert("management".into(), plan.management_port);
-        Ok(Started {
-            record: rec,
-            child: Some(child),
-        })
+        Ok(Started { record: rec, child: Some(child) })
     }
 
     fn is_running(&self, record: &ServiceRecord) -> bool {
@@ -412,7 +371,8 @@ ui            = false
     async fn purge(&self) -> Result<()> {
         let fallback = fallback_postgres_dir(&self.config.state_dir);
         if fallback.exists() {
-            std::fs::remove_dir_all(&fallback).map_err(|e| LabError::io(format!("removing {}", fallback.display()), e))?;
+            std::fs::remove_dir_all(&fallback)
+                .map_err(|e| LabError::io(format!("removing {}", fallback.display()), e))?;
         }
         Ok(())
     }

@@ -39,17 +39,9 @@ pub fn spawn(cmd: &mut Command, log: &Path, run_as: Option<RunAs>) -> Result<(Ch
         cmd.uid(r.uid).gid(r.gid);
     }
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let child = cmd
-        .spawn()
-        .map_err(|e| LabError::io(format!("starting {program}"), e))?;
+    let child = cmd.spawn().map_err(|e| LabError::io(format!("starting {program}"), e))?;
     let pid = child.id();
-    Ok((
-        child,
-        Handle::Process {
-            pid,
-            start_ticks: start_ticks(pid),
-        },
-    ))
+    Ok((child, Handle::Process { pid, start_ticks: start_ticks(pid) }))
 }
 
 /// Kernel start time of `pid` in clock ticks (Linux), `None` elsewhere or
@@ -153,9 +145,7 @@ pub async fn stop(handle: &Handle, first: Signal, to_group: bool, grace: Duratio
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(LabError::Config(format!(
-        "process group {pid} survived SIGKILL; check `ps -g {pid}`"
-    )))
+    Err(LabError::Config(format!("process group {pid} survived SIGKILL; check `ps -g {pid}`")))
 }
 
 #[cfg(test)]
