@@ -38,6 +38,7 @@ pub enum Breakage {
     // --- the chain (agent profile) ---
     SubjectReplacedByClient,
     AudienceAccumulates,
+    AudienceOnlyServerSide,
     ActReplaced,
     ActReversed,
     ActInvented,
@@ -80,7 +81,7 @@ pub enum Breakage {
 
 impl Breakage {
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 59] = [
+    pub const ALL: [Breakage; 60] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -106,6 +107,7 @@ impl Breakage {
         Breakage::ScopeClaimArray,
         Breakage::SubjectReplacedByClient,
         Breakage::AudienceAccumulates,
+        Breakage::AudienceOnlyServerSide,
         Breakage::ActReplaced,
         Breakage::ActReversed,
         Breakage::ActInvented,
@@ -169,6 +171,7 @@ impl Breakage {
             Breakage::ActNotAnObject => "`act` is a string naming the actor, not an object (RFC 8693 §4.1).",
             Breakage::ActWithNonIdentityClaims => "`act` carries the actor token's `exp` and `aud` (RFC 8693 §4.1).",
             Breakage::ScopeClaimArray => "The `scope` claim is a JSON array (RFC 8693 §4.2).",
+            Breakage::AudienceOnlyServerSide => "Exchanged tokens carry no `aud`: the server keeps the audience to itself, enforces it, and introspects a token active only for its audience (as idpyoidc 5.0.0 does; agent profile: AGENT-CHAIN-aud).",
             Breakage::SubjectReplacedByClient => "Exchanged tokens carry the requesting client as `sub`, not the user (agent profile: AGENT-CHAIN-sub).",
             Breakage::AudienceAccumulates => "Each hop's `aud` keeps the previous hops' audiences (agent profile: AGENT-CHAIN-aud).",
             Breakage::ActReplaced => "The second hop's `act` replaces the first one instead of nesting it (RFC 8693 §4.1, agent profile: AGENT-CHAIN-act).",

@@ -73,7 +73,7 @@ fn type_supported(t: &str) -> bool {
 }
 
 /// `aud` as a list (RFC 7519 §4.1.3).
-fn aud_list(claims: &Value) -> Vec<String> {
+pub(crate) fn aud_list(claims: &Value) -> Vec<String> {
     match &claims["aud"] {
         Value::String(a) => vec![a.clone()],
         Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
@@ -206,8 +206,14 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             std::mem::swap(&mut subject, a);
         }
     }
-    // The requester must be an audience of the subject token (agent profile: no replay).
-    if !aud_list(&subject.claims).iter().any(|a| a == requester.client_id) && !s.is(Breakage::AudienceNotChecked) {
+    // The requester must be an audience of the subject token (agent profile: no replay),
+    // as the server recorded it for the tokens it exchanged.
+    let subject_aud = subject
+        .jti
+        .as_deref()
+        .and_then(|j| s.store().audience(j).map(<[String]>::to_vec))
+        .unwrap_or_else(|| aud_list(&subject.claims));
+    if !subject_aud.iter().any(|a| a == requester.client_id) && !s.is(Breakage::AudienceNotChecked) {
         return Err(invalid_request(format!("{} is not an audience of the subject token", requester.client_id)));
     }
     let actor_client = match &actor {
@@ -360,7 +366,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         sub
     };
     claims.insert("sub".into(), json!(token_sub));
-    claims.insert("aud".into(), json!(aud));
+    if !s.is(Breakage::AudienceOnlyServerSide) {
+        claims.insert("aud".into(), json!(aud));
+    }
     claims.insert("azp".into(), json!(requester.client_id));
     claims.insert("client_id".into(), json!(requester.client_id));
     claims.insert("iat".into(), json!(now));
@@ -383,6 +391,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     }
     let claims = Value::Object(claims);
     s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, exp);
+    s.store().set_audience(&jti, aud);
 
     // The response (RFC 8693 §2.2.1).
     let mut body = json!({

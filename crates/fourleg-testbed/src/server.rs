@@ -362,9 +362,10 @@ fn client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Va
 /// inactive token gets `{"active": false}` and nothing more.
 async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
+    let mut caller = None;
     if !s.is(Breakage::IntrospectionUnauthenticated) {
         match authenticate(&s, &headers, &form, false) {
-            Ok(Caller::Confidential(_)) => {}
+            Ok(Caller::Confidential(c)) => caller = Some(c.client_id),
             Ok(Caller::Public(_)) => {
                 return OAuthError::new("invalid_client", "introspection is for confidential clients")
                     .into_response(s.broken)
@@ -392,6 +393,14 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
         .as_ref()
         .and_then(|c| c["jti"].as_str())
         .is_some_and(|jti| s.store().is_active(jti, now, Purpose::Introspect, s.broken));
+    // The server-side-audience variant answers active only to the token's audience.
+    let active = active
+        && (!s.is(Breakage::AudienceOnlyServerSide)
+            || claims.as_ref().is_some_and(|c| {
+                let recorded = c["jti"].as_str().and_then(|j| s.store().audience(j).map(<[String]>::to_vec));
+                let aud = recorded.unwrap_or_else(|| crate::exchange::aud_list(c));
+                caller.is_some_and(|me| aud.iter().any(|a| a == me))
+            }));
     let doc = match (active, claims) {
         (true, Some(mut c)) => {
             c["active"] = Value::Bool(true);

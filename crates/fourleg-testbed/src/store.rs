@@ -47,6 +47,9 @@ pub struct Store {
     sessions: HashMap<String, Instant>,
     refresh: HashMap<String, Refresh>,
     disabled: BTreeSet<String>,
+    /// The audience of each exchanged token, as the server knows it (which
+    /// the token's own `aud` may not say).
+    audiences: HashMap<String, Vec<String>>,
 }
 
 /// How long the slow-revocation variant takes to make a revocation effective.
@@ -59,6 +62,15 @@ impl Store {
             jti.to_owned(),
             Record { parent, sid, client_id: client_id.to_owned(), exp, depth, revoked_at: None },
         );
+    }
+
+    pub fn set_audience(&mut self, jti: &str, aud: Vec<String>) {
+        self.audiences.insert(jti.to_owned(), aud);
+    }
+
+    /// The audience the server recorded for a token it exchanged.
+    pub fn audience(&self, jti: &str) -> Option<&[String]> {
+        self.audiences.get(jti).map(Vec::as_slice)
     }
 
     pub fn get(&self, jti: &str) -> Option<&Record> {

@@ -139,6 +139,16 @@ fn expected(b: Breakage) -> Expect {
         // the chain and intersection checks judge the scopes themselves.
         B::ScopeClaimArray => rules(&["RFC8693-4.2-scope"]),
         B::SubjectReplacedByClient => rules(&["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"]),
+        // Not the revocation scenarios: the engine introspects an aud-less
+        // token as the audience its exchange asked for, so their positive
+        // controls still hold (the fallback this variant exists to prove).
+        B::AudienceOnlyServerSide => Expect {
+            rules: &["AGENT-CHAIN-aud"],
+            pairs: &[
+                ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
+                ("stateless-window-after-logout", "AGENT-REVOKE-stateless-window"),
+            ],
+        },
         B::AudienceAccumulates => Expect {
             rules: &["AGENT-ATTACK-replay-aud", "AGENT-CHAIN-aud"],
             pairs: &[
