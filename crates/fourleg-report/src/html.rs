@@ -216,6 +216,9 @@ function show(t, id, button) {
   ev.append(el("h3", {}, "steps"));
   for (const s of c.steps) {
     const d = el("div", { class: "step" }, el("div", {}, el("b", {}, `${s.index}. ${s.kind}`), " ", s.skipped ? "skipped: " + s.skipped : s.summary, ` (${s.elapsed_ms} ms)`));
+    for (const [field, tok] of Object.entries(s.tokens || {})) {
+      d.append(el("details", {}, el("summary", {}, `${field} token: decoded (signature removed)`), chain(tok.claims), el("div", { class: "tree" }, tree({ header: tok.header, claims: tok.claims, signed: tok.signed }))));
+    }
     for (const h of s.http || []) d.append(http(h));
     ev.append(d);
   }

@@ -51,6 +51,8 @@ struct StepOut {
     wait: Option<WaitOutcome>,
     accept: Option<AcceptOutcome>,
     http: Vec<fourleg_target::HttpEvidence>,
+    /// Decoded tokens the step made itself (forged), by variable name.
+    tokens: BTreeMap<String, jwt::Decoded>,
     summary: String,
     var: Option<Var>,
 }
@@ -160,6 +162,7 @@ impl Engine {
                         kind: step.kind().into(),
                         summary: out.summary.clone(),
                         http: out.http.clone(),
+                        tokens: out.tokens.clone(),
                         elapsed_ms: ms(t.elapsed()),
                         skipped: None,
                     });
@@ -198,6 +201,7 @@ impl Engine {
                         kind: step.kind().into(),
                         summary: String::new(),
                         http: Vec::new(),
+                        tokens: BTreeMap::new(),
                         elapsed_ms: ms(t.elapsed()),
                         skipped: Some(why.clone()),
                     });
@@ -574,9 +578,12 @@ impl Engine {
                     forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
                 }
             };
+            // The evidence: what was forged, decoded (the token itself is never kept).
+            let tokens = jwt::decode(&forged).map(|d| BTreeMap::from([("forged".to_owned(), d)])).unwrap_or_default();
             return Ok(StepOut {
                 summary: format!("forged a {:?} token from {}", x.kind, x.from),
                 var: Some(Var::Forged(Secret::new(forged))),
+                tokens,
                 ..StepOut::default()
             });
         }

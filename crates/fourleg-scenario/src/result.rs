@@ -111,6 +111,10 @@ pub struct StepRecord {
     /// Redacted HTTP exchanges of the step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpEvidence>,
+    /// Tokens the step made itself (a forged one), decoded: header and
+    /// claims, never the token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, fourleg_core::jwt::Decoded>,
     pub elapsed_ms: u64,
     /// Why the step did not run, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
