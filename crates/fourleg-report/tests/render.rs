@@ -61,7 +61,7 @@ fn scenario(id: &str, area: &str, status: Status, checks: Vec<CheckResult>) -> S
             kind: "exchange".into(),
             summary: "token exchange by agent: 200".into(),
             http: vec![evidence()],
-            tokens: Default::default(),
+            tokens: std::collections::BTreeMap::default(),
             elapsed_ms: 12,
             skipped: None,
         }],
