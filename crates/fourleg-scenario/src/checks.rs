@@ -464,16 +464,19 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             }
         }
         "refused_or_act_not_injected" => {
-            let injected = arg_str(x.args, "injected").unwrap_or_default();
+            // The planted actor, by contract name: matched against every
+            // identity the target gives it (client_id, learned sub).
+            let planted = arg_str(x.args, "principal").unwrap_or_default();
+            let id = ident(planted);
             match x.outcome {
                 None => Untestable("no response".into()),
                 Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
                 Some(_) => match x.claims {
-                    Some(c) if c.to_string().contains(injected) => Fail(format!(
-                        "the injected actor `{injected}` was carried into the issued token: {}",
+                    Some(c) if act_levels(c).iter().any(|l| id.matches(l)) => Fail(format!(
+                        "the planted actor `{planted}` was carried into the issued token's act: {}",
                         describe_act(c)
                     )),
-                    Some(_) => Pass(format!("issued without the injected actor `{injected}`")),
+                    Some(c) => Pass(format!("issued without the planted actor `{planted}` ({})", describe_act(c))),
                     None => Untestable("a token was issued but cannot be decoded".into()),
                 },
             }
