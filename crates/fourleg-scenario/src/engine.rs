@@ -593,7 +593,13 @@ impl Engine {
         }
         if let Some(x) = &step.wait {
             let begin = Instant::now();
-            let timeout = Duration::from_millis(x.timeout_ms);
+            // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
+            let leeway = if x.until.as_str() == "expired" {
+                t.profile.short_lived.as_ref().map_or(0, |s| i64::try_from(s.leeway_s).unwrap_or(i64::MAX))
+            } else {
+                0
+            };
+            let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway.unsigned_abs());
             let mut last = Vec::new();
             let mut pending: Vec<String>;
             loop {
@@ -602,7 +608,7 @@ impl Engine {
                     let tok = Self::token_of(vars, name, None)?;
                     if x.until.as_str() == "expired" {
                         let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
-                        if exp.is_none_or(|e| e >= now_s()) {
+                        if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
                             pending.push(name.clone());
                         }
                     } else {
@@ -629,11 +635,12 @@ impl Engine {
                 timeout_ms: x.timeout_ms,
                 pending: pending.clone(),
             };
+            let until = if leeway > 0 { format!("{} (exp + {leeway} s leeway)", x.until) } else { x.until.clone() };
             return Ok(StepOut {
                 summary: if w.held {
-                    format!("{} held after {} ms", x.until, w.elapsed_ms)
+                    format!("{until} held after {} ms", w.elapsed_ms)
                 } else {
-                    format!("{} did not hold within {} ms for {}", x.until, x.timeout_ms, pending.join(", "))
+                    format!("{until} did not hold within {} ms for {}", ms(timeout), pending.join(", "))
                 },
                 http: last,
                 wait: Some(w),

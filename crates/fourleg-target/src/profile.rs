@@ -218,6 +218,11 @@ pub struct ShortLived {
     /// A client of the profile, like the users' login client but issuing
     /// access tokens that live a few seconds.
     pub client: String,
+    /// Seconds past `exp` the target still accepts a token: the small leeway
+    /// for clock skew that RFC 7519 §4.1.4 allows. Waits for expiry wait this
+    /// much longer, so a declared leeway is never reported as a deviation.
+    #[serde(default)]
+    pub leeway_s: u64,
 }
 
 /// Who introspects a token (RFC 7662 §2.1 requires an authorized caller).

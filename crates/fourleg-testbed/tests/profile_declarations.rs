@@ -37,3 +37,17 @@ async fn no_client_credentials_makes_a_clients_own_token_untestable_with_the_rea
     assert!(why.contains("`agent`"), "{why}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_leeway_is_waited_out_before_expiry_is_judged() -> anyhow::Result<()> {
+    let base = std::fs::read_to_string(TestBed::profile_path())?;
+    assert!(base.contains("[short_lived]\n"), "the test bed profile declares a short-lived client");
+    let declared = base.replace("[short_lived]\n", "[short_lived]\nleeway_s = 3\n");
+    let r = run(&declared, "expired-subject-token").await?;
+    assert_eq!(r.status, Status::Pass, "{r:#?}");
+    let wait = r.steps.iter().find(|s| s.kind == "wait").expect("the scenario waits");
+    assert!(wait.summary.contains("exp + 3 s leeway"), "{}", wait.summary);
+    // Expiry cannot be reached before exp + leeway, whatever the token's lifetime.
+    assert!(wait.elapsed_ms >= 3000, "waited only {} ms", wait.elapsed_ms);
+    Ok(())
+}
