@@ -91,7 +91,7 @@ enum Command {
     ///           fourleg up --runtime native --keycloak-port 8080
     #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Up(UpArgs),
-    /// Show what runs where and whether each service is healthy.
+    /// Show what runs where and whether each service and peer is healthy.
     ///
     /// Examples: fourleg status
     ///           fourleg status --json | jq '.services[] | select(.healthy | not)'
@@ -447,17 +447,41 @@ fn render_up(report: &fourleg_lab::UpReport, config: &LabConfig) -> String {
 
 async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
     let report = fourleg_lab::status(config).await?;
-    let code = if report.all_healthy() { exit::OK } else { exit::FINDINGS };
+    let peers = fourleg_lab::peers::status(config).await?;
+    let healthy = report.all_healthy() && peers.iter().all(|(_, ok)| *ok);
+    let code = if healthy { exit::OK } else { exit::FINDINGS };
+    let pid_of = |h: &fourleg_lab::state::Handle| match h {
+        fourleg_lab::state::Handle::Process { pid, .. } => pid.to_string(),
+        fourleg_lab::state::Handle::Container { id } => id.clone(),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("serialising the status")?);
+        let mut doc = serde_json::to_value(&report).context("serialising the status")?;
+        doc["peers"] = peers
+            .iter()
+            .map(|(p, ok)| {
+                serde_json::json!({
+                    "name": p.name, "version": p.version, "url": p.url, "pid": pid_of(&p.handle),
+                    "healthy": ok, "log": p.log,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc).context("serialising the status")?);
         return Ok(code);
     }
-    if report.services.is_empty() {
+    if report.services.is_empty() && peers.is_empty() {
         println!("no lab in {} (start one with `fourleg up`)", config.state_dir.display());
         return Ok(code);
     }
     println!("lab in {} ({} runtime)", report.state_dir.display(), report.runtime.map_or("?", RuntimeKind::name));
-    println!("{:<10} {:<9} {:<28} {:>8}  health", "service", "version", "url", "pid");
+    let w = report
+        .services
+        .iter()
+        .map(|s| s.name.to_string().len())
+        .chain(peers.iter().map(|(p, _)| p.name.len()))
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    println!("{:<w$} {:<9} {:<28} {:>8}  health", "service", "version", "url", "pid");
     for s in &report.services {
         let health = match (s.running, s.healthy) {
             (true, true) => "healthy".to_owned(),
@@ -465,15 +489,11 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
             (false, _) => "stopped".to_owned(),
         };
         let pid = s.pid.map_or_else(|| s.container.clone().unwrap_or_default(), |p| p.to_string());
-        println!("{:<10} {:<9} {:<28} {:>8}  {health}", s.name, s.version, s.url, pid);
+        println!("{:<w$} {:<9} {:<28} {:>8}  {health}", s.name.to_string(), s.version, s.url, pid);
     }
-    for (p, ok) in fourleg_lab::peers::status(config).await? {
-        let pid = match p.handle {
-            fourleg_lab::state::Handle::Process { pid, .. } => pid.to_string(),
-            fourleg_lab::state::Handle::Container { id } => id,
-        };
-        let health = if ok { "healthy".to_owned() } else { format!("UNHEALTHY (see {})", p.log.display()) };
-        println!("{:<10} {:<9} {:<28} {:>8}  {health} (peer)", p.name, p.version, p.url, pid);
+    for (p, ok) in &peers {
+        let health = if *ok { "healthy".to_owned() } else { format!("UNHEALTHY (see {})", p.log.display()) };
+        println!("{:<w$} {:<9} {:<28} {:>8}  {health} (peer)", p.name, p.version, p.url, pid_of(&p.handle));
     }
     Ok(code)
 }
