@@ -87,7 +87,7 @@ enum Command {
     /// pip into the cache, which takes a few minutes.
     ///
     /// Examples: fourleg up
-    ///           fourleg up --with spring-authorization-server,idpyoidc
+    ///           fourleg up --with spring,idpyoidc
     ///           fourleg up --runtime native --keycloak-port 8080
     #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Up(UpArgs),
@@ -266,7 +266,8 @@ struct UpArgs {
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
-    /// Also start these peers from fixtures/peers/ (comma-separated, e.g. idpyoidc).
+    /// Also start these peers from fixtures/peers/, comma-separated, by name or alias:
+    /// spring-authorization-server (spring), idpyoidc.
     #[arg(long, value_delimiter = ',', value_name = "PEERS")]
     with: Vec<String>,
 }

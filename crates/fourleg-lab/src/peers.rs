@@ -27,7 +27,11 @@ use crate::LOOPBACK;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerSpec {
+    /// The directory name under `fixtures/peers/`.
     pub name: String,
+    /// Shorter names accepted by `--with` (`spring`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     pub summary: String,
     pub version: String,
     #[serde(default)]
@@ -139,8 +143,23 @@ pub fn available(fixtures: &Path) -> Vec<String> {
 }
 
 impl PeerSpec {
-    /// Reads `fixtures/peers/<name>/peer.toml`.
+    /// Reads `fixtures/peers/<name>/peer.toml`, `name` being the peer's name
+    /// or one of its aliases.
     pub fn load(fixtures: &Path, name: &str) -> Result<Self> {
+        let canonical = if fixtures.join("peers").join(name).join("peer.toml").is_file() {
+            name.to_owned()
+        } else {
+            available(fixtures)
+                .into_iter()
+                .find(|n| {
+                    std::fs::read_to_string(fixtures.join("peers").join(n).join("peer.toml"))
+                        .ok()
+                        .and_then(|t| toml::from_str::<PeerSpec>(&t).ok())
+                        .is_some_and(|p| p.aliases.iter().any(|a| a == name))
+                })
+                .unwrap_or_else(|| name.to_owned())
+        };
+        let name = canonical.as_str();
         let dir = fixtures.join("peers").join(name);
         let path = dir.join("peer.toml");
         let text = std::fs::read_to_string(&path).map_err(|_| {
@@ -159,6 +178,12 @@ impl PeerSpec {
             return Err(LabError::Fixture {
                 path,
                 message: "install: give one of `python_requirements` and `maven`, not both".into(),
+            });
+        }
+        if spec.name != name {
+            return Err(LabError::Fixture {
+                path,
+                message: format!("name = {:?} must be the directory's name, {name:?}", spec.name),
             });
         }
         spec.dir = dir;
@@ -319,6 +344,7 @@ async fn ready(url: &str) -> bool {
 /// Starts a peer (or finds it running) and returns its record.
 pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let spec = PeerSpec::load(&config.fixtures_dir, name)?;
+    let name = spec.name.as_str();
     let mut peers = load(config)?;
     if let Some(rec) = peers.get(name) {
         if process::is_alive(&rec.handle) && ready(&format!("{}{}", rec.url, spec.ready.path)).await {
@@ -482,6 +508,12 @@ mod tests {
         assert_eq!(files[0], PathBuf::from("pom.xml"));
         assert!(files.iter().any(|f| f.ends_with("application.yml")), "{files:?}");
         assert!(files.iter().all(|f| f == Path::new("pom.xml") || f.starts_with("src")), "{files:?}");
+    }
+
+    #[test]
+    fn a_peer_is_found_by_an_alias() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        assert_eq!(PeerSpec::load(&fixtures, "spring").unwrap().name, "spring-authorization-server");
     }
 
     #[test]
