@@ -342,9 +342,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             if !report.peers.is_empty() {
                 eprintln!("stopped peers {}", report.peers.join(", "));
             }
-            if report.stopped.is_empty() {
+            if report.stopped.is_empty() && report.peers.is_empty() {
                 eprintln!("nothing was running in {}", config.state_dir.display());
-            } else {
+            } else if !report.stopped.is_empty() {
                 let names: Vec<&str> = report.stopped.iter().map(|s| s.name()).collect();
                 eprintln!("stopped {}", names.join(", "));
             }
@@ -449,7 +449,9 @@ fn render_up(report: &fourleg_lab::UpReport, config: &LabConfig) -> String {
 async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
     let report = fourleg_lab::status(config).await?;
     let peers = fourleg_lab::peers::status(config).await?;
-    let healthy = report.all_healthy() && peers.iter().all(|(_, ok)| *ok);
+    // Peers alone (a peer target run without the lab's services) count too.
+    let lab_ok = report.all_healthy() || (report.services.is_empty() && !peers.is_empty());
+    let healthy = lab_ok && peers.iter().all(|(_, ok)| *ok);
     let code = if healthy { exit::OK } else { exit::FINDINGS };
     let pid_of = |h: &fourleg_lab::state::Handle| match h {
         fourleg_lab::state::Handle::Process { pid, .. } => pid.to_string(),
@@ -473,7 +475,10 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
         println!("no lab in {} (start one with `fourleg up`)", config.state_dir.display());
         return Ok(code);
     }
-    println!("lab in {} ({} runtime)", report.state_dir.display(), report.runtime.map_or("?", RuntimeKind::name));
+    match report.runtime {
+        Some(r) => println!("lab in {} ({} runtime)", report.state_dir.display(), r.name()),
+        None => println!("lab in {} (peers only; `fourleg up` starts the services)", report.state_dir.display()),
+    }
     let w = report
         .services
         .iter()

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use fourleg_lab::state::Credentials;
@@ -35,7 +36,7 @@ pub fn load_suites(dir: &Path, filters: &[String]) -> anyhow::Result<(Registry, 
 
 /// The lab as a bundled target needs it, starting it when it does not run.
 pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabContext> {
-    let mut status = fourleg_lab::status(config).await?;
+    let status = fourleg_lab::status(config).await?;
     if !status.all_healthy() {
         if !start {
             anyhow::bail!(
@@ -49,8 +50,14 @@ pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabC
         let res = fourleg_lab::up(config, kind, &progress).await;
         progress.finish();
         res?;
-        status = fourleg_lab::status(config).await?;
     }
+    context(config).await
+}
+
+/// What a lab target is given: the lab's generated secrets, and the URL and
+/// version of every service and peer that runs and is healthy.
+async fn context(config: &LabConfig) -> anyhow::Result<LabContext> {
+    let status = fourleg_lab::status(config).await?;
     let creds = Credentials::load(config)?.context("the lab has no credentials; run `fourleg up`")?;
     let mut ctx = LabContext {
         client_secrets: creds.clients.clone(),
@@ -58,7 +65,7 @@ pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabC
         state_dir: Some(std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone())),
         ..LabContext::default()
     };
-    for s in &status.services {
+    for s in status.services.iter().filter(|s| s.running && s.healthy) {
         ctx.urls.insert(s.name.name().to_owned(), s.url.clone());
         ctx.versions.insert(s.name.name().to_owned(), s.version.clone());
     }
@@ -71,29 +78,34 @@ pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabC
     Ok(ctx)
 }
 
+/// A peer target needs its peer and the lab's secrets, not the lab's
+/// services: starts the peer (which makes the secrets) when it does not run.
+async fn peer_context(config: &LabConfig, peer: &str, start: bool) -> anyhow::Result<LabContext> {
+    let running = fourleg_lab::peers::status(config).await?.into_iter().any(|(p, ok)| ok && p.name == peer);
+    if !running {
+        if !start {
+            anyhow::bail!("peer {peer} is not running; start it with `fourleg up --with {peer}` (or drop --no-start)");
+        }
+        if let Some(what) = fourleg_lab::peers::pending_install(config, peer)? {
+            eprintln!("peer {peer}: {what}");
+        }
+        eprintln!("peer {peer}: starting");
+        let p = fourleg_lab::peers::up(config, peer).await?;
+        eprintln!("peer {peer}: ready in {:.1}s at {}", Duration::from_millis(p.startup_ms).as_secs_f64(), p.url);
+    }
+    context(config).await
+}
+
 /// Connects to a target by name or path, with the lab when it is a lab target.
 pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyhow::Result<(Arc<Target>, Vec<u8>)> {
     let path = fourleg_target::profile::resolve(target, &config.fixtures_dir.join("targets"))?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let profile = Profile::load(&path)?;
     let lab = match &profile.lab {
-        Some(service) => {
-            let mut ctx = lab_context(config, start_lab).await?;
-            if !ctx.urls.contains_key(service) && fourleg_lab::peers::available(&config.fixtures_dir).contains(service)
-            {
-                if !start_lab {
-                    anyhow::bail!("peer {service} is not running; start it with `fourleg up --with {service}`");
-                }
-                if let Some(what) = fourleg_lab::peers::pending_install(config, service)? {
-                    eprintln!("peer {service}: {what}");
-                }
-                eprintln!("peer {service}: starting");
-                let p = fourleg_lab::peers::up(config, service).await?;
-                ctx.urls.insert(service.clone(), p.url);
-                ctx.versions.insert(service.clone(), p.version);
-            }
-            Some(ctx)
+        Some(service) if fourleg_lab::peers::available(&config.fixtures_dir).contains(service) => {
+            Some(peer_context(config, service, start_lab).await?)
         }
+        Some(_) => Some(lab_context(config, start_lab).await?),
         None => None,
     };
     let target = Target::connect(profile, lab).await?;

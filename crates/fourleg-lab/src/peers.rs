@@ -354,6 +354,8 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
             process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(10)).await?;
         }
     }
+    // A peer may run without the lab's services: the state may be new.
+    fsutil::private_dir(&config.state_dir)?;
     let (_, clients, users) = crate::provision::keycloak::read_realm(&config.fixtures_dir)?;
     let creds = Credentials::load_or_generate(config, &clients, &users)?;
     let logs = config.state_path("logs");
