@@ -67,6 +67,7 @@ button.cell.sel { outline: 2px solid var(--info); }
 .st-pass { background: var(--pass); } .st-fail { background: var(--fail); } .st-warn { background: var(--warn); }
 .st-info { background: var(--info); } .st-not-applicable { background: var(--na); } .st-untestable { background: var(--untestable); } .st-error { background: var(--error); }
 .xf { font-size: 11px; color: var(--muted); }
+.rules { font-size: 10px; color: var(--muted); font-family: ui-monospace, monospace; max-width: 16em; overflow-wrap: anywhere; }
 .legend li { margin: 2px 0; }
 .rates td, .rates th { padding: 2px 8px; border-bottom: 1px solid var(--line); }
 details { margin: 4px 0; } summary { cursor: pointer; }
@@ -156,7 +157,9 @@ function draw() {
         if (!c) { tr.append(el("td", {}, "·")); return; }
         const note = c.stale_expectation ? "stale" : (c.expected_failure && c.status !== "pass" ? "expected" : "");
         const b = el("button", { class: "cell", "data-target": t, "data-scenario": s.id, onclick: () => show(t, s.id, b) }, el("span", { class: "st st-" + c.status }, c.status));
-        tr.append(el("td", {}, b, note ? el("div", { class: "xf" }, note) : null));
+        const finding = ["warn", "fail", "untestable", "error"].includes(c.status);
+        const rules = finding ? [...new Set(c.checks.filter(k => k.status === c.status).map(k => k.rule))] : [];
+        tr.append(el("td", {}, b, note ? el("div", { class: "xf" }, note) : null, rules.length ? el("div", { class: "rules" }, rules.join(" ")) : null));
       });
       rows.push(tr);
     }

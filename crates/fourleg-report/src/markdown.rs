@@ -23,14 +23,23 @@ pub fn mark(status: Status) -> &'static str {
     }
 }
 
-/// A cell: the status, marked when the profile expects it or the expectation is stale.
+/// A cell: the status, marked when the profile expects it or the expectation
+/// is stale, and for a finding the rules that decided it.
 #[must_use]
 pub fn cell(r: Option<&ScenarioResult>) -> String {
-    match r {
-        None => "·".into(),
-        Some(r) if r.stale_expectation => format!("{} (stale xfail)", mark(r.status)),
-        Some(r) if r.expected_failure.is_some() && r.status != Status::Pass => format!("{} (expected)", mark(r.status)),
-        Some(r) => mark(r.status).into(),
+    let Some(r) = r else { return "·".into() };
+    let status = if r.stale_expectation {
+        format!("{} (stale xfail)", mark(r.status))
+    } else if r.expected_failure.is_some() && r.status != Status::Pass {
+        format!("{} (expected)", mark(r.status))
+    } else {
+        mark(r.status).into()
+    };
+    let rules = r.deciding_rules();
+    if rules.is_empty() {
+        status
+    } else {
+        format!("{status}<br>{}", rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" "))
     }
 }
 

@@ -156,6 +156,24 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// The rules whose checks gave the scenario its status, when that status
+    /// is a finding (warn, fail, untestable, error), each once: what a cell
+    /// says beside its status, so a wrong error code never reads like an
+    /// accepted attack.
+    #[must_use]
+    pub fn deciding_rules(&self) -> Vec<&str> {
+        if !(self.status.is_failure() || self.status == Status::Warn) {
+            return Vec::new();
+        }
+        let mut out: Vec<&str> = Vec::new();
+        for c in self.checks.iter().filter(|c| c.status == self.status) {
+            if !out.contains(&c.rule.as_str()) {
+                out.push(&c.rule);
+            }
+        }
+        out
+    }
+
     /// A failure the profile did not announce.
     #[must_use]
     pub fn is_unexpected_failure(&self) -> bool {
@@ -230,6 +248,39 @@ pub struct Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deciding_rules_are_those_of_the_worst_checks_once_each() {
+        let check = |rule: &str, status| CheckResult {
+            rule: rule.into(),
+            level: Level::Must,
+            kind: RuleKind::of(rule),
+            status,
+            message: String::new(),
+            step: None,
+        };
+        let mut r = ScenarioResult {
+            id: "s".into(),
+            area: "a".into(),
+            title: "t".into(),
+            status: Status::Fail,
+            checks: vec![
+                check("AGENT-ATTACK-alg-none", Status::Pass),
+                check("RFC8693-2.2.2-invalid-request", Status::Fail),
+                check("RFC6749-5.2-shape", Status::Untestable),
+                check("RFC8693-2.2.2-invalid-request", Status::Fail),
+            ],
+            steps: vec![],
+            measurements: vec![],
+            expected_failure: None,
+            stale_expectation: false,
+            reason: None,
+            duration_ms: 0,
+        };
+        assert_eq!(r.deciding_rules(), ["RFC8693-2.2.2-invalid-request"]);
+        r.status = Status::Pass;
+        assert!(r.deciding_rules().is_empty());
+    }
 
     #[test]
     fn worst_orders_statuses() {
