@@ -118,7 +118,9 @@ enum Command {
     ///
     /// Writes matrix.json (the run document), matrix.md (for a pull request or
     /// $GITHUB_STEP_SUMMARY), index.html (self-contained, with filters and
-    /// evidence) and junit.xml. Starts the lab when a lab target needs it.
+    /// evidence) and junit.xml. Starts the lab, or the peer, a target needs.
+    /// A target that cannot be reached gets a column of errors with the
+    /// reason; the others still run, and the exit code is 2.
     ///
     /// Examples: fourleg matrix --out reports/
     ///           fourleg matrix --targets keycloak --baseline reports/matrix.json
@@ -303,7 +305,7 @@ fn main() -> ExitCode {
 
 /// An error and its causes on one line, each cause once: library errors
 /// often already include their source in their own message.
-fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut out = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use fourleg_lab::LabConfig;
 use fourleg_report::RunDocument;
+use fourleg_scenario::result::TargetInfo;
 use fourleg_scenario::runner::{self, Observer};
 use fourleg_scenario::{Scenario, ScenarioResult};
+use fourleg_target::Profile;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::run::{self as run_cmd, Lines};
@@ -64,7 +66,22 @@ pub async fn matrix(
         if let Some(b) = &bar {
             b.println(format!("target {t}"));
         }
-        let run = run_cmd::run_target(config, t, &scenarios, &registry, concurrency, true, observer.clone()).await?;
+        let started = runner::rfc3339_now();
+        let run = match run_cmd::run_target(config, t, &scenarios, &registry, concurrency, true, observer.clone()).await
+        {
+            Ok(run) => run,
+            // A target that cannot be reached gets a column of errors; the
+            // others still run (exit 2 at the end).
+            Err(e) => {
+                let reason = crate::chain(&e);
+                let message = format!("target {t}: {reason}");
+                match &bar {
+                    Some(b) => b.println(format!("error: {message}")),
+                    None => eprintln!("error: {message}"),
+                }
+                runner::unreachable(unreached(config, t), &scenarios, &registry.profile_version, started, &reason)
+            }
+        };
         let line = run_cmd::summary(&run);
         match &bar {
             Some(b) => b.println(line),
@@ -80,6 +97,21 @@ pub async fn matrix(
         eprintln!("wrote {}", p.display());
     }
     run_cmd::document_exit(&doc, baseline)
+}
+
+/// What is known of a target that could not be reached: its profile, when
+/// it loads.
+fn unreached(config: &LabConfig, target: &str) -> TargetInfo {
+    let path = fourleg_target::profile::resolve(target, &config.fixtures_dir.join("targets")).ok();
+    let bytes = path.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+    let profile = path.as_ref().and_then(|p| Profile::load(p).ok());
+    TargetInfo {
+        name: profile.as_ref().map_or_else(|| target.to_owned(), |p| p.name.clone()),
+        product: profile.as_ref().map_or_else(|| "?".to_owned(), |p| p.product.clone()),
+        version: profile.as_ref().and_then(|p| p.version.value.clone()),
+        profile_hash: fourleg_core::hash::fnv1a_hex(&bytes),
+        issuer: None,
+    }
 }
 
 /// `fourleg diff`.

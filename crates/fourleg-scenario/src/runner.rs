@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 
 use crate::engine::{Engine, TargetDown};
-use crate::result::{Run, ScenarioResult, Summary, TargetInfo, SCHEMA_VERSION};
+use crate::result::{Run, ScenarioResult, Status, Summary, TargetInfo, SCHEMA_VERSION};
 use crate::scenario::Scenario;
 
 /// Receives results as they arrive (a live line per scenario).
@@ -124,9 +124,74 @@ pub async fn run(
     })
 }
 
+/// The run of a target that could not be reached at all (its lab or peer
+/// did not start, its profile did not connect, it stopped answering): every
+/// scenario is `error` with the reason, so a matrix keeps the other targets'
+/// columns and still says plainly that this one was not tested.
+#[must_use]
+pub fn unreachable(
+    target: TargetInfo,
+    scenarios: &[Scenario],
+    profile_version: &str,
+    started_at: String,
+    reason: &str,
+) -> Run {
+    let results: Vec<ScenarioResult> = scenarios
+        .iter()
+        .map(|s| ScenarioResult {
+            id: s.id.clone(),
+            area: s.area.clone(),
+            title: s.title.clone(),
+            status: Status::Error,
+            checks: Vec::new(),
+            steps: Vec::new(),
+            measurements: Vec::new(),
+            expected_failure: None,
+            stale_expectation: false,
+            reason: Some(format!("the target was not tested: {reason}")),
+            duration_ms: 0,
+        })
+        .collect();
+    Run {
+        schema_version: SCHEMA_VERSION,
+        fourleg_version: env!("CARGO_PKG_VERSION").into(),
+        profile_version: profile_version.into(),
+        started_at,
+        duration_ms: 0,
+        target,
+        summary: Summary::of(&results),
+        scenarios: results,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_target_is_a_column_of_errors_with_the_reason() {
+        let registry = crate::Registry::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/requirements.toml"),
+        )
+        .unwrap();
+        let scenarios = crate::scenario::load_all(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites"),
+            &registry,
+        )
+        .unwrap();
+        let info = TargetInfo {
+            name: "x".into(),
+            product: "X".into(),
+            version: None,
+            profile_hash: String::new(),
+            issuer: None,
+        };
+        let run = unreachable(info, &scenarios, "1", rfc3339_now(), "peer x did not start");
+        assert_eq!(run.scenarios.len(), scenarios.len());
+        assert!(run.scenarios.iter().all(|r| r.status == Status::Error));
+        assert!(run.scenarios[0].reason.as_deref().unwrap().contains("peer x did not start"));
+        assert_eq!(run.summary.by_status.get(&Status::Error), Some(&scenarios.len()));
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {
