@@ -216,23 +216,35 @@ fn run_logged(spec: &PeerSpec, cmd: &mut Command, what: &str, log: &Path) -> Res
 /// lines (`building with mvn (once, into …)`).
 pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>> {
     let spec = PeerSpec::load(&config.fixtures_dir, name)?;
+    let Some(dir) = install_dir(config, &spec)? else { return Ok(None) };
+    if dir.join(".fourleg-installed").is_file() {
+        return Ok(None);
+    }
     let root = config.cache_dir.join("peers").join(&spec.name);
-    if let Some(req) = &spec.install.python_requirements {
-        let text = std::fs::read(spec.dir.join(req)).unwrap_or_default();
-        let done = root.join(fourleg_core::hash::fnv1a_hex(&text)).join(".fourleg-installed").is_file();
-        return Ok((!done).then(|| format!("installing with pip (once, into {})", root.display())));
-    }
-    if spec.install.maven.is_some() {
-        let done = root.join(maven_hash(&spec)?).join(".fourleg-installed").is_file();
-        return Ok((!done).then(|| {
-            format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())
-        }));
-    }
-    Ok(None)
+    Ok(Some(if spec.install.maven.is_some() {
+        format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())
+    } else {
+        format!("installing with pip (once, into {})", root.display())
+    }))
 }
 
-/// The content hash of a Maven peer's project (`pom.xml` and `src/`).
-fn maven_hash(spec: &PeerSpec) -> Result<String> {
+/// Where a peer's install lives in the cache, one directory per content of
+/// what it installs from (the requirements file, or the Maven project), so an
+/// edit installs afresh; `None` when the peer installs nothing.
+fn install_dir(config: &LabConfig, spec: &PeerSpec) -> Result<Option<PathBuf>> {
+    let content = if let Some(req) = &spec.install.python_requirements {
+        let path = spec.dir.join(req);
+        std::fs::read(&path).map_err(|e| LabError::Fixture { path, message: e.to_string() })?
+    } else if spec.install.maven.is_some() {
+        maven_content(spec)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(config.cache_dir.join("peers").join(&spec.name).join(fourleg_core::hash::fnv1a_hex(&content))))
+}
+
+/// A Maven peer's project (`pom.xml` and `src/`) as bytes, paths included.
+fn maven_content(spec: &PeerSpec) -> Result<Vec<u8>> {
     let mut content = Vec::new();
     for f in &maven_sources(&spec.dir) {
         let bytes = std::fs::read(spec.dir.join(f))
@@ -242,33 +254,30 @@ fn maven_hash(spec: &PeerSpec) -> Result<String> {
         content.extend_from_slice(&bytes);
         content.push(0);
     }
-    Ok(fourleg_core::hash::fnv1a_hex(&content))
+    Ok(content)
 }
 
 /// Installs what the peer needs into the cache (once per content).
 fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Installed> {
+    let Some(dir) = install_dir(config, spec)? else { return Ok(Installed::default()) };
     if let Some(req) = &spec.install.python_requirements {
-        return install_python(config, spec, req, log).map(|python| Installed { python: Some(python), artifact: None });
+        return install_python(&dir, spec, req, log).map(|python| Installed { python: Some(python), artifact: None });
     }
     if let Some(mvn) = &spec.install.maven {
-        return build_maven(config, spec, mvn, log)
+        return build_maven(&dir, config, spec, mvn, log)
             .map(|artifact| Installed { python: None, artifact: Some(artifact) });
     }
     Ok(Installed::default())
 }
 
-fn install_python(config: &LabConfig, spec: &PeerSpec, req: &Path, log: &Path) -> Result<PathBuf> {
+fn install_python(venv: &Path, spec: &PeerSpec, req: &Path, log: &Path) -> Result<PathBuf> {
     let req_path = spec.dir.join(req);
-    let text = std::fs::read_to_string(&req_path)
-        .map_err(|e| LabError::Fixture { path: req_path.clone(), message: e.to_string() })?;
-    // One venv per requirements content: editing the pins installs afresh.
-    let venv = config.cache_dir.join("peers").join(&spec.name).join(fourleg_core::hash::fnv1a_hex(text.as_bytes()));
     let python = venv.join("bin/python");
     if venv.join(".fourleg-installed").is_file() {
         return Ok(python);
     }
-    let _ = std::fs::remove_dir_all(&venv);
-    run_logged(spec, Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv", log)?;
+    let _ = std::fs::remove_dir_all(venv);
+    run_logged(spec, Command::new("python3").args(["-m", "venv"]).arg(venv), "python3 -m venv", log)?;
     run_logged(
         spec,
         Command::new(venv.join("bin/pip"))
@@ -301,15 +310,13 @@ fn maven_sources(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn build_maven(config: &LabConfig, spec: &PeerSpec, mvn: &MavenBuild, log: &Path) -> Result<PathBuf> {
+fn build_maven(build: &Path, config: &LabConfig, spec: &PeerSpec, mvn: &MavenBuild, log: &Path) -> Result<PathBuf> {
     let files = maven_sources(&spec.dir);
-    // One build per source content: editing the project builds afresh.
-    let build = config.cache_dir.join("peers").join(&spec.name).join(maven_hash(spec)?);
     let artifact = build.join(&mvn.artifact);
     if build.join(".fourleg-installed").is_file() && artifact.is_file() {
         return Ok(artifact);
     }
-    let _ = std::fs::remove_dir_all(&build);
+    let _ = std::fs::remove_dir_all(build);
     for f in &files {
         let to = build.join(f);
         if let Some(parent) = to.parent() {
@@ -322,7 +329,7 @@ fn build_maven(config: &LabConfig, spec: &PeerSpec, mvn: &MavenBuild, log: &Path
         Command::new("mvn")
             .args(&mvn.args)
             .arg(format!("-Dmaven.repo.local={}", config.cache_dir.join("maven").display()))
-            .current_dir(&build),
+            .current_dir(build),
         "mvn package",
         log,
     )?;
