@@ -403,26 +403,10 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     };
     let mut peers = Vec::new();
     for name in &args.with {
-        match fourleg_lab::peers::pending_install(config, name) {
-            Ok(Some(what)) => eprintln!("peer {name}: {what}"),
-            Ok(None) => {}
+        match run::start_peer(config, name).await {
+            Ok(p) => peers.push(p),
             Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(exit::HARNESS);
-            }
-        }
-        eprintln!("peer {name}: starting");
-        match fourleg_lab::peers::up(config, name).await {
-            Ok(p) => {
-                eprintln!(
-                    "peer {name}: ready in {:.1}s at {}",
-                    Duration::from_millis(p.startup_ms).as_secs_f64(),
-                    p.url
-                );
-                peers.push(p);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", chain(&e));
                 return Ok(exit::HARNESS);
             }
         }

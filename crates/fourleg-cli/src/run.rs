@@ -86,14 +86,21 @@ async fn peer_context(config: &LabConfig, peer: &str, start: bool) -> anyhow::Re
         if !start {
             anyhow::bail!("peer {peer} is not running; start it with `fourleg up --with {peer}` (or drop --no-start)");
         }
-        if let Some(what) = fourleg_lab::peers::pending_install(config, peer)? {
-            eprintln!("peer {peer}: {what}");
-        }
-        eprintln!("peer {peer}: starting");
-        let p = fourleg_lab::peers::up(config, peer).await?;
-        eprintln!("peer {peer}: ready in {:.1}s at {}", Duration::from_millis(p.startup_ms).as_secs_f64(), p.url);
+        start_peer(config, peer).await?;
     }
     context(config).await
+}
+
+/// Starts a peer (building or installing it first when needed), saying so
+/// on stderr: for `up --with` and for a peer target's run.
+pub async fn start_peer(config: &LabConfig, peer: &str) -> anyhow::Result<fourleg_lab::peers::PeerRecord> {
+    if let Some(what) = fourleg_lab::peers::pending_install(config, peer)? {
+        eprintln!("peer {peer}: {what}");
+    }
+    eprintln!("peer {peer}: starting");
+    let p = fourleg_lab::peers::up(config, peer).await?;
+    eprintln!("peer {peer}: ready in {:.1}s at {}", Duration::from_millis(p.startup_ms).as_secs_f64(), p.url);
+    Ok(p)
 }
 
 /// Connects to a target by name or path, with the lab when it is a lab target.

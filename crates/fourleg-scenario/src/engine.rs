@@ -594,12 +594,13 @@ impl Engine {
         if let Some(x) = &step.wait {
             let begin = Instant::now();
             // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
-            let leeway = if x.until.as_str() == "expired" {
-                t.profile.short_lived.as_ref().map_or(0, |s| i64::try_from(s.leeway_s).unwrap_or(i64::MAX))
+            let leeway_s = if x.until.as_str() == "expired" {
+                t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s)
             } else {
                 0
             };
-            let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway.unsigned_abs());
+            let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
+            let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
             let mut last = Vec::new();
             let mut pending: Vec<String>;
             loop {
