@@ -277,10 +277,10 @@ struct UpArgs {
 fn config(dirs: &Dirs) -> LabConfig {
     let mut c = LabConfig::new(&dirs.state_dir);
     if let Some(cache) = &dirs.cache_dir {
-        c.cache_dir.clone_from(cache);
+        c.cache_dir = fourleg_lab::config::absolute(cache.clone());
     }
     if let Some(f) = &dirs.fixtures {
-        c.fixtures_dir.clone_from(f);
+        c.fixtures_dir = fourleg_lab::config::absolute(f.clone());
     }
     c
 }

@@ -81,13 +81,16 @@ pub struct LabConfig {
 
 impl LabConfig {
     /// A configuration rooted at `state_dir`, with the default cache and the
-    /// fixtures found from the current directory.
+    /// fixtures found from the current directory. Every directory is made
+    /// absolute here: services and peers run in directories of their own, and
+    /// a relative state path would make them write into whatever directory
+    /// they run from (the source tree, once).
     #[must_use]
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Self {
-            state_dir: state_dir.into(),
-            cache_dir: default_cache_dir(),
-            fixtures_dir: default_fixtures_dir(),
+            state_dir: absolute(state_dir.into()),
+            cache_dir: absolute(default_cache_dir()),
+            fixtures_dir: absolute(default_fixtures_dir()),
             ports: Ports::default(),
             keycloak_home: None,
             bao_bin: None,
@@ -107,6 +110,13 @@ impl LabConfig {
     pub fn log_path(&self, service: crate::Service) -> PathBuf {
         self.state_dir.join("logs").join(format!("{service}.log"))
     }
+}
+
+/// `path` made absolute against the current directory (not resolving links);
+/// unchanged if the current directory cannot be read.
+#[must_use]
+pub fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// `$FOURLEG_CACHE`, else `$XDG_CACHE_HOME/fourleg`, else `~/.cache/fourleg`,
@@ -138,4 +148,19 @@ pub fn default_fixtures_dir() -> PathBuf {
         }
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_directory_is_absolute() {
+        let c = LabConfig::new(".lab");
+        assert!(c.state_dir.is_absolute(), "{}", c.state_dir.display());
+        assert!(c.state_path("peers/idpyoidc").is_absolute());
+        assert!(c.cache_dir.is_absolute());
+        assert!(c.fixtures_dir.is_absolute());
+        assert!(c.state_dir.ends_with(".lab"));
+    }
 }

@@ -54,11 +54,16 @@ pub enum BaoHealth {
     Uninitialized,
     /// Answering, sealed.
     Sealed,
-    /// Unsealed and active.
+    /// Unsealed, but not (yet) the active node: with raft storage a single
+    /// node stays in standby until it has elected itself leader, and every
+    /// write answers 500 "local node not active" meanwhile.
+    Standby,
+    /// Unsealed and active: writes succeed.
     Active,
 }
 
-/// Asks `sys/health` (RFC-less, but OpenBao's documented health endpoint).
+/// Asks `sys/health` (OpenBao's documented health endpoint). Every state
+/// answers 200 here so the body, not the status, tells them apart.
 pub async fn openbao(base: &str) -> BaoHealth {
     let url = format!("{base}/v1/sys/health?uninitcode=200&sealedcode=200&standbyok=true");
     let Ok(resp) = http().get(url).send().await else { return BaoHealth::Down };
@@ -67,6 +72,8 @@ pub async fn openbao(base: &str) -> BaoHealth {
         BaoHealth::Uninitialized
     } else if body["sealed"] == Value::Bool(true) {
         BaoHealth::Sealed
+    } else if body["standby"] == Value::Bool(true) || body["performance_standby"] == Value::Bool(true) {
+        BaoHealth::Standby
     } else {
         BaoHealth::Active
     }

@@ -80,11 +80,15 @@ struct Installed {
     artifact: Option<PathBuf>,
 }
 
-/// The command that runs the peer, from its directory.
+/// The command that runs the peer. It runs in the peer's own directory of
+/// the lab state (`{state}`), never in the source tree, so whatever it writes
+/// relative to where it runs stays in the state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
-    /// `{python}`, `{artifact}`, `{port}`, `{state}` are replaced.
+    /// `{python}`, `{artifact}`, `{port}`, `{state}` and `{dir}` (the
+    /// peer's fixture directory, holding its `peer.toml`) are replaced, each
+    /// by an absolute path.
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -379,6 +383,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let fill = |s: &str| {
         s.replace("{port}", &port.to_string())
             .replace("{state}", &state.display().to_string())
+            .replace("{dir}", &crate::config::absolute(spec.dir.clone()).display().to_string())
             .replace(
                 "{python}",
                 &installed.python.as_ref().map_or_else(|| "python3".into(), |p| p.display().to_string()),
@@ -387,7 +392,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     };
     let argv: Vec<String> = spec.run.command.iter().map(|a| fill(a)).collect();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(&spec.dir);
+    cmd.args(&argv[1..]).current_dir(&state);
     for (k, v) in &spec.run.env {
         cmd.env(k, fill(v));
     }

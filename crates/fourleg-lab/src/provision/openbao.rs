@@ -130,7 +130,24 @@ impl Bao {
     }
 
     /// Calls `method /v1/<path>`; returns status and JSON body (`Null` when empty).
+    ///
+    /// An answer that only says the node is not active yet (a raft node that
+    /// has not finished electing itself, see [`is_not_active`]) is retried for
+    /// up to [`NOT_ACTIVE_GRACE`]: it is a state the node leaves by itself, not
+    /// an answer to the request.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let begin = std::time::Instant::now();
+        loop {
+            let (status, value) = self.call_once(method.clone(), path, body.clone()).await?;
+            if is_not_active(status, &value) && begin.elapsed() < NOT_ACTIVE_GRACE {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
+            return Ok((status, value));
+        }
+    }
+
+    async fn call_once(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
         let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
         let mut req = self.http.request(method.clone(), &url);
         if let Some(t) = &self.token {
@@ -161,6 +178,24 @@ impl Bao {
                 format!("{method} /v1/{path} answered {status}: {}", errors_of(&value)),
             ))
         }
+    }
+}
+
+/// How long a request answered "not active" is retried.
+const NOT_ACTIVE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether an answer only says that the node cannot serve requests yet: 429
+/// (a standby node, per `sys/health`'s defaults), 503 (sealed or not ready),
+/// or 500 with OpenBao's "local node not active" / "active cluster node not
+/// found", which a single raft node answers between unseal and its election.
+fn is_not_active(status: u16, value: &Value) -> bool {
+    match status {
+        429 | 503 => true,
+        500 => {
+            let errors = errors_of(value);
+            errors.contains("node not active") || errors.contains("active cluster node not found")
+        }
+        _ => false,
     }
 }
 
@@ -199,14 +234,37 @@ pub async fn init_and_unseal(config: &LabConfig, base: &str) -> Result<Secret> {
     if health::openbao(base).await == BaoHealth::Sealed {
         bao.ok(reqwest::Method::PUT, "sys/unseal", Some(json!({"key": init.unseal_key.expose()}))).await?;
     }
-    // Raft elects itself leader shortly after unseal.
-    for _ in 0..100 {
-        if health::openbao(base).await == BaoHealth::Active {
-            return Ok(init.root_token);
+    wait_active(base, ACTIVE_TIMEOUT).await?;
+    Ok(init.root_token)
+}
+
+/// How long an unsealed node may take to become the active node.
+const ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the node is the active one and knows it: `sys/health` says
+/// unsealed and not standby, and `sys/leader` names this node as leader.
+/// Between unseal and the end of its raft election a single node answers
+/// writes with 500 "local node not active"; provisioning starts only after.
+pub async fn wait_active(base: &str, timeout: std::time::Duration) -> Result<()> {
+    let bao = Bao::new(base);
+    let begin = std::time::Instant::now();
+    let mut last = BaoHealth::Down;
+    while begin.elapsed() < timeout {
+        last = health::openbao(base).await;
+        if last == BaoHealth::Active {
+            if let Ok((200, leader)) = bao.call_once(reqwest::Method::GET, "sys/leader", None).await {
+                let is_leader = leader["ha_enabled"] == Value::Bool(false) || leader["is_self"] == Value::Bool(true);
+                if is_leader {
+                    return Ok(());
+                }
+            }
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Err(LabError::provision(Service::Openbao, "unsealed but not active after 20s"))
+    Err(LabError::provision(
+        Service::Openbao,
+        format!("unsealed but not the active node after {}s (last health: {last:?})", timeout.as_secs()),
+    ))
 }
 
 /// Applies the fixture with the root token; writes the client secrets to KV
@@ -332,5 +390,102 @@ mod tests {
         let err = BaoFixture::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("provision.toml"), "{err}");
         assert!(err.contains("monut"), "{err}");
+    }
+
+    /// A stand-in for a single raft node between unseal and its election:
+    /// `sys/health` says standby and writes answer 500 "local node not
+    /// active" for the first `standby_calls` health checks, then it is active.
+    /// It only tests the harness's waiting: the real node is in the live tests.
+    async fn electing_node(standby_calls: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let health_calls = Arc::new(AtomicUsize::new(0));
+        let active = {
+            let h = health_calls.clone();
+            move || h.load(Ordering::SeqCst) > standby_calls
+        };
+        let (a1, a2, a3) = (active.clone(), active.clone(), active);
+        let h = health_calls.clone();
+        let app = axum::Router::new()
+            .route(
+                "/v1/sys/health",
+                axum::routing::get(move || {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let standby = !a1();
+                    async move { axum::Json(json!({"initialized": true, "sealed": false, "standby": standby})) }
+                }),
+            )
+            .route(
+                "/v1/sys/leader",
+                axum::routing::get(move || {
+                    let me = a2();
+                    async move { axum::Json(json!({"ha_enabled": true, "is_self": me})) }
+                }),
+            )
+            .route(
+                "/v1/sys/mounts/fourleg",
+                axum::routing::post(move || {
+                    let ok = a3();
+                    async move {
+                        if ok {
+                            (axum::http::StatusCode::NO_CONTENT, String::new())
+                        } else {
+                            let body = json!({"errors": ["local node not active but active cluster node not found"]});
+                            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body.to_string())
+                        }
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}"), health_calls)
+    }
+
+    #[tokio::test]
+    async fn a_standby_node_is_not_active() {
+        let (base, _) = electing_node(usize::MAX).await;
+        // `standbyok=true` makes a standby node answer 200: the body decides.
+        assert_eq!(health::openbao(&base).await, BaoHealth::Standby);
+        let err = wait_active(&base, std::time::Duration::from_millis(600)).await.unwrap_err().to_string();
+        assert!(err.contains("not the active node"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn provisioning_waits_for_the_election() {
+        let (base, calls) = electing_node(5).await;
+        wait_active(&base, std::time::Duration::from_secs(10)).await.unwrap();
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 5);
+        assert_eq!(health::openbao(&base).await, BaoHealth::Active);
+    }
+
+    #[tokio::test]
+    async fn a_write_answered_not_active_is_retried() {
+        let (base, _) = electing_node(3).await;
+        let bao = Bao::new(&base);
+        // The node turns active only as its health is polled: poll it in the
+        // background while the write is retried.
+        let poller = {
+            let base = base.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    health::openbao(&base).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        };
+        bao.ok(reqwest::Method::POST, "sys/mounts/fourleg", Some(json!({"type": "kv"}))).await.unwrap();
+        poller.await.unwrap();
+    }
+
+    #[test]
+    fn only_not_active_answers_are_retried() {
+        let not_active = json!({"errors": ["local node not active but active cluster node not found"]});
+        assert!(is_not_active(500, &not_active));
+        assert!(is_not_active(503, &Value::Null));
+        assert!(is_not_active(429, &Value::Null));
+        assert!(!is_not_active(500, &json!({"errors": ["permission denied"]})));
+        assert!(!is_not_active(400, &not_active));
+        assert!(!is_not_active(404, &Value::Null));
     }
 }
