@@ -120,10 +120,13 @@ enum Command {
     /// $GITHUB_STEP_SUMMARY), index.html (self-contained, with filters and
     /// evidence) and junit.xml. Starts the lab, or the peer, a target needs.
     /// A target that cannot be reached gets a column of errors with the
-    /// reason; the others still run, and the exit code is 2.
+    /// reason; the others still run, and the exit code is 2. Targets that
+    /// share nothing (each peer, the lab's Keycloak) run side by side; the
+    /// last lines give each target's wall time and, on exit 2, why.
     ///
-    /// Examples: fourleg matrix --out reports/
+    /// Examples: fourleg matrix
     ///           fourleg matrix --targets keycloak --baseline reports/matrix.json
+    ///           fourleg matrix --out reports/      (regenerate the reference matrix)
     #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Matrix(MatrixArgs),
     /// What changed between two run documents, cell by cell.
@@ -208,8 +211,10 @@ struct MatrixArgs {
     /// Targets, comma-separated (names or profile paths) [default: every bundled target].
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
-    /// Directory for matrix.json, matrix.md, index.html, junit.xml.
-    #[arg(long, default_value = "reports", value_name = "DIR")]
+    /// Directory for matrix.json, matrix.md, index.html, junit.xml. The default
+    /// is ignored by git; the committed reference matrix is reports/ itself,
+    /// rewritten only when asked (`--out reports/`).
+    #[arg(long, default_value = "reports/latest", value_name = "DIR")]
     out: PathBuf,
     /// Gate on an earlier run document (see `run --baseline`).
     #[arg(long, value_name = "FILE")]

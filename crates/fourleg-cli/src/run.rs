@@ -123,11 +123,18 @@ pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyho
 #[derive(Debug)]
 pub struct Lines {
     color: bool,
+    /// Named on each line when several targets run at once.
+    target: Option<String>,
 }
 
 impl Lines {
     pub fn new() -> Self {
-        Self { color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+        Self { color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(), target: None }
+    }
+
+    /// Lines that name `target`, for runs side by side.
+    pub fn for_target(target: &str) -> Self {
+        Self { target: Some(target.to_owned()), ..Self::new() }
     }
 
     fn paint(&self, status: Status, text: &str) -> String {
@@ -162,7 +169,8 @@ impl Observer for Lines {
 
     fn finished(&self, r: &ScenarioResult) {
         let word = self.paint(r.status, &format!("{:<24}", status_word(r)));
-        let mut line = format!("{word} {}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
+        let on = self.target.as_deref().map(|t| format!("[{t}] ")).unwrap_or_default();
+        let mut line = format!("{word} {on}{}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
         if matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error) {
             let bad: Vec<_> = r.checks.iter().filter(|c| c.status == r.status).collect();
             for c in bad.iter().take(3) {
@@ -194,12 +202,12 @@ pub fn summary(run: &Run) -> String {
     let s = &run.summary;
     let counts: Vec<String> = s.by_status.iter().map(|(k, v)| format!("{v} {}", k.word())).collect();
     format!(
-        "{} {} against {} {}: {} scenarios: {}; {} unexpected failures, {} expected, {} stale expectations ({:.1}s)",
+        "{} {} against {} {}: {}: {}; {} unexpected failures, {} expected, {} stale expectations ({:.1}s)",
         "fourleg",
         run.fourleg_version,
         run.target.name,
         run.target.version.as_deref().unwrap_or("(version unknown)"),
-        s.total,
+        plural(s.total, "scenario"),
         counts.join(", "),
         s.unexpected_failures,
         s.expected_failures,
@@ -231,18 +239,39 @@ pub async fn run_target(
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<Run> {
     let (target, bytes) = connect(config, target, start_lab).await?;
+    run_connected(target, &bytes, scenarios, registry, concurrency, observer).await
+}
+
+/// Runs the suites against a target already connected.
+pub async fn run_connected(
+    target: Arc<Target>,
+    profile_bytes: &[u8],
+    scenarios: &[Scenario],
+    registry: &Registry,
+    concurrency: usize,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Run> {
     eprintln!(
-        "running {} scenarios against {} ({} {}) at {}",
-        scenarios.len(),
+        "running {} against {} ({} {}) at {}",
+        plural(scenarios.len(), "scenario"),
         target.name(),
         target.profile.product,
         target.version.as_deref().unwrap_or("?"),
         target.endpoints.issuer.as_deref().unwrap_or(&target.endpoints.token)
     );
     let engine = Arc::new(fourleg_scenario::Engine::new(Arc::clone(&target), Arc::new(registry.clone())));
-    runner::run(engine, scenarios, concurrency, &bytes, &registry.profile_version, observer)
+    runner::run(engine, scenarios, concurrency, profile_bytes, &registry.profile_version, observer)
         .await
         .map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }
 
 /// The exit code of a document, gated on a baseline when one is given.

@@ -112,6 +112,48 @@ impl RunDocument {
     }
 }
 
+/// A target whose run has `error` cells, and why: the harness could not test
+/// those scenarios, which says nothing about the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errored {
+    pub target: String,
+    /// How many scenarios errored, of how many.
+    pub errors: usize,
+    pub total: usize,
+    /// The distinct reasons, in order of first appearance.
+    pub reasons: Vec<String>,
+}
+
+impl RunDocument {
+    /// Every target with `error` cells, in run order, with their distinct
+    /// reasons: what `matrix` prints last and `matrix.md` shows first.
+    #[must_use]
+    pub fn errored(&self) -> Vec<Errored> {
+        self.runs
+            .iter()
+            .filter_map(|run| {
+                let errors: Vec<&ScenarioResult> = run.scenarios.iter().filter(|s| s.status == Status::Error).collect();
+                if errors.is_empty() {
+                    return None;
+                }
+                let mut reasons: Vec<String> = Vec::new();
+                for s in &errors {
+                    let reason = s.reason.clone().unwrap_or_else(|| format!("{}: no reason recorded", s.id));
+                    if !reasons.contains(&reason) {
+                        reasons.push(reason);
+                    }
+                }
+                Some(Errored {
+                    target: run.target.name.clone(),
+                    errors: errors.len(),
+                    total: run.scenarios.len(),
+                    reasons,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Pass rates of one run, RFC rules and profile rules apart.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PassRates {

@@ -67,6 +67,21 @@ pub fn render(doc: &RunDocument) -> String {
             PassRates::show(p.profile_passed, p.profile_applicable),
         );
     }
+    let errored = doc.errored();
+    if !errored.is_empty() {
+        let _ = writeln!(out, "\n## Not tested\n");
+        let _ =
+            writeln!(out, "The harness could not test these cells (`💥 error`); they say nothing about the target.\n");
+        for e in &errored {
+            let _ = writeln!(out, "- `{}`: {} of {} scenarios errored:", e.target, e.errors, e.total);
+            for reason in e.reasons.iter().take(MAX_REASONS) {
+                let _ = writeln!(out, "  - {}", escape(&one_line(reason)));
+            }
+            if e.reasons.len() > MAX_REASONS {
+                let _ = writeln!(out, "  - … and {} more reasons (see matrix.json)", e.reasons.len() - MAX_REASONS);
+            }
+        }
+    }
     let scenarios = doc.scenarios();
     let mut areas: Vec<&str> = Vec::new();
     for (_, area, _) in &scenarios {
@@ -109,6 +124,19 @@ pub const LEGEND: &[(Status, &str)] = &[
     (Status::Untestable, "a prerequisite is missing (a login, a hook, a mapping); counts as a failure"),
     (Status::Error, "the harness broke; not a finding about the target"),
 ];
+
+/// Distinct error reasons shown per target.
+const MAX_REASONS: usize = 3;
+
+/// A reason on one Markdown line, bounded (a target's own text can be long).
+fn one_line(s: &str) -> String {
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 300 {
+        format!("{}…", flat.chars().take(300).collect::<String>())
+    } else {
+        flat
+    }
+}
 
 fn escape(s: &str) -> String {
     s.replace('|', "\\|")

@@ -157,6 +157,25 @@ fn markdown_snapshot() {
 }
 
 #[test]
+fn the_markdown_says_why_a_target_was_not_tested() {
+    let mut d = doc();
+    for s in &mut d.runs[1].scenarios {
+        s.status = Status::Error;
+        s.reason =
+            Some("the target was not tested: peer idpyoidc did not start (see .lab/logs/peer-idpyoidc.log)".into());
+    }
+    let md = markdown::render(&d);
+    let section = md.find("## Not tested").expect("a section for errored targets");
+    assert!(section < md.find("## core").unwrap(), "shown before the tables");
+    assert!(md.contains("- `other-idp`: 3 of 3 scenarios errored:"), "{md}");
+    assert!(md.contains("peer idpyoidc did not start (see .lab/logs/peer-idpyoidc.log)"), "{md}");
+    assert_eq!(d.errored().len(), 1);
+    assert_eq!(d.errored()[0].reasons.len(), 1, "one reason, shown once");
+    // A clean document has no such section.
+    assert!(!markdown::render(&doc()).contains("Not tested"));
+}
+
+#[test]
 fn junit_snapshot() {
     insta::assert_snapshot!(junit::render(&doc()));
 }

@@ -68,29 +68,34 @@ pub async fn run(
     let mut handles = Vec::new();
     for s in shared {
         let (engine, pool, observer, s) = (Arc::clone(&engine), Arc::clone(&pool), Arc::clone(&observer), s.clone());
-        handles.push(tokio::spawn(async move {
-            let _permit = pool.acquire_owned().await.expect("the pool is never closed");
-            observer.started(&s);
-            let r = engine.run(&s).await;
-            if let Ok(r) = &r {
-                observer.finished(r);
-            }
-            r
-        }));
+        let scenario = s.clone();
+        handles.push((
+            scenario,
+            tokio::spawn(async move {
+                let _permit = pool.acquire_owned().await.expect("the pool is never closed");
+                observer.started(&s);
+                let r = engine.run(&s).await;
+                if let Ok(r) = &r {
+                    observer.finished(r);
+                }
+                r
+            }),
+        ));
     }
     let mut results = Vec::new();
     let mut down = None;
-    for h in handles {
+    for (s, h) in handles {
         match h.await {
             Ok(Ok(r)) => results.push(r),
             Ok(Err(d)) => {
                 down.get_or_insert(d);
             }
+            // A panic is a bug of the harness in this scenario, not the
+            // target going away: this scenario errors, the others stand.
             Err(e) => {
-                down.get_or_insert(TargetDown {
-                    target: engine.target().name().into(),
-                    detail: format!("a scenario task panicked: {e}"),
-                });
+                let r = harness_bug(&s, &e.to_string());
+                observer.finished(&r);
+                results.push(r);
             }
         }
     }
@@ -122,6 +127,23 @@ pub async fn run(
         summary: Summary::of(&results),
         scenarios: results,
     })
+}
+
+/// The result of a scenario whose task panicked: `error`, with the panic.
+fn harness_bug(s: &Scenario, panic: &str) -> ScenarioResult {
+    ScenarioResult {
+        id: s.id.clone(),
+        area: s.area.clone(),
+        title: s.title.clone(),
+        status: Status::Error,
+        checks: Vec::new(),
+        steps: Vec::new(),
+        measurements: Vec::new(),
+        expected_failure: None,
+        stale_expectation: false,
+        reason: Some(format!("a bug in fourleg, not a finding about the target: {panic}")),
+        duration_ms: 0,
+    }
 }
 
 /// The run of a target that could not be reached at all (its lab or peer
