@@ -161,11 +161,23 @@ async fn healthy(record: &ServiceRecord, creds: &Credentials) -> bool {
 /// exists, so `down` can clean up after a crash.
 pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) -> Result<UpReport> {
     let begin = Instant::now();
+    // Prerequisites first, before anything is written: a refused `up` leaves
+    // no state, no credentials behind. A lab that already runs whole needs
+    // nothing more from the machine.
+    let previous = LabState::load(&config.state_dir)?;
+    let runs_whole = previous.as_ref().is_some_and(|s| {
+        s.runtime == kind
+            && runtime_for(kind, config)
+                .is_ok_and(|rt| Service::ALL.iter().all(|svc| s.services.get(svc).is_some_and(|r| rt.is_running(r))))
+    });
+    if !runs_whole {
+        runtime_for(kind, config)?.check()?;
+    }
     fsutil::private_dir(&config.state_dir)?;
     std::fs::create_dir_all(config.state_path("logs")).map_err(|e| LabError::io("creating the log directory", e))?;
     std::fs::create_dir_all(config.state_path("openbao")).map_err(|e| LabError::io("creating the openbao state", e))?;
 
-    let mut state = LabState::load(&config.state_dir)?.unwrap_or_else(|| LabState::new(kind));
+    let mut state = previous.unwrap_or_else(|| LabState::new(kind));
     if state.runtime != kind {
         let rt = runtime_for(state.runtime, config)?;
         if state.services.values().any(|r| rt.is_running(r)) {
@@ -482,6 +494,16 @@ mod tests {
         config.ports.keycloak = Some(held.local_addr().unwrap().port());
         let err = choose_ports(&config, &BTreeMap::new(), &[]).unwrap_err().to_string();
         assert!(err.contains("in use"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_prerequisite_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LabConfig::new(dir.path().join("lab"));
+        config.bao_bin = Some(dir.path().join("no-such-bao"));
+        let err = up(&config, RuntimeKind::Native, &crate::Silent).await.unwrap_err().to_string();
+        assert!(err.contains("BAO_BIN"), "{err}");
+        assert!(!config.state_dir.exists(), "a refused up created {}", config.state_dir.display());
     }
 
     #[tokio::test]

@@ -28,6 +28,9 @@ pub enum ProfileError {
     /// A field parses but breaks a rule of the format.
     #[error("target profile {}: field `{field}`: {message}", path.display())]
     Invalid { path: PathBuf, field: String, message: String },
+    /// A path was given and there is no file there.
+    #[error("no target profile at {} (a path, since it has a `/` or ends in .toml); bundled targets are named without one: {known}", path.display())]
+    NoFile { path: PathBuf, known: String },
     /// No profile by that name among the bundled ones.
     #[error("no target named `{name}` in {} (known: {known}); pass a path to use your own profile", dir.display())]
     Unknown { name: String, dir: PathBuf, known: String },
@@ -156,8 +159,12 @@ pub struct ClientProfile {
 }
 
 /// Where a secret comes from. Never written into reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
+///
+/// Read by hand: a bare string (`secret = "s3cret"`) would otherwise be
+/// refused with serde's list of every variant, `literal` included, which is
+/// the one thing a vendor's profile may not use.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SecretSource {
     /// An environment variable.
     Env(String),
@@ -167,6 +174,34 @@ pub enum SecretSource {
     Lab(String),
     /// A literal (bundled lab targets only).
     Literal(String),
+}
+
+/// The table forms of [`SecretSource`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum SecretTable {
+    Env(String),
+    File(PathBuf),
+    Lab(String),
+    Literal(String),
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = toml::Value::deserialize(d)?;
+        if value.is_str() {
+            return Err(serde::de::Error::custom(
+                "a secret is never written in the profile: use `{ env = \"VAR\" }` or `{ file = \"path\" }`",
+            ));
+        }
+        let table = SecretTable::deserialize(value).map_err(serde::de::Error::custom)?;
+        Ok(match table {
+            SecretTable::Env(v) => Self::Env(v),
+            SecretTable::File(p) => Self::File(p),
+            SecretTable::Lab(v) => Self::Lab(v),
+            SecretTable::Literal(v) => Self::Literal(v),
+        })
+    }
 }
 
 /// How a user gets their first token.
@@ -387,9 +422,19 @@ impl Profile {
     }
 
     /// Parses and validates profile text; `path` is for messages.
+    ///
+    /// A parse error names the line and the field, and never quotes the
+    /// profile's text: the offending line may hold a secret.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
-        let profile: Profile = toml::from_str(text)
-            .map_err(|e: toml::de::Error| ProfileError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let profile: Profile = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|sp| text[..sp.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            let named = if field == "." || field.is_empty() { String::new() } else { format!("field `{field}`: ") };
+            let message = format!("{at}{named}{}", inner.message());
+            ProfileError::Parse { path: path.to_owned(), message }
+        })?;
         profile.validate(path)?;
         Ok(profile)
     }
@@ -511,6 +556,12 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, ProfileError> 
         return Ok(p.to_owned());
     }
     let known = bundled(dir)?;
+    if name_or_path.contains('/') || p.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        return Err(ProfileError::NoFile {
+            path: p.to_owned(),
+            known: known.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
     known.get(name_or_path).cloned().ok_or_else(|| ProfileError::Unknown {
         name: name_or_path.to_owned(),
         dir: dir.to_owned(),
@@ -521,6 +572,26 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, ProfileError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_string_secret_says_how_to_give_one() {
+        let text = MINIMAL.replace("secret = { env = \"AGENT_SECRET\" }", "secret = \"s3cret\"");
+        let err = Profile::parse(&text, Path::new("vendor.toml")).unwrap_err().to_string();
+        assert!(err.contains("clients.agent.secret"), "{err}");
+        assert!(err.contains("{ env = \"VAR\" }"), "{err}");
+        assert!(!err.contains("literal"), "{err}");
+        assert!(!err.contains("s3cret"), "the secret is not echoed: {err}");
+    }
+
+    #[test]
+    fn a_path_that_is_not_there_is_not_called_a_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/targets");
+        let err = resolve("./nosuch.toml", &dir).unwrap_err().to_string();
+        assert!(err.starts_with("no target profile at ./nosuch.toml"), "{err}");
+        assert!(err.contains("keycloak"), "{err}");
+        let err = resolve("nosuch", &dir).unwrap_err().to_string();
+        assert!(err.starts_with("no target named `nosuch`"), "{err}");
+    }
 
     const MINIMAL: &str = r#"
 name = "vendor"

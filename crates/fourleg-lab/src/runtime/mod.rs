@@ -80,6 +80,13 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Which runtime this is.
     fn kind(&self) -> RuntimeKind;
 
+    /// Checks what the runtime needs from the machine (binaries, overrides),
+    /// writing nothing: `up` calls it before it creates any state, so a
+    /// missing prerequisite leaves nothing behind.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks prerequisites and fetches or builds what is missing, before any
     /// service starts. Returns the time spent fetching, per service.
     async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<crate::Service, std::time::Duration>>;

@@ -48,6 +48,14 @@ impl NativeRuntime {
         Self { config }
     }
 
+    /// What must be fetched or installed before a start.
+    fn needs(&self) -> Needs {
+        Needs {
+            fetch_keycloak: !self.keycloak_home().join("bin/kc.sh").is_file(),
+            install_openbao: self.bao_bin().is_none(),
+        }
+    }
+
     fn keycloak_home(&self) -> PathBuf {
         self.config.keycloak_home.clone().unwrap_or_else(|| fetch::keycloak_home(&self.config.cache_dir))
     }
@@ -153,11 +161,8 @@ impl Runtime for NativeRuntime {
         RuntimeKind::Native
     }
 
-    async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<Service, Duration>> {
-        let needs = Needs {
-            fetch_keycloak: !self.keycloak_home().join("bin/kc.sh").is_file(),
-            install_openbao: self.bao_bin().is_none(),
-        };
+    fn check(&self) -> Result<()> {
+        let needs = self.needs();
         if let Some(home) = &self.config.keycloak_home {
             if !home.join("bin/kc.sh").is_file() {
                 return Err(LabError::Config(format!(
@@ -176,6 +181,12 @@ impl Runtime for NativeRuntime {
             return Err(LabError::MissingPrerequisites(missing));
         }
         Self::postgres_user()?;
+        Ok(())
+    }
+
+    async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<Service, Duration>> {
+        self.check()?;
+        let needs = self.needs();
         let cache = self.config.cache_dir.clone();
         let logs = self.config.state_path("logs");
         let kc = needs.fetch_keycloak.then(|| {
@@ -316,7 +327,8 @@ ui            = false
 
     async fn start_keycloak(&self, plan: &KeycloakPlan, progress: &dyn Progress) -> Result<Started> {
         let home = self.keycloak_home();
-        progress.step(Service::Keycloak, &format!("starting on {LOOPBACK}:{} (re-augments on first start)", plan.port));
+        let note = if augmented_here(&home) { "" } else { " (first start of this distribution: it re-augments)" };
+        progress.step(Service::Keycloak, &format!("starting on {LOOPBACK}:{}{note}", plan.port));
         let mut cmd = Command::new(home.join("bin/kc.sh"));
         cmd.args([
             "start",
@@ -375,6 +387,17 @@ ui            = false
                 .map_err(|e| LabError::io(format!("removing {}", fallback.display()), e))?;
         }
         Ok(())
+    }
+}
+
+/// Whether this Keycloak distribution was already augmented by a start on
+/// this machine: augmentation rewrites `lib/quarkus/generated-bytecode.jar`,
+/// which then is newer than the distribution's own `version.txt`.
+fn augmented_here(home: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&home.join("lib/quarkus/generated-bytecode.jar")), modified(&home.join("version.txt"))) {
+        (Some(built), Some(shipped)) => built > shipped,
+        _ => false,
     }
 }
 
