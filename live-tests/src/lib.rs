@@ -3,6 +3,8 @@
 //!
 //! The tests themselves live in `tests/`; they start the real lab.
 
+pub mod browser;
+
 use std::collections::HashSet;
 
 use anyhow::{anyhow, bail, Context as _};

@@ -4,111 +4,16 @@
 //! opens with its decoded claims. Also loads a 100 scenarios × 6 targets
 //! matrix. Screenshots go to `target/report-screenshots/` (not committed).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context as _};
-use base64::Engine as _;
+use anyhow::Context as _;
+use fourleg_live_tests::browser::Driver;
 use fourleg_report::RunDocument;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Driver {
-    child: Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file()))
-}
-
-impl Driver {
-    async fn start(profile_dir: &Path) -> anyhow::Result<Self> {
-        let driver = which(&["chromedriver"]).context(
-            "chromedriver not found: install Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)",
-        )?;
-        let browser = which(&["chromium", "chromium-browser", "google-chrome"])
-            .context("chromium not found: `apt-get install chromium`")?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child =
-            Command::new(driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            if Instant::now() > deadline {
-                bail!("chromedriver did not answer on {base}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:loggingPrefs": {"browser": "ALL"},
-            "goog:chromeOptions": {
-                "binary": browser,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1400,1000", format!("--user-data-dir={}", profile_dir.display())]
-            }
-        }}});
-        let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await?.json().await?;
-        let session = resp["value"]["sessionId"].as_str().with_context(|| format!("no session: {resp}"))?.to_owned();
-        Ok(Self { child, base, session, http })
-    }
-
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let url = format!("{}/session/{}/{path}", self.base, self.session);
-        let mut req = self.http.request(method, url);
-        if !body.is_null() {
-            req = req.json(&body);
-        }
-        let resp: Value = req.send().await?.json().await?;
-        if let Some(e) = resp["value"].get("error") {
-            bail!("webdriver {path}: {e}: {}", resp["value"]["message"]);
-        }
-        Ok(resp["value"].clone())
-    }
-
-    async fn js(&self, script: &str) -> anyhow::Result<Value> {
-        self.cmd(reqwest::Method::POST, "execute/sync", json!({"script": script, "args": []})).await
-    }
-
-    async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
-        let png = self.cmd(reqwest::Method::GET, "screenshot", Value::Null).await?;
-        let dir = repo().join("target/report-screenshots");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join(name),
-            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default())?,
-        )?;
-        Ok(())
-    }
-
-    async fn severe_logs(&self) -> anyhow::Result<Vec<String>> {
-        let logs = self.cmd(reqwest::Method::POST, "se/log", json!({"type": "browser"})).await?;
-        Ok(logs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|l| l["level"] == "SEVERE")
-            .map(|l| l["message"].to_string())
-            .collect())
-    }
 }
 
 /// A document scaled to `scenarios` × `targets` by copying real results.
@@ -141,7 +46,7 @@ async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let page = dir.join("index.html");
     std::fs::write(&page, fourleg_report::html::render(&doc))?;
-    let driver = Driver::start(&dir.join("profile")).await?;
+    let driver = Driver::start().await?;
     driver.cmd(reqwest::Method::POST, "url", json!({"url": format!("file://{}", page.display())})).await?;
 
     let cells = driver.js("return document.querySelectorAll('button.cell').length").await?;
@@ -187,6 +92,7 @@ async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
     assert_eq!(cells.as_u64(), Some(600));
     driver.screenshot("matrix-100x6.png").await?;
     assert!(driver.severe_logs().await?.is_empty());
+    driver.quit().await;
     Ok(())
 }
 

@@ -322,9 +322,45 @@ pub(crate) fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// Exit code after an interrupt (128 + SIGINT), as shells report it.
+const INTERRUPTED: u8 = 130;
+
 async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let mut config = config(&cli.dirs);
-    match cli.command {
+    let config = config(&cli.dirs);
+    let starts_things = matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Matrix(_));
+    if !starts_things {
+        return dispatch(cli.command, config).await;
+    }
+    // Services and peers run in process groups of their own, so Ctrl-C
+    // reaches fourleg alone: they go on running. Say which, and how to stop them.
+    let state = config.clone();
+    tokio::select! {
+        r = dispatch(cli.command, config) => r,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted{}", still_running(&state).await);
+            Ok(INTERRUPTED)
+        }
+    }
+}
+
+/// What still runs in the lab after an interrupt, and how to stop it.
+async fn still_running(config: &LabConfig) -> String {
+    let services = fourleg_lab::status(config).await.map(|s| s.services).unwrap_or_default();
+    let peers = fourleg_lab::peers::status(config).await.unwrap_or_default();
+    let mut names: Vec<String> = services.iter().filter(|s| s.running).map(|s| s.name.to_string()).collect();
+    names.extend(peers.iter().map(|(p, _)| format!("{} (peer)", p.name)));
+    if names.is_empty() {
+        return "; nothing of the lab runs".to_owned();
+    }
+    let dir = config.state_dir.display();
+    format!(
+        "; still running: {}\nthey keep running for the next command; stop them with `fourleg down` (state in {dir})",
+        names.join(", ")
+    )
+}
+
+async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8> {
+    match command {
         Command::Up(args) => up(&mut config, &args).await,
         Command::Status { json } => status(&config, json).await,
         Command::Run(a) => {

@@ -7,6 +7,7 @@
 //! hold a usable token or a client secret.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use fourleg_core::jwt;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,99 @@ pub struct HttpEvidence {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, jwt::Decoded>,
     pub elapsed_ms: u64,
+}
+
+/// The most of a response body kept (and read): a hostile or broken target
+/// may answer with megabytes; what is past this is not read at all.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The longest string kept from a body that is not JSON.
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// Values the harness knows to be secret (client secrets, user passwords,
+/// and every token a target has issued to it, opaque ones included),
+/// replaced wherever they appear in evidence: a target may echo a secret or
+/// a token in an error description, a header or anywhere else.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    known: std::sync::RwLock<Vec<(fourleg_core::Secret, String)>>,
+}
+
+/// Secrets shorter than this are not searched for (a four-letter password
+/// would redact ordinary words); the lab's generated secrets are far longer.
+const MIN_SECRET_LEN: usize = 8;
+
+impl Redactor {
+    /// Remembers `secret`, shown as `<label>` wherever it appears.
+    pub fn learn(&self, secret: &fourleg_core::Secret, label: &str) {
+        if secret.expose().len() < MIN_SECRET_LEN {
+            return;
+        }
+        let mut known = self.known.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !known.iter().any(|(s, _)| s.expose() == secret.expose()) {
+            known.push((secret.clone(), label.to_owned()));
+        }
+    }
+
+    /// Remembers every token of a token response (RFC 6749 §5.1 fields).
+    pub fn learn_tokens(&self, body: &Value) {
+        for field in TOKEN_FIELDS {
+            if let Some(t) = body.get(field).and_then(Value::as_str) {
+                self.learn(&fourleg_core::Secret::new(t), &format!("{field} redacted"));
+            }
+        }
+    }
+
+    /// `s` with every known secret replaced by its label, and every
+    /// remaining signed-JWT-shaped substring too.
+    #[must_use]
+    pub fn scrub(&self, s: &str) -> String {
+        let known = self.known.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = s.to_owned();
+        // Longest first, so a secret that contains another goes whole.
+        let mut order: Vec<&(fourleg_core::Secret, String)> = known.iter().collect();
+        order.sort_by_key(|(s, _)| std::cmp::Reverse(s.expose().len()));
+        for (secret, label) in order {
+            if out.contains(secret.expose()) {
+                out = out.replace(secret.expose(), &format!("<{label}>"));
+            }
+        }
+        scrub(&out)
+    }
+
+    /// A copy of `v` with every string scrubbed (keys included).
+    #[must_use]
+    pub fn scrub_value(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.scrub(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.scrub_value(x)).collect()),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (self.scrub(k), self.scrub_value(v))).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// A body as evidence keeps it: JSON when it parses, else its text cut to
+/// [`MAX_TEXT_CHARS`] (bytes that are not UTF-8 shown as U+FFFD), saying so
+/// when the read stopped at [`MAX_BODY_BYTES`].
+#[must_use]
+pub fn body_value(bytes: &[u8], truncated: bool) -> Value {
+    let text = String::from_utf8_lossy(bytes);
+    if text.trim().is_empty() && !truncated {
+        return Value::Null;
+    }
+    if !truncated {
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            return v;
+        }
+    }
+    let mut kept: String = text.chars().take(MAX_TEXT_CHARS).collect();
+    if truncated {
+        let _ = write!(kept, " … [body cut: longer than {MAX_BODY_BYTES} bytes]");
+    } else if text.chars().count() > MAX_TEXT_CHARS {
+        kept.push_str(" …");
+    }
+    Value::String(kept)
 }
 
 /// Replaces every signed-JWT-shaped substring of `s`.
@@ -106,6 +200,38 @@ mod tests {
     fn token() -> String {
         let input = jwt::encode_unsigned(&json!({"alg": "RS256"}), &json!({"sub": "alice"}));
         jwt::with_signature(&input, &[7u8; 64])
+    }
+
+    #[test]
+    fn known_secrets_and_opaque_tokens_echoed_anywhere_are_redacted() {
+        let r = Redactor::default();
+        r.learn(&fourleg_core::Secret::new("client-secret-0123456789"), "secret of agent");
+        r.learn(&fourleg_core::Secret::new("abc"), "too short to search");
+        r.learn_tokens(&json!({"access_token": "opaque-token-9f8e7d6c5b4a", "token_type": "Bearer"}));
+        let echoed = json!({
+            "error": "invalid_client",
+            "error_description": "secret client-secret-0123456789 is wrong for token opaque-token-9f8e7d6c5b4a",
+            "client-secret-0123456789": ["nested opaque-token-9f8e7d6c5b4a"],
+            "word": "abc stays",
+        });
+        let text = r.scrub_value(&echoed).to_string();
+        assert!(!text.contains("client-secret-0123456789"), "{text}");
+        assert!(!text.contains("opaque-token-9f8e7d6c5b4a"), "{text}");
+        assert!(text.contains("<secret of agent>") && text.contains("<access_token redacted>"), "{text}");
+        assert!(text.contains("abc stays"), "{text}");
+    }
+
+    #[test]
+    fn bodies_are_bounded_and_any_bytes_are_kept_readable() {
+        assert_eq!(body_value(b"", false), Value::Null);
+        assert_eq!(body_value(br#"{"error":"invalid_request"}"#, false)["error"], "invalid_request");
+        let v = body_value(&[0xff, 0xfe, b'h', b'i'], false);
+        assert_eq!(v.as_str().unwrap(), "\u{fffd}\u{fffd}hi");
+        let long = "x".repeat(MAX_TEXT_CHARS * 3);
+        let v = body_value(long.as_bytes(), false);
+        assert!(v.as_str().unwrap().chars().count() <= MAX_TEXT_CHARS + 2);
+        let v = body_value(b"{\"partial\": ", true);
+        assert!(v.as_str().unwrap().contains("body cut"), "{v}");
     }
 
     #[test]

@@ -178,6 +178,9 @@ pub struct Target {
     client_secrets: BTreeMap<String, Secret>,
     user_passwords: BTreeMap<String, Secret>,
     lab: Option<LabContext>,
+    /// Every secret and token this target was given or issued, scrubbed
+    /// from whatever it answers.
+    redactor: evidence::Redactor,
 }
 
 fn fill(template: &str, lab: Option<&LabContext>, target: &str) -> Result<String, TargetError> {
@@ -300,7 +303,33 @@ impl Target {
         } else {
             profile.lab.as_ref().and_then(|svc| l.and_then(|x| x.versions.get(svc)).cloned())
         };
-        Ok(Self { profile, endpoints, metadata, metadata_url, version, http, client_secrets, user_passwords, lab })
+        let redactor = evidence::Redactor::default();
+        for (c, secret) in &client_secrets {
+            redactor.learn(secret, &format!("secret of {c}"));
+        }
+        for (u, password) in &user_passwords {
+            redactor.learn(password, &format!("password of {u}"));
+        }
+        if let Some(lab) = &lab {
+            for (c, secret) in &lab.client_secrets {
+                redactor.learn(secret, &format!("secret of {c}"));
+            }
+            for (u, password) in &lab.user_passwords {
+                redactor.learn(password, &format!("password of {u}"));
+            }
+        }
+        Ok(Self {
+            profile,
+            endpoints,
+            metadata,
+            metadata_url,
+            version,
+            http,
+            client_secrets,
+            user_passwords,
+            lab,
+            redactor,
+        })
     }
 
     /// The target's name.
@@ -408,22 +437,32 @@ impl Target {
             .iter()
             .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned()))
             .collect();
-        let text = resp.text().await.map_err(|source| TargetError::Unreachable {
+        // Read at most MAX_BODY_BYTES: a hostile target may send megabytes.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        let mut truncated = false;
+        while let Some(chunk) = resp.chunk().await.map_err(|source| TargetError::Unreachable {
             target: self.profile.name.clone(),
             url: url.to_owned(),
             source,
-        })?;
+        })? {
+            let room = evidence::MAX_BODY_BYTES - bytes.len();
+            if chunk.len() > room {
+                bytes.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let elapsed_ms = u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let body: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.chars().take(2000).collect()))
-        };
+        let body = evidence::body_value(&bytes, truncated);
+        self.redactor.learn_tokens(&body);
         let (red, tokens) = evidence::redact_body(&body);
+        let red = self.redactor.scrub_value(&red);
         let kept = headers
             .iter()
             .filter(|(k, _)| evidence::KEPT_HEADERS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), evidence::scrub(v)))
+            .map(|(k, v)| (k.clone(), self.redactor.scrub(v)))
             .collect();
         Ok(Outcome {
             status,
@@ -555,7 +594,9 @@ impl Target {
                     .ok()
                     .filter(Value::is_object)
                     .unwrap_or_else(|| serde_json::json!({"access_token": out.trim()}));
+                self.redactor.learn_tokens(&body);
                 let (red, tokens) = evidence::redact_body(&body);
+                let red = self.redactor.scrub_value(&red);
                 Ok(Outcome {
                     status: 200,
                     headers: BTreeMap::new(),

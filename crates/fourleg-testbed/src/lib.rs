@@ -18,6 +18,7 @@
 mod breakage;
 mod exchange;
 pub mod fixture;
+pub mod hostile;
 mod keys;
 mod server;
 mod store;
@@ -58,6 +59,17 @@ impl TestBed {
     /// Starts a server on `127.0.0.1:0`, conformant (`None`) or with one rule broken.
     /// Client secrets and user passwords are fresh random values.
     pub async fn start(broken: Option<Breakage>) -> Result<Self, TestBedError> {
+        Self::serve(broken, false).await
+    }
+
+    /// Starts the conformant server behind the [`hostile`] layer: markup and
+    /// echoed secrets in every error, a huge JWKS, oversized and non-UTF-8
+    /// bodies.
+    pub async fn start_hostile() -> Result<Self, TestBedError> {
+        Self::serve(None, true).await
+    }
+
+    async fn serve(broken: Option<Breakage>, hostile: bool) -> Result<Self, TestBedError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(TestBedError::Bind)?;
         let addr = listener.local_addr().map_err(TestBedError::Bind)?;
         let url = format!("http://{addr}");
@@ -72,6 +84,7 @@ impl TestBed {
             Arc::new(server::Server::new(url.clone(), keys::shared(), broken, secrets.clone(), passwords.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         let app = server::router(state);
+        let app = if hostile { app.layer(axum::middleware::from_fn(hostile::layer)) } else { app };
         tokio::spawn(async move {
             // Serving ends when the test bed is dropped; an I/O error ends it too,
             // and the scenarios then report the target as unreachable.

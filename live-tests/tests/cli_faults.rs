@@ -1,0 +1,179 @@
+//! Faults read as faults, through the real binary:
+//! - Ctrl-C during `up` exits 130 and says what still runs and how to stop it;
+//! - SIGKILL of `fourleg run` mid-run, then `down`: nothing is left running;
+//! - `matrix` on a fresh state directory: every bundled target tested (no
+//!   `error` cell), exit 0, and no file of the source tree changed.
+//!
+//! The three run one after another (each starts real services on two cores).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fourleg_live_tests::processes_of;
+
+/// One test of this file at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `fourleg` binary, built once (signals must reach it, not cargo).
+fn binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "-p", "fourleg-cli"])
+        .current_dir(repo())
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building fourleg failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    target.join("debug/fourleg")
+}
+
+fn state(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("fourleg-faults-{name}-{}", std::process::id()))
+}
+
+fn spawn(bin: &Path, args: &[&str], state: &Path) -> Child {
+    Command::new(bin)
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fourleg starts")
+}
+
+fn run(bin: &Path, args: &[&str], state: &Path) -> std::process::Output {
+    spawn(bin, args, state).wait_with_output().expect("fourleg runs")
+}
+
+/// Every pid recorded in the state: services (`lab.json`) and peers (`peers.json`).
+fn recorded_pids(state: &Path) -> HashSet<u32> {
+    let mut pids = HashSet::new();
+    for file in ["lab.json", "peers.json"] {
+        let Ok(text) = std::fs::read_to_string(state.join(file)) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        collect_pids(&v, &mut pids);
+    }
+    pids
+}
+
+fn collect_pids(v: &serde_json::Value, out: &mut HashSet<u32>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(pid) = m.get("pid").and_then(serde_json::Value::as_u64) {
+                out.insert(u32::try_from(pid).unwrap_or(0));
+            }
+            m.values().for_each(|x| collect_pids(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_pids(x, out)),
+        _ => {}
+    }
+}
+
+/// Waits until `file` in the state holds `needle`.
+fn wait_for(state: &Path, file: &str, needle: &str, bound: Duration) -> bool {
+    let begin = Instant::now();
+    while begin.elapsed() < bound {
+        if std::fs::read_to_string(state.join(file)).is_ok_and(|t| t.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits"));
+    nix::sys::signal::kill(pid, sig).expect("the signal is sent");
+}
+
+#[test]
+fn ctrl_c_during_up_says_what_still_runs() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bin = binary();
+    let st = state("interrupt");
+    let child = spawn(&bin, &["up", "--runtime", "native"], &st);
+    // Interrupt once Keycloak is starting (Postgres and OpenBao run by then).
+    assert!(wait_for(&st, "lab.json", "keycloak", Duration::from_secs(300)), "keycloak never started");
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pids = recorded_pids(&st);
+    let down = run(&bin, &["down", "--purge"], &st);
+    let left = processes_of(&pids);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; still running:"), "{stderr}");
+    assert!(stderr.contains("postgres") && stderr.contains("openbao"), "{stderr}");
+    assert!(stderr.contains("fourleg down"), "{stderr}");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+}
+
+#[test]
+fn sigkill_mid_run_then_down_leaves_nothing_running() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bin = binary();
+    let st = state("sigkill");
+    let mut child = spawn(&bin, &["run", "--target", "idpyoidc"], &st);
+    assert!(wait_for(&st, "peers.json", "idpyoidc", Duration::from_secs(300)), "the peer never started");
+    // Let some scenarios run, then kill the harness outright.
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+    let pids = recorded_pids(&st);
+    assert!(!pids.is_empty(), "the peer is recorded");
+    assert!(!processes_of(&pids).is_empty(), "the peer outlives a killed harness until down");
+    let down = run(&bin, &["down", "--purge"], &st);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let left = processes_of(&pids);
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+}
+
+/// `git status --porcelain` of the repository (tracked changes and untracked
+/// files that are not ignored).
+fn tree_status() -> Option<String> {
+    let out = Command::new("git").args(["status", "--porcelain"]).current_dir(repo()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bin = binary();
+    let st = state("matrix");
+    let out_dir = st.with_extension("reports");
+    let before = tree_status();
+    let out = run(&bin, &["matrix", "--out", &out_dir.display().to_string()], &st);
+    let after = tree_status();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = std::fs::read(out_dir.join("matrix.json"));
+    let down = run(&bin, &["down", "--purge"], &st);
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let tail: String =
+        stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert_eq!(out.status.code(), Some(0), "matrix exit; last lines:\n{tail}");
+    let doc: serde_json::Value = serde_json::from_slice(&doc.expect("matrix.json written")).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    assert!(runs.len() >= 4, "every bundled target ran");
+    for r in runs {
+        let errors: Vec<&str> = r["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "error")
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        assert!(errors.is_empty(), "{}: error cells {errors:?}", r["target"]["name"]);
+    }
+    assert!(tail.contains("matrix of") && tail.contains("wall"), "per-target wall times are printed last:\n{tail}");
+    assert_eq!(before, after, "matrix changed the source tree");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+}
