@@ -74,12 +74,36 @@ pub fn looks_like_signed_jwt(s: &str) -> bool {
         && part(parts[0], "header").is_ok()
 }
 
-/// Finds every signed-JWT-shaped substring of `text`.
+/// Finds every signed-JWT-shaped substring of `text`, also where a token
+/// touches a dot of the surrounding text ("invalid token eyJ….sig." at the
+/// end of a sentence, "v1.eyJ…"): each run of base64url parts joined by dots
+/// is searched for three consecutive parts that make a token.
 #[must_use]
 pub fn find_signed_jwts(text: &str) -> Vec<&str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .filter(|w| looks_like_signed_jwt(w))
-        .collect()
+    let mut found = Vec::new();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')) {
+        // Byte ranges of the word's dot-separated parts.
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for (i, b) in word.bytes().enumerate() {
+            if b == b'.' {
+                parts.push((start, i));
+                start = i + 1;
+            }
+        }
+        parts.push((start, word.len()));
+        let mut i = 0;
+        while i + 3 <= parts.len() {
+            let candidate = &word[parts[i].0..parts[i + 2].1];
+            if looks_like_signed_jwt(candidate) {
+                found.push(candidate);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -119,5 +143,15 @@ mod tests {
         let unsigned = format!("{}.", encode_unsigned(&json!({"alg": "none"}), &json!({})));
         assert!(find_signed_jwts(&unsigned).is_empty());
         assert!(find_signed_jwts("version 1.2.3 and a.b.c").is_empty());
+    }
+
+    #[test]
+    fn a_token_touching_a_dot_is_still_found() {
+        let t = sample();
+        for text in [format!("invalid token {t}."), format!("v1.{t}"), format!("...{t}...{t}.")] {
+            let found = find_signed_jwts(&text);
+            assert!(!found.is_empty() && found.iter().all(|f| *f == t), "{text}: {found:?}");
+        }
+        assert_eq!(find_signed_jwts(&format!("...{t}...{t}.")).len(), 2);
     }
 }

@@ -28,8 +28,27 @@ pub enum LoginError {
     TooManyRedirects,
     #[error("login transport: {0}")]
     Http(#[from] reqwest::Error),
+    /// A login that failed every time it was tried.
+    #[error("failed {attempts} times; the last: {last}")]
+    Attempts { attempts: u32, last: Box<LoginError> },
     #[error("bad URL: {0}")]
     Url(#[from] url::ParseError),
+}
+
+impl LoginError {
+    /// Whether trying again may succeed: the server answered oddly (a
+    /// redirect or a server error where a page was due, no form yet, a
+    /// dropped connection). A refused password (the form page again, or a
+    /// client error), an error in the redirect, a wrong state or a bad URL
+    /// are answers, and are not retried.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Authorize(status) | Self::NoRedirect(status) => *status >= 300 && !(400..500).contains(status),
+            Self::NoForm | Self::TooManyRedirects | Self::Http(_) => true,
+            Self::NoCode(_) | Self::State | Self::Url(_) | Self::Attempts { .. } => false,
+        }
+    }
 }
 
 /// Redirects followed per request before giving up, as browsers cap them.
@@ -205,5 +224,21 @@ mod tests {
             challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn only_odd_answers_are_retried_never_a_refused_password() {
+        assert!(LoginError::NoRedirect(302).is_transient(), "a redirect where the callback was due");
+        assert!(LoginError::NoRedirect(503).is_transient());
+        assert!(!LoginError::NoRedirect(200).is_transient(), "the form again: a wrong password");
+        assert!(!LoginError::NoRedirect(401).is_transient());
+        assert!(LoginError::Authorize(500).is_transient());
+        assert!(!LoginError::Authorize(400).is_transient());
+        assert!(LoginError::NoForm.is_transient());
+        assert!(!LoginError::NoCode("access_denied".into()).is_transient());
+        assert!(!LoginError::State.is_transient());
+        let after = LoginError::Attempts { attempts: 3, last: Box::new(LoginError::NoForm) };
+        assert!(!after.is_transient());
+        assert!(after.to_string().starts_with("failed 3 times; the last: no login form"), "{after}");
     }
 }

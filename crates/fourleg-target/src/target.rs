@@ -161,6 +161,10 @@ pub mod token_type {
     }
 }
 
+/// Tries of a scripted login that fails for a reason other than the
+/// credentials.
+const LOGIN_ATTEMPTS: u32 = 3;
+
 /// The RFC 8693 grant type.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -532,18 +536,34 @@ impl Target {
                 let client_id = self.client_id(&u.client)?.to_owned();
                 let redirect = u.redirect_uri.clone().unwrap_or_default();
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
-                // A fresh cookie jar per login: a session of its own.
-                let browser = reqwest::Client::builder()
-                    .no_proxy()
-                    .cookie_store(true)
-                    .timeout(Duration::from_secs(30))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .expect("a TLS backend is compiled in");
-                let code =
-                    login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
+                // A scripted browser login is a conversation of several
+                // requests; a server warming up can answer one of them oddly
+                // (Spring once sent a 302 to the first). Such a login is tried
+                // again, a bounded number of times, each with a fresh cookie
+                // jar (a session of its own); a refused password is not.
+                let mut attempt = 1;
+                let code = loop {
+                    let browser = reqwest::Client::builder()
+                        .no_proxy()
+                        .cookie_store(true)
+                        .timeout(Duration::from_secs(30))
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .expect("a TLS backend is compiled in");
+                    match login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
                         .await
-                        .map_err(login_err)?;
+                    {
+                        Ok(code) => break code,
+                        Err(e) if e.is_transient() && attempt < LOGIN_ATTEMPTS => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                        }
+                        Err(e) if attempt > 1 => {
+                            return Err(login_err(login::LoginError::Attempts { attempts: attempt, last: Box::new(e) }))
+                        }
+                        Err(e) => return Err(login_err(e)),
+                    }
+                };
                 let form = vec![
                     ("grant_type".to_owned(), FormValue::Plain("authorization_code".into())),
                     ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),

@@ -73,7 +73,7 @@ async fn hostile_error(resp: Response, echoed: &str) -> Response {
     let mut v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"error": "invalid_request"}));
     if let Value::Object(m) = &mut v {
         let said = m.get("error_description").and_then(Value::as_str).unwrap_or_default().to_owned();
-        m.insert("error_description".into(), Value::String(format!("{SCRIPT}{MARKUP} {said} (you sent: {echoed})")));
+        m.insert("error_description".into(), Value::String(format!("{SCRIPT}{MARKUP} {said} you sent: {echoed}.")));
         m.insert("error_uri".into(), Value::String(format!("javascript:alert(1)//{echoed}")));
     }
     if let Some(w) = parts.headers.get(header::WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()) {
