@@ -71,8 +71,8 @@ pub async fn matrix(
     suites: Option<&Path>,
 ) -> anyhow::Result<u8> {
     let begin = Instant::now();
-    let (registry, scenarios) = run_cmd::load_suites(&run_cmd::suites_dir(config, suites), &[])?;
     let targets = if targets.is_empty() { bundled_targets(config)? } else { targets.to_vec() };
+    let (registry, scenarios) = run_cmd::load_suites(config, &run_cmd::suites_dir(config, suites), &[], &targets)?;
 
     // 1. Connect each target in turn: this starts the lab or the peer it
     //    needs, which must not happen twice at once (one lab, one peers.json).

@@ -22,16 +22,67 @@ pub fn suites_dir(config: &LabConfig, explicit: Option<&Path>) -> PathBuf {
     explicit.map_or_else(|| config.fixtures_dir.join("../suites"), Path::to_owned)
 }
 
-/// Loads the registry and every scenario, filtered.
-pub fn load_suites(dir: &Path, filters: &[String]) -> anyhow::Result<(Registry, Vec<Scenario>)> {
+/// Loads the registry and every scenario, filtered. Every target named is
+/// checked against the whole suite first, whatever the filter: a profile
+/// error ends the run before any scenario runs.
+pub fn load_suites(
+    config: &LabConfig,
+    dir: &Path,
+    filters: &[String],
+    targets: &[String],
+) -> anyhow::Result<(Registry, Vec<Scenario>)> {
     let registry = Registry::load(&dir.join("requirements.toml"))?;
     let all = fourleg_scenario::scenario::load_all(dir, &registry)?;
+    for t in targets {
+        check_profile(config, t, &all)?;
+    }
     let picked: Vec<Scenario> = if filters.is_empty() {
         all
     } else {
         all.into_iter().filter(|s| filters.iter().any(|f| s.matches(f))).collect()
     };
     Ok((registry, picked))
+}
+
+/// A profile's `expected_failures` name scenarios that exist (an unknown id
+/// would silently expect nothing). Names the field, and the nearest id.
+pub fn check_profile(config: &LabConfig, target: &str, suite: &[Scenario]) -> anyhow::Result<()> {
+    let path = fourleg_target::profile::resolve(target, &config.fixtures_dir.join("targets"))?;
+    let profile = Profile::load(&path)?;
+    for (i, x) in profile.expected_failures.iter().enumerate() {
+        if suite.iter().any(|s| s.id == x.scenario) {
+            continue;
+        }
+        let nearest = suite
+            .iter()
+            .map(|s| (edit_distance(&s.id, &x.scenario), &s.id))
+            .min()
+            .filter(|(d, _)| *d <= x.scenario.len() / 3 + 2)
+            .map(|(_, id)| format!(" (did you mean `{id}`?)"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "target profile {}: field `expected_failures[{i}].scenario`: no scenario `{}` in the suites{nearest}",
+            path.display(),
+            x.scenario
+        );
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The lab as a bundled target needs it, starting it when it does not run.
@@ -286,7 +337,7 @@ pub fn document_exit(doc: &RunDocument, baseline: Option<&Path>) -> anyhow::Resu
 }
 
 /// `fourleg run`.
-#[allow(clippy::too_many_arguments)] // the command's flags, passed through once
+#[expect(clippy::too_many_arguments, reason = "the command's flags, passed through once")]
 pub async fn run(
     config: &LabConfig,
     target: &str,
@@ -297,7 +348,8 @@ pub async fn run(
     suites: Option<&Path>,
     start_lab: bool,
 ) -> anyhow::Result<u8> {
-    let (registry, scenarios) = load_suites(&suites_dir(config, suites), filters)?;
+    let (registry, scenarios) =
+        load_suites(config, &suites_dir(config, suites), filters, std::slice::from_ref(&target.to_owned()))?;
     if scenarios.is_empty() {
         anyhow::bail!("no scenario matches the filter {filters:?}");
     }
@@ -323,4 +375,35 @@ pub async fn keycloak_client(config: &LabConfig, client_id: &str, enabled: bool)
     fourleg_lab::provision::keycloak::set_client_enabled(&kc.url, &creds.keycloak_admin, client_id, enabled).await?;
     eprintln!("client {client_id} {}", if enabled { "enabled" } else { "disabled" });
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn an_unknown_expected_failure_ends_the_run_before_any_scenario_whatever_the_filter() {
+        let mut config = LabConfig::new(std::env::temp_dir().join("fourleg-unused-state"));
+        config.fixtures_dir = repo().join("fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("vendor.toml");
+        let text = std::fs::read_to_string(repo().join("fixtures/targets/idpyoidc.toml")).unwrap();
+        let first = text.find("scenario = \"").unwrap() + "scenario = \"".len();
+        std::fs::write(&profile, format!("{}typo-{}", &text[..first], &text[first..])).unwrap();
+        let target = profile.display().to_string();
+        for filter in [vec![], vec!["core/*".to_owned()], vec!["no-such-scenario".to_owned()]] {
+            let err = load_suites(&config, &repo().join("suites"), &filter, std::slice::from_ref(&target))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("field `expected_failures[0].scenario`"), "{err}");
+            assert!(err.contains("did you mean"), "{err}");
+        }
+        // The bundled profiles name only real scenarios.
+        let bundled = crate::matrix::bundled_targets(&config).unwrap();
+        assert!(load_suites(&config, &repo().join("suites"), &[], &bundled).is_ok());
+    }
 }
