@@ -4,6 +4,7 @@
 //! house: secrets are types that never print themselves.
 
 pub mod hash;
+pub mod jose;
 pub mod jwt;
 pub mod secret;
 
