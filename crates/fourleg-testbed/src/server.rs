@@ -218,7 +218,7 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         "grant_types_supported": ["password", "client_credentials", exchange::GRANT],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": [s.keys.alg().as_str()],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
