@@ -107,11 +107,10 @@ mod tests {
         (jwks, sk)
     }
 
+    /// A genuine token, signed through the JOSE core.
     fn rs256(claims: &Value, sk: &rsa::RsaPrivateKey) -> String {
-        use rsa::signature::{SignatureEncoding as _, Signer as _};
-        let input = jwt::encode_unsigned(&json!({"alg": "RS256", "kid": "k1"}), claims);
-        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(sk.clone());
-        jwt::with_signature(&input, &signer.sign(input.as_bytes()).to_vec())
+        use fourleg_core::jose::{JwsAlg, LocalSigner, Signer as _};
+        LocalSigner::rsa(JwsAlg::RS256, "k1", sk).unwrap().sign(claims).unwrap()
     }
 
     #[test]
