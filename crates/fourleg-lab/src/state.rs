@@ -98,16 +98,22 @@ impl LabState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credentials {
     /// Keycloak's bootstrap admin (user `admin` of the master realm).
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub keycloak_admin: Secret,
     /// The Postgres superuser `fourleg`.
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub postgres_superuser: Secret,
     /// Postgres role `keycloak` (owner of database `keycloak`).
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub postgres_keycloak: Secret,
     /// Postgres role `broker` (owner of database `broker`).
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub postgres_broker: Secret,
     /// Client secrets by client id, one per `{{secret:ID}}` placeholder of the realm.
+    #[serde(with = "fourleg_core::secret::exposed_map")]
     pub clients: BTreeMap<String, Secret>,
     /// User passwords by username, one per `{{password:NAME}}` placeholder.
+    #[serde(with = "fourleg_core::secret::exposed_map")]
     pub users: BTreeMap<String, Secret>,
 }
 
@@ -164,6 +170,13 @@ mod tests {
         // Debug output of the whole struct leaks nothing.
         let dbg = format!("{second:?}");
         assert!(!dbg.contains(second.clients["agent"].expose()));
+        // The file keeps its format: plain strings, written explicitly (`exposed`).
+        let raw: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(Credentials::path(&config)).unwrap()).unwrap();
+        assert_eq!(raw["keycloak_admin"], second.keycloak_admin.expose());
+        assert_eq!(raw["postgres_broker"], second.postgres_broker.expose());
+        assert_eq!(raw["clients"]["mcp-server"], second.clients["mcp-server"].expose());
+        assert_eq!(raw["users"]["alice"], second.users["alice"].expose());
     }
 
     #[test]

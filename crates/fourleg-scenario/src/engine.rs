@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fourleg_core::{jwt, Secret};
+use fourleg_core::{jose, jwt, Secret};
 use fourleg_target::{token_type, ClientAuthMode, FormValue, Outcome, Target, TargetError, TOKEN_EXCHANGE_GRANT};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -659,13 +659,18 @@ impl Engine {
                 Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
                 Ok(d) => {
                     let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
-                    let sig = forge::verify(tok.expose(), &jwks).unwrap_or(false);
+                    // Any algorithm the issuer's keys admit (RFC 8725 §3.1), not only RS256/ES256.
+                    let sig = jose::Jwks::from_value(&jwks)
+                        .map_err(|e| e.to_string())
+                        .and_then(|keys| keys.verify(tok.expose()).map_err(|e| e.to_string()));
                     let aud_ok = checks::aud_set(&d.claims).contains(&aud);
                     let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
-                        (false, _, _) => (false, "signature does not verify with the issuer's JWKS".to_owned()),
+                        (Err(e), _, _) => (false, format!("signature does not verify with the issuer's JWKS: {e}")),
                         (_, false, _) => (false, format!("aud does not contain {aud}")),
                         (_, _, false) => (false, "expired".to_owned()),
-                        _ => (true, format!("valid signature, aud contains {aud}, {remaining} s until exp")),
+                        (Ok(_), true, true) => {
+                            (true, format!("valid signature, aud contains {aud}, {remaining} s until exp"))
+                        }
                     };
                     AcceptOutcome { accepted, reason, remaining_s: remaining }
                 }

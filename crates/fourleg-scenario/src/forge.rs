@@ -1,5 +1,6 @@
-//! Hostile tokens for the attack scenarios, and the stateless resource's
-//! signature check (RFC 7515, RFC 7518 §3).
+//! Hostile tokens for the attack scenarios (RFC 8725 §2.1): the one place
+//! where JOSE is made by hand, because these tokens must be malformed on
+//! purpose. Verifying a token is `fourleg_core::jose`'s job.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -13,7 +14,7 @@ use sha2::Sha256;
 /// The issuer of forged "foreign" tokens: a name no target can trust.
 pub const FOREIGN_ISSUER: &str = "https://untrusted-issuer.fourleg.invalid";
 
-/// Why a forge or a verification could not be done (harness side).
+/// Why a forge could not be done (harness side).
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
     #[error("the source token is not a JWT: {0}")]
@@ -90,48 +91,6 @@ pub fn foreign_issuer(claims: &Value) -> String {
     jwt::with_signature(&input, &sig.to_bytes())
 }
 
-/// Verifies a JWS against a JWKS (RS256 and ES256): what a stateless
-/// resource server does before trusting a token.
-pub fn verify(token: &str, jwks: &Value) -> Result<bool, ForgeError> {
-    use rsa::signature::Verifier as _;
-    let d = jwt::decode(token)?;
-    let mut parts = token.rsplitn(2, '.');
-    let sig = URL_SAFE_NO_PAD.decode(parts.next().unwrap_or_default()).map_err(|e| ForgeError::Key(e.to_string()))?;
-    let input = parts.next().unwrap_or_default();
-    let kid = d.header["kid"].as_str();
-    let keys: Vec<&Value> =
-        jwks["keys"].as_array().into_iter().flatten().filter(|k| kid.is_none() || k["kid"].as_str() == kid).collect();
-    match d.header["alg"].as_str() {
-        Some("RS256") => {
-            for k in keys.iter().filter(|k| k["kty"] == "RSA") {
-                let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(rsa_key(k)?);
-                let Ok(s) = rsa::pkcs1v15::Signature::try_from(sig.as_slice()) else { return Ok(false) };
-                if vk.verify(input.as_bytes(), &s).is_ok() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        Some("ES256") => {
-            for k in keys.iter().filter(|k| k["kty"] == "EC" && k["crv"] == "P-256") {
-                let mut sec1 = vec![4u8];
-                sec1.extend(b64(&k["x"], "EC")?);
-                sec1.extend(b64(&k["y"], "EC")?);
-                let vk =
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| ForgeError::Key(e.to_string()))?;
-                let Ok(s) = p256::ecdsa::Signature::from_slice(&sig) else { return Ok(false) };
-                if vk.verify(input.as_bytes(), &s).is_ok() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        // none, HS*, and anything else: a resource trusting only the
-        // issuer's published keys rejects it.
-        _ => Ok(false),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,24 +107,24 @@ mod tests {
         (jwks, sk)
     }
 
+    /// A genuine token, signed through the JOSE core.
     fn rs256(claims: &Value, sk: &rsa::RsaPrivateKey) -> String {
-        use rsa::signature::{SignatureEncoding as _, Signer as _};
-        let input = jwt::encode_unsigned(&json!({"alg": "RS256", "kid": "k1"}), claims);
-        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(sk.clone());
-        jwt::with_signature(&input, &signer.sign(input.as_bytes()).to_vec())
+        use fourleg_core::jose::{JwsAlg, LocalSigner, Signer as _};
+        LocalSigner::rsa(JwsAlg::RS256, "k1", sk).unwrap().sign(claims).unwrap()
     }
 
     #[test]
     fn genuine_tokens_verify_and_every_forgery_does_not() {
         let (jwks, sk) = jwks_and_signer();
+        let keys = fourleg_core::jose::Jwks::from_value(&jwks).unwrap();
         let claims = json!({"sub": "alice", "iss": "https://idp"});
         let good = rs256(&claims, &sk);
-        assert!(verify(&good, &jwks).unwrap());
-        assert!(!verify(&alg_none(&claims), &jwks).unwrap_or(false));
-        assert!(!verify(&hs256_with_public_key(&claims, &jwks).unwrap(), &jwks).unwrap());
-        assert!(!verify(&foreign_issuer(&claims), &jwks).unwrap());
+        assert!(keys.verify(&good).is_ok());
+        assert!(keys.verify(&alg_none(&claims)).is_err());
+        assert!(keys.verify(&hs256_with_public_key(&claims, &jwks).unwrap()).is_err());
+        assert!(keys.verify(&foreign_issuer(&claims)).is_err());
         let edited = edit(&good, &json!({"sub": "mallory", "iss": "https://idp"})).unwrap();
-        assert!(!verify(&edited, &jwks).unwrap());
+        assert!(keys.verify(&edited).is_err());
     }
 
     #[test]

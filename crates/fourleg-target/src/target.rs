@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fourleg_core::oauth::GrantType;
 use fourleg_core::Secret;
 use serde_json::Value;
 
@@ -140,24 +141,15 @@ impl Outcome {
     }
 }
 
-/// Token type URIs of RFC 8693 §3.
+/// Token type URIs of RFC 8693 §3; their one home is [`fourleg_core::oauth`].
 pub mod token_type {
-    pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-    pub const REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
-    pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-    pub const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-    pub const SAML1: &str = "urn:ietf:params:oauth:token-type:saml1";
-    pub const SAML2: &str = "urn:ietf:params:oauth:token-type:saml2";
+    pub use fourleg_core::oauth::uri::{ACCESS_TOKEN, ID_TOKEN, JWT, REFRESH_TOKEN, SAML1, SAML2};
+    use fourleg_core::oauth::TokenType;
 
     /// The URI of a short name (`access_token` → the URN); other strings pass through.
     #[must_use]
     pub fn expand(short: &str) -> String {
-        match short {
-            "access_token" | "refresh_token" | "id_token" | "jwt" | "saml1" | "saml2" => {
-                format!("urn:ietf:params:oauth:token-type:{short}")
-            }
-            other => other.to_owned(),
-        }
+        TokenType::from_short(short).as_str().to_owned()
     }
 }
 
@@ -166,7 +158,7 @@ pub mod token_type {
 const LOGIN_ATTEMPTS: u32 = 3;
 
 /// The RFC 8693 grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use fourleg_core::oauth::uri::GRANT_TOKEN_EXCHANGE as TOKEN_EXCHANGE_GRANT;
 
 /// A target ready to be tested.
 #[derive(Debug)]
@@ -490,7 +482,7 @@ impl Target {
     /// A client's own token by client credentials (RFC 6749 §4.4).
     pub async fn client_credentials(&self, client: &str, extra_scope: &[String]) -> Result<Outcome, TargetError> {
         let c = self.profile.clients.get(client).ok_or_else(|| self.unknown("client", client))?;
-        let mut form = vec![("grant_type".to_owned(), FormValue::Plain("client_credentials".into()))];
+        let mut form = vec![("grant_type".to_owned(), FormValue::Plain(GrantType::ClientCredentials.as_str().into()))];
         let scope: Vec<String> = c.scope.iter().chain(extra_scope).cloned().collect();
         if !scope.is_empty() {
             form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
@@ -565,7 +557,7 @@ impl Target {
                     }
                 };
                 let form = vec![
-                    ("grant_type".to_owned(), FormValue::Plain("authorization_code".into())),
+                    ("grant_type".to_owned(), FormValue::Plain(GrantType::AuthorizationCode.as_str().into())),
                     ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
                     ("redirect_uri".into(), FormValue::Plain(redirect)),
                     ("code_verifier".into(), FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() }),
@@ -582,7 +574,7 @@ impl Target {
             LoginMethod::Password => {
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
                 let form = vec![
-                    ("grant_type".to_owned(), FormValue::Plain("password".into())),
+                    ("grant_type".to_owned(), FormValue::Plain(GrantType::Password.as_str().into())),
                     ("username".into(), FormValue::Plain(u.username.clone())),
                     ("password".into(), FormValue::Secret { value: password, label: format!("password of {user}") }),
                     ("scope".into(), FormValue::Plain(scope_str)),

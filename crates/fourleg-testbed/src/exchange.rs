@@ -1,10 +1,22 @@
-//! Token exchange (RFC 8693) with the agent delegation profile: impersonation
-//! and delegation, nested `act`, `may_act` enforcement, the intersection
-//! rule, per-hop audience, and `exp`/scope that never grow along the chain.
+//! Token exchange (RFC 8693): the request is read and its tokens validated
+//! here; the decision (requester in `aud`, `may_act`, circular delegation,
+//! depth, per-hop audience and resource, the intersection, `exp`, nested
+//! `act`) is [`fourleg_policy::decide`], the same pure function the
+//! reference broker uses.
+//!
+//! Each broken variant that concerns the decision is a perturbation around
+//! it: the inputs altered before (a check made to pass: `may_act` dropped,
+//! the requester added to `aud`, the union given as every party's
+//! permissions), or the outputs altered after (`act` replaced, `exp`
+//! extended, scope copied). The policy itself has no switch, so the kill
+//! table that catches every variant also proves the policy.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use axum::http::HeaderMap;
+use fourleg_core::oauth::{ErrorCode as E, TokenType};
+use fourleg_policy::{self as policy, Actor, Catalog, Exchange, Limits, MayAct, Party, Requester, Subject};
 use serde_json::{json, Map, Value};
 
 use crate::breakage::Breakage;
@@ -13,31 +25,36 @@ use crate::keys::Invalid;
 use crate::server::{authenticate, now, random_id, scope_claim, scope_values, Caller, Form, OAuthError, Server};
 use crate::store::Purpose;
 
-/// The grant type (RFC 8693 §2.1).
-pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// Token type identifiers the server accepts and issues (RFC 8693 §3).
-pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// The longest `act` chain the server issues (agent profile: at least 5).
-pub const MAX_DEPTH: usize = 8;
+pub const MAX_DEPTH: usize = policy::MAX_DEPTH;
 
 fn invalid_request(d: impl Into<String>) -> OAuthError {
-    OAuthError::new("invalid_request", d)
+    OAuthError::new(E::InvalidRequest, d)
 }
 
-fn invalid_target(d: impl Into<String>) -> OAuthError {
-    OAuthError::new("invalid_target", d)
+/// What the test bed issues for (contract §1, §4, §5), as the policy reads it.
+fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| Catalog {
+        audiences: fixture::AUDIENCES.iter().map(|a| (*a).to_owned()).collect(),
+        resources: fixture::RESOURCES.iter().map(|(r, a)| ((*r).to_owned(), (*a).to_owned())).collect(),
+        permissions: fixture::PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+        other_scopes: [fixture::MAY_ACT_AGENT, fixture::MAY_ACT_SUB_AGENT, "openid"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    })
 }
 
 /// Handles a token-exchange request; the two error-code switches act on
 /// the outcome, so they change the code and nothing else.
 pub fn exchange(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
     exchange_checked(s, headers, form).map_err(|mut e| {
-        if e.error == "invalid_request" && s.is(Breakage::InvalidGrantInsteadOfInvalidRequest) {
-            e.error = "invalid_grant";
+        if e.error == E::InvalidRequest && s.is(Breakage::InvalidGrantInsteadOfInvalidRequest) {
+            e.error = E::InvalidGrant;
         }
-        if e.error == "invalid_target" && s.is(Breakage::InvalidRequestInsteadOfInvalidTarget) {
-            e.error = "invalid_request";
+        if e.error == E::InvalidTarget && s.is(Breakage::InvalidRequestInsteadOfInvalidTarget) {
+            e.error = E::InvalidRequest;
         }
         e
     })
@@ -68,8 +85,9 @@ fn presented(s: &Server, token: &str, what: &str, now: i64) -> Result<Presented,
     Ok(Presented { claims, jti })
 }
 
-fn type_supported(t: &str) -> bool {
-    t == ACCESS_TOKEN || t == JWT
+/// Only JWT access tokens are understood (RFC 8693 §3).
+fn type_supported(t: &TokenType) -> bool {
+    matches!(t, TokenType::AccessToken | TokenType::Jwt)
 }
 
 /// `aud` as a list (RFC 7519 §4.1.3).
@@ -81,56 +99,58 @@ pub(crate) fn aud_list(claims: &Value) -> Vec<String> {
     }
 }
 
-/// Permissions in a `scope` claim (a string, or an array from a broken server).
-fn permissions_of(claims: &Value) -> BTreeSet<&'static str> {
+/// Permissions in a `scope` claim (a string, or an array from a broken server), in catalog order.
+fn permissions_of(claims: &Value) -> Vec<String> {
     let values: Vec<String> = match &claims["scope"] {
         Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
         Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     };
-    fixture::PERMISSIONS.iter().copied().filter(|p| values.iter().any(|v| v == p)).collect()
+    fixture::PERMISSIONS.iter().filter(|p| values.iter().any(|v| v == *p)).map(|p| (*p).to_owned()).collect()
 }
 
-/// The client an `act` level or a `may_act` names (by `client_id` or `sub`).
-fn named_client(v: &Value) -> Option<&'static Client> {
-    v["client_id"]
-        .as_str()
-        .and_then(fixture::client)
-        .or_else(|| v["sub"].as_str().and_then(fixture::client_by_sub))
-        .or_else(|| v.as_str().and_then(|s| fixture::client(s).or_else(|| fixture::client_by_sub(s))))
+/// An `act` level or `may_act` member as a string.
+fn member(v: &Value, name: &str) -> Option<String> {
+    v[name].as_str().map(str::to_owned)
 }
 
 /// The actors of an `act` chain, outermost (current) first (RFC 8693 §4.1).
-fn chain_of(claims: &Value) -> Vec<Value> {
+/// A level that is a bare string (as the act-not-an-object variant issues)
+/// is the client it names, so a loop through it is still seen.
+fn chain_of(claims: &Value) -> Vec<Party> {
     let mut out = Vec::new();
     let mut cur = claims.get("act");
     while let Some(a) = cur {
-        let mut level = a.clone();
-        if let Some(m) = level.as_object_mut() {
-            m.remove("act");
-        }
-        out.push(level);
+        out.push(match a.as_str() {
+            Some(name) => fixture::client(name)
+                .or_else(|| fixture::client_by_sub(name))
+                .map_or_else(|| Party::new(name, None), party_of),
+            None => Party { sub: member(a, "sub").unwrap_or_default(), client_id: member(a, "client_id") },
+        });
         cur = a.get("act");
     }
     out
 }
 
-/// Builds the nested `act` claim from actors listed outermost first.
-fn nest(actors: &[Value]) -> Option<Value> {
-    let mut inner: Option<Value> = None;
-    for a in actors.iter().rev() {
-        let mut level = a.clone();
-        if let (Some(m), Some(i)) = (level.as_object_mut(), inner.take()) {
-            m.insert("act".into(), i);
-        }
-        inner = Some(level);
-    }
-    inner
+/// `may_act` (RFC 8693 §4.4): a JSON object; anything else names nobody.
+fn may_act_of(claims: &Value) -> Option<MayAct> {
+    let m = claims.get("may_act").filter(|v| !v.is_null())?;
+    Some(MayAct { sub: member(m, "sub"), client_id: member(m, "client_id") })
 }
 
 /// The `act` level identifying a client (RFC 8693 §4.1: `sub`, plus `client_id`).
-fn actor_level(c: &Client) -> Value {
-    json!({"sub": c.sub.unwrap_or(c.client_id), "client_id": c.client_id})
+fn party_of(c: &Client) -> Party {
+    Party::new(c.sub.unwrap_or(c.client_id), Some(c.client_id))
+}
+
+fn requester_of(c: &Client) -> Requester {
+    Requester {
+        client_id: c.client_id.to_owned(),
+        sub: c.sub.unwrap_or(c.client_id).to_owned(),
+        baseline: c.baseline.iter().map(|b| (*b).to_owned()).collect(),
+        targets: c.targets.iter().map(|t| (*t).to_owned()).collect(),
+        lifetime_s: c.lifetime_s,
+    }
 }
 
 #[expect(clippy::too_many_lines, reason = "one request, checked in the order RFC 8693 §2.1 lists its parameters")]
@@ -140,29 +160,29 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let requester = match caller {
         Caller::Public(c) if !s.is(Breakage::PublicClientMayExchange) => {
             return Err(OAuthError::new(
-                "unauthorized_client",
+                E::UnauthorizedClient,
                 format!("{} is a public client and may not exchange tokens", c.client_id),
             ))
         }
         c => c.client(),
     };
     if s.store().is_disabled(requester.client_id) && !s.is(Breakage::DisabledClientMayExchange) {
-        return Err(OAuthError::new("invalid_client", "client disabled"));
+        return Err(OAuthError::new(E::InvalidClient, "client disabled"));
     }
     if requester.kind == Kind::Resource {
-        return Err(OAuthError::new("unauthorized_client", "this client may not exchange tokens"));
+        return Err(OAuthError::new(E::UnauthorizedClient, "this client may not exchange tokens"));
     }
 
     // Parameters (RFC 8693 §2.1).
     let subject_token = form.get("subject_token").ok_or_else(|| invalid_request("subject_token is required"))?;
     let subject_type = match form.get("subject_token_type") {
-        Some(t) => t,
-        None if s.is(Breakage::SubjectTokenTypeDefaulted) => ACCESS_TOKEN,
+        Some(t) => TokenType::from(t),
+        None if s.is(Breakage::SubjectTokenTypeDefaulted) => TokenType::AccessToken,
         None => return Err(invalid_request("subject_token_type is required")),
     };
     let actor_token = form.get("actor_token");
-    let actor_type = form.get("actor_token_type");
-    match (actor_token, actor_type) {
+    let actor_type = form.get("actor_token_type").map(TokenType::from);
+    match (actor_token, &actor_type) {
         (Some(_), None) if !s.is(Breakage::ActorTokenTypeOptional) => {
             return Err(invalid_request("actor_token_type is required with actor_token"))
         }
@@ -172,18 +192,18 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         _ => {}
     }
     // Token types (RFC 8693 §3): only JWT access tokens are understood.
-    if !type_supported(subject_type) && !s.is(Breakage::SubjectTokenTypeNotChecked) {
+    if !type_supported(&subject_type) && !s.is(Breakage::SubjectTokenTypeNotChecked) {
         return Err(invalid_request(format!("unsupported subject_token_type {subject_type}")));
     }
-    if let Some(t) = actor_type.filter(|_| actor_token.is_some()) {
+    if let Some(t) = actor_type.as_ref().filter(|_| actor_token.is_some()) {
         if !type_supported(t) {
             return Err(invalid_request(format!("unsupported actor_token_type {t}")));
         }
     }
-    let issued_type = match form.get("requested_token_type") {
-        None => ACCESS_TOKEN,
-        Some(t) if type_supported(t) => t,
-        Some(_) if s.is(Breakage::RequestedTokenTypeReplaced) => ACCESS_TOKEN,
+    let issued_type = match form.get("requested_token_type").map(TokenType::from) {
+        None => TokenType::AccessToken,
+        Some(t) if type_supported(&t) => t,
+        Some(_) if s.is(Breakage::RequestedTokenTypeReplaced) => TokenType::AccessToken,
         Some(t) => return Err(invalid_request(format!("unsupported requested_token_type {t}"))),
     };
 
@@ -206,173 +226,114 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             std::mem::swap(&mut subject, a);
         }
     }
-    // The requester must be an audience of the subject token (agent profile: no replay),
-    // as the server recorded it for the tokens it exchanged.
-    let subject_aud = subject
-        .jti
-        .as_deref()
-        .and_then(|j| s.store().audience(j).map(<[String]>::to_vec))
-        .unwrap_or_else(|| aud_list(&subject.claims));
-    if !subject_aud.iter().any(|a| a == requester.client_id) && !s.is(Breakage::AudienceNotChecked) {
-        return Err(invalid_request(format!("{} is not an audience of the subject token", requester.client_id)));
-    }
-    let actor_client = match &actor {
-        None => None,
-        Some(a) => Some(
-            fixture::client_by_sub(&sub_of(a))
-                .filter(|c| c.kind == Kind::Exchanging)
-                .ok_or_else(|| invalid_request("actor_token does not identify a client that may act"))?,
-        ),
-    };
 
-    // may_act (RFC 8693 §4.4): the actor, or without actor token the requester, must be named.
-    if let Some(may_act) = subject.claims.get("may_act").filter(|v| !v.is_null()) {
-        let acting = actor_client.unwrap_or(requester);
-        let enforce =
-            !(s.is(Breakage::MayActIgnored) || (s.is(Breakage::MayActOnlyWithActorToken) && actor_client.is_none()));
-        if enforce && named_client(may_act).is_none_or(|c| c.client_id != acting.client_id) {
-            return Err(invalid_request(format!("may_act of the subject token does not name {}", acting.client_id)));
-        }
-    }
-
-    // The act chain (RFC 8693 §4.1): the current actor outermost.
-    let prior = chain_of(&subject.claims);
-    let mut actors: Vec<Value> = prior.clone();
-    if let Some(c) = actor_client {
-        if prior.iter().filter_map(named_client).any(|p| p.client_id == c.client_id)
-            && !s.is(Breakage::CircularDelegationAccepted)
-        {
-            return Err(invalid_request(format!("circular delegation: {} already acts in this chain", c.client_id)));
-        }
-        let mut level = actor_level(c);
-        if s.is(Breakage::ActWithNonIdentityClaims) {
-            let a = actor.as_ref().map(|a| a.claims.clone()).unwrap_or_default();
-            level["exp"] = a["exp"].clone();
-            level["aud"] = a["aud"].clone();
-        }
-        if s.is(Breakage::ActReplaced) {
-            actors = vec![level];
-        } else if s.is(Breakage::ActReversed) {
-            actors.push(level);
-        } else {
-            actors.insert(0, level);
-        }
-    } else if s.is(Breakage::ActInvented) {
-        actors.insert(0, actor_level(requester));
-    }
-    if actors.len() > MAX_DEPTH {
-        return Err(invalid_request(format!("delegation chain deeper than {MAX_DEPTH} actors")));
-    }
-    if s.is(Breakage::ActHistoryTruncated) {
-        actors.truncate(2);
-    }
-    let hops = subject.jti.as_deref().and_then(|j| s.store().get(j).map(|r| r.depth)).unwrap_or(0) + 1;
-    if s.is(Breakage::ChainLimitedToThreeHops) && hops > 3 {
-        return Err(invalid_request("a chain of more than three exchanges"));
-    }
-
-    // Audience and resource (RFC 8693 §2.1, RFC 8707 §2): the next hop only.
-    let mut aud: Vec<String> = Vec::new();
-    for a in form.all("audience").into_iter().filter(|a| !a.is_empty()) {
-        if !fixture::AUDIENCES.contains(&a) {
-            return Err(invalid_target(format!("unknown audience {a}")));
-        }
-        if !requester.targets.contains(&a) {
-            return Err(invalid_target(format!("{} may not obtain tokens for {a}", requester.client_id)));
-        }
-        aud.push(a.to_owned());
-    }
-    for r in form.all("resource").into_iter().filter(|r| !r.is_empty()) {
-        let well_formed = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none());
-        if !well_formed {
-            if s.is(Breakage::ResourceNotValidated) {
-                continue;
-            }
-            return Err(invalid_target(format!("resource {r} is not an absolute URI without fragment")));
-        }
-        let Some((_, a)) = fixture::RESOURCES.iter().find(|(uri, _)| *uri == r) else {
-            if s.is(Breakage::UnknownResourceIgnored) {
-                continue;
-            }
-            return Err(invalid_target(format!("unknown resource {r}")));
-        };
-        if !requester.targets.contains(a) {
-            return Err(invalid_target(format!("{} may not obtain tokens for {r}", requester.client_id)));
-        }
-        aud.push((*a).to_owned());
-    }
-    if aud.is_empty() {
-        aud = requester.targets.iter().map(|t| (*t).to_owned()).collect();
-    }
-    if s.is(Breakage::AudienceAccumulates) {
-        for a in aud_list(&subject.claims).into_iter().rev() {
-            if !aud.contains(&a) {
-                aud.insert(0, a);
-            }
-        }
-    }
-    aud.dedup();
-
-    // Scope (agent profile): asked ∩ subject token's ∩ user's ∩ requester's baseline.
-    let asked = scope_values(form);
-    if let Some(bad) = asked.iter().find(|v| {
-        !fixture::PERMISSIONS.contains(&v.as_str())
-            && ![fixture::MAY_ACT_AGENT, fixture::MAY_ACT_SUB_AGENT, "openid"].contains(&v.as_str())
-    }) {
-        return Err(OAuthError::new("invalid_scope", format!("unknown scope {bad}")));
-    }
+    // The policy's inputs. The subject's audience is the one the server recorded
+    // for the tokens it exchanged, which the token itself may not carry.
     let sub = sub_of(&subject);
     let held = permissions_of(&subject.claims);
-    let user: BTreeSet<&str> = match fixture::user_by_sub(&sub) {
-        Some(u) => u.permissions.iter().copied().collect(),
-        None => held.clone(),
+    let subject_exp = subject.claims["exp"].as_i64().unwrap_or(now);
+    let prior = chain_of(&subject.claims);
+    let actor_party = actor.as_ref().map(|a| Actor {
+        sub: sub_of(a),
+        client_id: fixture::client_by_sub(&sub_of(a))
+            .filter(|c| c.kind == Kind::Exchanging)
+            .map(|c| c.client_id.to_owned()),
+    });
+    let mut x = Exchange {
+        requester: requester_of(requester),
+        subject: Subject {
+            sub: sub.clone(),
+            aud: subject
+                .jti
+                .as_deref()
+                .and_then(|j| s.store().audience(j).map(<[String]>::to_vec))
+                .unwrap_or_else(|| aud_list(&subject.claims)),
+            scope: held.clone(),
+            exp: subject_exp,
+            may_act: may_act_of(&subject.claims),
+            act: prior.clone(),
+        },
+        actor: actor_party.clone(),
+        audience: form.all("audience").into_iter().filter(|a| !a.is_empty()).map(str::to_owned).collect(),
+        resource: form.all("resource").into_iter().filter(|r| !r.is_empty()).map(str::to_owned).collect(),
+        scope: form.has("scope").then(|| scope_values(form)),
+        user_permissions: fixture::user_by_sub(&sub).map(|u| u.permissions.iter().map(|p| (*p).to_owned()).collect()),
+        now,
     };
-    let baseline: BTreeSet<&str> = requester.baseline.iter().copied().collect();
-    let wanted: BTreeSet<&str> = if form.has("scope") {
-        fixture::PERMISSIONS.iter().copied().filter(|p| asked.iter().any(|r| r == p)).collect()
-    } else {
-        held.clone()
-    };
+    let hops = subject.jti.as_deref().and_then(|j| s.store().get(j).map(|r| r.depth)).unwrap_or(0) + 1;
     let second_hop =
         fixture::client(subject.claims["azp"].as_str().unwrap_or_default()).is_some_and(|c| c.kind != Kind::Login);
-    let perms: BTreeSet<&str> = match s.broken {
-        Some(Breakage::UnionNotIntersection) => {
-            wanted.iter().copied().filter(|p| held.contains(p) || baseline.contains(p)).collect()
+    perturb_inputs(s.broken, &mut x, second_hop);
+
+    // The decision (RFC 8693 §2.1–§2.2.2, §4.1, §4.4; RFC 8707 §2; agent profile).
+    let decided = policy::decide(catalog(), Limits::default(), &x);
+    // The three-hop variant refuses where the policy would have gone on to audience and scope.
+    if s.is(Breakage::ChainLimitedToThreeHops)
+        && hops > 3
+        && decided.as_ref().err().is_none_or(|r| r.code() != E::InvalidRequest)
+    {
+        return Err(invalid_request("a chain of more than three exchanges"));
+    }
+    let mut grant = decided.map_err(|r| OAuthError::new(r.code(), r.to_string()))?;
+
+    // Output perturbations: the chain.
+    if let Some(a) = x.actor.as_ref().and_then(|a| a.client_id.as_deref().map(|c| Party::new(a.sub.clone(), Some(c)))) {
+        match s.broken {
+            Some(Breakage::ActReplaced) => grant.act = vec![a],
+            Some(Breakage::ActReversed) => grant.act = [prior.clone(), vec![a]].concat(),
+            // The policy saw the chain without the actor's earlier levels; the token keeps them.
+            Some(Breakage::CircularDelegationAccepted) => grant.act = [vec![a], prior.clone()].concat(),
+            _ => {}
         }
-        Some(Breakage::SubjectScopeCopied) => held.clone(),
-        Some(Breakage::GrantsNothing) => BTreeSet::new(),
-        Some(Breakage::IntersectionFirstHopOnly) if second_hop => wanted.clone(),
-        _ => wanted.iter().copied().filter(|p| held.contains(p) && user.contains(p) && baseline.contains(p)).collect(),
-    };
-    let mut granted: Vec<String> =
-        fixture::PERMISSIONS.iter().filter(|p| perms.contains(*p)).map(|p| (*p).to_owned()).collect();
-    let mut may_act = None;
-    if asked.iter().any(|r| r == fixture::MAY_ACT_SUB_AGENT) && baseline.contains(fixture::MAY_ACT_SUB_AGENT) {
-        granted.push(fixture::MAY_ACT_SUB_AGENT.to_owned());
-        may_act = fixture::client("sub-agent").map(actor_level);
+    } else if s.is(Breakage::ActInvented) {
+        grant.act.insert(0, party_of(requester));
+    }
+    if s.is(Breakage::ActHistoryTruncated) {
+        grant.act.truncate(2);
+    }
+    // Audience, scope, lifetime, subject.
+    if s.is(Breakage::AudienceAccumulates) {
+        for a in aud_list(&subject.claims).into_iter().rev() {
+            if !grant.aud.contains(&a) {
+                grant.aud.insert(0, a);
+            }
+        }
+        grant.aud.dedup();
+    }
+    match s.broken {
+        Some(Breakage::SubjectScopeCopied) => grant.scope.clone_from(&held),
+        Some(Breakage::GrantsNothing) => grant.scope.clear(),
+        Some(Breakage::ExpExtended) => grant.exp = subject_exp + 600,
+        Some(Breakage::SubjectReplacedByClient) => {
+            requester.sub.unwrap_or(requester.client_id).clone_into(&mut grant.sub);
+        }
+        _ => {}
     }
 
-    // Lifetime: never past the subject token's (agent profile, monotonic chain).
-    let subject_exp = subject.claims["exp"].as_i64().unwrap_or(now);
-    let exp = if s.is(Breakage::ExpExtended) { subject_exp + 600 } else { subject_exp.min(now + requester.lifetime_s) };
+    // The contract's delegation scope (§5): granted to a requester whose baseline has
+    // it, and the token names the sub-agent in may_act. Outside the policy: it mints
+    // a right, it does not narrow one.
+    let mut granted = grant.scope.clone();
+    let mut may_act = None;
+    let asked = scope_values(form);
+    if asked.iter().any(|r| r == fixture::MAY_ACT_SUB_AGENT) && requester.baseline.contains(&fixture::MAY_ACT_SUB_AGENT)
+    {
+        granted.push(fixture::MAY_ACT_SUB_AGENT.to_owned());
+        may_act = fixture::client("sub-agent").map(|c| party_of(c).to_claim());
+    }
 
     let jti = random_id(22);
     let sid = subject.claims["sid"].as_str().map(str::to_owned);
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(s.issuer));
-    let token_sub = if s.is(Breakage::SubjectReplacedByClient) {
-        requester.sub.unwrap_or(requester.client_id).to_owned()
-    } else {
-        sub
-    };
-    claims.insert("sub".into(), json!(token_sub));
+    claims.insert("sub".into(), json!(grant.sub));
     if !s.is(Breakage::AudienceOnlyServerSide) {
-        claims.insert("aud".into(), json!(aud));
+        claims.insert("aud".into(), json!(grant.aud));
     }
     claims.insert("azp".into(), json!(requester.client_id));
     claims.insert("client_id".into(), json!(requester.client_id));
     claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(exp));
+    claims.insert("exp".into(), json!(grant.exp));
     claims.insert("jti".into(), json!(jti));
     if let Some(sid) = &sid {
         claims.insert("sid".into(), json!(sid));
@@ -381,24 +342,30 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         claims.insert("preferred_username".into(), u.clone());
     }
     claims.insert("scope".into(), scope_claim(s, &granted));
-    if s.is(Breakage::ActNotAnObject) && actor_client.is_some() {
-        claims.insert("act".into(), json!(actor_client.map(|c| c.client_id)));
-    } else if let Some(act) = nest(&actors) {
+    let acting_client = actor_party.as_ref().and_then(|a| a.client_id.clone());
+    if s.is(Breakage::ActNotAnObject) && acting_client.is_some() {
+        claims.insert("act".into(), json!(acting_client));
+    } else if let Some(mut act) = grant.act_claim() {
+        if s.is(Breakage::ActWithNonIdentityClaims) && acting_client.is_some() {
+            let a = actor.as_ref().map(|a| a.claims.clone()).unwrap_or_default();
+            act["exp"] = a["exp"].clone();
+            act["aud"] = a["aud"].clone();
+        }
         claims.insert("act".into(), act);
     }
     if let Some(m) = may_act {
         claims.insert("may_act".into(), m);
     }
     let claims = Value::Object(claims);
-    s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, exp);
-    s.store().set_audience(&jti, aud);
+    s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, grant.exp);
+    s.store().set_audience(&jti, grant.aud.clone());
 
     // The response (RFC 8693 §2.2.1).
     let mut body = json!({
         "access_token": s.keys.sign(&claims),
         "issued_token_type": issued_type,
         "token_type": if s.is(Breakage::WrongTokenType) { "JWT" } else { "Bearer" },
-        "expires_in": (exp - now).max(0),
+        "expires_in": grant.expires_in(now),
         "scope": granted.join(" "),
     });
     let m = body.as_object_mut().expect("a JSON object");
@@ -412,4 +379,55 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         m.remove("scope");
     }
     Ok(body)
+}
+
+/// The broken variants that make one rule of the decision pass by altering
+/// what the policy is told.
+fn perturb_inputs(broken: Option<Breakage>, x: &mut Exchange, second_hop: bool) {
+    let all: BTreeSet<String> = catalog().permissions.iter().cloned().collect();
+    // The scope a broken server computes with is what was asked, or what the
+    // subject token held: pinned before the parties' permissions are rewritten.
+    let pin_wanted = |x: &mut Exchange| {
+        if x.scope.is_none() {
+            x.scope = Some(x.subject.scope.clone());
+        }
+    };
+    match broken {
+        Some(Breakage::AudienceNotChecked) => x.subject.aud.push(x.requester.client_id.clone()),
+        Some(Breakage::MayActIgnored) => x.subject.may_act = None,
+        Some(Breakage::MayActOnlyWithActorToken) if x.actor.is_none() => x.subject.may_act = None,
+        Some(Breakage::CircularDelegationAccepted) => {
+            if let Some(a) =
+                x.actor.as_ref().and_then(|a| a.client_id.as_deref().map(|c| Party::new(a.sub.clone(), Some(c))))
+            {
+                x.subject.act.retain(|p| !p.same_as(&a));
+            }
+        }
+        Some(Breakage::ResourceNotValidated) => x.resource.retain(|r| policy::well_formed_resource(r)),
+        Some(Breakage::UnknownResourceIgnored) => {
+            x.resource.retain(|r| !policy::well_formed_resource(r) || catalog().resources.contains_key(r));
+        }
+        // Every party is taken to hold what any of them holds: the union.
+        Some(Breakage::UnionNotIntersection) => {
+            pin_wanted(x);
+            let union: BTreeSet<String> = x
+                .subject
+                .scope
+                .iter()
+                .cloned()
+                .chain(x.requester.baseline.iter().filter(|b| all.contains(*b)).cloned())
+                .collect();
+            x.subject.scope = union.iter().cloned().collect();
+            x.user_permissions = Some(union.clone());
+            x.requester.baseline = union;
+        }
+        // From the second hop on, nobody's permissions narrow the request.
+        Some(Breakage::IntersectionFirstHopOnly) if second_hop => {
+            pin_wanted(x);
+            x.subject.scope = all.iter().cloned().collect();
+            x.user_permissions = Some(all.clone());
+            x.requester.baseline = all;
+        }
+        _ => {}
+    }
 }

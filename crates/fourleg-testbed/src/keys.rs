@@ -1,19 +1,21 @@
 //! The signing key (RS256, RFC 7518 §3.3), the JWKS that publishes it
 //! (RFC 7517 §5), and the validation of the tokens clients present
 //! (RFC 8693 §2.1: "validated per its type"; RFC 8725 §3.1 for the algorithm).
+//!
+//! Signing goes through [`fourleg_core::jose::Signer`] and verification
+//! through [`fourleg_core::jose::Jwks`], the same core the suite and the
+//! reference broker use; the broken variants are perturbations around it
+//! (a check skipped, or a confused verifier put in its place).
 
 use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use fourleg_core::jose::{AlgError, Jwks, JwsAlg, LocalSigner, Signer, VerifyError};
 use fourleg_core::jwt;
-use hmac::{Hmac, Mac as _};
 use rsa::pkcs8::EncodePublicKey as _;
-use rsa::signature::{SignatureEncoding as _, Signer as _, Verifier as _};
-use rsa::traits::PublicKeyParts as _;
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::breakage::Breakage;
 
@@ -24,23 +26,33 @@ pub enum Invalid {
     Malformed(String),
     #[error("unsigned token (alg none) refused")]
     AlgNone,
-    #[error("algorithm {0} is not accepted (RS256 only)")]
-    Alg(String),
-    #[error("signature does not verify")]
-    Signature,
+    /// The JOSE core refused it: an algorithm the key does not admit, an
+    /// unknown key, a signature that does not verify.
+    #[error("{0}")]
+    Jose(VerifyError),
     #[error("issuer {0} is not trusted")]
     Issuer(String),
     #[error("token expired")]
     Expired,
 }
 
-/// The server's RSA key and what is derived from it.
+impl From<VerifyError> for Invalid {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Malformed(d) => Invalid::Malformed(d.to_string()),
+            VerifyError::Alg(AlgError::Unsigned(_)) => Invalid::AlgNone,
+            e => Invalid::Jose(e),
+        }
+    }
+}
+
+/// The server's key and what is derived from it.
 #[derive(Debug)]
 pub struct Keys {
-    signing: rsa::pkcs1v15::SigningKey<Sha256>,
-    verifying: rsa::pkcs1v15::VerifyingKey<Sha256>,
-    kid: String,
+    signer: Box<dyn Signer>,
+    /// The JWKS document as served, and as the verifier reads it.
     jwks: Value,
+    verifier: Jwks,
     /// SPKI PEM of the public key: what a key-confused verifier uses as an HMAC secret.
     public_pem: String,
 }
@@ -56,21 +68,12 @@ pub fn shared() -> Arc<Keys> {
 impl Keys {
     fn generate() -> Self {
         let sk = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("2048-bit RSA key generation works");
-        let pk = RsaPublicKey::from(&sk);
-        let kid = "testbed-rs256".to_owned();
-        let jwks = json!({"keys": [{
-            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(pk.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(pk.e().to_bytes_be()),
-        }]});
-        let public_pem = pk.to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("an RSA public key encodes as PEM");
-        Self {
-            signing: rsa::pkcs1v15::SigningKey::new(sk),
-            verifying: rsa::pkcs1v15::VerifyingKey::new(pk),
-            kid,
-            jwks,
-            public_pem,
-        }
+        let public_pem =
+            sk.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("an RSA public key encodes as PEM");
+        let signer = LocalSigner::rsa(JwsAlg::RS256, "testbed-rs256", &sk).expect("an RSA key signs RS256");
+        let jwks = json!({"keys": [signer.public_jwk()]});
+        let verifier = Jwks::from_value(&jwks).expect("the test bed's own JWKS is readable");
+        Self { signer: Box::new(signer), jwks, verifier, public_pem }
     }
 
     /// The JWKS document (RFC 7517 §5).
@@ -79,12 +82,16 @@ impl Keys {
         &self.jwks
     }
 
-    /// Signs claims as a compact JWS, RS256 (RFC 7515 §3.1).
+    /// The signing algorithm, as the metadata advertises it.
+    #[must_use]
+    pub fn alg(&self) -> JwsAlg {
+        self.signer.alg()
+    }
+
+    /// Signs claims as a compact JWS (RFC 7515 §3.1).
     #[must_use]
     pub fn sign(&self, claims: &Value) -> String {
-        let input = jwt::encode_unsigned(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}), claims);
-        let sig = self.signing.sign(input.as_bytes());
-        jwt::with_signature(&input, &sig.to_vec())
+        self.signer.sign(claims).expect("the test bed's in-memory key signs")
     }
 
     /// Validates a presented JWT and returns its claims: signature by this
@@ -93,29 +100,30 @@ impl Keys {
     pub fn validate(&self, token: &str, issuer: &str, now: i64, broken: Option<Breakage>) -> Result<Value, Invalid> {
         let d = jwt::decode(token).map_err(|e| Invalid::Malformed(e.to_string()))?;
         let (input, sig) = token.trim().rsplit_once('.').ok_or_else(|| Invalid::Malformed("no signature".into()))?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| Invalid::Signature)?;
+        if URL_SAFE_NO_PAD.decode(sig).is_err() {
+            return Err(Invalid::Jose(VerifyError::Signature));
+        }
         let iss = d.claims["iss"].as_str().unwrap_or_default().to_owned();
         let foreign = iss != issuer;
-        match d.header["alg"].as_str().unwrap_or_default() {
+        let alg = d.header["alg"].as_str().unwrap_or_default();
+        match alg {
             "RS256" if broken == Some(Breakage::SignatureNotVerified) => {}
-            "RS256" => {
-                let s = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).map_err(|_| Invalid::Signature)?;
-                if !foreign || broken != Some(Breakage::ForeignIssuerAccepted) {
-                    self.verifying.verify(input.as_bytes(), &s).map_err(|_| Invalid::Signature)?;
-                }
-            }
-            "none" | "None" | "NONE" if broken == Some(Breakage::AlgNoneAccepted) => {}
-            "none" | "None" | "NONE" => return Err(Invalid::AlgNone),
+            a if a.eq_ignore_ascii_case("none") && broken == Some(Breakage::AlgNoneAccepted) => {}
             "HS256" if broken == Some(Breakage::KeyConfusionAccepted) => {
-                let mut mac =
-                    Hmac::<Sha256>::new_from_slice(self.public_pem.as_bytes()).map_err(|_| Invalid::Signature)?;
-                mac.update(input.as_bytes());
-                mac.verify_slice(&sig).map_err(|_| Invalid::Signature)?;
+                // The confused verifier: the public key's PEM taken as an HMAC secret.
+                let secret = jsonwebtoken::DecodingKey::from_secret(self.public_pem.as_bytes());
+                let ok = jsonwebtoken::crypto::verify(sig, input.as_bytes(), &secret, jsonwebtoken::Algorithm::HS256)
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(Invalid::Jose(VerifyError::Signature));
+                }
             }
             // A server trusting any issuer would fetch that issuer's keys; the
             // broken variant skips the signature of tokens from elsewhere.
             _ if foreign && broken == Some(Breakage::ForeignIssuerAccepted) => {}
-            other => return Err(Invalid::Alg(other.to_owned())),
+            _ => {
+                self.verifier.verify(token)?;
+            }
         }
         if foreign && broken != Some(Breakage::ForeignIssuerAccepted) {
             return Err(Invalid::Issuer(iss));
@@ -125,5 +133,33 @@ impl Keys {
             return Err(Invalid::Expired);
         }
         Ok(d.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISS: &str = "http://testbed";
+
+    fn claims() -> Value {
+        json!({"iss": ISS, "sub": "alice", "exp": 2_000})
+    }
+
+    #[test]
+    fn own_tokens_validate_and_forgeries_do_not() {
+        let k = shared();
+        let good = k.sign(&claims());
+        assert_eq!(k.validate(&good, ISS, 1_000, None).unwrap()["sub"], "alice");
+        assert_eq!(k.validate(&good, ISS, 3_000, None), Err(Invalid::Expired));
+        assert_eq!(k.validate(&good, "http://elsewhere", 1_000, None), Err(Invalid::Issuer(ISS.into())));
+        let none = format!("{}.", jwt::encode_unsigned(&json!({"alg": "none"}), &claims()));
+        assert_eq!(k.validate(&none, ISS, 1_000, None), Err(Invalid::AlgNone));
+        assert!(k.validate(&none, ISS, 1_000, Some(Breakage::AlgNoneAccepted)).is_ok());
+        let (header, sig) = (good.split('.').next().unwrap(), good.rsplit('.').next().unwrap());
+        let mallory = URL_SAFE_NO_PAD.encode(json!({"iss": ISS, "sub": "mallory", "exp": 2_000}).to_string());
+        let edited = format!("{header}.{mallory}.{sig}");
+        assert_eq!(k.validate(&edited, ISS, 1_000, None), Err(Invalid::Jose(VerifyError::Signature)));
+        assert!(k.validate(&edited, ISS, 1_000, Some(Breakage::SignatureNotVerified)).is_ok());
     }
 }

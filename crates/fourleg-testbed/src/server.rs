@@ -16,6 +16,8 @@ use rand::distributions::Alphanumeric;
 use rand::Rng as _;
 use serde_json::{json, Value};
 
+use fourleg_core::oauth::{ErrorCode, ErrorCode as E, GrantType};
+
 use crate::breakage::Breakage;
 use crate::exchange;
 use crate::fixture::{self, Client, Kind};
@@ -74,13 +76,13 @@ pub fn random_id(n: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct OAuthError {
     pub status: StatusCode,
-    pub error: &'static str,
+    pub error: ErrorCode,
     pub description: String,
 }
 
 impl OAuthError {
-    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         Self { status, error, description: description.into() }
     }
 
@@ -175,7 +177,7 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Option<(String, Option<Strin
 
 /// Authenticates the caller. `lenient` is the broken variant that does not check secrets.
 pub fn authenticate(s: &Server, headers: &HeaderMap, form: &Form, lenient: bool) -> Result<Caller, OAuthError> {
-    let bad = || OAuthError::new("invalid_client", "client authentication failed");
+    let bad = || OAuthError::new(E::InvalidClient, "client authentication failed");
     let (id, secret) = credentials(headers, form).ok_or_else(bad)?;
     let client = fixture::client(&id).ok_or_else(bad)?;
     if client.is_public() {
@@ -215,10 +217,10 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         "revocation_endpoint": format!("{i}/revoke"),
         "end_session_endpoint": format!("{i}/logout"),
         "jwks_uri": format!("{i}/jwks"),
-        "grant_types_supported": ["password", "client_credentials", exchange::GRANT],
+        "grant_types_supported": [GrantType::Password, GrantType::ClientCredentials, GrantType::TokenExchange],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": [s.keys.alg().as_str()],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -228,7 +230,7 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         doc.as_object_mut().map(|m| m.remove("jwks_uri"));
     }
     if s.is(Breakage::GrantNotAdvertised) {
-        doc["grant_types_supported"] = json!(["password", "client_credentials"]);
+        doc["grant_types_supported"] = json!([GrantType::Password, GrantType::ClientCredentials]);
     }
     Json(doc).into_response()
 }
@@ -239,19 +241,19 @@ async fn jwks(State(s): State<Arc<Server>>) -> Response {
 
 /// The test bed logs users in with the password grant only.
 async fn authorize(State(s): State<Arc<Server>>) -> Response {
-    OAuthError::new("unsupported_response_type", "the test bed logs users in with the password grant (RFC 6749 §4.3)")
+    OAuthError::new(E::UnsupportedResponseType, "the test bed logs users in with the password grant (RFC 6749 §4.3)")
         .into_response(s.broken)
 }
 
 /// The token endpoint (RFC 6749 §3.2): password, client credentials, token exchange.
 async fn token(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let res = match form.get("grant_type") {
-        Some("password") => password(&s, &headers, &form),
-        Some("client_credentials") => client_credentials(&s, &headers, &form),
-        Some(exchange::GRANT) => exchange::exchange(&s, &headers, &form),
-        Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type")),
-        None => Err(OAuthError::new("invalid_request", "grant_type is required")),
+    let res = match form.get("grant_type").map(GrantType::from) {
+        Some(GrantType::Password) => password(&s, &headers, &form),
+        Some(GrantType::ClientCredentials) => client_credentials(&s, &headers, &form),
+        Some(GrantType::TokenExchange) => exchange::exchange(&s, &headers, &form),
+        Some(_) => Err(OAuthError::new(E::UnsupportedGrantType, "unsupported grant_type")),
+        None => Err(OAuthError::new(E::InvalidRequest, "grant_type is required")),
     };
     match res {
         Ok(body) => token_response(body, s.broken),
@@ -286,13 +288,13 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
     let caller = authenticate(s, headers, form, false)?;
     let client = caller.client();
     if client.kind != Kind::Login {
-        return Err(OAuthError::new("unauthorized_client", "this client does not log users in"));
+        return Err(OAuthError::new(E::UnauthorizedClient, "this client does not log users in"));
     }
     let user = form
         .get("username")
         .and_then(fixture::user)
         .filter(|u| s.passwords.get(u.username).map(String::as_str) == form.get("password"))
-        .ok_or_else(|| OAuthError::new("invalid_grant", "wrong username or password"))?;
+        .ok_or_else(|| OAuthError::new(E::InvalidGrant, "wrong username or password"))?;
     let now = now();
     let mut granted: Vec<String> = Vec::new();
     for v in scope_values(form) {
@@ -301,7 +303,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         if (permitted || may_act) && client.baseline.contains(&v.as_str()) {
             granted.push(v);
         } else if v != "openid" && !fixture::PERMISSIONS.contains(&v.as_str()) {
-            return Err(OAuthError::new("invalid_scope", format!("unknown scope {v}")));
+            return Err(OAuthError::new(E::InvalidScope, format!("unknown scope {v}")));
         }
     }
     let sid = random_id(16);
@@ -332,13 +334,13 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
 fn client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
     let caller = authenticate(s, headers, form, false)?;
     let Caller::Confidential(client) = caller else {
-        return Err(OAuthError::new("unauthorized_client", "public clients have no client credentials"));
+        return Err(OAuthError::new(E::UnauthorizedClient, "public clients have no client credentials"));
     };
     if s.store().is_disabled(client.client_id) {
-        return Err(OAuthError::new("invalid_client", "client disabled"));
+        return Err(OAuthError::new(E::InvalidClient, "client disabled"));
     }
     let Some(sub) = client.sub else {
-        return Err(OAuthError::new("unauthorized_client", "this client has no client credentials grant"));
+        return Err(OAuthError::new(E::UnauthorizedClient, "this client has no client credentials grant"));
     };
     let now = now();
     let granted: Vec<String> = scope_values(form)
@@ -367,14 +369,14 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
         match authenticate(&s, &headers, &form, false) {
             Ok(Caller::Confidential(c)) => caller = Some(c.client_id),
             Ok(Caller::Public(_)) => {
-                return OAuthError::new("invalid_client", "introspection is for confidential clients")
+                return OAuthError::new(E::InvalidClient, "introspection is for confidential clients")
                     .into_response(s.broken)
             }
             Err(e) => return e.into_response(s.broken),
         }
     }
     let Some(token) = form.get("token") else {
-        return OAuthError::new("invalid_request", "token is required").into_response(s.broken);
+        return OAuthError::new(E::InvalidRequest, "token is required").into_response(s.broken);
     };
     let now = now();
     let refresh = s.store().refresh(token).cloned();
@@ -425,10 +427,10 @@ async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
         Err(e) => return e.into_response(s.broken),
     };
     let Some(token) = form.get("token") else {
-        return OAuthError::new("invalid_request", "token is required").into_response(s.broken);
+        return OAuthError::new(E::InvalidRequest, "token is required").into_response(s.broken);
     };
     let not_yours =
-        || OAuthError::new("unauthorized_client", "the token was not issued to this client").into_response(s.broken);
+        || OAuthError::new(E::UnauthorizedClient, "the token was not issued to this client").into_response(s.broken);
     let any_client = s.is(Breakage::RevokeByAnyClient);
     let refresh = s.store().refresh(token).cloned();
     if let Some(r) = refresh {
@@ -452,7 +454,7 @@ async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
         }
         None if s.is(Breakage::RevokeUnknownTokenError) => {
             drop(st);
-            OAuthError::new("invalid_request", "unknown token").into_response(s.broken)
+            OAuthError::new(E::InvalidRequest, "unknown token").into_response(s.broken)
         }
         None => StatusCode::OK.into_response(),
     }
@@ -481,7 +483,7 @@ async fn logout(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
             s.store().end_session(&r.sid);
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => OAuthError::new("invalid_grant", "unknown refresh token").into_response(s.broken),
+        _ => OAuthError::new(E::InvalidGrant, "unknown refresh token").into_response(s.broken),
     }
 }
 

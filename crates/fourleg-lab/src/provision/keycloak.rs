@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use fourleg_core::oauth::GrantType;
 use fourleg_core::Secret;
 use serde_json::Value;
 
@@ -79,7 +80,7 @@ pub async fn admin_token(base: &str, password: &Secret) -> Result<Secret> {
     let resp = health::http()
         .post(format!("{base}/realms/master/protocol/openid-connect/token"))
         .form(&[
-            ("grant_type", "password"),
+            ("grant_type", GrantType::Password.as_str()),
             ("client_id", "admin-cli"),
             ("username", "admin"),
             ("password", password.expose()),

@@ -83,7 +83,9 @@ impl BaoFixture {
 /// The unseal key and root token, kept owner-only in `openbao/init.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaoInit {
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub unseal_key: Secret,
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub root_token: Secret,
 }
 
@@ -92,6 +94,7 @@ pub struct BaoInit {
 pub struct BrokerAppRole {
     pub mount: String,
     pub role_id: String,
+    #[serde(with = "fourleg_core::secret::exposed")]
     pub secret_id: Secret,
 }
 
