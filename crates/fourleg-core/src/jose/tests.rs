@@ -211,9 +211,21 @@ fn a_jwk_that_names_its_alg_verifies_only_that_one() {
 fn broken_key_material_is_a_key_error_and_misfits_are_refused() {
     assert_eq!(Jwks::from_value(&json!({"nokeys": []})).unwrap_err(), KeyError::NotAJwks);
     let bad = json!({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]});
-    assert!(matches!(Jwks::from_value(&bad), Err(KeyError::Jwk { index: 0, .. })));
+    assert!(matches!(
+        Jwks::from_value(&bad),
+        Err(KeyError::Jwk { index: 0, source: JwkError::Malformed { member: "n/e", .. } })
+    ));
+    let no_x = json!({"keys": [{"kty": "EC", "crv": "P-256", "y": "AAAA"}]});
+    assert_eq!(Jwks::from_value(&no_x).unwrap_err(), KeyError::Jwk { index: 0, source: JwkError::Missing("x") });
     let misfit = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "alg": "ES256"}]});
-    assert!(matches!(Jwks::from_value(&misfit), Err(KeyError::Jwk { index: 0, .. })));
+    assert_eq!(
+        Jwks::from_value(&misfit).unwrap_err(),
+        KeyError::Jwk { index: 0, source: JwkError::AlgMismatch { alg: JwsAlg::ES256, key_type: KeyType::Ed25519 } }
+    );
+    assert_eq!(
+        Jwks::from_value(&misfit).unwrap_err().to_string(),
+        "key 0 of the JWKS: alg ES256 does not fit a key of type OKP Ed25519"
+    );
     assert!(LocalSigner::rsa(JwsAlg::ES256, "k", rsa_key()).is_err());
 }
 
