@@ -169,6 +169,10 @@ pub enum VerifyError {
     Malformed(#[from] DecodeError),
     #[error("the header has no alg")]
     NoAlg,
+    /// `crit` names extensions that must be understood (RFC 7515 §4.1.11);
+    /// this verifier understands none, so it must refuse.
+    #[error("the header's crit lists extensions this verifier does not understand: {0}")]
+    Critical(String),
     #[error(transparent)]
     Alg(#[from] AlgError),
     /// No key of the JWKS carries the header's `kid` (RFC 7515 §4.1.4).
@@ -342,9 +346,15 @@ impl Jwks {
     /// admits the header's `alg`. Claims (`iss`, `exp`, `aud`) are the
     /// caller's to check: their rules differ between a resource server, the
     /// test bed and the grading of a scenario.
+    ///
+    /// Keys come from this JWKS only: a key the header carries or points at
+    /// (`jwk`, `jku`, `x5u`, `x5c`) is never used (RFC 8725 §3.10).
     pub fn verify(&self, token: &str) -> Result<Verified, VerifyError> {
         let d = jwt::decode(token)?;
         let alg: JwsAlg = d.header["alg"].as_str().ok_or(VerifyError::NoAlg)?.parse()?;
+        if let Some(crit) = d.header.get("crit") {
+            return Err(VerifyError::Critical(crit.to_string()));
+        }
         let kid = d.header["kid"].as_str().map(str::to_owned);
         let named: Vec<&PublicKey> =
             self.keys.iter().filter(|k| kid.is_none() || k.kid.as_deref() == kid.as_deref()).collect();

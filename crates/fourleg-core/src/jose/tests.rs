@@ -196,6 +196,31 @@ fn near_misses_do_not_verify() {
 }
 
 #[test]
+fn keys_in_the_header_are_never_trusted_and_crit_is_refused() {
+    let (jwks, _, _) = mixed();
+    // The attacker signs with their own Ed25519 key and embeds it (RFC 8725 §3.10).
+    let (attacker, attacker_jwk) = ed25519_pair();
+    let embedded = |kid: Option<&str>| {
+        let mut header = json!({"alg": "EdDSA", "jwk": attacker_jwk, "jku": "https://attacker.example/jwks"});
+        if let Some(k) = kid {
+            header["kid"] = json!(k);
+        }
+        signed(&header, &claims(), |m| {
+            use ed25519_dalek::Signer as _;
+            attacker.sign(m).to_bytes().to_vec()
+        })
+    };
+    assert_eq!(jwks.verify(&embedded(Some("ed"))).unwrap_err(), VerifyError::Signature);
+    assert_eq!(jwks.verify(&embedded(None)).unwrap_err(), VerifyError::Signature);
+    // A genuine signature whose header lists a critical extension (RFC 7515 §4.1.11).
+    let signer = LocalSigner::generate(JwsAlg::ES256, "p256").unwrap();
+    let keys = Jwks::from_value(&json!({"keys": [signer.public_jwk()]})).unwrap();
+    let input = jwt::encode_unsigned(&json!({"alg": "ES256", "kid": "p256", "crit": ["b64"], "b64": false}), &claims());
+    let crit = jwt::with_signature(&input, &signer.sign_input(input.as_bytes()).unwrap());
+    assert_eq!(keys.verify(&crit).unwrap_err(), VerifyError::Critical("[\"b64\"]".into()));
+}
+
+#[test]
 fn a_jwk_that_names_its_alg_verifies_only_that_one() {
     // A genuine PSS signature by a key published for RS256 only (RFC 7517 §4.4).
     let jwks = Jwks::from_value(&json!({"keys": [rsa_jwk("rsa", Some("RS256"))]})).unwrap();
