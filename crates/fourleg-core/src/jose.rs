@@ -169,6 +169,10 @@ pub enum VerifyError {
     Malformed(#[from] DecodeError),
     #[error("the header has no alg")]
     NoAlg,
+    /// `crit` names extensions that must be understood (RFC 7515 §4.1.11);
+    /// this verifier understands none, so it must refuse.
+    #[error("the header's crit lists extensions this verifier does not understand: {0}")]
+    Critical(String),
     #[error(transparent)]
     Alg(#[from] AlgError),
     /// No key of the JWKS carries the header's `kid` (RFC 7515 §4.1.4).
@@ -182,13 +186,29 @@ pub enum VerifyError {
     Signature,
 }
 
-/// Why a key or a JWKS cannot be used (harness side: bad key material).
+/// Why a JWK that claims to be a signing key cannot be used (RFC 7517 §4, RFC 7518 §6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwkError {
+    #[error("{0} is missing or not a string")]
+    Missing(&'static str),
+    #[error("{member} is not usable: {reason}")]
+    Malformed { member: &'static str, reason: String },
+    /// The JWK's own `alg` (RFC 7517 §4.4) belongs to another key type.
+    #[error("alg {alg} does not fit a key of type {key_type}")]
+    AlgMismatch { alg: JwsAlg, key_type: KeyType },
+}
+
+/// Why a key or a JWKS cannot be used (bad key material).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("the JWKS is not an object with a keys array")]
     NotAJwks,
-    #[error("key {index} of the JWKS: {reason}")]
-    Jwk { index: usize, reason: String },
+    #[error("key {index} of the JWKS: {source}")]
+    Jwk {
+        index: usize,
+        #[source]
+        source: JwkError,
+    },
     #[error("signing key: {0}")]
     Signing(String),
 }
@@ -213,15 +233,19 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-fn str_field<'a>(jwk: &'a Value, name: &str) -> Result<&'a str, String> {
-    jwk[name].as_str().ok_or_else(|| format!("{name} is missing or not a string"))
+fn str_field<'a>(jwk: &'a Value, name: &'static str) -> Result<&'a str, JwkError> {
+    jwk[name].as_str().ok_or(JwkError::Missing(name))
+}
+
+fn malformed(member: &'static str) -> impl FnOnce(jsonwebtoken::errors::Error) -> JwkError {
+    move |e| JwkError::Malformed { member, reason: e.to_string() }
 }
 
 impl PublicKey {
     /// Reads a public JWK (RFC 7517 §4). `Ok(None)` for a key that can never
     /// verify a JWS: an encryption key (`use: enc` or a JWE `alg`), a
     /// symmetric key (`kty: oct`), a curve fourleg does not verify.
-    pub fn from_jwk(jwk: &Value) -> Result<Option<Self>, String> {
+    pub fn from_jwk(jwk: &Value) -> Result<Option<Self>, JwkError> {
         if jwk["use"].as_str().is_some_and(|u| u != "sig") {
             return Ok(None);
         }
@@ -235,22 +259,22 @@ impl PublicKey {
         let (key_type, key) = match (str_field(jwk, "kty")?, jwk["crv"].as_str()) {
             ("RSA", _) => {
                 let k = DecodingKey::from_rsa_components(str_field(jwk, "n")?, str_field(jwk, "e")?)
-                    .map_err(|e| format!("RSA n/e: {e}"))?;
+                    .map_err(malformed("n/e"))?;
                 (KeyType::Rsa, k)
             }
             ("EC", Some(crv @ ("P-256" | "P-384"))) => {
                 let k = DecodingKey::from_ec_components(str_field(jwk, "x")?, str_field(jwk, "y")?)
-                    .map_err(|e| format!("EC x/y: {e}"))?;
+                    .map_err(malformed("x/y"))?;
                 (if crv == "P-256" { KeyType::EcP256 } else { KeyType::EcP384 }, k)
             }
             ("OKP", Some("Ed25519")) => {
-                let k = DecodingKey::from_ed_components(str_field(jwk, "x")?).map_err(|e| format!("OKP x: {e}"))?;
+                let k = DecodingKey::from_ed_components(str_field(jwk, "x")?).map_err(malformed("x"))?;
                 (KeyType::Ed25519, k)
             }
             _ => return Ok(None),
         };
-        if alg.is_some_and(|a| a.key_type() != key_type) {
-            return Err(format!("alg {} does not fit a {key_type} key", alg.map(JwsAlg::as_str).unwrap_or_default()));
+        if let Some(alg) = alg.filter(|a| a.key_type() != key_type) {
+            return Err(JwkError::AlgMismatch { alg, key_type });
         }
         Ok(Some(Self { kid: jwk["kid"].as_str().map(str::to_owned), key_type, alg, key }))
     }
@@ -304,7 +328,7 @@ impl Jwks {
         let list = jwks["keys"].as_array().ok_or(KeyError::NotAJwks)?;
         let mut keys = Vec::new();
         for (index, jwk) in list.iter().enumerate() {
-            if let Some(k) = PublicKey::from_jwk(jwk).map_err(|reason| KeyError::Jwk { index, reason })? {
+            if let Some(k) = PublicKey::from_jwk(jwk).map_err(|source| KeyError::Jwk { index, source })? {
                 keys.push(k);
             }
         }
@@ -322,9 +346,15 @@ impl Jwks {
     /// admits the header's `alg`. Claims (`iss`, `exp`, `aud`) are the
     /// caller's to check: their rules differ between a resource server, the
     /// test bed and the grading of a scenario.
+    ///
+    /// Keys come from this JWKS only: a key the header carries or points at
+    /// (`jwk`, `jku`, `x5u`, `x5c`) is never used (RFC 8725 §3.10).
     pub fn verify(&self, token: &str) -> Result<Verified, VerifyError> {
         let d = jwt::decode(token)?;
         let alg: JwsAlg = d.header["alg"].as_str().ok_or(VerifyError::NoAlg)?.parse()?;
+        if let Some(crit) = d.header.get("crit") {
+            return Err(VerifyError::Critical(crit.to_string()));
+        }
         let kid = d.header["kid"].as_str().map(str::to_owned);
         let named: Vec<&PublicKey> =
             self.keys.iter().filter(|k| kid.is_none() || k.kid.as_deref() == kid.as_deref()).collect();
@@ -452,7 +482,7 @@ impl LocalSigner {
         use rsa::pkcs1::EncodeRsaPrivateKey as _;
         use rsa::traits::PublicKeyParts as _;
         if alg.key_type() != KeyType::Rsa {
-            return Err(KeyError::Signing(format!("{alg} needs an {} key, not RSA", alg.key_type())));
+            return Err(KeyError::Signing(format!("{alg} needs a key of type {}, not RSA", alg.key_type())));
         }
         let der = key.to_pkcs1_der().map_err(|e| KeyError::Signing(e.to_string()))?;
         let public = json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())});

@@ -2,6 +2,10 @@
 //! bed, chosen when the server starts. The kill table
 //! (`tests/kill_table.rs`) proves that the scenarios checking that rule
 //! fail against it, and that no other scenario does.
+//!
+//! A switch of the exchange decision never edits `fourleg_policy`: it alters
+//! what the policy is given (`exchange::perturb_inputs`) or what it returns
+//! (after `decide` in `exchange.rs`).
 
 use std::fmt;
 

@@ -10,7 +10,12 @@
 //! broken variant, and writes `reports/kill-table.md`. It is a test crate
 //! (`publish = false`, no binary, not a dependency of `fourleg-cli`), so no
 //! build a user runs contains the switches. It is not the reference broker:
-//! no database, no secrets store, everything in memory.
+//! no database, no secrets store, everything in memory. It shares the
+//! broker's decision, though: exchanges are decided by
+//! [`fourleg_policy::decide`], tokens signed through
+//! [`fourleg_core::jose::Signer`] and verified by [`fourleg_core::jose::Jwks`],
+//! and the switches that concern them are perturbations around those (inputs
+//! or outputs altered), so the kill table proves them too.
 //!
 //! Its target profile is `testbed.toml` beside this crate's manifest; the
 //! fixture contract it provisions is in [`fixture`].

@@ -196,6 +196,31 @@ fn near_misses_do_not_verify() {
 }
 
 #[test]
+fn keys_in_the_header_are_never_trusted_and_crit_is_refused() {
+    let (jwks, _, _) = mixed();
+    // The attacker signs with their own Ed25519 key and embeds it (RFC 8725 §3.10).
+    let (attacker, attacker_jwk) = ed25519_pair();
+    let embedded = |kid: Option<&str>| {
+        let mut header = json!({"alg": "EdDSA", "jwk": attacker_jwk, "jku": "https://attacker.example/jwks"});
+        if let Some(k) = kid {
+            header["kid"] = json!(k);
+        }
+        signed(&header, &claims(), |m| {
+            use ed25519_dalek::Signer as _;
+            attacker.sign(m).to_bytes().to_vec()
+        })
+    };
+    assert_eq!(jwks.verify(&embedded(Some("ed"))).unwrap_err(), VerifyError::Signature);
+    assert_eq!(jwks.verify(&embedded(None)).unwrap_err(), VerifyError::Signature);
+    // A genuine signature whose header lists a critical extension (RFC 7515 §4.1.11).
+    let signer = LocalSigner::generate(JwsAlg::ES256, "p256").unwrap();
+    let keys = Jwks::from_value(&json!({"keys": [signer.public_jwk()]})).unwrap();
+    let input = jwt::encode_unsigned(&json!({"alg": "ES256", "kid": "p256", "crit": ["b64"], "b64": false}), &claims());
+    let crit = jwt::with_signature(&input, &signer.sign_input(input.as_bytes()).unwrap());
+    assert_eq!(keys.verify(&crit).unwrap_err(), VerifyError::Critical("[\"b64\"]".into()));
+}
+
+#[test]
 fn a_jwk_that_names_its_alg_verifies_only_that_one() {
     // A genuine PSS signature by a key published for RS256 only (RFC 7517 §4.4).
     let jwks = Jwks::from_value(&json!({"keys": [rsa_jwk("rsa", Some("RS256"))]})).unwrap();
@@ -211,9 +236,21 @@ fn a_jwk_that_names_its_alg_verifies_only_that_one() {
 fn broken_key_material_is_a_key_error_and_misfits_are_refused() {
     assert_eq!(Jwks::from_value(&json!({"nokeys": []})).unwrap_err(), KeyError::NotAJwks);
     let bad = json!({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]});
-    assert!(matches!(Jwks::from_value(&bad), Err(KeyError::Jwk { index: 0, .. })));
+    assert!(matches!(
+        Jwks::from_value(&bad),
+        Err(KeyError::Jwk { index: 0, source: JwkError::Malformed { member: "n/e", .. } })
+    ));
+    let no_x = json!({"keys": [{"kty": "EC", "crv": "P-256", "y": "AAAA"}]});
+    assert_eq!(Jwks::from_value(&no_x).unwrap_err(), KeyError::Jwk { index: 0, source: JwkError::Missing("x") });
     let misfit = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "alg": "ES256"}]});
-    assert!(matches!(Jwks::from_value(&misfit), Err(KeyError::Jwk { index: 0, .. })));
+    assert_eq!(
+        Jwks::from_value(&misfit).unwrap_err(),
+        KeyError::Jwk { index: 0, source: JwkError::AlgMismatch { alg: JwsAlg::ES256, key_type: KeyType::Ed25519 } }
+    );
+    assert_eq!(
+        Jwks::from_value(&misfit).unwrap_err().to_string(),
+        "key 0 of the JWKS: alg ES256 does not fit a key of type OKP Ed25519"
+    );
     assert!(LocalSigner::rsa(JwsAlg::ES256, "k", rsa_key()).is_err());
 }
 
