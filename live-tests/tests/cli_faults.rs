@@ -154,6 +154,7 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
     let out = run(&bin, &["matrix", "--out", &out_dir.display().to_string()], &st);
     let after = tree_status();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let doc = std::fs::read(out_dir.join("matrix.json"));
     let down = run(&bin, &["down", "--purge"], &st);
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -173,7 +174,7 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
             .collect();
         assert!(errors.is_empty(), "{}: error cells {errors:?}", r["target"]["name"]);
     }
-    assert!(tail.contains("matrix of") && tail.contains("wall"), "per-target wall times are printed last:\n{tail}");
+    assert!(stdout.contains("matrix of") && stdout.contains("wall"), "per-target wall times on stdout:\n{stdout}");
     assert_eq!(before, after, "matrix changed the source tree");
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
 }

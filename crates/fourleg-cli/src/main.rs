@@ -35,6 +35,11 @@ Exit codes:
   2  the harness or its setup failed (missing prerequisite, a service that did
      not start, bad input); the message says what to do
 
+Output: progress and a line per scenario go to stderr (--quiet: none;
+--verbose: every check); the summary of `run` and the closing lines of
+`matrix` (each target's wall time and verdict, and why a target errored) go
+to stdout, so `fourleg run ... > summary.txt` keeps just the verdict.
+
 Environment:
   FOURLEG_STATE   state directory (pids, logs, data, credentials)   [.lab]
   FOURLEG_CACHE   download cache (Keycloak, OpenBao, Maven)  [~/.cache/fourleg]
@@ -74,6 +79,12 @@ struct Dirs {
     /// The fixtures directory (realm export, OpenBao provisioning, migrations).
     #[arg(long, global = true, hide_env_values = true, env = "FOURLEG_FIXTURES", value_name = "DIR")]
     fixtures: Option<PathBuf>,
+    /// run, matrix: no line per scenario on stderr, only the summary on stdout.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// run, matrix: every check of every scenario on stderr, passing ones too.
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +337,13 @@ pub(crate) fn chain(e: &anyhow::Error) -> String {
 const INTERRUPTED: u8 = 130;
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    run::set_verbosity(if cli.dirs.quiet {
+        run::Verbosity::Quiet
+    } else if cli.dirs.verbose {
+        run::Verbosity::Verbose
+    } else {
+        run::Verbosity::Normal
+    });
     let config = config(&cli.dirs);
     let starts_things = matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Matrix(_));
     if !starts_things {

@@ -175,7 +175,7 @@ pub async fn matrix(
     let doc = RunDocument::new(runs, &registry.profile_version, runner::rfc3339_now());
     let written = fourleg_report::write_all(&doc, out)?;
     let code = run_cmd::document_exit(&doc, baseline)?;
-    eprint!("{}", closing(&doc, &written, begin.elapsed()));
+    print!("{}", closing(&doc, &written, begin.elapsed()));
     Ok(code)
 }
 

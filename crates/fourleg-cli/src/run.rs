@@ -215,32 +215,67 @@ pub fn status_word(r: &ScenarioResult) -> String {
     }
 }
 
+/// How much `run` and `matrix` say per scenario on stderr (`--quiet`,
+/// `--verbose`); the summary and the closing lines go to stdout either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// No line per scenario.
+    Quiet,
+    /// A line per scenario, with the checks that decided a finding (at most three).
+    Normal,
+    /// A line per scenario and every check of it, passing ones included.
+    Verbose,
+}
+
+static VERBOSITY: std::sync::OnceLock<Verbosity> = std::sync::OnceLock::new();
+
+/// Sets the verbosity once, from the command line.
+pub fn set_verbosity(v: Verbosity) {
+    let _ = VERBOSITY.set(v);
+}
+
+fn verbosity() -> Verbosity {
+    VERBOSITY.get().copied().unwrap_or(Verbosity::Normal)
+}
+
 impl Observer for Lines {
     fn started(&self, _: &Scenario) {}
 
     fn finished(&self, r: &ScenarioResult) {
+        let verbosity = verbosity();
+        if verbosity == Verbosity::Quiet {
+            return;
+        }
         let word = self.paint(r.status, &format!("{:<24}", status_word(r)));
         let on = self.target.as_deref().map(|t| format!("[{t}] ")).unwrap_or_default();
         let mut line = format!("{word} {on}{}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
-        if matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error) {
-            let bad: Vec<_> = r.checks.iter().filter(|c| c.status == r.status).collect();
-            for c in bad.iter().take(3) {
+        let finding = matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error);
+        if finding || verbosity == Verbosity::Verbose {
+            let shown: Vec<_> = if verbosity == Verbosity::Verbose {
+                r.checks.iter().collect()
+            } else {
+                r.checks.iter().filter(|c| c.status == r.status).collect()
+            };
+            let most = if verbosity == Verbosity::Verbose { usize::MAX } else { 3 };
+            for c in shown.iter().take(most) {
                 let grade = if c.kind == fourleg_scenario::result::RuleKind::Profile {
                     "profile".to_owned()
                 } else {
                     format!("RFC {}", c.level)
                 };
-                let _ = write!(line, "\n    {} [{grade}]: {}", c.rule, c.message);
+                let status =
+                    if verbosity == Verbosity::Verbose { format!("{} ", c.status.word()) } else { String::new() };
+                let _ = write!(line, "\n    {status}{} [{grade}]: {}", c.rule, c.message);
             }
-            if bad.len() > 3 {
-                let _ = write!(line, "\n    … and {} more (see --json)", bad.len() - 3);
+            if shown.len() > most {
+                let _ = write!(line, "\n    … and {} more (see --verbose or --json)", shown.len() - most);
             }
-            if let Some(x) = &r.expected_failure {
+            if let Some(x) = r.expected_failure.as_ref().filter(|_| finding) {
                 let _ = write!(line, "\n    expected: {x}");
             }
         }
         if let Some(reason) = &r.reason {
-            if r.status == Status::NotApplicable {
+            if matches!(r.status, Status::NotApplicable | Status::Error) || verbosity == Verbosity::Verbose {
                 let _ = write!(line, "\n    {reason}");
             }
         }
@@ -354,7 +389,7 @@ pub async fn run(
         anyhow::bail!("no scenario matches the filter {filters:?}");
     }
     let run = run_target(config, target, &scenarios, &registry, concurrency, start_lab, Arc::new(Lines::new())).await?;
-    eprintln!("{}", summary(&run));
+    println!("{}", summary(&run));
     let doc = RunDocument::new(vec![run], &registry.profile_version, runner::rfc3339_now());
     if let Some(path) = json {
         std::fs::write(path, doc.to_json()).with_context(|| format!("writing {}", path.display()))?;
