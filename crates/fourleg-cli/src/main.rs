@@ -34,6 +34,8 @@ Exit codes:
      unhealthy
   2  the harness or its setup failed (missing prerequisite, a service that did
      not start, bad input); the message says what to do
+  130  interrupted (Ctrl-C) during up, run or matrix; what still runs is named,
+     and `fourleg down` stops it
 
 Output: progress and a line per scenario go to stderr (--quiet: none;
 --verbose: every check); the summary of `run` and the closing lines of

@@ -236,6 +236,8 @@ impl Engine {
     fn harness(e: TargetError) -> Skip {
         match e {
             TargetError::Unreachable { .. } => Skip::Error(e.to_string()),
+            // Too slow is the target's doing: what needed the answer cannot
+            // be judged, and the reason says why.
             other => Skip::Untestable(other.to_string()),
         }
     }

@@ -112,7 +112,14 @@ pub struct Endpoints {
     pub jwks: Option<String>,
     pub authorization: Option<String>,
     pub end_session: Option<String>,
+    /// Seconds one request may take before the target is reported too slow
+    /// (a finding about the target, never a harness error). Default 30.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
 }
+
+/// Seconds one request to a target may take, unless its profile says.
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
 
 /// Which well-known document describes the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

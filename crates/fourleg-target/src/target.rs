@@ -24,6 +24,10 @@ pub enum TargetError {
         #[source]
         source: reqwest::Error,
     },
+    /// The target took longer than the profile's `endpoints.timeout_s`: a
+    /// finding about the target, not a fault of the harness.
+    #[error("target `{target}` did not answer {url} within {seconds}s (endpoints.timeout_s)")]
+    TooSlow { target: String, url: String, seconds: u64 },
     #[error("target `{target}`: discovery document {url} answered {status}; set the endpoints explicitly in the profile or fix `endpoints.issuer`")]
     Discovery { target: String, url: String, status: u16 },
     #[error("target `{target}`: no {what} endpoint (not in the profile's [endpoints] nor in discovery)")]
@@ -219,9 +223,10 @@ impl Target {
     /// Resolves endpoints (discovery when configured) and loads every secret.
     pub async fn connect(profile: Profile, lab: Option<LabContext>) -> Result<Self, TargetError> {
         let name = profile.name.clone();
+        let timeout = profile.endpoints.timeout_s.unwrap_or(crate::profile::DEFAULT_TIMEOUT_S);
         let http = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(timeout))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -328,6 +333,20 @@ impl Target {
         })
     }
 
+    /// A transport error of a request to `url`: too slow when it timed out,
+    /// else unreachable.
+    fn transport(&self, url: &str, source: reqwest::Error) -> TargetError {
+        if source.is_timeout() {
+            TargetError::TooSlow {
+                target: self.profile.name.clone(),
+                url: url.to_owned(),
+                seconds: self.profile.endpoints.timeout_s.unwrap_or(crate::profile::DEFAULT_TIMEOUT_S),
+            }
+        } else {
+            TargetError::Unreachable { target: self.profile.name.clone(), url: url.to_owned(), source }
+        }
+    }
+
     /// The target's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -397,22 +416,14 @@ impl Target {
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         let shown: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), v.shown(k))).collect();
         let begin = Instant::now();
-        let resp = req.form(&pairs).send().await.map_err(|source| TargetError::Unreachable {
-            target: self.profile.name.clone(),
-            url: url.to_owned(),
-            source,
-        })?;
+        let resp = req.form(&pairs).send().await.map_err(|source| self.transport(url, source))?;
         self.finish(label, "POST", url, auth, shown, resp, begin).await
     }
 
     /// GETs `url` (metadata, JWKS).
     pub async fn get(&self, label: &str, url: &str) -> Result<Outcome, TargetError> {
         let begin = Instant::now();
-        let resp = self.http.get(url).send().await.map_err(|source| TargetError::Unreachable {
-            target: self.profile.name.clone(),
-            url: url.to_owned(),
-            source,
-        })?;
+        let resp = self.http.get(url).send().await.map_err(|source| self.transport(url, source))?;
         self.finish(label, "GET", url, "none".into(), Vec::new(), resp, begin).await
     }
 
@@ -437,11 +448,7 @@ impl Target {
         let mut resp = resp;
         let mut bytes = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = resp.chunk().await.map_err(|source| TargetError::Unreachable {
-            target: self.profile.name.clone(),
-            url: url.to_owned(),
-            source,
-        })? {
+        while let Some(chunk) = resp.chunk().await.map_err(|source| self.transport(url, source))? {
             let room = evidence::MAX_BODY_BYTES - bytes.len();
             if chunk.len() > room {
                 bytes.extend_from_slice(&chunk[..room]);
