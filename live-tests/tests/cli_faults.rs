@@ -2,7 +2,9 @@
 //! - Ctrl-C during `up` exits 130 and says what still runs and how to stop it;
 //! - SIGKILL of `fourleg run` mid-run, then `down`: nothing is left running;
 //! - `matrix` on a fresh state directory: every bundled target tested (no
-//!   `error` cell), exit 0, and no file of the source tree changed.
+//!   `error` cell), exit 0, and no file of the source tree changed;
+//! - Keycloak killed mid-matrix: its column is `error` cells that say why,
+//!   the other target still runs, exit 2, and the last lines name the cause.
 //!
 //! The three run one after another (each starts real services on two cores).
 
@@ -156,8 +158,42 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let doc = std::fs::read(out_dir.join("matrix.json"));
+    // Keycloak dies mid-matrix: its columns are errors that say so, the
+    // other target still runs, exit 2, and the closing lines name the cause.
+    let killed_dir = st.with_extension("killed");
+    let child =
+        spawn(&bin, &["matrix", "--targets", "keycloak,idpyoidc", "--out", &killed_dir.display().to_string()], &st);
+    std::thread::sleep(Duration::from_secs(6));
+    let keycloak_pid = std::fs::read_to_string(st.join("lab.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["services"]["keycloak"]["handle"]["pid"].as_i64());
+    if let Some(pid) = keycloak_pid {
+        // Its process group: kc.sh and the JVM.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0)),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let killed = child.wait_with_output().unwrap();
+    let killed_doc = std::fs::read(killed_dir.join("matrix.json"));
     let down = run(&bin, &["down", "--purge"], &st);
     let _ = std::fs::remove_dir_all(&out_dir);
+    let _ = std::fs::remove_dir_all(&killed_dir);
+    assert!(keycloak_pid.is_some(), "lab.json records keycloak's pid");
+    let killed_out = String::from_utf8_lossy(&killed.stdout);
+    assert_eq!(killed.status.code(), Some(2), "{killed_out}\n{}", String::from_utf8_lossy(&killed.stderr));
+    assert!(killed_out.contains("not tested (exit 2)") && killed_out.contains("keycloak:"), "{killed_out}");
+    let killed_doc: serde_json::Value = serde_json::from_slice(&killed_doc.expect("matrix.json written")).unwrap();
+    for r in killed_doc["runs"].as_array().unwrap() {
+        let statuses: Vec<&str> =
+            r["scenarios"].as_array().unwrap().iter().filter_map(|s| s["status"].as_str()).collect();
+        if r["target"]["name"] == "keycloak" {
+            assert!(statuses.iter().all(|s| *s == "error"), "keycloak: {statuses:?}");
+        } else {
+            assert!(!statuses.contains(&"error"), "{}: {statuses:?}", r["target"]["name"]);
+        }
+    }
     let tail: String =
         stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     assert_eq!(out.status.code(), Some(0), "matrix exit; last lines:\n{tail}");
