@@ -69,6 +69,7 @@ fn scenario(id: &str, area: &str, status: Status, checks: Vec<CheckResult>) -> S
         expected_failure: None,
         stale_expectation: false,
         reason: None,
+        preconditions: vec![],
         duration_ms: 34,
     }
 }

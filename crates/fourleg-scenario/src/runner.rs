@@ -149,6 +149,7 @@ pub fn unreachable(
             expected_failure: None,
             stale_expectation: false,
             reason: Some(format!("the target was not tested: {reason}")),
+            preconditions: Vec::new(),
             duration_ms: 0,
         })
         .collect();
