@@ -301,8 +301,10 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Ok(c) => {
                 let levels = act_levels(c);
                 if levels.is_empty() {
-                    Untestable("no act claim to check".into())
-                } else if let Some(bad) = levels.iter().find(|l| !l.as_object().is_some_and(|o| !o.is_empty())) {
+                    // §4.1 constrains an act claim that is there; its absence
+                    // is the agent profile's finding (AGENT-CHAIN-act).
+                    NotApplicable("no act claim: nothing for RFC 8693 §4.1 to constrain".into())
+                } else if let Some(bad) = levels.iter().find(|l| l.as_object().is_none_or(serde_json::Map::is_empty)) {
                     Fail(format!("an act level is not a JSON object of claims: {bad}"))
                 } else {
                     Pass(format!("every act level is a JSON object ({})", describe_act(c)))
@@ -708,14 +710,17 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         // OpenID Connect Discovery 1.0 §3: jwks_uri REQUIRED in an OpenID
         // discovery document; RFC 8414 §2 makes it OPTIONAL.
         "metadata_jwks_uri" => match x.outcome {
-            _ if x.profile.endpoints.discovery != fourleg_target::profile::Discovery::Openid => NotApplicable(
-                "the profile reads RFC 8414 metadata, where jwks_uri is OPTIONAL (RFC 8414 §2)".into(),
-            ),
+            _ if x.profile.endpoints.discovery != fourleg_target::profile::Discovery::Openid => {
+                NotApplicable("the profile reads RFC 8414 metadata, where jwks_uri is OPTIONAL (RFC 8414 §2)".into())
+            }
             Some(o) if o.is_success() => {
                 if o.body.get("jwks_uri").is_some_and(Value::is_string) {
                     Pass("the OpenID discovery document lists jwks_uri".into())
                 } else {
-                    Fail("the OpenID discovery document lacks jwks_uri (OpenID Connect Discovery 1.0 §3: REQUIRED)".into())
+                    Fail(
+                        "the OpenID discovery document lacks jwks_uri (OpenID Connect Discovery 1.0 §3: REQUIRED)"
+                            .into(),
+                    )
                 }
             }
             Some(o) => Fail(format!("the metadata document answered {}", o.status)),
@@ -891,6 +896,177 @@ mod tests {
         assert!(matches!(go("scope_within", &later), Verdict::Pass(_)));
         assert!(matches!(go("exp_not_after", &later), Verdict::Fail(_)));
         assert!(matches!(go("exp_not_after", &wider), Verdict::Pass(_)));
+    }
+
+    fn outcome(status: u16, body: Value, headers: &[(&str, &str)], auth: &str) -> Outcome {
+        let headers: BTreeMap<String, String> =
+            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Outcome {
+            status,
+            headers: headers.clone(),
+            body: body.clone(),
+            evidence: fourleg_target::HttpEvidence {
+                label: "t".into(),
+                method: "POST".into(),
+                url: "http://127.0.0.1/".into(),
+                auth: auth.into(),
+                form: vec![],
+                status,
+                headers,
+                body,
+                tokens: BTreeMap::new(),
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    fn on(name: &str, o: &Outcome, p: &Profile, revoked_access_token: Option<bool>) -> Verdict {
+        on_args(name, o, p, revoked_access_token, &BTreeMap::new(), None)
+    }
+
+    fn on_args(
+        name: &str,
+        o: &Outcome,
+        p: &Profile,
+        revoked_access_token: Option<bool>,
+        args: &BTreeMap<String, toml::Value>,
+        claims: Option<&Value>,
+    ) -> Verdict {
+        let ids = ids();
+        run(
+            name,
+            &Input {
+                outcome: Some(o),
+                claims,
+                than: None,
+                identities: &ids,
+                profile: p,
+                args,
+                wait: None,
+                accept: None,
+                revoked_access_token,
+            },
+        )
+        .0
+    }
+
+    /// RFC 8693 §4.1 asks only for a JSON object; sub/client_id is the
+    /// agent profile's `act_shape`.
+    #[test]
+    fn act_object_needs_an_object_not_a_sub() {
+        let none = BTreeMap::new();
+        assert!(matches!(check("act_object", &json!({"act": {"iss": "x", "email": "a@b"}}), &none), Verdict::Pass(_)));
+        assert!(matches!(check("act_shape", &json!({"act": {"iss": "x", "email": "a@b"}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"act": "agent"}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"act": {"sub": "a", "act": 3}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"sub": "u"}), &none), Verdict::NotApplicable(_)));
+    }
+
+    /// RFC 8693 §2.2.1 and RFC 6749 §7.1: any token type, case-insensitive; only a missing one fails.
+    #[test]
+    fn token_type_accepts_any_type_case_insensitively_and_fails_only_when_missing() {
+        let p = profile();
+        for t in ["Bearer", "bearer", "N_A", "n_a", "DPoP", "PoP"] {
+            let o = outcome(200, json!({"access_token": "x", "token_type": t}), &[], "none");
+            assert!(matches!(on("token_type_valid", &o, &p, None), Verdict::Pass(_)), "{t}");
+        }
+        let o = outcome(200, json!({"access_token": "x"}), &[], "none");
+        assert!(matches!(on("token_type_valid", &o, &p, None), Verdict::Fail(_)));
+    }
+
+    /// RFC 6749 §5.2: 400; 401 MAY for invalid_client, MUST with
+    /// WWW-Authenticate when the client used the Authorization header.
+    #[test]
+    fn error_shape_follows_rfc_6749_section_5_2() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let basic = "client_secret_basic as agent";
+        let ok400 = outcome(400, json!({"error": "invalid_request"}), &json, basic);
+        assert!(matches!(on("error_shape", &ok400, &p, None), Verdict::Pass(_)));
+        let post401 = outcome(401, json!({"error": "invalid_client"}), &json, "client_secret_post as agent");
+        assert!(matches!(on("error_shape", &post401, &p, None), Verdict::Pass(_)));
+        let basic401_no_header = outcome(401, json!({"error": "invalid_client"}), &json, basic);
+        assert!(matches!(on("error_shape", &basic401_no_header, &p, None), Verdict::Fail(_)));
+        let basic401 =
+            outcome(401, json!({"error": "invalid_client"}), &[json[0], ("www-authenticate", "Basic")], basic);
+        assert!(matches!(on("error_shape", &basic401, &p, None), Verdict::Pass(_)));
+        let basic400_client = outcome(400, json!({"error": "invalid_client"}), &json, basic);
+        assert!(matches!(on("error_shape", &basic400_client, &p, None), Verdict::Fail(_)));
+        let other401 = outcome(401, json!({"error": "unauthorized_client"}), &json, "none");
+        assert!(matches!(on("error_shape", &other401, &p, None), Verdict::Fail(_)));
+        let forbidden = outcome(403, json!({"error": "access_denied"}), &json, "none");
+        assert!(matches!(on("error_shape", &forbidden, &p, None), Verdict::Fail(_)));
+    }
+
+    /// RFC 7009 §2: access-token revocation is a SHOULD, and §2.2.1 makes
+    /// unsupported_token_type conformant; a refused client is §2.1's business.
+    #[test]
+    fn revocation_ok_tells_access_token_revocation_and_client_refusal_apart() {
+        let mut p = profile();
+        let json = [("content-type", "application/json")];
+        let unsupported = outcome(400, json!({"error": "unsupported_token_type"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &outcome(200, json!({}), &[], "none"), &p, Some(true)), Verdict::Pass(_)));
+        // Declared: the answer is not-applicable, never a failure.
+        p.features.access_token_revocation = false;
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(true)), Verdict::NotApplicable(_)));
+        // Not declared: the profile is wrong, not the target.
+        p.features.access_token_revocation = true;
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(true)), Verdict::Untestable(_)));
+        // A refresh token must be revocable (RFC 7009 §2: MUST).
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(false)), Verdict::Fail(_)));
+        let refused = outcome(401, json!({"error": "invalid_client"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &refused, &p, Some(true)), Verdict::Untestable(_)));
+        assert!(matches!(on("revocation_client_accepted", &refused, &p, Some(true)), Verdict::Fail(_)));
+        assert!(matches!(on("revocation_client_accepted", &unsupported, &p, Some(true)), Verdict::Pass(_)));
+        let bad = outcome(400, json!({"error": "invalid_request"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &bad, &p, None), Verdict::Fail(_)));
+    }
+
+    /// Refusing an unknown resource is policy (RFC 8707 §2's SHOULD is the
+    /// audience restriction); an error code is only checked on a refusal.
+    #[test]
+    fn policy_refusals_are_outside_the_rules_that_do_not_require_them() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let res = "https://no-such-service.fourleg.invalid/api";
+        let a = args(&[("audience", toml::Value::String(res.into()))]);
+        let refused = outcome(400, json!({"error": "invalid_target"}), &json, "none");
+        assert!(matches!(on_args("refused_or_aud_has", &refused, &p, None, &a, None), Verdict::NotApplicable(_)));
+        let issued = outcome(200, json!({"access_token": "x"}), &json, "none");
+        let bound = json!({"aud": [res]});
+        let unbound = json!({"aud": ["agent"]});
+        assert!(matches!(on_args("refused_or_aud_has", &issued, &p, None, &a, Some(&bound)), Verdict::Pass(_)));
+        assert!(matches!(on_args("refused_or_aud_has", &issued, &p, None, &a, Some(&unbound)), Verdict::Fail(_)));
+        let e = args(&[("error", toml::Value::String("invalid_request".into()))]);
+        assert!(matches!(on_args("error_if_refused", &issued, &p, None, &e, None), Verdict::NotApplicable(_)));
+        assert!(matches!(on_args("error_if_refused", &refused, &p, None, &e, None), Verdict::Fail(_)));
+    }
+
+    /// jwks_uri is REQUIRED by OpenID Connect Discovery §3 only; RFC 8414 §2 makes it OPTIONAL.
+    #[test]
+    fn jwks_uri_is_required_only_in_an_openid_discovery_document() {
+        let mut p = profile();
+        let without = outcome(200, json!({"issuer": "i", "token_endpoint": "t"}), &[], "none");
+        p.endpoints.discovery = fourleg_target::profile::Discovery::Openid;
+        assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::Fail(_)));
+        p.endpoints.discovery = fourleg_target::profile::Discovery::Oauth;
+        assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::NotApplicable(_)));
+    }
+
+    /// `suites/README.md` documents every named check, and nothing else.
+    #[test]
+    fn the_suites_readme_lists_every_named_check() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        let missing: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .filter(|n| {
+                !rows.iter().any(|r| r.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{n}`"))))
+            })
+            .collect();
+        assert!(missing.is_empty(), "suites/README.md does not document {missing:?}");
     }
 
     #[test]

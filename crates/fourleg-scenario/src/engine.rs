@@ -18,7 +18,9 @@ use tokio::sync::Mutex;
 use crate::checks::{self, AcceptOutcome, Identity, Input, Verdict, WaitOutcome};
 use crate::forge;
 use crate::requirement::{Level, Registry};
-use crate::result::{worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord};
+use crate::result::{
+    worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
+};
 use crate::scenario::{Expect, ForgeKind, Scenario, Step};
 
 /// The run must stop: the target stopped answering.

@@ -193,9 +193,14 @@ mod tests {
                 assert!(quote.split_whitespace().count() >= 5, "{id}: quote `{quote}` is not a sentence");
             } else {
                 assert!(id.starts_with("AGENT-"), "{id}: an id names an RFC or the agent profile");
-                assert!(rule.section.contains("agent profile"), "{id}: section `{}` does not name the agent profile", rule.section);
                 assert!(
-                    rule.section.contains("agent profile v1") || rule.note.as_deref().is_some_and(|n| n.contains("agent profile")),
+                    rule.section.contains("agent profile"),
+                    "{id}: section `{}` does not name the agent profile",
+                    rule.section
+                );
+                assert!(
+                    rule.section.contains("agent profile v1")
+                        || rule.note.as_deref().is_some_and(|n| n.contains("agent profile")),
                     "{id}: the profile version is missing"
                 );
             }

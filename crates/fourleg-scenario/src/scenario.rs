@@ -651,9 +651,23 @@ impl Scenario {
                 };
                 let f = |x: &str| format!("steps[{i}].{list}[{j}].{x}");
                 if let Some(g) = &e.guards {
-                    let kinds = ["later", "token", "exchange", "introspect", "revoke", "logout", "forge", "hook", "wait", "accept", "metadata"];
+                    let kinds = [
+                        "later",
+                        "token",
+                        "exchange",
+                        "introspect",
+                        "revoke",
+                        "logout",
+                        "forge",
+                        "hook",
+                        "wait",
+                        "accept",
+                        "metadata",
+                    ];
                     if list != "require" {
-                        return Err(self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps"));
+                        return Err(
+                            self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps")
+                        );
                     }
                     if !kinds.contains(&g.as_str()) {
                         return Err(self.invalid(f("guards"), format!("unknown `{g}`; expected later or a step kind")));
@@ -912,12 +926,17 @@ success = false
         );
         let s = parse(&with_require).unwrap();
         assert_eq!(s.steps[2].require.len(), 1);
-        let err = parse(&with_require.replace("[[steps.require]]\n", "[[steps.require]]\nrule = \"AGENT-MAYACT-deny-actor\"\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            &with_require.replace("[[steps.require]]\n", "[[steps.require]]\nrule = \"AGENT-MAYACT-deny-actor\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("steps[2].require[0].rule") && err.contains("names no rule"), "{err}");
         let retired = OK
-            .replace("id = \"AGENT-MAYACT-deny-actor\"\nlevel = \"profile\"", "id = \"RFC8693-4.4-may-act\"\nlevel = \"info\"")
+            .replace(
+                "id = \"AGENT-MAYACT-deny-actor\"\nlevel = \"profile\"",
+                "id = \"RFC8693-4.4-may-act\"\nlevel = \"info\"",
+            )
             .replace("rule = \"AGENT-MAYACT-deny-actor\"", "rule = \"RFC8693-4.4-may-act\"");
         let err = parse(&retired).unwrap_err().to_string();
         assert!(err.contains("retired"), "{err}");
@@ -933,7 +952,9 @@ success = false
         let silent: Vec<&str> = all
             .iter()
             .filter(|s| s.requirements.iter().any(|r| r.id.starts_with("AGENT-")))
-            .filter(|s| !format!("{} {}", s.title, s.description).to_lowercase().replace('\n', " ").contains("agent profile"))
+            .filter(|s| {
+                !format!("{} {}", s.title, s.description).to_lowercase().replace('\n', " ").contains("agent profile")
+            })
             .map(|s| s.id.as_str())
             .collect();
         assert!(silent.is_empty(), "scenarios grading AGENT- rules without saying \"agent profile\": {silent:?}");
@@ -948,9 +969,16 @@ success = false
         let all = load_all(&dir, &reg).unwrap();
         let checked: BTreeSet<&str> =
             all.iter().flat_map(|s| s.steps.iter().flat_map(|st| st.expect.iter().map(|e| e.rule.as_str()))).collect();
-        let unchecked: Vec<&String> =
-            reg.rules.iter().filter(|(id, r)| r.retired.is_none() && !checked.contains(id.as_str())).map(|(id, _)| id).collect();
-        assert!(unchecked.is_empty(), "rules no scenario checks (check them, or retire them with a note): {unchecked:?}");
+        let unchecked: Vec<&String> = reg
+            .rules
+            .iter()
+            .filter(|(id, r)| r.retired.is_none() && !checked.contains(id.as_str()))
+            .map(|(id, _)| id)
+            .collect();
+        assert!(
+            unchecked.is_empty(),
+            "rules no scenario checks (check them, or retire them with a note): {unchecked:?}"
+        );
     }
 
     #[test]

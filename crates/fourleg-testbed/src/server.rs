@@ -400,7 +400,7 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
                 .as_ref()
                 .and_then(|c| c["client_id"].as_str())
                 .and_then(fixture::client)
-                .is_some_and(|c| c.is_public()));
+                .is_some_and(Client::is_public));
     // The server-side-audience variant answers active only to the token's audience.
     let active = active
         && (!s.is(Breakage::AudienceOnlyServerSide)

@@ -171,9 +171,11 @@ fn expected(b: Breakage) -> Expect {
             rules: &["AGENT-CHAIN-act", "RFC8693-4.1-act-shape"],
             pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
         },
-        B::ActReplaced => {
-            Expect { untestable_except: None, rules: &["AGENT-CHAIN-act"], pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")] }
-        }
+        B::ActReplaced => Expect {
+            untestable_except: None,
+            rules: &["AGENT-CHAIN-act"],
+            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+        },
         B::ActReversed => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act", "AGENT-MAYACT-subagent"],
