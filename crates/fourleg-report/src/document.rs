@@ -164,12 +164,14 @@ pub struct PassRates {
 }
 
 impl PassRates {
-    /// Counts checks (not-applicable and info checks excluded).
+    /// Counts checks (not-applicable, info and untestable checks excluded:
+    /// a check that could not be made, a failed precondition's dependants
+    /// among them, counts neither for nor against its rule).
     #[must_use]
     pub fn of(run: &Run) -> Self {
         let mut r = Self::default();
         for c in run.scenarios.iter().flat_map(|s| &s.checks) {
-            if matches!(c.status, Status::NotApplicable | Status::Info) {
+            if matches!(c.status, Status::NotApplicable | Status::Info | Status::Untestable) {
                 continue;
             }
             let passed = c.status == Status::Pass;

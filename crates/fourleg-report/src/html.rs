@@ -212,6 +212,11 @@ function show(t, id, button) {
   const checks = el("table", { class: "kv checks" }, el("tr", {}, el("th", {}, "rule"), el("th", {}, "level"), el("th", {}, "status"), el("th", {}, "message")));
   for (const k of c.checks) checks.append(el("tr", {}, el("td", {}, k.rule, " ", k.kind === "profile" ? el("span", { class: "profile" }, "profile") : null), el("td", {}, k.level), el("td", {}, el("span", { class: "st st-" + k.status }, k.status)), el("td", {}, k.message)));
   ev.append(el("h3", {}, "checks"), checks);
+  if (c.preconditions && c.preconditions.length) {
+    const pre = el("table", { class: "kv checks" }, el("tr", {}, el("th", {}, "step"), el("th", {}, "held"), el("th", {}, "precondition (never graded; when it fails, what depends on it is untestable)")));
+    for (const p of c.preconditions) pre.append(el("tr", {}, el("td", {}, String(p.step)), el("td", {}, p.held ? "yes" : "no"), el("td", {}, p.message)));
+    ev.append(el("h3", {}, "preconditions"), pre);
+  }
   if (c.measurements && c.measurements.length) {
     ev.append(el("h3", {}, "measurements"));
     for (const m of c.measurements) ev.append(el("div", {}, `${m.rule}: ${m.value} ${m.unit}` + (m.bound !== undefined && m.bound !== null ? ` (bound ${m.bound} ${m.unit})` : "")));

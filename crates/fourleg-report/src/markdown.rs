@@ -118,10 +118,10 @@ pub fn render(doc: &RunDocument) -> String {
 pub const LEGEND: &[(Status, &str)] = &[
     (Status::Pass, "every check met its rule"),
     (Status::Info, "informational: a MAY not met, or a measured figure"),
-    (Status::NotApplicable, "the target declares it lacks the feature the scenario needs (reason shown)"),
+    (Status::NotApplicable, "the target declares it lacks the feature the scenario needs, or its answer is one the rule does not cover (reason shown)"),
     (Status::Warn, "a SHOULD (RECOMMENDED) is not met"),
     (Status::Fail, "a MUST, or a rule of the agent delegation profile, is not met"),
-    (Status::Untestable, "a prerequisite is missing (a login, a hook, a mapping); counts as a failure"),
+    (Status::Untestable, "a prerequisite or precondition is missing (a login, a hook, a mapping, a baseline); the scenario counts it as a failure, the pass rates count it for no rule"),
     (Status::Error, "the harness broke; not a finding about the target"),
 ];
 

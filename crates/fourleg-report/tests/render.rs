@@ -69,6 +69,7 @@ fn scenario(id: &str, area: &str, status: Status, checks: Vec<CheckResult>) -> S
         expected_failure: None,
         stale_expectation: false,
         reason: None,
+        preconditions: vec![],
         duration_ms: 34,
     }
 }
@@ -253,4 +254,27 @@ fn the_gate_fails_on_a_regression_and_on_a_stale_expectation() {
     let mut broken = doc();
     broken.runs[0].scenarios[0].status = Status::Error;
     assert_eq!(gate(&base, &broken).exit_code(), 2);
+}
+
+/// A check made untestable (a failed precondition's dependants among them)
+/// counts neither for nor against its rule in the pass rates.
+#[test]
+fn pass_rates_count_untestable_checks_for_no_rule() {
+    let r = run(
+        "t",
+        vec![scenario(
+            "midchain-revoke-cascades-down-only",
+            "revocation",
+            Status::Untestable,
+            vec![
+                check("RFC7662-2.2-active", Level::Must, Status::Pass, "inactive after revocation"),
+                check("RFC7662-2.2-active", Level::Must, Status::Untestable, "not checked: precondition not met"),
+                check("AGENT-REVOKE-midchain", Level::Profile, Status::Untestable, "not checked: precondition not met"),
+                check("AGENT-REVOKE-midchain", Level::Profile, Status::Fail, "not cascading down"),
+            ],
+        )],
+    );
+    let p = fourleg_report::document::PassRates::of(&r);
+    assert_eq!((p.rfc_passed, p.rfc_applicable), (1, 1));
+    assert_eq!((p.profile_passed, p.profile_applicable), (0, 1));
 }

@@ -71,6 +71,8 @@ pub struct Input<'a> {
     pub args: &'a BTreeMap<String, toml::Value>,
     pub wait: Option<&'a WaitOutcome>,
     pub accept: Option<&'a AcceptOutcome>,
+    /// On a revocation step: whether the revoked token is an access token.
+    pub revoked_access_token: Option<bool>,
 }
 
 /// What a check concluded.
@@ -80,6 +82,9 @@ pub enum Verdict {
     Fail(String),
     /// The check could not be made (a prerequisite is missing).
     Untestable(String),
+    /// The rule does not apply to what the target did (a conformant answer
+    /// the rule does not cover, or a feature the target declares it lacks).
+    NotApplicable(String),
 }
 
 /// A measured figure reported with a verdict.
@@ -91,10 +96,11 @@ pub struct Figure {
 }
 
 /// Every named check.
-pub const NAMES: [&str; 26] = [
+pub const NAMES: [&str; 32] = [
     "act_chain",
     "no_act",
     "act_shape",
+    "act_object",
     "act_no_nonidentity",
     "sub_is",
     "sub_same_as",
@@ -116,9 +122,24 @@ pub const NAMES: [&str; 26] = [
     "issued_type_uri",
     "error_shape",
     "metadata_lists",
+    "metadata_jwks_uri",
     "grant_advertised",
     "stateless_window",
+    "revocation_ok",
+    "revocation_client_accepted",
+    "error_if_refused",
+    "refused_or_aud_has",
 ];
+
+/// RFC 6749 §5.2: the client authenticated with the `Authorization` header.
+fn used_authorization_header(o: &Outcome) -> bool {
+    o.evidence.auth.starts_with("client_secret_basic")
+}
+
+/// A refusal of the client itself (RFC 6749 §5.2 `invalid_client`, or 401).
+fn client_refused(o: &Outcome) -> bool {
+    o.status == 401 || o.error() == Some("invalid_client")
+}
 
 /// Whether a check of that name exists.
 #[must_use]
@@ -199,6 +220,13 @@ fn describe_act(claims: &Value) -> String {
         .join(" <- ")
 }
 
+fn describe_error(o: &Outcome) -> String {
+    match o.error() {
+        Some(e) => format!("{} {e}", o.status),
+        None => o.status.to_string(),
+    }
+}
+
 fn is_refused(o: &Outcome) -> bool {
     (400..500).contains(&o.status)
 }
@@ -207,7 +235,7 @@ fn is_refused(o: &Outcome) -> bool {
 #[must_use]
 #[allow(clippy::too_many_lines)] // one match arm per check reads better than 24 tiny fns
 pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
-    use Verdict::{Fail, Pass, Untestable};
+    use Verdict::{Fail, NotApplicable, Pass, Untestable};
     let need_claims = || {
         x.claims.ok_or_else(|| {
             Untestable(match x.outcome {
@@ -262,6 +290,24 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     Fail(format!("act level is not an object identifying an actor: {bad}"))
                 } else {
                     Pass(format!("act is a JSON object identifying the actor ({})", describe_act(c)))
+                }
+            }
+        },
+        // RFC 8693 §4.1: "The act claim value is a JSON object, and members in
+        // the JSON object are claims that identify the actor." No member is
+        // required (AGENT-CHAIN-act asks for sub or client_id: `act_shape`).
+        "act_object" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => {
+                let levels = act_levels(c);
+                if levels.is_empty() {
+                    // §4.1 constrains an act claim that is there; its absence
+                    // is the agent profile's finding (AGENT-CHAIN-act).
+                    NotApplicable("no act claim: nothing for RFC 8693 §4.1 to constrain".into())
+                } else if let Some(bad) = levels.iter().find(|l| l.as_object().is_none_or(serde_json::Map::is_empty)) {
+                    Fail(format!("an act level is not a JSON object of claims: {bad}"))
+                } else {
+                    Pass(format!("every act level is a JSON object ({})", describe_act(c)))
                 }
             }
         },
@@ -525,12 +571,20 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             }
             Some(a) => Pass(format!("a JWT-validating resource already refuses the chain: {}", a.reason)),
         },
+        // RFC 8693 §2.2.1: token_type REQUIRED, "a case-insensitive value
+        // specifying the method of using the access token issued, as
+        // specified in Section 7.1 of [RFC6749]": any access token type.
         "token_type_valid" => match x.outcome {
             Some(o) if o.is_success() => match o.body["token_type"].as_str() {
-                Some(t) if t.eq_ignore_ascii_case("bearer") || t == "N_A" || t.eq_ignore_ascii_case("dpop") => {
-                    Pass(format!("token_type {t}"))
+                Some(t) if !t.trim().is_empty() => {
+                    let known = ["bearer", "n_a", "dpop"].iter().any(|k| t.eq_ignore_ascii_case(k));
+                    Pass(if known {
+                        format!("token_type {t}")
+                    } else {
+                        format!("token_type {t} (not a registered access token type; RFC 6749 §7.1 allows any)")
+                    })
                 }
-                Some(t) => Fail(format!("token_type {t} is neither Bearer nor N_A")),
+                Some(_) => Fail("token_type is empty".into()),
                 None => Fail("token_type missing".into()),
             },
             Some(o) => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
@@ -545,21 +599,132 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Some(o) => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
             None => Untestable("no response".into()),
         },
+        // RFC 6749 §5.2: 400 "(unless specified otherwise)"; invalid_client
+        // MAY use 401, and MUST use 401 with WWW-Authenticate when the client
+        // authenticated with the Authorization header.
         "error_shape" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) if o.is_success() => Untestable("the request succeeded; no error to check".into()),
             Some(o) => {
                 let json = o.headers.get("content-type").is_some_and(|c| c.contains("json"));
-                let status_ok = o.status == 400 || o.status == 401;
-                match (json, o.error(), status_ok) {
-                    (true, Some(e), true) => Pass(format!("{} with JSON error {e}", o.status)),
-                    (_, _, false) => {
-                        Fail(format!("status {} (RFC 6749 §5.2 wants 400, or 401 for client authentication)", o.status))
+                let invalid_client = o.error() == Some("invalid_client");
+                let basic = used_authorization_header(o);
+                match (json, o.error(), o.status) {
+                    (false, _, _) => Fail(format!("the {} error response is not JSON", o.status)),
+                    (_, None, _) => Fail(format!("the {} error response has no `error` string", o.status)),
+                    (true, Some(e), 400) if invalid_client && basic => Fail(format!(
+                        "400 {e}, but the client authenticated with the Authorization header, so RFC 6749 §5.2 wants 401 with WWW-Authenticate"
+                    )),
+                    (true, Some(e), 400) => Pass(format!("400 with JSON error {e}")),
+                    (true, Some(e), 401) if invalid_client => {
+                        if basic && !o.headers.contains_key("www-authenticate") {
+                            Fail(format!(
+                                "401 {e} without WWW-Authenticate, although the client authenticated with the Authorization header (RFC 6749 §5.2)"
+                            ))
+                        } else {
+                            Pass(format!("401 with JSON error {e}"))
+                        }
                     }
-                    (false, _, _) => Fail("the error response is not JSON".into()),
-                    (_, None, _) => Fail("the error response has no `error` string".into()),
+                    (true, Some(e), status) => Fail(format!(
+                        "status {status} with error {e} (RFC 6749 §5.2 wants 400, or 401 for invalid_client)"
+                    )),
                 }
             }
+        },
+        // RFC 7009 §2.2: 200 for a revoked (or invalid) token. §2: access-token
+        // revocation is a SHOULD, and a server without it answers
+        // unsupported_token_type (§2.2.1), which is conformant. A refused
+        // client is RFC 7009 §2.1's business (`revocation_client_accepted`).
+        "revocation_ok" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.status == 200 => Pass("200".into()),
+            Some(o) if o.error() == Some("unsupported_token_type") && x.revoked_access_token == Some(true) => {
+                if x.profile.features.access_token_revocation {
+                    Untestable(format!(
+                        "{} unsupported_token_type for an access token: the target does not revoke access tokens (RFC 7009 §2: a SHOULD; conformant per §2.2.1), but its profile declares that it does: declare features.access_token_revocation = false",
+                        o.status
+                    ))
+                } else {
+                    NotApplicable(format!(
+                        "{} unsupported_token_type: the target declares no access-token revocation (RFC 7009 §2: a SHOULD; §2.2.1 makes this answer conformant)",
+                        o.status
+                    ))
+                }
+            }
+            Some(o) if client_refused(o) => Untestable(format!(
+                "the revoking client itself was refused ({}); that is graded under RFC7009-2.1-client",
+                describe_error(o)
+            )),
+            Some(o) => Fail(format!("expected 200, got {}", describe_error(o))),
+        },
+        // RFC 7009 §2.1: the server validates a confidential client's
+        // credentials, then that the token was issued to the client; the
+        // client the token was issued to (a public one by its client_id) is
+        // not refused.
+        "revocation_client_accepted" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if client_refused(o) => Fail(format!(
+                "the client the token was issued to was refused at the revocation endpoint ({})",
+                describe_error(o)
+            )),
+            Some(o) => Pass(format!("the client was accepted ({})", describe_error(o))),
+        },
+        // The error code of a refusal, where refusing is not required: a
+        // request that succeeded is outside the rule.
+        "error_if_refused" => {
+            let want = arg_str(x.args, "error").unwrap_or_default();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if o.is_success() => {
+                    NotApplicable(format!("not refused ({}): no error code to check", o.status))
+                }
+                Some(o) if o.error() == Some(want) => Pass(format!("refused with {want}")),
+                Some(o) => Fail(format!("refused, but with {} instead of {want}", describe_error(o))),
+            }
+        }
+        // RFC 8707 §2: "The authorization server SHOULD audience-restrict
+        // issued access tokens to the resource(s) indicated by the resource
+        // parameter." Refusing the resource is policy: outside the rule.
+        "refused_or_aud_has" => {
+            let want = arg_str(x.args, "audience").unwrap_or_default();
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => NotApplicable(format!(
+                    "refused ({}): no token to audience-check (refusing a resource is server policy)",
+                    describe_error(o)
+                )),
+                Some(_) => match x.claims {
+                    None => Untestable("a token was issued but cannot be decoded".into()),
+                    Some(c) => {
+                        let aud = aud_set(c);
+                        let shown = aud.iter().cloned().collect::<Vec<_>>().join(", ");
+                        if aud.contains(want) {
+                            Pass(format!("issued with aud [{shown}], restricted to {want}"))
+                        } else {
+                            Fail(format!("issued for resource {want}, but its aud is [{shown}]"))
+                        }
+                    }
+                },
+            }
+        }
+        // OpenID Connect Discovery 1.0 §3: jwks_uri REQUIRED in an OpenID
+        // discovery document; RFC 8414 §2 makes it OPTIONAL.
+        "metadata_jwks_uri" => match x.outcome {
+            _ if x.profile.endpoints.discovery != fourleg_target::profile::Discovery::Openid => {
+                NotApplicable("the profile reads RFC 8414 metadata, where jwks_uri is OPTIONAL (RFC 8414 §2)".into())
+            }
+            Some(o) if o.is_success() => {
+                if o.body.get("jwks_uri").is_some_and(Value::is_string) {
+                    Pass("the OpenID discovery document lists jwks_uri".into())
+                } else {
+                    Fail(
+                        "the OpenID discovery document lacks jwks_uri (OpenID Connect Discovery 1.0 §3: REQUIRED)"
+                            .into(),
+                    )
+                }
+            }
+            Some(o) => Fail(format!("the metadata document answered {}", o.status)),
+            None => Untestable("no metadata fetched".into()),
         },
         "metadata_lists" => {
             let fields = arg_list(x.args, "fields");
@@ -648,6 +813,7 @@ mod tests {
                 args,
                 wait: None,
                 accept: None,
+                revoked_access_token: None,
             },
         )
         .0
@@ -721,6 +887,7 @@ mod tests {
                     args: &none,
                     wait: None,
                     accept: None,
+                    revoked_access_token: None,
                 },
             )
             .0
@@ -729,6 +896,177 @@ mod tests {
         assert!(matches!(go("scope_within", &later), Verdict::Pass(_)));
         assert!(matches!(go("exp_not_after", &later), Verdict::Fail(_)));
         assert!(matches!(go("exp_not_after", &wider), Verdict::Pass(_)));
+    }
+
+    fn outcome(status: u16, body: Value, headers: &[(&str, &str)], auth: &str) -> Outcome {
+        let headers: BTreeMap<String, String> =
+            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Outcome {
+            status,
+            headers: headers.clone(),
+            body: body.clone(),
+            evidence: fourleg_target::HttpEvidence {
+                label: "t".into(),
+                method: "POST".into(),
+                url: "http://127.0.0.1/".into(),
+                auth: auth.into(),
+                form: vec![],
+                status,
+                headers,
+                body,
+                tokens: BTreeMap::new(),
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    fn on(name: &str, o: &Outcome, p: &Profile, revoked_access_token: Option<bool>) -> Verdict {
+        on_args(name, o, p, revoked_access_token, &BTreeMap::new(), None)
+    }
+
+    fn on_args(
+        name: &str,
+        o: &Outcome,
+        p: &Profile,
+        revoked_access_token: Option<bool>,
+        args: &BTreeMap<String, toml::Value>,
+        claims: Option<&Value>,
+    ) -> Verdict {
+        let ids = ids();
+        run(
+            name,
+            &Input {
+                outcome: Some(o),
+                claims,
+                than: None,
+                identities: &ids,
+                profile: p,
+                args,
+                wait: None,
+                accept: None,
+                revoked_access_token,
+            },
+        )
+        .0
+    }
+
+    /// RFC 8693 §4.1 asks only for a JSON object; sub/client_id is the
+    /// agent profile's `act_shape`.
+    #[test]
+    fn act_object_needs_an_object_not_a_sub() {
+        let none = BTreeMap::new();
+        assert!(matches!(check("act_object", &json!({"act": {"iss": "x", "email": "a@b"}}), &none), Verdict::Pass(_)));
+        assert!(matches!(check("act_shape", &json!({"act": {"iss": "x", "email": "a@b"}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"act": "agent"}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"act": {"sub": "a", "act": 3}}), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_object", &json!({"sub": "u"}), &none), Verdict::NotApplicable(_)));
+    }
+
+    /// RFC 8693 §2.2.1 and RFC 6749 §7.1: any token type, case-insensitive; only a missing one fails.
+    #[test]
+    fn token_type_accepts_any_type_case_insensitively_and_fails_only_when_missing() {
+        let p = profile();
+        for t in ["Bearer", "bearer", "N_A", "n_a", "DPoP", "PoP"] {
+            let o = outcome(200, json!({"access_token": "x", "token_type": t}), &[], "none");
+            assert!(matches!(on("token_type_valid", &o, &p, None), Verdict::Pass(_)), "{t}");
+        }
+        let o = outcome(200, json!({"access_token": "x"}), &[], "none");
+        assert!(matches!(on("token_type_valid", &o, &p, None), Verdict::Fail(_)));
+    }
+
+    /// RFC 6749 §5.2: 400; 401 MAY for invalid_client, MUST with
+    /// WWW-Authenticate when the client used the Authorization header.
+    #[test]
+    fn error_shape_follows_rfc_6749_section_5_2() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let basic = "client_secret_basic as agent";
+        let ok400 = outcome(400, json!({"error": "invalid_request"}), &json, basic);
+        assert!(matches!(on("error_shape", &ok400, &p, None), Verdict::Pass(_)));
+        let post401 = outcome(401, json!({"error": "invalid_client"}), &json, "client_secret_post as agent");
+        assert!(matches!(on("error_shape", &post401, &p, None), Verdict::Pass(_)));
+        let basic401_no_header = outcome(401, json!({"error": "invalid_client"}), &json, basic);
+        assert!(matches!(on("error_shape", &basic401_no_header, &p, None), Verdict::Fail(_)));
+        let basic401 =
+            outcome(401, json!({"error": "invalid_client"}), &[json[0], ("www-authenticate", "Basic")], basic);
+        assert!(matches!(on("error_shape", &basic401, &p, None), Verdict::Pass(_)));
+        let basic400_client = outcome(400, json!({"error": "invalid_client"}), &json, basic);
+        assert!(matches!(on("error_shape", &basic400_client, &p, None), Verdict::Fail(_)));
+        let other401 = outcome(401, json!({"error": "unauthorized_client"}), &json, "none");
+        assert!(matches!(on("error_shape", &other401, &p, None), Verdict::Fail(_)));
+        let forbidden = outcome(403, json!({"error": "access_denied"}), &json, "none");
+        assert!(matches!(on("error_shape", &forbidden, &p, None), Verdict::Fail(_)));
+    }
+
+    /// RFC 7009 §2: access-token revocation is a SHOULD, and §2.2.1 makes
+    /// unsupported_token_type conformant; a refused client is §2.1's business.
+    #[test]
+    fn revocation_ok_tells_access_token_revocation_and_client_refusal_apart() {
+        let mut p = profile();
+        let json = [("content-type", "application/json")];
+        let unsupported = outcome(400, json!({"error": "unsupported_token_type"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &outcome(200, json!({}), &[], "none"), &p, Some(true)), Verdict::Pass(_)));
+        // Declared: the answer is not-applicable, never a failure.
+        p.features.access_token_revocation = false;
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(true)), Verdict::NotApplicable(_)));
+        // Not declared: the profile is wrong, not the target.
+        p.features.access_token_revocation = true;
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(true)), Verdict::Untestable(_)));
+        // A refresh token must be revocable (RFC 7009 §2: MUST).
+        assert!(matches!(on("revocation_ok", &unsupported, &p, Some(false)), Verdict::Fail(_)));
+        let refused = outcome(401, json!({"error": "invalid_client"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &refused, &p, Some(true)), Verdict::Untestable(_)));
+        assert!(matches!(on("revocation_client_accepted", &refused, &p, Some(true)), Verdict::Fail(_)));
+        assert!(matches!(on("revocation_client_accepted", &unsupported, &p, Some(true)), Verdict::Pass(_)));
+        let bad = outcome(400, json!({"error": "invalid_request"}), &json, "none");
+        assert!(matches!(on("revocation_ok", &bad, &p, None), Verdict::Fail(_)));
+    }
+
+    /// Refusing an unknown resource is policy (RFC 8707 §2's SHOULD is the
+    /// audience restriction); an error code is only checked on a refusal.
+    #[test]
+    fn policy_refusals_are_outside_the_rules_that_do_not_require_them() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let res = "https://no-such-service.fourleg.invalid/api";
+        let a = args(&[("audience", toml::Value::String(res.into()))]);
+        let refused = outcome(400, json!({"error": "invalid_target"}), &json, "none");
+        assert!(matches!(on_args("refused_or_aud_has", &refused, &p, None, &a, None), Verdict::NotApplicable(_)));
+        let issued = outcome(200, json!({"access_token": "x"}), &json, "none");
+        let bound = json!({"aud": [res]});
+        let unbound = json!({"aud": ["agent"]});
+        assert!(matches!(on_args("refused_or_aud_has", &issued, &p, None, &a, Some(&bound)), Verdict::Pass(_)));
+        assert!(matches!(on_args("refused_or_aud_has", &issued, &p, None, &a, Some(&unbound)), Verdict::Fail(_)));
+        let e = args(&[("error", toml::Value::String("invalid_request".into()))]);
+        assert!(matches!(on_args("error_if_refused", &issued, &p, None, &e, None), Verdict::NotApplicable(_)));
+        assert!(matches!(on_args("error_if_refused", &refused, &p, None, &e, None), Verdict::Fail(_)));
+    }
+
+    /// jwks_uri is REQUIRED by OpenID Connect Discovery §3 only; RFC 8414 §2 makes it OPTIONAL.
+    #[test]
+    fn jwks_uri_is_required_only_in_an_openid_discovery_document() {
+        let mut p = profile();
+        let without = outcome(200, json!({"issuer": "i", "token_endpoint": "t"}), &[], "none");
+        p.endpoints.discovery = fourleg_target::profile::Discovery::Openid;
+        assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::Fail(_)));
+        p.endpoints.discovery = fourleg_target::profile::Discovery::Oauth;
+        assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::NotApplicable(_)));
+    }
+
+    /// `suites/README.md` documents every named check, and nothing else.
+    #[test]
+    fn the_suites_readme_lists_every_named_check() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        let missing: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .filter(|n| {
+                !rows.iter().any(|r| r.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{n}`"))))
+            })
+            .collect();
+        assert!(missing.is_empty(), "suites/README.md does not document {missing:?}");
     }
 
     #[test]
@@ -749,6 +1087,7 @@ mod tests {
                     args: &a,
                     wait: Some(w),
                     accept: None,
+                    revoked_access_token: None,
                 },
             )
         };

@@ -18,7 +18,9 @@ use tokio::sync::Mutex;
 use crate::checks::{self, AcceptOutcome, Identity, Input, Verdict, WaitOutcome};
 use crate::forge;
 use crate::requirement::{Level, Registry};
-use crate::result::{worst, CheckResult, Measurement, RuleKind, ScenarioResult, Status, StepRecord};
+use crate::result::{
+    worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
+};
 use crate::scenario::{Expect, ForgeKind, Scenario, Step};
 
 /// The run must stop: the target stopped answering.
@@ -53,6 +55,9 @@ struct StepOut {
     http: Vec<fourleg_target::HttpEvidence>,
     /// Decoded tokens the step made itself (forged), by variable name.
     tokens: BTreeMap<String, jwt::Decoded>,
+    /// A revocation step: whether the revoked token is an access token (RFC
+    /// 7009 §2: revoking access tokens is a SHOULD).
+    revoked_access_token: Option<bool>,
     summary: String,
     var: Option<Var>,
 }
@@ -109,6 +114,7 @@ impl Engine {
             expected_failure: profile.expected_failure(&s.id).map(str::to_owned),
             stale_expectation: false,
             reason: None,
+            preconditions: Vec::new(),
             duration_ms: 0,
         };
         if let Some(missing) = s.requires.iter().find(|f| profile.features.has(f) == Some(false)) {
@@ -141,6 +147,11 @@ impl Engine {
         // should be disabled is not): later steps are untestable, except
         // hooks, so a scenario always restores what it changed.
         let mut hook_failed: Option<String> = None;
+        // Failed preconditions: (kind of action, token variable, reason). A
+        // later step of that kind on that token depends on them.
+        let mut unmet: Vec<(&'static str, String, String)> = Vec::new();
+        // A failed precondition guarding every later step.
+        let mut unmet_later: Option<String> = None;
         for (i, step) in s.steps.iter().enumerate() {
             let t = Instant::now();
             let missing = step.reads().into_iter().find_map(|v| match vars.get(v) {
@@ -166,7 +177,38 @@ impl Engine {
                         elapsed_ms: ms(t.elapsed()),
                         skipped: None,
                     });
+                    let mut failed_here: Option<String> = None;
+                    let depends_before = unmet_later.clone().or_else(|| Self::unmet_for(step, &unmet));
+                    for e in &step.require {
+                        let (held, message) = self.precondition(e, &out, &vars).await;
+                        if !held {
+                            let why = format!("precondition of step {i} not met: {message}");
+                            match e.guards.as_deref() {
+                                None => {
+                                    failed_here.get_or_insert_with(|| why.clone());
+                                    for v in step.action_tokens() {
+                                        unmet.push((step.dependency_kind(), v.to_owned(), why.clone()));
+                                    }
+                                }
+                                Some("later") => {
+                                    unmet_later.get_or_insert(why);
+                                }
+                                Some(kind) => {
+                                    let kind = Step::kind_name(kind);
+                                    for v in step.action_tokens() {
+                                        unmet.push((kind, v.to_owned(), why.clone()));
+                                    }
+                                }
+                            }
+                        }
+                        result.preconditions.push(PreconditionResult { step: i, held, message });
+                    }
+                    let depends = failed_here.or(depends_before);
                     for e in &step.expect {
+                        if let Some(why) = &depends {
+                            result.checks.push(self.graded(e, i, Status::Untestable, format!("not checked: {why}")));
+                            continue;
+                        }
                         let (check, figure) = self.check(e, i, &out, &vars).await;
                         if let Some(f) = figure {
                             result.measurements.push(Measurement {
@@ -205,6 +247,18 @@ impl Engine {
                         elapsed_ms: ms(t.elapsed()),
                         skipped: Some(why.clone()),
                     });
+                    for _ in &step.require {
+                        result.preconditions.push(PreconditionResult {
+                            step: i,
+                            held: false,
+                            message: format!("not checked: {why}"),
+                        });
+                    }
+                    if !step.require.is_empty() {
+                        for v in step.action_tokens() {
+                            unmet.push((step.dependency_kind(), v.to_owned(), format!("step {i} did not run: {why}")));
+                        }
+                    }
                     for e in &step.expect {
                         result.checks.push(self.graded(e, i, status, format!("not checked: {why}")));
                     }
@@ -226,6 +280,26 @@ impl Engine {
         }
         result.duration_ms = ms(begin.elapsed());
         Ok(result)
+    }
+
+    /// The reason a step's checks cannot mean anything: an earlier failed
+    /// precondition about the same kind of action on a token this step acts on.
+    fn unmet_for(step: &Step, unmet: &[(&'static str, String, String)]) -> Option<String> {
+        let kind = step.dependency_kind();
+        let reads = step.reads();
+        unmet.iter().find(|(k, v, _)| *k == kind && reads.contains(&v.as_str())).map(|(_, _, why)| why.clone())
+    }
+
+    /// Evaluates a precondition (`[[steps.require]]`): the same assertions as
+    /// a check, but it names no rule and is never graded. Pure: it reads the
+    /// step's recorded outcome only.
+    async fn precondition(&self, e: &Expect, out: &StepOut, vars: &HashMap<String, Var>) -> (bool, String) {
+        let (status, message) = self.assess(e, out, vars).await.0;
+        let message = match &e.message {
+            Some(m) if status != Status::Pass => format!("{m} ({message})"),
+            _ => message,
+        };
+        (status == Status::Pass, message)
     }
 
     fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
@@ -531,8 +605,10 @@ impl Engine {
                 Ok(o) => o,
                 Err(e) => return Err(self.down_or_error(e).await),
             };
+            let access = x.literal.is_none() && x.field.as_deref().unwrap_or("access_token") == "access_token";
             return Ok(StepOut {
                 summary: format!("revocation of {label} by {client}: {}", describe(&o)),
+                revoked_access_token: Some(access),
                 http: vec![o.evidence.clone()],
                 var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
                 outcome: Some(o),
@@ -785,6 +861,24 @@ impl Engine {
         out: &StepOut,
         vars: &HashMap<String, Var>,
     ) -> (CheckResult, Option<checks::Figure>) {
+        let ((ok_status, message), figure) = self.assess(e, out, vars).await;
+        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
+        let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
+        let message = match (&e.message, status) {
+            (Some(m), s) if s != Status::Pass => format!("{m} ({message})"),
+            _ => message,
+        };
+        (self.graded(e, step, status, message), figure)
+    }
+
+    /// What an assertion found, before its rule's level grades it: `Fail`
+    /// means "not met".
+    async fn assess(
+        &self,
+        e: &Expect,
+        out: &StepOut,
+        vars: &HashMap<String, Var>,
+    ) -> ((Status, String), Option<checks::Figure>) {
         let o = out.outcome.as_ref();
         let pass = |m: String| (Status::Pass, m);
         let fail = |m: String| (Status::Fail, m);
@@ -795,7 +889,7 @@ impl Engine {
             }
         };
         let mut figure = None;
-        let (ok_status, message) = if let Some(want) = e.status {
+        let verdict = if let Some(want) = e.status {
             match o {
                 Some(o) if o.status == want => pass(format!("status {want}")),
                 Some(o) => fail(format!("expected status {want}, got {}", describe(o))),
@@ -879,6 +973,7 @@ impl Engine {
                 args: &e.args,
                 wait: out.wait.as_ref(),
                 accept: out.accept.as_ref(),
+                revoked_access_token: out.revoked_access_token,
             };
             let (v, f) = checks::run(name, &input);
             figure = f;
@@ -886,17 +981,12 @@ impl Engine {
                 Verdict::Pass(m) => pass(m),
                 Verdict::Fail(m) => fail(m),
                 Verdict::Untestable(m) => (Status::Untestable, m),
+                Verdict::NotApplicable(m) => (Status::NotApplicable, m),
             }
         } else {
             (Status::Error, "a check without assertion".into())
         };
-        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
-        let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
-        let message = match (&e.message, status) {
-            (Some(m), s) if s != Status::Pass => format!("{m} ({message})"),
-            _ => message,
-        };
-        (self.graded(e, step, status, message), figure)
+        (verdict, figure)
     }
 
     fn principals_named(e: &Expect) -> Vec<String> {

@@ -65,9 +65,32 @@ impl fmt::Display for Level {
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub level: Level,
-    /// Where the rule comes from (`RFC 8693 §2.1`).
+    /// Where the rule comes from (`RFC 8693 §2.1`). Where an id's section
+    /// number is wrong, the id stays (ids never change) and `section` says so.
     pub section: String,
     pub summary: String,
+    /// The sentence of the source the rule rests on, verbatim, so a reader
+    /// can check the rule against its source in seconds. Required for every
+    /// rule whose id names an RFC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    /// How this suite grades the rule where that is its own choice (a level
+    /// the source does not state, a precondition), never presented as the
+    /// source's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why the rule is no longer checked. A retired id is kept so old reports
+    /// still resolve, but no scenario may declare it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
+}
+
+impl Rule {
+    /// Whether the id names an RFC (and so must carry a `section` and a `quote`).
+    #[must_use]
+    pub fn is_rfc_sourced(id: &str) -> bool {
+        id.starts_with("RFC")
+    }
 }
 
 /// Every rule, by id.
@@ -108,6 +131,24 @@ impl Registry {
                     message: format!("{id}: only AGENT- rules may have level \"profile\""),
                 });
             }
+            if Rule::is_rfc_sourced(id)
+                && (rule.section.trim().is_empty() || rule.quote.as_deref().is_none_or(|q| q.trim().is_empty()))
+            {
+                return Err(RegistryError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "{id}: an RFC rule needs a `section` and a `quote` (the sentence of the RFC it rests on, verbatim)"
+                    ),
+                });
+            }
+            if agent && !names_the_profile(rule) {
+                return Err(RegistryError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "{id}: an AGENT- rule's section must name the agent profile (\"agent profile v1\"), so no report presents it as an RFC requirement"
+                    ),
+                });
+            }
         }
         Ok(reg)
     }
@@ -117,6 +158,11 @@ impl Registry {
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.get(id)
     }
+}
+
+/// Whether an AGENT- rule's text says it is a rule of the agent profile.
+fn names_the_profile(rule: &Rule) -> bool {
+    rule.section.contains("agent profile")
 }
 
 #[cfg(test)]
@@ -131,6 +177,56 @@ mod tests {
         assert_eq!(reg.get("RFC8693-2.2.2-invalid-target").unwrap().level, Level::Should);
         assert!(reg.get("AGENT-MAYACT-deny-actor").unwrap().level.is_profile());
         assert!(reg.rules.len() > 50);
+    }
+
+    /// RFC 8693 §2.1 leaves most of what agents need to policy: a rule that
+    /// cites an RFC must say where and in which words; a profile rule must say
+    /// it is one.
+    #[test]
+    fn every_rfc_rule_has_a_section_and_a_quote_and_every_agent_rule_names_the_profile() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/requirements.toml");
+        let reg = Registry::load(&path).unwrap();
+        for (id, rule) in &reg.rules {
+            if Rule::is_rfc_sourced(id) {
+                assert!(rule.section.starts_with("RFC "), "{id}: section `{}` does not cite an RFC", rule.section);
+                let quote = rule.quote.as_deref().unwrap_or_default();
+                assert!(quote.split_whitespace().count() >= 5, "{id}: quote `{quote}` is not a sentence");
+            } else {
+                assert!(id.starts_with("AGENT-"), "{id}: an id names an RFC or the agent profile");
+                assert!(
+                    rule.section.contains("agent profile"),
+                    "{id}: section `{}` does not name the agent profile",
+                    rule.section
+                );
+                assert!(
+                    rule.section.contains("agent profile v1")
+                        || rule.note.as_deref().is_some_and(|n| n.contains("agent profile")),
+                    "{id}: the profile version is missing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_rfc_rule_without_a_quote_or_an_agent_rule_without_the_profile_is_refused() {
+        let dir = std::env::temp_dir().join(format!("fourleg-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("requirements.toml");
+        std::fs::write(
+            &file,
+            "profile_version = \"1\"\n[rules.\"RFC1-x\"]\nlevel = \"MUST\"\nsection = \"RFC 1 §1\"\nsummary = \"s\"\n",
+        )
+        .unwrap();
+        let err = Registry::load(&file).unwrap_err().to_string();
+        assert!(err.contains("RFC1-x") && err.contains("quote"), "{err}");
+        std::fs::write(
+            &file,
+            "profile_version = \"1\"\n[rules.\"AGENT-x\"]\nlevel = \"profile\"\nsection = \"RFC 8693 §2.1\"\nsummary = \"s\"\n",
+        )
+        .unwrap();
+        let err = Registry::load(&file).unwrap_err().to_string();
+        assert!(err.contains("AGENT-x") && err.contains("agent profile"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -131,6 +131,19 @@ pub struct Measurement {
     pub bound: Option<f64>,
 }
 
+/// A precondition of a step (`[[steps.require]]`): what had to hold for the
+/// scenario's checks to mean anything. It names no rule and never counts for
+/// or against one; when it does not hold, the checks that depend on it are
+/// `untestable` with its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PreconditionResult {
+    /// Index of the step whose outcome it looked at.
+    pub step: usize,
+    pub held: bool,
+    /// What was expected and what was seen.
+    pub message: String,
+}
+
 /// One scenario against one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioResult {
@@ -152,6 +165,9 @@ pub struct ScenarioResult {
     /// Why the whole scenario is not-applicable, untestable or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The preconditions checked, held or not (never graded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<PreconditionResult>,
     pub duration_ms: u64,
 }
 
@@ -275,6 +291,7 @@ mod tests {
             expected_failure: None,
             stale_expectation: false,
             reason: None,
+            preconditions: vec![],
             duration_ms: 0,
         };
         assert_eq!(r.deciding_rules(), ["RFC8693-2.2.2-invalid-request"]);

@@ -137,6 +137,7 @@ fn harness_bug(s: &Scenario, panic: &str) -> ScenarioResult {
         title: s.title.clone(),
         status: Status::Error,
         checks: Vec::new(),
+        preconditions: Vec::new(),
         steps: Vec::new(),
         measurements: Vec::new(),
         expected_failure: None,
@@ -171,6 +172,7 @@ pub fn unreachable(
             expected_failure: None,
             stale_expectation: false,
             reason: Some(format!("the target was not tested: {reason}")),
+            preconditions: Vec::new(),
             duration_ms: 0,
         })
         .collect();

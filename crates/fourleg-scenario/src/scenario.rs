@@ -97,6 +97,16 @@ pub struct Step {
     pub metadata: Option<MetadataStep>,
     #[serde(default)]
     pub sleep: Option<SleepStep>,
+    /// Preconditions on the step's outcome (`[[steps.require]]`): what must
+    /// hold for the scenario's checks to mean anything ("a fresh token
+    /// introspects active", "the setup exchange succeeds"). A precondition
+    /// names no rule and never counts for or against one: when it does not
+    /// hold, the checks that depend on it are `untestable` with its reason.
+    /// Those are the checks of this step, and the checks of every later step
+    /// of the same kind (introspection, exchange, …) that reads a token this
+    /// step read or saved.
+    #[serde(default)]
+    pub require: Vec<Expect>,
     #[serde(default)]
     pub expect: Vec<Expect>,
 }
@@ -304,7 +314,8 @@ pub struct SleepStep {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// The requirement id.
+    /// The requirement id; empty (absent) in a precondition (`require`).
+    #[serde(default)]
     pub rule: String,
     /// What a failure means, for the report (a default is generated).
     #[serde(default)]
@@ -352,6 +363,13 @@ pub struct Expect {
     /// The variable whose token a `claim` or `check` looks at.
     #[serde(default)]
     pub token: Option<String>,
+    /// Preconditions only: what depends on this one, when it is not this
+    /// step's checks and the later steps of its kind on its tokens. A step
+    /// kind (`exchange`, `introspect`, …): the later steps of that kind on
+    /// this step's tokens; `later`: every later step's checks (a revocation
+    /// that did not happen makes everything after it meaningless).
+    #[serde(default)]
+    pub guards: Option<String>,
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
 }
@@ -384,6 +402,49 @@ impl Step {
         self.actions().first().copied().unwrap_or("none")
     }
 
+    /// The static name of a step kind (`exchange`), for a precondition's `guards`.
+    #[must_use]
+    pub fn kind_name(kind: &str) -> &'static str {
+        ["token", "exchange", "introspect", "revoke", "logout", "forge", "hook", "wait", "accept", "metadata", "sleep"]
+            .into_iter()
+            .find(|k| *k == kind)
+            .unwrap_or("none")
+    }
+
+    /// The kind of action a precondition of this step vouches for: a wait
+    /// until inactive introspects, so it is an introspection.
+    #[must_use]
+    pub fn dependency_kind(&self) -> &'static str {
+        match self.kind() {
+            "wait" if self.wait.as_ref().is_some_and(|w| w.until == "inactive") => "introspect",
+            other => other,
+        }
+    }
+
+    /// The tokens the step's action is about (what a precondition vouches
+    /// for): the variables its action reads, and the one it saves.
+    #[must_use]
+    pub fn action_tokens(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(x) = &self.exchange {
+            v.extend(x.subject.as_deref());
+            v.extend(x.actor.as_deref());
+        }
+        if let Some(x) = &self.introspect {
+            v.push(&x.token);
+        }
+        if let Some(x) = &self.revoke {
+            if x.literal.is_none() {
+                v.push(&x.token);
+            }
+        }
+        if let Some(x) = &self.wait {
+            v.extend(x.tokens.iter().map(String::as_str));
+        }
+        v.extend(self.save.as_deref());
+        v
+    }
+
     /// Variables this step reads.
     #[must_use]
     pub fn reads(&self) -> Vec<&str> {
@@ -412,7 +473,7 @@ impl Step {
         if let Some(x) = &self.accept {
             v.push(&x.token);
         }
-        for e in &self.expect {
+        for e in self.require.iter().chain(&self.expect) {
             v.extend(e.token.as_deref());
             if let Some(toml::Value::String(s)) = e.args.get("than") {
                 v.push(s);
@@ -514,6 +575,12 @@ impl Scenario {
                     format!("`{}` is {} in suites/requirements.toml, not {}", r.id, rule.level, r.level),
                 ));
             }
+            if let Some(why) = &rule.retired {
+                return Err(self.invalid(
+                    format!("requirements[{i}].id"),
+                    format!("`{}` is retired in suites/requirements.toml: {why}", r.id),
+                ));
+            }
             declared.insert(r.id.as_str());
         }
         let mut defined: BTreeSet<&str> = BTreeSet::new();
@@ -574,18 +641,56 @@ impl Scenario {
                     return Err(self.invalid(at("sleep.ms"), "sleeps are bounded to 60000 ms"));
                 }
             }
-            for (j, e) in step.expect.iter().enumerate() {
-                let f = |x: &str| format!("steps[{i}].expect[{j}].{x}");
-                if !declared.contains(e.rule.as_str()) {
+            let checks = step.require.iter().map(|e| ("require", e)).chain(step.expect.iter().map(|e| ("expect", e)));
+            let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+            for (list, e) in checks {
+                let j = {
+                    let n = index.entry(list).or_default();
+                    *n += 1;
+                    *n - 1
+                };
+                let f = |x: &str| format!("steps[{i}].{list}[{j}].{x}");
+                if let Some(g) = &e.guards {
+                    let kinds = [
+                        "later",
+                        "token",
+                        "exchange",
+                        "introspect",
+                        "revoke",
+                        "logout",
+                        "forge",
+                        "hook",
+                        "wait",
+                        "accept",
+                        "metadata",
+                    ];
+                    if list != "require" {
+                        return Err(
+                            self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps")
+                        );
+                    }
+                    if !kinds.contains(&g.as_str()) {
+                        return Err(self.invalid(f("guards"), format!("unknown `{g}`; expected later or a step kind")));
+                    }
+                }
+                if list == "require" {
+                    if !e.rule.is_empty() {
+                        return Err(self.invalid(
+                            f("rule"),
+                            "a precondition names no rule: it never counts for or against one (move the check to [[steps.expect]] if it grades a rule)",
+                        ));
+                    }
+                } else if !declared.contains(e.rule.as_str()) {
                     return Err(
                         self.invalid(f("rule"), format!("`{}` is not in the scenario's [[requirements]]", e.rule))
                     );
+                } else {
+                    checked.insert(e.rule.as_str());
                 }
-                checked.insert(e.rule.as_str());
                 let a = e.assertions();
                 if a.len() != 1 {
                     return Err(self.invalid(
-                        format!("steps[{i}].expect[{j}]"),
+                        format!("steps[{i}].{list}[{j}]"),
                         format!(
                             "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
                             if a.is_empty() { "none".to_owned() } else { a.join(", ") }
@@ -604,7 +709,7 @@ impl Scenario {
                     "header" | "field" | "claim" => {
                         if n_mod != 1 {
                             return Err(self.invalid(
-                                format!("steps[{i}].expect[{j}]"),
+                                format!("steps[{i}].{list}[{j}]"),
                                 format!("`{}` needs exactly one of present, equals, one_of, contains, principal", a[0]),
                             ));
                         }
@@ -619,7 +724,7 @@ impl Scenario {
                         }
                         if n_mod != 0 {
                             return Err(self.invalid(
-                                format!("steps[{i}].expect[{j}]"),
+                                format!("steps[{i}].{list}[{j}]"),
                                 "a named check takes `args`, not modifiers",
                             ));
                         }
@@ -627,7 +732,7 @@ impl Scenario {
                     _ => {
                         if n_mod != 0 || e.token.is_some() {
                             return Err(self.invalid(
-                                format!("steps[{i}].expect[{j}]"),
+                                format!("steps[{i}].{list}[{j}]"),
                                 format!("`{}` takes no present/equals/one_of/contains/principal/token", a[0]),
                             ));
                         }
@@ -811,6 +916,69 @@ success = false
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
         let all = load_all(&dir, &registry()).unwrap();
         assert!(!all.is_empty());
+    }
+
+    #[test]
+    fn a_precondition_names_no_rule_and_a_retired_rule_cannot_be_declared() {
+        let with_require = OK.replace(
+            "[[steps.expect]]\nrule = \"AGENT-MAYACT-deny-actor\"\nsuccess = false",
+            "[[steps.require]]\nstatus_in = [400, 401]\n[[steps.expect]]\nrule = \"AGENT-MAYACT-deny-actor\"\nsuccess = false",
+        );
+        let s = parse(&with_require).unwrap();
+        assert_eq!(s.steps[2].require.len(), 1);
+        let err = parse(
+            &with_require.replace("[[steps.require]]\n", "[[steps.require]]\nrule = \"AGENT-MAYACT-deny-actor\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("steps[2].require[0].rule") && err.contains("names no rule"), "{err}");
+        let retired = OK
+            .replace(
+                "id = \"AGENT-MAYACT-deny-actor\"\nlevel = \"profile\"",
+                "id = \"RFC8693-4.4-may-act\"\nlevel = \"info\"",
+            )
+            .replace("rule = \"AGENT-MAYACT-deny-actor\"", "rule = \"RFC8693-4.4-may-act\"");
+        let err = parse(&retired).unwrap_err().to_string();
+        assert!(err.contains("retired"), "{err}");
+    }
+
+    /// A vendor reads titles and descriptions in the matrix: a scenario that
+    /// grades an agent profile rule says so, so no one is told they broke an
+    /// RFC when the RFC leaves the behaviour to policy.
+    #[test]
+    fn every_scenario_with_a_profile_rule_says_agent_profile() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        let all = load_all(&dir, &registry()).unwrap();
+        let silent: Vec<&str> = all
+            .iter()
+            .filter(|s| s.requirements.iter().any(|r| r.id.starts_with("AGENT-")))
+            .filter(|s| {
+                !format!("{} {}", s.title, s.description).to_lowercase().replace('\n', " ").contains("agent profile")
+            })
+            .map(|s| s.id.as_str())
+            .collect();
+        assert!(silent.is_empty(), "scenarios grading AGENT- rules without saying \"agent profile\": {silent:?}");
+    }
+
+    /// Every rule of the registry that is not retired is checked by some
+    /// scenario: a declared rule nothing checks is a promise the suite breaks.
+    #[test]
+    fn every_live_rule_is_checked_by_a_scenario() {
+        let reg = registry();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        let all = load_all(&dir, &reg).unwrap();
+        let checked: BTreeSet<&str> =
+            all.iter().flat_map(|s| s.steps.iter().flat_map(|st| st.expect.iter().map(|e| e.rule.as_str()))).collect();
+        let unchecked: Vec<&String> = reg
+            .rules
+            .iter()
+            .filter(|(id, r)| r.retired.is_none() && !checked.contains(id.as_str()))
+            .map(|(id, _)| id)
+            .collect();
+        assert!(
+            unchecked.is_empty(),
+            "rules no scenario checks (check them, or retire them with a note): {unchecked:?}"
+        );
     }
 
     #[test]

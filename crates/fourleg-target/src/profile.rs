@@ -359,6 +359,13 @@ pub struct Features {
     pub introspection: bool,
     /// RFC 7009 revocation.
     pub revocation: bool,
+    /// RFC 7009 §2: revocation of access tokens ("SHOULD support"; refresh
+    /// tokens are a MUST). A target without it answers an access token's
+    /// revocation `unsupported_token_type` (§2.2.1), which is conformant:
+    /// declared false, that answer is `not-applicable`, and scenarios that
+    /// revoke an access token to test what follows are not-applicable.
+    #[serde(default = "yes")]
+    pub access_token_revocation: bool,
     /// RFC 8707 `resource` in token exchange.
     pub resource: bool,
     /// Sessions can be ended (see `[logout]`).
@@ -391,6 +398,7 @@ impl Features {
             "may-act" => self.may_act,
             "introspection" => self.introspection,
             "revocation" => self.revocation,
+            "access-token-revocation" => self.revocation && self.access_token_revocation,
             "resource" => self.resource,
             "logout" => self.logout,
             "disable-client" => self.disable_client,
@@ -400,11 +408,12 @@ impl Features {
     }
 
     /// Every feature name scenarios may require.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "delegation",
         "may-act",
         "introspection",
         "revocation",
+        "access-token-revocation",
         "resource",
         "logout",
         "disable-client",

@@ -25,7 +25,7 @@ pub enum Breakage {
     InvalidGrantInsteadOfInvalidRequest,
     InvalidRequestInsteadOfInvalidTarget,
     NoIssuedTokenType,
-    WrongTokenType,
+    NoTokenType,
     NoExpiresIn,
     ScopeNotReported,
     NoCacheControl,
@@ -72,6 +72,9 @@ pub enum Breakage {
     RevokeUnknownTokenError,
     RevokeByAnyClient,
     RevokeAnswersNoContent,
+    PublicClientRevocationRefused,
+    AccessTokenRevocationUnsupported,
+    PublicClientTokensNotIntrospectable,
     // --- attacks (agent profile, RFC 8725) ---
     AlgNoneAccepted,
     KeyConfusionAccepted,
@@ -85,7 +88,7 @@ pub enum Breakage {
 
 impl Breakage {
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 60] = [
+    pub const ALL: [Breakage; 63] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -97,7 +100,7 @@ impl Breakage {
         Breakage::InvalidGrantInsteadOfInvalidRequest,
         Breakage::InvalidRequestInsteadOfInvalidTarget,
         Breakage::NoIssuedTokenType,
-        Breakage::WrongTokenType,
+        Breakage::NoTokenType,
         Breakage::NoExpiresIn,
         Breakage::ScopeNotReported,
         Breakage::NoCacheControl,
@@ -138,6 +141,9 @@ impl Breakage {
         Breakage::RevokeUnknownTokenError,
         Breakage::RevokeByAnyClient,
         Breakage::RevokeAnswersNoContent,
+        Breakage::PublicClientRevocationRefused,
+        Breakage::AccessTokenRevocationUnsupported,
+        Breakage::PublicClientTokensNotIntrospectable,
         Breakage::AlgNoneAccepted,
         Breakage::KeyConfusionAccepted,
         Breakage::ForeignIssuerAccepted,
@@ -163,7 +169,7 @@ impl Breakage {
             Breakage::InvalidGrantInsteadOfInvalidRequest => "Token-exchange errors that should be `invalid_request` are `invalid_grant` (RFC 8693 §2.2.2).",
             Breakage::InvalidRequestInsteadOfInvalidTarget => "An audience or resource the server will not issue for gets `invalid_request`, not `invalid_target` (RFC 8693 §2.2.2).",
             Breakage::NoIssuedTokenType => "The exchange response has no `issued_token_type` (RFC 8693 §2.2.1).",
-            Breakage::WrongTokenType => "The exchange response's `token_type` is `JWT` (RFC 8693 §2.2.1: Bearer or N_A).",
+            Breakage::NoTokenType => "The exchange response has no `token_type` (RFC 8693 §2.2.1: REQUIRED; any RFC 6749 §7.1 type would do).",
             Breakage::NoExpiresIn => "The exchange response has no `expires_in` (RFC 8693 §2.2.1, RECOMMENDED).",
             Breakage::ScopeNotReported => "The response never reports `scope`, even when it differs from the request (RFC 8693 §2.2.1).",
             Breakage::NoCacheControl => "Token responses lack `Cache-Control: no-store` (RFC 6749 §5.1).",
@@ -204,6 +210,9 @@ impl Breakage {
             Breakage::RevokeUnknownTokenError => "Revocation of an unknown token answers 400 (RFC 7009 §2.2).",
             Breakage::RevokeByAnyClient => "Any authenticated client can revoke any token (RFC 7009 §2.1).",
             Breakage::RevokeAnswersNoContent => "A successful revocation answers 204, not 200 (RFC 7009 §2.2).",
+            Breakage::PublicClientRevocationRefused => "A public client is refused (401 invalid_client) at the revocation endpoint, even for its own tokens (RFC 7009 §2.1).",
+            Breakage::AccessTokenRevocationUnsupported => "Access tokens cannot be revoked: 400 unsupported_token_type (conformant per RFC 7009 §2.2.1, a SHOULD not met per §2), while the profile declares access-token revocation: untestable, never fail.",
+            Breakage::PublicClientTokensNotIntrospectable => "Tokens issued to a public client introspect active: false for every caller (conformant: RFC 7662 §2.2 lets a server refuse a caller not allowed to introspect a token): baselines on them are failed preconditions, so what depends on them is untestable, never fail.",
             Breakage::AlgNoneAccepted => "A subject token with `alg: none` is accepted (RFC 8725 §2.1).",
             Breakage::KeyConfusionAccepted => "An HS256 token keyed with the server's public key is accepted (RFC 8725 §2.1).",
             Breakage::ForeignIssuerAccepted => "Tokens whose `iss` is another issuer are accepted without checking their signature (agent profile: AGENT-ATTACK-foreign-issuer).",

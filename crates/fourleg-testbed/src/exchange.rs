@@ -364,7 +364,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let mut body = json!({
         "access_token": s.keys.sign(&claims),
         "issued_token_type": issued_type,
-        "token_type": if s.is(Breakage::WrongTokenType) { "JWT" } else { "Bearer" },
+        "token_type": if s.is(Breakage::NoTokenType) { Value::Null } else { Value::from("Bearer") },
         "expires_in": grant.expires_in(now),
         "scope": granted.join(" "),
     });

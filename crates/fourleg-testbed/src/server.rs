@@ -395,6 +395,14 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
         .as_ref()
         .and_then(|c| c["jti"].as_str())
         .is_some_and(|jti| s.store().is_active(jti, now, Purpose::Introspect, s.broken));
+    // Tokens of a public client: no caller may introspect them (RFC 7662 §2.2).
+    let active = active
+        && !(s.is(Breakage::PublicClientTokensNotIntrospectable)
+            && claims
+                .as_ref()
+                .and_then(|c| c["client_id"].as_str())
+                .and_then(fixture::client)
+                .is_some_and(Client::is_public));
     // The server-side-audience variant answers active only to the token's audience.
     let active = active
         && (!s.is(Breakage::AudienceOnlyServerSide)
@@ -423,6 +431,9 @@ async fn introspect(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byte
 async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let caller = match authenticate(&s, &headers, &form, false) {
+        Ok(Caller::Public(_)) if s.is(Breakage::PublicClientRevocationRefused) => {
+            return OAuthError::new(E::InvalidClient, "client authentication required").into_response(s.broken)
+        }
         Ok(c) => c.client(),
         Err(e) => return e.into_response(s.broken),
     };
@@ -443,6 +454,10 @@ async fn revoke(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -
     let jti = s.keys.validate(token, &s.issuer, i64::MIN, None).ok().and_then(|c| c["jti"].as_str().map(str::to_owned));
     let mut st = s.store();
     match jti.as_deref().and_then(|j| st.get(j).map(|r| (j, r.client_id.clone()))) {
+        Some(_) if s.is(Breakage::AccessTokenRevocationUnsupported) => {
+            drop(st);
+            OAuthError::new(E::UnsupportedTokenType, "access tokens cannot be revoked here").into_response(s.broken)
+        }
         Some((jti, owner)) => {
             if owner != caller.client_id && !any_client {
                 drop(st);
