@@ -60,6 +60,37 @@ pub fn claims(jwt: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
 }
 
+/// A lab configuration with a state directory of its own, named
+/// `fourleg-<name>-<pid>` under the system temp directory (reachable by the
+/// postgres user when the tests run as root: /tmp is world-searchable), and
+/// the repository's fixtures.
+#[must_use]
+pub fn lab_config(name: &str) -> fourleg_lab::LabConfig {
+    let state = std::env::temp_dir().join(format!("fourleg-{name}-{}", std::process::id()));
+    let mut c = fourleg_lab::LabConfig::new(state);
+    c.fixtures_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    c
+}
+
+/// The pids of the lab's services as `lab.json` records them.
+#[must_use]
+pub fn service_pids(config: &fourleg_lab::LabConfig) -> HashSet<u32> {
+    use fourleg_lab::state::{Handle, LabState};
+    LabState::load(&config.state_dir)
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.services
+                .values()
+                .filter_map(|r| match r.handle {
+                    Handle::Process { pid, .. } => Some(pid),
+                    Handle::Container { .. } => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Live processes (not zombies) whose pid, process group or parent is in `pids`.
 #[must_use]
 pub fn processes_of<S: std::hash::BuildHasher>(pids: &HashSet<u32, S>) -> Vec<String> {

@@ -5,42 +5,16 @@
 //! Slow (a Keycloak start is a minute on two cores) and needs the native
 //! runtime's prerequisites; see the README's "Tests" section.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fourleg_lab::provision::{openbao, postgres};
-use fourleg_lab::state::{Credentials, Handle, LabState};
-use fourleg_lab::{LabConfig, RuntimeKind, Service, Silent};
-use fourleg_live_tests::{claims, login_with_pkce, processes_of};
-
-fn config() -> LabConfig {
-    // A state directory of its own, reachable by the postgres user when the
-    // tests run as root (/tmp is world-searchable).
-    let state = std::env::temp_dir().join(format!("fourleg-live-{}", std::process::id()));
-    let mut c = LabConfig::new(state);
-    c.fixtures_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
-    c
-}
-
-fn pids(config: &LabConfig) -> HashSet<u32> {
-    LabState::load(&config.state_dir)
-        .unwrap()
-        .map(|s| {
-            s.services
-                .values()
-                .filter_map(|r| match r.handle {
-                    Handle::Process { pid, .. } => Some(pid),
-                    Handle::Container { .. } => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use fourleg_lab::state::{Credentials, LabState};
+use fourleg_lab::{RuntimeKind, Service, Silent};
+use fourleg_live_tests::{claims, lab_config, login_with_pkce, processes_of, service_pids};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_lab_lifecycle() -> anyhow::Result<()> {
-    let config = config();
+    let config = lab_config("live");
     let _ = fourleg_lab::down(&config, true).await;
 
     // 1. up: every service healthy and provisioned.
@@ -51,7 +25,7 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
     }
     let status = fourleg_lab::status(&config).await?;
     assert!(status.all_healthy(), "{status:#?}");
-    let started = pids(&config);
+    let started = service_pids(&config);
     assert_eq!(started.len(), 3);
 
     let creds = Credentials::load(&config)?.expect("credentials written by up");
@@ -93,7 +67,7 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
     // 2. A second up reuses everything, same processes.
     let again = fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await?;
     assert!(again.services.iter().all(|s| s.reused), "{again:#?}");
-    assert_eq!(pids(&config), started);
+    assert_eq!(service_pids(&config), started);
     // ... and leaves them working: a second `up` once closed the state
     // directory to the postgres user under its running cluster.
     let after = fourleg_lab::status(&config).await?;
@@ -123,7 +97,7 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
     }
     crashing.abort();
     let _ = crashing.await;
-    let orphans = pids(&config);
+    let orphans = service_pids(&config);
     assert_eq!(orphans.len(), 3, "lab.json records every started process");
     assert!(!processes_of(&orphans).is_empty());
     fourleg_lab::down(&config, true).await?;

@@ -8,44 +8,19 @@
 //! not active but active cluster node not found". It showed on two loaded
 //! cores, as in CI, so the test runs there as it is.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use fourleg_lab::provision::openbao;
-use fourleg_lab::state::{Credentials, Handle, LabState};
-use fourleg_lab::{LabConfig, RuntimeKind, Silent};
-use fourleg_live_tests::processes_of;
+use fourleg_lab::state::Credentials;
+use fourleg_lab::{RuntimeKind, Silent};
+use fourleg_live_tests::{lab_config, processes_of, service_pids};
 
 /// Ten `up`s: odd ones from a purged state, even ones restarting.
 const ROUNDS: usize = 10;
 
-fn config() -> LabConfig {
-    let state = std::env::temp_dir().join(format!("fourleg-repeat-{}", std::process::id()));
-    let mut c = LabConfig::new(state);
-    c.fixtures_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
-    c
-}
-
-fn pids(config: &LabConfig) -> HashSet<u32> {
-    LabState::load(&config.state_dir)
-        .ok()
-        .flatten()
-        .map(|s| {
-            s.services
-                .values()
-                .filter_map(|r| match r.handle {
-                    Handle::Process { pid, .. } => Some(pid),
-                    Handle::Container { .. } => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_down_up_ten_times_fresh_and_warm() -> anyhow::Result<()> {
-    let config = config();
+    let config = lab_config("repeat");
     let _ = fourleg_lab::down(&config, true).await;
     let mut failures = Vec::new();
     let mut timings = Vec::new();
@@ -85,7 +60,7 @@ async fn up_down_up_ten_times_fresh_and_warm() -> anyhow::Result<()> {
                 failures.push(format!("round {round} ({}): up failed: {e}", if fresh { "fresh" } else { "warm" }));
             }
         }
-        let started = pids(&config);
+        let started = service_pids(&config);
         // Keep the state after a fresh round (the next one restarts on it),
         // purge it after a warm one (the next one starts from nothing).
         let purge = !fresh;

@@ -1,25 +1,33 @@
-//! A target that stops answering stops the run with one clear message,
-//! instead of failing every scenario one by one.
+//! Faults read as faults: a target that stops answering (before or during
+//! a run) stops the run with one clear message, instead of failing every
+//! scenario one by one; a panic in a scenario is a harness error of that
+//! scenario alone.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use fourleg_scenario::runner::{self, Quiet};
-use fourleg_scenario::{Engine, Registry};
+use fourleg_scenario::{Engine, Registry, Scenario};
 use fourleg_target::{Profile, Target};
 use fourleg_testbed::TestBed;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_that_stops_answering_stops_the_run() -> anyhow::Result<()> {
+/// The registry, every scenario, a conformant test bed and an engine on it.
+async fn setup() -> anyhow::Result<(Registry, Vec<Scenario>, TestBed, Arc<Engine>)> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let registry = Registry::load(&repo.join("suites/requirements.toml"))?;
     let scenarios = fourleg_scenario::scenario::load_all(&repo.join("suites"), &registry)?;
     let bed = TestBed::start(None).await?;
     let profile = Profile::load(&TestBed::profile_path())?;
     let target = Arc::new(Target::connect(profile, Some(bed.lab_context())).await?);
+    let engine = Arc::new(Engine::new(target, Arc::new(registry.clone())));
+    Ok((registry, scenarios, bed, engine))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_stops_answering_stops_the_run() -> anyhow::Result<()> {
+    let (registry, scenarios, bed, engine) = setup().await?;
     drop(bed);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let engine = Arc::new(Engine::new(target, Arc::new(registry.clone())));
     let err = runner::run(engine, &scenarios, 4, b"", &registry.profile_version, Arc::new(Quiet))
         .await
         .expect_err("the run must stop");
@@ -46,18 +54,10 @@ impl<F: Fn(&str) + Send + Sync> runner::Observer for Hook<F> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_scenario_is_a_harness_error_of_that_scenario_alone() -> anyhow::Result<()> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let registry = Registry::load(&repo.join("suites/requirements.toml"))?;
-    let scenarios: Vec<_> = fourleg_scenario::scenario::load_all(&repo.join("suites"), &registry)?
-        .into_iter()
-        .filter(|s| s.area == "core")
-        .collect();
+    let (registry, all, bed, engine) = setup().await?;
+    let scenarios: Vec<_> = all.into_iter().filter(|s| s.area == "core").collect();
     assert!(scenarios.len() >= 3);
     let victim = scenarios[1].id.clone();
-    let bed = TestBed::start(None).await?;
-    let profile = Profile::load(&TestBed::profile_path())?;
-    let target = Arc::new(Target::connect(profile, Some(bed.lab_context())).await?);
-    let engine = Arc::new(Engine::new(target, Arc::new(registry.clone())));
     let v = victim.clone();
     let hook = Arc::new(Hook {
         on_start: move |id: &str| assert!(id != v, "a bug in the harness"),
@@ -83,13 +83,7 @@ async fn a_panic_in_a_scenario_is_a_harness_error_of_that_scenario_alone() -> an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_killed_mid_run_stops_the_run_as_an_error() -> anyhow::Result<()> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let registry = Registry::load(&repo.join("suites/requirements.toml"))?;
-    let scenarios = fourleg_scenario::scenario::load_all(&repo.join("suites"), &registry)?;
-    let bed = TestBed::start(None).await?;
-    let profile = Profile::load(&TestBed::profile_path())?;
-    let target = Arc::new(Target::connect(profile, Some(bed.lab_context())).await?);
-    let engine = Arc::new(Engine::new(target, Arc::new(registry.clone())));
+    let (registry, scenarios, bed, engine) = setup().await?;
     // The bed goes away once a few scenarios have started.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let started = std::sync::atomic::AtomicUsize::new(0);
