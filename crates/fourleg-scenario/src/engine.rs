@@ -21,7 +21,10 @@ use crate::requirement::{Level, Registry};
 use crate::result::{
     worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
 };
-use crate::scenario::{Expect, ForgeKind, Scenario, Step};
+use crate::scenario::{
+    AcceptStep, Action, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep, IntrospectStep, LogoutStep,
+    RevokeStep, Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep,
+};
 
 /// The run must stop: the target stopped answering.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -149,7 +152,7 @@ impl Engine {
         let mut hook_failed: Option<String> = None;
         // Failed preconditions: (kind of action, token variable, reason). A
         // later step of that kind on that token depends on them.
-        let mut unmet: Vec<(&'static str, String, String)> = Vec::new();
+        let mut unmet: Vec<(StepKind, String, String)> = Vec::new();
         // A failed precondition guarding every later step.
         let mut unmet_later: Option<String> = None;
         for (i, step) in s.steps.iter().enumerate() {
@@ -158,7 +161,7 @@ impl Engine {
                 Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
                 _ => None,
             });
-            let missing = match (&hook_failed, step.hook.is_some()) {
+            let missing = match (&hook_failed, matches!(step.action, Action::Hook(_))) {
                 (Some(why), false) => Some(format!("an earlier hook failed: {why}")),
                 _ => missing,
             };
@@ -170,7 +173,7 @@ impl Engine {
                 Ok(out) => {
                     result.steps.push(StepRecord {
                         index: i,
-                        kind: step.kind().into(),
+                        kind: step.kind().as_str().into(),
                         summary: out.summary.clone(),
                         http: out.http.clone(),
                         tokens: out.tokens.clone(),
@@ -183,18 +186,17 @@ impl Engine {
                         let (held, message) = self.precondition(e, &out, &vars).await;
                         if !held {
                             let why = format!("precondition of step {i} not met: {message}");
-                            match e.guards.as_deref() {
+                            match e.guards {
                                 None => {
                                     failed_here.get_or_insert_with(|| why.clone());
                                     for v in step.action_tokens() {
                                         unmet.push((step.dependency_kind(), v.to_owned(), why.clone()));
                                     }
                                 }
-                                Some("later") => {
+                                Some(Guards::Later) => {
                                     unmet_later.get_or_insert(why);
                                 }
-                                Some(kind) => {
-                                    let kind = Step::kind_name(kind);
+                                Some(Guards::Kind(kind)) => {
                                     for v in step.action_tokens() {
                                         unmet.push((kind, v.to_owned(), why.clone()));
                                     }
@@ -228,7 +230,7 @@ impl Engine {
                     }
                 }
                 Err(skip) => {
-                    if step.hook.is_some() {
+                    if matches!(step.action, Action::Hook(_)) {
                         if let Skip::Untestable(w) = &skip {
                             hook_failed.get_or_insert_with(|| w.clone());
                         }
@@ -240,7 +242,7 @@ impl Engine {
                     };
                     result.steps.push(StepRecord {
                         index: i,
-                        kind: step.kind().into(),
+                        kind: step.kind().as_str().into(),
                         summary: String::new(),
                         http: Vec::new(),
                         tokens: BTreeMap::new(),
@@ -284,7 +286,7 @@ impl Engine {
 
     /// The reason a step's checks cannot mean anything: an earlier failed
     /// precondition about the same kind of action on a token this step acts on.
-    fn unmet_for(step: &Step, unmet: &[(&'static str, String, String)]) -> Option<String> {
+    fn unmet_for(step: &Step, unmet: &[(StepKind, String, String)]) -> Option<String> {
         let kind = step.dependency_kind();
         let reads = step.reads();
         unmet.iter().find(|(k, v, _)| *k == kind && reads.contains(&v.as_str())).map(|(_, _, why)| why.clone())
@@ -407,379 +409,417 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_lines)] // one arm per step kind
+    /// Runs a step's action: one handler per kind of action.
     async fn step(&self, step: &Step, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        match &step.action {
+            Action::Token(x) => self.token(x).await,
+            Action::Exchange(x) => self.exchange(x, vars).await,
+            Action::Introspect(x) => self.introspect(x, vars).await,
+            Action::Revoke(x) => self.revoke(x, vars).await,
+            Action::Logout(x) => self.logout(x, vars).await,
+            Action::Forge(x) => self.forge(x, vars).await,
+            Action::Hook(x) => self.hook(x).await,
+            Action::Wait(x) => self.wait(x, vars).await,
+            Action::Accept(x) => self.accept(x, vars).await,
+            Action::Metadata(_) => self.metadata().await,
+            Action::Sleep(x) => self.sleep(x).await,
+        }
+    }
+
+    /// The `token` action.
+    async fn token(&self, x: &TokenStep) -> Result<StepOut, Skip> {
         let t = &self.target;
-        if let Some(x) = &step.token {
-            let mut scope = self.scope_values(&x.scope)?;
-            if let Some(m) = &x.may_act {
-                scope.extend(self.may_act_scope(m)?);
-            }
-            let is_user = t.profile.users.contains_key(&x.principal);
-            let via = if x.short_lived {
-                Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
-                    Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
-                })?)
-            } else {
-                None
-            };
-            if !is_user && !t.profile.features.client_credentials {
-                return Err(Skip::Untestable(format!(
-                    "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
-                    x.principal,
-                    t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
-                )));
-            }
-            let res = if is_user {
-                t.user_token_via(&x.principal, &scope, via.as_deref()).await
-            } else {
-                t.client_credentials(&x.principal, &scope).await
-            };
-            let o = match res {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            if is_user && o.is_success() {
-                let mut ids = self.identities.lock().await;
-                let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
-                    client_id: None,
-                    names: [t.profile.users[&x.principal].username.clone()].into(),
-                });
-                let mut updated = id.clone();
-                Self::learn_user(&o, &mut updated);
-                *id = updated;
-            }
-            if !o.is_success() {
-                // Keep the evidence of the refusal; what depends on this
-                // token becomes untestable with the reason.
-                let why = format!("could not obtain the first token of `{}`: {}", x.principal, describe(&o));
-                return Ok(StepOut {
-                    summary: why.clone(),
-                    http: vec![o.evidence.clone()],
-                    var: Some(Var::Missing(why)),
-                    outcome: Some(o),
-                    ..StepOut::default()
-                });
-            }
-            let client =
-                if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+        let mut scope = self.scope_values(&x.scope)?;
+        if let Some(m) = &x.may_act {
+            scope.extend(self.may_act_scope(m)?);
+        }
+        let is_user = t.profile.users.contains_key(&x.principal);
+        let via = if x.short_lived {
+            Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
+                Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
+            })?)
+        } else {
+            None
+        };
+        if !is_user && !t.profile.features.client_credentials {
+            return Err(Skip::Untestable(format!(
+                "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
+                x.principal,
+                t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
+            )));
+        }
+        let res = if is_user {
+            t.user_token_via(&x.principal, &scope, via.as_deref()).await
+        } else {
+            t.client_credentials(&x.principal, &scope).await
+        };
+        let o = match res {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        if is_user && o.is_success() {
+            let mut ids = self.identities.lock().await;
+            let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
+                client_id: None,
+                names: [t.profile.users[&x.principal].username.clone()].into(),
+            });
+            let mut updated = id.clone();
+            Self::learn_user(&o, &mut updated);
+            *id = updated;
+        }
+        if !o.is_success() {
+            // Keep the evidence of the refusal; what depends on this
+            // token becomes untestable with the reason.
+            let why = format!("could not obtain the first token of `{}`: {}", x.principal, describe(&o));
             return Ok(StepOut {
-                summary: format!("first token of {} ({})", x.principal, describe(&o)),
+                summary: why.clone(),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http {
-                    outcome: o.clone(),
-                    client,
-                    user: is_user.then(|| x.principal.clone()),
-                    audience: Vec::new(),
-                }),
+                var: Some(Var::Missing(why)),
                 outcome: Some(o),
                 ..StepOut::default()
             });
         }
-        if let Some(x) = &step.exchange {
-            let mut form: Vec<(String, FormValue)> = Vec::new();
-            let omit = |p: &str| x.omit.iter().any(|o| o == p);
-            if !omit("grant_type") {
+        let client =
+            if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+        Ok(StepOut {
+            summary: format!("first token of {} ({})", x.principal, describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http {
+                outcome: o.clone(),
+                client,
+                user: is_user.then(|| x.principal.clone()),
+                audience: Vec::new(),
+            }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `exchange` action.
+    async fn exchange(&self, x: &ExchangeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let mut form: Vec<(String, FormValue)> = Vec::new();
+        let omit = |p: &str| x.omit.iter().any(|o| o == p);
+        if !omit("grant_type") {
+            form.push((
+                "grant_type".into(),
+                FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
+            ));
+        }
+        if !omit("subject_token") {
+            if let Some(lit) = &x.subject_literal {
                 form.push((
-                    "grant_type".into(),
-                    FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
+                    "subject_token".into(),
+                    FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() },
+                ));
+            } else if let Some(v) = &x.subject {
+                let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
+                form.push((
+                    "subject_token".into(),
+                    FormValue::Secret { value: tok, label: format!("subject_token: {v}") },
                 ));
             }
-            if !omit("subject_token") {
-                if let Some(lit) = &x.subject_literal {
-                    form.push((
-                        "subject_token".into(),
-                        FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() },
-                    ));
-                } else if let Some(v) = &x.subject {
-                    let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
-                    form.push((
-                        "subject_token".into(),
-                        FormValue::Secret { value: tok, label: format!("subject_token: {v}") },
-                    ));
-                }
-            }
-            if !omit("subject_token_type") {
-                let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
-                form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
-            }
-            let has_actor = x.actor.is_some() || x.actor_literal.is_some();
-            if let Some(lit) = &x.actor_literal {
-                form.push((
-                    "actor_token".into(),
-                    FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() },
-                ));
-            } else if let Some(v) = &x.actor {
-                let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
-                form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
-            }
-            if !omit("actor_token_type") && (has_actor || x.actor_token_type.is_some()) {
-                let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
-                form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
-            }
-            for a in &x.audience {
-                let v =
-                    t.profile.audiences.get(a).cloned().ok_or_else(|| {
-                        Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])"))
-                    })?;
-                form.push(("audience".into(), FormValue::Plain(v)));
-            }
-            for a in &x.audience_literal {
-                form.push(("audience".into(), FormValue::Plain(a.clone())));
-            }
-            for r in &x.resource {
-                form.push(("resource".into(), FormValue::Plain(r.clone())));
-            }
-            let mut scope: Vec<String> = Vec::new();
-            if let Some(perms) = &x.scope {
-                scope.extend(self.scope_values(perms)?);
-            }
-            scope.extend(x.scope_literal.iter().cloned());
-            if let Some(m) = &x.may_act {
-                scope.extend(self.may_act_scope(m)?);
-            }
-            if x.scope.is_some() || !scope.is_empty() {
-                form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
-            }
-            if let Some(r) = &x.requested_token_type {
-                form.push(("requested_token_type".into(), FormValue::Plain(token_type::expand(r))));
-            }
-            for (k, v) in &x.params {
-                form.push((k.clone(), FormValue::Plain(v.clone())));
-            }
-            let mode = match x.auth.as_deref() {
-                Some("none") => ClientAuthMode::None,
-                Some("client-id-only") => ClientAuthMode::ClientIdOnly,
-                Some("wrong-secret") => ClientAuthMode::WrongSecret,
-                _ => ClientAuthMode::Profile,
-            };
-            let o = t
-                .post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form)
-                .await;
-            let o = match o {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("token exchange by {}: {}", x.client, describe(&o)),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http {
-                    outcome: o.clone(),
-                    client: Some(x.client.clone()),
-                    user: None,
-                    audience: x.audience.clone(),
-                }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
         }
-        if let Some(x) = &step.introspect {
-            let tok = Self::token_of(vars, &x.token, x.field.as_deref())?;
-            let client = match &x.client {
-                Some(c) => c.clone(),
-                None => self.introspector(&tok, vars.get(&x.token))?,
-            };
-            let mode = if x.auth.as_deref() == Some("none") { ClientAuthMode::None } else { ClientAuthMode::Profile };
-            let o = match t.introspect(&tok, &x.token, &client, mode).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        if !omit("subject_token_type") {
+            let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
+            form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
-        if let Some(x) = &step.revoke {
-            let (tok, label) = match &x.literal {
-                Some(l) => (Secret::new(l.clone()), "a literal token".to_owned()),
-                None => (Self::token_of(vars, &x.token, x.field.as_deref())?, x.token.clone()),
-            };
-            let client = match &x.client {
-                Some(c) => c.clone(),
-                None => self.revoker(&tok, vars.get(&x.token))?,
-            };
-            let o = match t.revoke(&tok, &label, &client, x.hint.as_deref()).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            let access = x.literal.is_none() && x.field.as_deref().unwrap_or("access_token") == "access_token";
-            return Ok(StepOut {
-                summary: format!("revocation of {label} by {client}: {}", describe(&o)),
-                revoked_access_token: Some(access),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        let has_actor = x.actor.is_some() || x.actor_literal.is_some();
+        if let Some(lit) = &x.actor_literal {
+            form.push((
+                "actor_token".into(),
+                FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() },
+            ));
+        } else if let Some(v) = &x.actor {
+            let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
+            form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
         }
-        if let Some(x) = &step.logout {
-            let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
-                return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
-            };
-            let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
-            let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("logout of {user}: {}", describe(&o)),
-                http: vec![o.evidence.clone()],
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        if !omit("actor_token_type") && (has_actor || x.actor_token_type.is_some()) {
+            let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
+            form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
-        if let Some(x) = &step.forge {
-            let src = Self::token_of(vars, &x.from, None)?;
-            let d =
-                jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
-            let mut claims = d.claims.clone();
-            for (k, v) in &x.set {
-                claims[k] = self.resolve_value(v).await;
+        for a in &x.audience {
+            let v = t
+                .profile
+                .audiences
+                .get(a)
+                .cloned()
+                .ok_or_else(|| Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])")))?;
+            form.push(("audience".into(), FormValue::Plain(v)));
+        }
+        for a in &x.audience_literal {
+            form.push(("audience".into(), FormValue::Plain(a.clone())));
+        }
+        for r in &x.resource {
+            form.push(("resource".into(), FormValue::Plain(r.clone())));
+        }
+        let mut scope: Vec<String> = Vec::new();
+        if let Some(perms) = &x.scope {
+            scope.extend(self.scope_values(perms)?);
+        }
+        scope.extend(x.scope_literal.iter().cloned());
+        if let Some(m) = &x.may_act {
+            scope.extend(self.may_act_scope(m)?);
+        }
+        if x.scope.is_some() || !scope.is_empty() {
+            form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
+        }
+        if let Some(r) = &x.requested_token_type {
+            form.push(("requested_token_type".into(), FormValue::Plain(token_type::expand(r))));
+        }
+        for (k, v) in &x.params {
+            form.push((k.clone(), FormValue::Plain(v.clone())));
+        }
+        let mode = match x.auth.as_deref() {
+            Some("none") => ClientAuthMode::None,
+            Some("client-id-only") => ClientAuthMode::ClientIdOnly,
+            Some("wrong-secret") => ClientAuthMode::WrongSecret,
+            _ => ClientAuthMode::Profile,
+        };
+        let o =
+            t.post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form).await;
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("token exchange by {}: {}", x.client, describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http {
+                outcome: o.clone(),
+                client: Some(x.client.clone()),
+                user: None,
+                audience: x.audience.clone(),
+            }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `introspect` action.
+    async fn introspect(&self, x: &IntrospectStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let tok = Self::token_of(vars, &x.token, x.field.as_deref())?;
+        let client = match &x.client {
+            Some(c) => c.clone(),
+            None => self.introspector(&tok, vars.get(&x.token))?,
+        };
+        let mode = if x.auth.as_deref() == Some("none") { ClientAuthMode::None } else { ClientAuthMode::Profile };
+        let o = match t.introspect(&tok, &x.token, &client, mode).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `revoke` action.
+    async fn revoke(&self, x: &RevokeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let (tok, label) = match &x.literal {
+            Some(l) => (Secret::new(l.clone()), "a literal token".to_owned()),
+            None => (Self::token_of(vars, &x.token, x.field.as_deref())?, x.token.clone()),
+        };
+        let client = match &x.client {
+            Some(c) => c.clone(),
+            None => self.revoker(&tok, vars.get(&x.token))?,
+        };
+        let o = match t.revoke(&tok, &label, &client, x.hint.as_deref()).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let access = x.literal.is_none() && x.field.as_deref().unwrap_or("access_token") == "access_token";
+        Ok(StepOut {
+            summary: format!("revocation of {label} by {client}: {}", describe(&o)),
+            revoked_access_token: Some(access),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `logout` action.
+    async fn logout(&self, x: &LogoutStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
+            return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
+        };
+        let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
+        let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("logout of {user}: {}", describe(&o)),
+            http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `forge` action.
+    async fn forge(&self, x: &ForgeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let src = Self::token_of(vars, &x.from, None)?;
+        let d = jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
+        let mut claims = d.claims.clone();
+        for (k, v) in &x.set {
+            claims[k] = self.resolve_value(v).await;
+        }
+        for k in &x.remove {
+            if let Some(o) = claims.as_object_mut() {
+                o.remove(k);
             }
-            for k in &x.remove {
-                if let Some(o) = claims.as_object_mut() {
-                    o.remove(k);
-                }
+        }
+        let forged = match x.kind {
+            ForgeKind::AlgNone => forge::alg_none(&claims),
+            ForgeKind::Edit => forge::edit(src.expose(), &claims).map_err(|e| Skip::Error(e.to_string()))?,
+            ForgeKind::ForeignIssuer => forge::foreign_issuer(&claims),
+            ForgeKind::Hs256PublicKey => {
+                let jwks = match self.jwks().await {
+                    Ok(j) => j,
+                    Err(e) => return Err(self.down_or_error(e).await),
+                };
+                forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
             }
-            let forged = match x.kind {
-                ForgeKind::AlgNone => forge::alg_none(&claims),
-                ForgeKind::Edit => forge::edit(src.expose(), &claims).map_err(|e| Skip::Error(e.to_string()))?,
-                ForgeKind::ForeignIssuer => forge::foreign_issuer(&claims),
-                ForgeKind::Hs256PublicKey => {
-                    let jwks = match self.jwks().await {
-                        Ok(j) => j,
+        };
+        // The evidence: what was forged, decoded (the token itself is never kept).
+        let tokens = jwt::decode(&forged).map(|d| BTreeMap::from([("forged".to_owned(), d)])).unwrap_or_default();
+        Ok(StepOut {
+            summary: format!("forged a {:?} token from {}", x.kind, x.from),
+            var: Some(Var::Forged(Secret::new(forged))),
+            tokens,
+            ..StepOut::default()
+        })
+    }
+
+    /// The `hook` action.
+    async fn hook(&self, x: &HookStep) -> Result<StepOut, Skip> {
+        self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
+        Ok(StepOut { summary: format!("hook {} for {}", x.run, x.client), ..StepOut::default() })
+    }
+
+    /// The `wait` action.
+    async fn wait(&self, x: &WaitStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let begin = Instant::now();
+        // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
+        let leeway_s =
+            if x.until.as_str() == "expired" { t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s) } else { 0 };
+        let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
+        let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
+        let mut last = Vec::new();
+        let mut pending: Vec<String>;
+        loop {
+            pending = Vec::new();
+            for name in &x.tokens {
+                let tok = Self::token_of(vars, name, None)?;
+                if x.until.as_str() == "expired" {
+                    let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
+                    if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
+                        pending.push(name.clone());
+                    }
+                } else {
+                    let client = self.introspector(&tok, vars.get(name))?;
+                    let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
+                        Ok(o) => o,
                         Err(e) => return Err(self.down_or_error(e).await),
                     };
-                    forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
-                }
-            };
-            // The evidence: what was forged, decoded (the token itself is never kept).
-            let tokens = jwt::decode(&forged).map(|d| BTreeMap::from([("forged".to_owned(), d)])).unwrap_or_default();
-            return Ok(StepOut {
-                summary: format!("forged a {:?} token from {}", x.kind, x.from),
-                var: Some(Var::Forged(Secret::new(forged))),
-                tokens,
-                ..StepOut::default()
-            });
-        }
-        if let Some(x) = &step.hook {
-            self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
-            return Ok(StepOut { summary: format!("hook {} for {}", x.run, x.client), ..StepOut::default() });
-        }
-        if let Some(x) = &step.wait {
-            let begin = Instant::now();
-            // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
-            let leeway_s = if x.until.as_str() == "expired" {
-                t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s)
-            } else {
-                0
-            };
-            let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
-            let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
-            let mut last = Vec::new();
-            let mut pending: Vec<String>;
-            loop {
-                pending = Vec::new();
-                for name in &x.tokens {
-                    let tok = Self::token_of(vars, name, None)?;
-                    if x.until.as_str() == "expired" {
-                        let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
-                        if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
-                            pending.push(name.clone());
-                        }
-                    } else {
-                        let client = self.introspector(&tok, vars.get(name))?;
-                        let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
-                            Ok(o) => o,
-                            Err(e) => return Err(self.down_or_error(e).await),
-                        };
-                        if o.body["active"] != Value::Bool(false) {
-                            pending.push(name.clone());
-                        }
-                        last.push(o.evidence);
+                    if o.body["active"] != Value::Bool(false) {
+                        pending.push(name.clone());
                     }
+                    last.push(o.evidence);
                 }
-                if pending.is_empty() || begin.elapsed() >= timeout {
-                    break;
-                }
-                last.clear();
-                tokio::time::sleep(Duration::from_millis(x.interval_ms)).await;
             }
-            let w = WaitOutcome {
-                held: pending.is_empty(),
-                elapsed_ms: ms(begin.elapsed()),
-                timeout_ms: x.timeout_ms,
-                pending: pending.clone(),
-            };
-            let until = if leeway > 0 { format!("{} (exp + {leeway} s leeway)", x.until) } else { x.until.clone() };
-            return Ok(StepOut {
-                summary: if w.held {
-                    format!("{until} held after {} ms", w.elapsed_ms)
-                } else {
-                    format!("{until} did not hold within {} ms for {}", ms(timeout), pending.join(", "))
-                },
-                http: last,
-                wait: Some(w),
-                ..StepOut::default()
-            });
+            if pending.is_empty() || begin.elapsed() >= timeout {
+                break;
+            }
+            last.clear();
+            tokio::time::sleep(Duration::from_millis(x.interval_ms)).await;
         }
-        if let Some(x) = &step.accept {
-            let tok = Self::token_of(vars, &x.token, None)?;
-            let jwks = match self.jwks().await {
-                Ok(j) => j,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
-            let a = match jwt::decode(tok.expose()) {
-                Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
-                Ok(d) => {
-                    let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
-                    // Any algorithm the issuer's keys admit (RFC 8725 §3.1), not only RS256/ES256.
-                    let sig = jose::Jwks::from_value(&jwks)
-                        .map_err(|e| e.to_string())
-                        .and_then(|keys| keys.verify(tok.expose()).map_err(|e| e.to_string()));
-                    let aud_ok = checks::aud_set(&d.claims).contains(&aud);
-                    let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
-                        (Err(e), _, _) => (false, format!("signature does not verify with the issuer's JWKS: {e}")),
-                        (_, false, _) => (false, format!("aud does not contain {aud}")),
-                        (_, _, false) => (false, "expired".to_owned()),
-                        (Ok(_), true, true) => {
-                            (true, format!("valid signature, aud contains {aud}, {remaining} s until exp"))
-                        }
-                    };
-                    AcceptOutcome { accepted, reason, remaining_s: remaining }
-                }
-            };
-            return Ok(StepOut {
-                summary: format!("stateless check of {} by {}: {}", x.token, x.resource, a.reason),
-                accept: Some(a),
-                ..StepOut::default()
-            });
-        }
-        if step.metadata.is_some() {
-            let url = t.metadata_url.clone().ok_or_else(|| {
-                Skip::Untestable("the profile configures no discovery (endpoints.issuer with discovery)".into())
-            })?;
-            let o = match t.get("metadata", &url).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("metadata {}: {}", url, o.status),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
-        }
-        if let Some(x) = &step.sleep {
-            tokio::time::sleep(Duration::from_millis(x.ms)).await;
-            return Ok(StepOut { summary: format!("slept {} ms", x.ms), ..StepOut::default() });
-        }
-        Err(Skip::Error("a step without action".into()))
+        let w = WaitOutcome {
+            held: pending.is_empty(),
+            elapsed_ms: ms(begin.elapsed()),
+            timeout_ms: x.timeout_ms,
+            pending: pending.clone(),
+        };
+        let until = if leeway > 0 { format!("{} (exp + {leeway} s leeway)", x.until) } else { x.until.clone() };
+        Ok(StepOut {
+            summary: if w.held {
+                format!("{until} held after {} ms", w.elapsed_ms)
+            } else {
+                format!("{until} did not hold within {} ms for {}", ms(timeout), pending.join(", "))
+            },
+            http: last,
+            wait: Some(w),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `accept` action.
+    async fn accept(&self, x: &AcceptStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let tok = Self::token_of(vars, &x.token, None)?;
+        let jwks = match self.jwks().await {
+            Ok(j) => j,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
+        let a = match jwt::decode(tok.expose()) {
+            Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
+            Ok(d) => {
+                let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
+                // Any algorithm the issuer's keys admit (RFC 8725 §3.1), not only RS256/ES256.
+                let sig = jose::Jwks::from_value(&jwks)
+                    .map_err(|e| e.to_string())
+                    .and_then(|keys| keys.verify(tok.expose()).map_err(|e| e.to_string()));
+                let aud_ok = checks::aud_set(&d.claims).contains(&aud);
+                let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
+                    (Err(e), _, _) => (false, format!("signature does not verify with the issuer's JWKS: {e}")),
+                    (_, false, _) => (false, format!("aud does not contain {aud}")),
+                    (_, _, false) => (false, "expired".to_owned()),
+                    (Ok(_), true, true) => {
+                        (true, format!("valid signature, aud contains {aud}, {remaining} s until exp"))
+                    }
+                };
+                AcceptOutcome { accepted, reason, remaining_s: remaining }
+            }
+        };
+        Ok(StepOut {
+            summary: format!("stateless check of {} by {}: {}", x.token, x.resource, a.reason),
+            accept: Some(a),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `metadata` action.
+    async fn metadata(&self) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let url = t.metadata_url.clone().ok_or_else(|| {
+            Skip::Untestable("the profile configures no discovery (endpoints.issuer with discovery)".into())
+        })?;
+        let o = match t.get("metadata", &url).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("metadata {}: {}", url, o.status),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `sleep` action.
+    async fn sleep(&self, x: &SleepStep) -> Result<StepOut, Skip> {
+        tokio::time::sleep(Duration::from_millis(x.ms)).await;
+        Ok(StepOut { summary: format!("slept {} ms", x.ms), ..StepOut::default() })
     }
 
     /// `{agent.sub}`-style values resolve to a principal's identity.

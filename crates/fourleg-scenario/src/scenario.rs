@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::checks;
 use crate::requirement::{Level, Registry};
@@ -50,6 +50,7 @@ pub struct Scenario {
     pub requires: Vec<String>,
     /// The rules it checks, with their levels (must match the registry).
     pub requirements: Vec<RequirementRef>,
+    #[serde(deserialize_with = "deserialize_steps")]
     pub steps: Vec<Step>,
     /// Where the file was read from (not part of the format).
     #[serde(skip)]
@@ -66,37 +67,19 @@ pub struct RequirementRef {
 
 /// One step: exactly one action, an optional variable to save its outcome,
 /// and the checks on that outcome.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// In the TOML the action is a table named after its kind beside the common
+/// fields (`[steps.exchange]`); [`Step`]'s hand-written `Deserialize` reads
+/// that form and refuses a step with no action or with two, naming the step.
+#[derive(Debug, Clone, Serialize)]
 pub struct Step {
     /// Saves the step's outcome under this name for later steps.
-    #[serde(default)]
     pub save: Option<String>,
     /// Why the step is there (shown in evidence).
-    #[serde(default)]
     pub note: Option<String>,
-    #[serde(default)]
-    pub token: Option<TokenStep>,
-    #[serde(default)]
-    pub exchange: Option<ExchangeStep>,
-    #[serde(default)]
-    pub introspect: Option<IntrospectStep>,
-    #[serde(default)]
-    pub revoke: Option<RevokeStep>,
-    #[serde(default)]
-    pub logout: Option<LogoutStep>,
-    #[serde(default)]
-    pub forge: Option<ForgeStep>,
-    #[serde(default)]
-    pub hook: Option<HookStep>,
-    #[serde(default)]
-    pub wait: Option<WaitStep>,
-    #[serde(default)]
-    pub accept: Option<AcceptStep>,
-    #[serde(default)]
-    pub metadata: Option<MetadataStep>,
-    #[serde(default)]
-    pub sleep: Option<SleepStep>,
+    /// What the step does.
+    #[serde(flatten)]
+    pub action: Action,
     /// Preconditions on the step's outcome (`[[steps.require]]`): what must
     /// hold for the scenario's checks to mean anything ("a fresh token
     /// introspects active", "the setup exchange succeeds"). A precondition
@@ -105,10 +88,238 @@ pub struct Step {
     /// Those are the checks of this step, and the checks of every later step
     /// of the same kind (introspection, exchange, …) that reads a token this
     /// step read or saved.
-    #[serde(default)]
     pub require: Vec<Expect>,
-    #[serde(default)]
     pub expect: Vec<Expect>,
+}
+
+/// The one action of a step, with its parameters.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Token(TokenStep),
+    Exchange(Box<ExchangeStep>),
+    Introspect(IntrospectStep),
+    Revoke(RevokeStep),
+    Logout(LogoutStep),
+    Forge(ForgeStep),
+    Hook(HookStep),
+    Wait(WaitStep),
+    Accept(AcceptStep),
+    Metadata(MetadataStep),
+    Sleep(SleepStep),
+}
+
+/// The kind of a step's action without its parameters: the name of its
+/// table in the TOML, a precondition's `guards`, the step records' `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    Token,
+    Exchange,
+    Introspect,
+    Revoke,
+    Logout,
+    Forge,
+    Hook,
+    Wait,
+    Accept,
+    Metadata,
+    Sleep,
+}
+
+impl StepKind {
+    /// Every kind, in the order the format documents them.
+    pub const ALL: [StepKind; 11] = [
+        StepKind::Token,
+        StepKind::Exchange,
+        StepKind::Introspect,
+        StepKind::Revoke,
+        StepKind::Logout,
+        StepKind::Forge,
+        StepKind::Hook,
+        StepKind::Wait,
+        StepKind::Accept,
+        StepKind::Metadata,
+        StepKind::Sleep,
+    ];
+
+    /// The name of the action's table in the TOML (`exchange`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Token => "token",
+            StepKind::Exchange => "exchange",
+            StepKind::Introspect => "introspect",
+            StepKind::Revoke => "revoke",
+            StepKind::Logout => "logout",
+            StepKind::Forge => "forge",
+            StepKind::Hook => "hook",
+            StepKind::Wait => "wait",
+            StepKind::Accept => "accept",
+            StepKind::Metadata => "metadata",
+            StepKind::Sleep => "sleep",
+        }
+    }
+
+    /// The kind whose table is called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// `token, exchange, …, sleep`, for messages.
+    fn list() -> String {
+        Self::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Action {
+    /// The action's kind.
+    #[must_use]
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::Token(_) => StepKind::Token,
+            Action::Exchange(_) => StepKind::Exchange,
+            Action::Introspect(_) => StepKind::Introspect,
+            Action::Revoke(_) => StepKind::Revoke,
+            Action::Logout(_) => StepKind::Logout,
+            Action::Forge(_) => StepKind::Forge,
+            Action::Hook(_) => StepKind::Hook,
+            Action::Wait(_) => StepKind::Wait,
+            Action::Accept(_) => StepKind::Accept,
+            Action::Metadata(_) => StepKind::Metadata,
+            Action::Sleep(_) => StepKind::Sleep,
+        }
+    }
+
+    /// Reads the action table of `kind` as the next value of `map`.
+    fn next_value<'de, A: de::MapAccess<'de>>(kind: StepKind, map: &mut A) -> Result<Self, A::Error> {
+        Ok(match kind {
+            StepKind::Token => Action::Token(map.next_value()?),
+            StepKind::Exchange => Action::Exchange(Box::new(map.next_value()?)),
+            StepKind::Introspect => Action::Introspect(map.next_value()?),
+            StepKind::Revoke => Action::Revoke(map.next_value()?),
+            StepKind::Logout => Action::Logout(map.next_value()?),
+            StepKind::Forge => Action::Forge(map.next_value()?),
+            StepKind::Hook => Action::Hook(map.next_value()?),
+            StepKind::Wait => Action::Wait(map.next_value()?),
+            StepKind::Accept => Action::Accept(map.next_value()?),
+            StepKind::Metadata => Action::Metadata(map.next_value()?),
+            StepKind::Sleep => Action::Sleep(map.next_value()?),
+        })
+    }
+}
+
+/// Reads a step; `index` (its place in `steps`) names it in errors.
+struct StepVisitor {
+    index: Option<usize>,
+}
+
+impl StepVisitor {
+    fn at(&self) -> String {
+        self.index.map_or_else(|| "step".to_owned(), |i| format!("steps[{i}]"))
+    }
+}
+
+impl<'de> de::Visitor<'de> for StepVisitor {
+    type Value = Step;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a step: one action table ({}) beside save, note, require and expect", StepKind::list())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+        let (mut save, mut note, mut require, mut expect) = (None, None, Vec::new(), Vec::new());
+        let mut actions: Vec<Action> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "save" => save = Some(map.next_value()?),
+                "note" => note = Some(map.next_value()?),
+                "require" => require = map.next_value()?,
+                "expect" => expect = map.next_value()?,
+                other => match StepKind::from_name(other) {
+                    Some(kind) => actions.push(Action::next_value(kind, &mut map)?),
+                    None => {
+                        return Err(de::Error::custom(format!(
+                            "{}: unknown field `{other}`; expected an action ({}) or save, note, require, expect",
+                            self.at(),
+                            StepKind::list()
+                        )))
+                    }
+                },
+            }
+        }
+        if actions.len() != 1 {
+            let found: Vec<&str> = actions.iter().map(|a| a.kind().as_str()).collect();
+            let found = match found.split_last() {
+                None => "none".to_owned(),
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            };
+            return Err(de::Error::custom(format!(
+                "{}: give exactly one action of {}; found {found}",
+                self.at(),
+                StepKind::list()
+            )));
+        }
+        let action = actions.remove(0);
+        Ok(Step { save, note, action, require, expect })
+    }
+}
+
+const STEP_FIELDS: &[&str] = &[
+    "save",
+    "note",
+    "require",
+    "expect",
+    "token",
+    "exchange",
+    "introspect",
+    "revoke",
+    "logout",
+    "forge",
+    "hook",
+    "wait",
+    "accept",
+    "metadata",
+    "sleep",
+];
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("Step", STEP_FIELDS, StepVisitor { index: None })
+    }
+}
+
+/// Reads `steps`, so that a step's errors name its index.
+fn deserialize_steps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Step>, D::Error> {
+    struct Indexed(usize);
+    impl<'de> de::DeserializeSeed<'de> for Indexed {
+        type Value = Step;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Step, D::Error> {
+            deserializer.deserialize_struct("Step", STEP_FIELDS, StepVisitor { index: Some(self.0) })
+        }
+    }
+    struct Steps;
+    impl<'de> de::Visitor<'de> for Steps {
+        type Value = Vec<Step>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of steps ([[steps]])")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Step>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(step) = seq.next_element_seed(Indexed(out.len()))? {
+                out.push(step);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_seq(Steps)
 }
 
 /// Obtain a principal's first token: a user's login, or a client's own token
@@ -369,55 +580,64 @@ pub struct Expect {
     /// this step's tokens; `later`: every later step's checks (a revocation
     /// that did not happen makes everything after it meaningless).
     #[serde(default)]
-    pub guards: Option<String>,
+    pub guards: Option<Guards>,
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
 }
 
+/// What a failed precondition also makes untestable (`guards`), besides the
+/// checks of its step and of the later steps of the step's own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guards {
+    /// `later`: every later step's checks.
+    Later,
+    /// A step kind (`exchange`): the later steps of that kind on the
+    /// precondition's tokens. A `sleep` reads no token, so it is refused.
+    Kind(StepKind),
+}
+
+impl Guards {
+    /// The spelling in the TOML.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guards::Later => "later",
+            Guards::Kind(k) => k.as_str(),
+        }
+    }
+}
+
+impl Serialize for Guards {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Guards {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        match (s.as_str(), StepKind::from_name(&s)) {
+            ("later", _) => Ok(Guards::Later),
+            (_, Some(k)) if k != StepKind::Sleep => Ok(Guards::Kind(k)),
+            _ => Err(de::Error::custom(format!("guards: unknown `{s}`; expected later or a step kind"))),
+        }
+    }
+}
+
 impl Step {
-    /// The step's action name and whether exactly one is set.
+    /// The kind of the step's action.
     #[must_use]
-    pub fn actions(&self) -> Vec<&'static str> {
-        [
-            ("token", self.token.is_some()),
-            ("exchange", self.exchange.is_some()),
-            ("introspect", self.introspect.is_some()),
-            ("revoke", self.revoke.is_some()),
-            ("logout", self.logout.is_some()),
-            ("forge", self.forge.is_some()),
-            ("hook", self.hook.is_some()),
-            ("wait", self.wait.is_some()),
-            ("accept", self.accept.is_some()),
-            ("metadata", self.metadata.is_some()),
-            ("sleep", self.sleep.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
-    }
-
-    /// The one action of a validated step.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        self.actions().first().copied().unwrap_or("none")
-    }
-
-    /// The static name of a step kind (`exchange`), for a precondition's `guards`.
-    #[must_use]
-    pub fn kind_name(kind: &str) -> &'static str {
-        ["token", "exchange", "introspect", "revoke", "logout", "forge", "hook", "wait", "accept", "metadata", "sleep"]
-            .into_iter()
-            .find(|k| *k == kind)
-            .unwrap_or("none")
+    pub fn kind(&self) -> StepKind {
+        self.action.kind()
     }
 
     /// The kind of action a precondition of this step vouches for: a wait
     /// until inactive introspects, so it is an introspection.
     #[must_use]
-    pub fn dependency_kind(&self) -> &'static str {
-        match self.kind() {
-            "wait" if self.wait.as_ref().is_some_and(|w| w.until == "inactive") => "introspect",
-            other => other,
+    pub fn dependency_kind(&self) -> StepKind {
+        match &self.action {
+            Action::Wait(w) if w.until == "inactive" => StepKind::Introspect,
+            a => a.kind(),
         }
     }
 
@@ -426,20 +646,15 @@ impl Step {
     #[must_use]
     pub fn action_tokens(&self) -> Vec<&str> {
         let mut v: Vec<&str> = Vec::new();
-        if let Some(x) = &self.exchange {
-            v.extend(x.subject.as_deref());
-            v.extend(x.actor.as_deref());
-        }
-        if let Some(x) = &self.introspect {
-            v.push(&x.token);
-        }
-        if let Some(x) = &self.revoke {
-            if x.literal.is_none() {
-                v.push(&x.token);
+        match &self.action {
+            Action::Exchange(x) => {
+                v.extend(x.subject.as_deref());
+                v.extend(x.actor.as_deref());
             }
-        }
-        if let Some(x) = &self.wait {
-            v.extend(x.tokens.iter().map(String::as_str));
+            Action::Introspect(x) => v.push(&x.token),
+            Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
+            Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            _ => {}
         }
         v.extend(self.save.as_deref());
         v
@@ -449,29 +664,18 @@ impl Step {
     #[must_use]
     pub fn reads(&self) -> Vec<&str> {
         let mut v: Vec<&str> = Vec::new();
-        if let Some(x) = &self.exchange {
-            v.extend(x.subject.as_deref());
-            v.extend(x.actor.as_deref());
-        }
-        if let Some(x) = &self.introspect {
-            v.push(&x.token);
-        }
-        if let Some(x) = &self.revoke {
-            if x.literal.is_none() {
-                v.push(&x.token);
+        match &self.action {
+            Action::Exchange(x) => {
+                v.extend(x.subject.as_deref());
+                v.extend(x.actor.as_deref());
             }
-        }
-        if let Some(x) = &self.logout {
-            v.push(&x.login);
-        }
-        if let Some(x) = &self.forge {
-            v.push(&x.from);
-        }
-        if let Some(x) = &self.wait {
-            v.extend(x.tokens.iter().map(String::as_str));
-        }
-        if let Some(x) = &self.accept {
-            v.push(&x.token);
+            Action::Introspect(x) => v.push(&x.token),
+            Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
+            Action::Logout(x) => v.push(&x.login),
+            Action::Forge(x) => v.push(&x.from),
+            Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            Action::Accept(x) => v.push(&x.token),
+            _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {
             v.extend(e.token.as_deref());
@@ -587,22 +791,12 @@ impl Scenario {
         let mut checked: BTreeSet<&str> = BTreeSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = |f: &str| format!("steps[{i}].{f}");
-            let actions = step.actions();
-            if actions.len() != 1 {
-                return Err(self.invalid(
-                    format!("steps[{i}]"),
-                    format!(
-                        "a step has exactly one action (token, exchange, introspect, revoke, logout, forge, hook, wait, accept, metadata, sleep); found {}",
-                        if actions.is_empty() { "none".to_owned() } else { actions.join(", ") }
-                    ),
-                ));
-            }
             for var in step.reads() {
                 if !defined.contains(var) {
                     return Err(self.invalid(at("…"), format!("variable `{var}` is used before a step saves it")));
                 }
             }
-            if let Some(x) = &step.exchange {
+            if let Action::Exchange(x) = &step.action {
                 if x.subject.is_some() && x.subject_literal.is_some() {
                     return Err(self.invalid(at("exchange"), "`subject` and `subject_literal` exclude each other"));
                 }
@@ -621,7 +815,7 @@ impl Scenario {
                     }
                 }
             }
-            if let Some(w) = &step.wait {
+            if let Action::Wait(w) = &step.action {
                 if !["inactive", "expired"].contains(&w.until.as_str()) {
                     return Err(
                         self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until))
@@ -631,12 +825,12 @@ impl Scenario {
                     return Err(self.invalid(at("wait.timeout_ms"), "waits are bounded to 600000 ms"));
                 }
             }
-            if let Some(h) = &step.hook {
+            if let Action::Hook(h) = &step.action {
                 if !["disable_client", "enable_client"].contains(&h.run.as_str()) {
                     return Err(self.invalid(at("hook.run"), format!("unknown hook `{}`", h.run)));
                 }
             }
-            if let Some(sl) = &step.sleep {
+            if let Action::Sleep(sl) = &step.action {
                 if sl.ms > 60_000 {
                     return Err(self.invalid(at("sleep.ms"), "sleeps are bounded to 60000 ms"));
                 }
@@ -650,28 +844,8 @@ impl Scenario {
                     *n - 1
                 };
                 let f = |x: &str| format!("steps[{i}].{list}[{j}].{x}");
-                if let Some(g) = &e.guards {
-                    let kinds = [
-                        "later",
-                        "token",
-                        "exchange",
-                        "introspect",
-                        "revoke",
-                        "logout",
-                        "forge",
-                        "hook",
-                        "wait",
-                        "accept",
-                        "metadata",
-                    ];
-                    if list != "require" {
-                        return Err(
-                            self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps")
-                        );
-                    }
-                    if !kinds.contains(&g.as_str()) {
-                        return Err(self.invalid(f("guards"), format!("unknown `{g}`; expected later or a step kind")));
-                    }
+                if e.guards.is_some() && list != "require" {
+                    return Err(self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps"));
                 }
                 if list == "require" {
                     if !e.rule.is_empty() {
@@ -867,7 +1041,7 @@ success = false
     fn a_valid_scenario_parses() {
         let s = parse(OK).unwrap();
         assert_eq!(s.steps.len(), 3);
-        assert_eq!(s.steps[2].kind(), "exchange");
+        assert_eq!(s.steps[2].kind(), StepKind::Exchange);
     }
 
     #[test]
@@ -879,9 +1053,41 @@ success = false
     }
 
     #[test]
+    fn a_step_with_two_actions_is_refused_naming_the_step_and_both() {
+        let err = parse(&OK.replace("[[steps.expect]]", "[steps.introspect]\ntoken = \"user\"\n[[steps.expect]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("steps[2]: give exactly one action of token, exchange,")
+                && err.contains("found exchange and introspect"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_step_without_action_is_refused_naming_the_step() {
+        let err = parse(&OK.replace("[steps.token]\nprincipal = \"rogue-agent\"\n", "note = \"nothing\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steps[1]: give exactly one action of") && err.contains("found none"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_guards_value_is_named() {
+        let err = parse(&OK.replace(
+            "[[steps.expect]]\nrule",
+            "[[steps.require]]\nstatus = 400\nguards = \"sleep\"\n[[steps.expect]]\nrule",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("guards: unknown `sleep`"), "{err}");
+    }
+
+    #[test]
     fn an_unknown_step_kind_is_named() {
         let err = parse(&OK.replace("[steps.exchange]", "[steps.exchnage]")).unwrap_err().to_string();
-        assert!(err.contains("exchnage"), "{err}");
+        assert!(err.contains("steps[2]: unknown field `exchnage`"), "{err}");
+        assert!(err.contains("line"), "{err}");
     }
 
     #[test]
