@@ -95,41 +95,56 @@ pub struct Figure {
     pub bound: Option<f64>,
 }
 
-/// Every named check.
-pub const NAMES: [&str; 32] = [
-    "act_chain",
-    "no_act",
-    "act_shape",
-    "act_object",
-    "act_no_nonidentity",
-    "sub_is",
-    "sub_same_as",
-    "aud_only",
-    "aud_excludes",
-    "has_permission",
-    "lacks_permission",
-    "scope_within",
-    "exp_not_after",
-    "scope_is_string",
-    "refused_or_trimmed",
-    "scope_reported_if_changed",
-    "inactive_only",
-    "not_issued_for",
-    "refused_or_act_not_injected",
-    "within_bound",
-    "accepted",
-    "token_type_valid",
-    "issued_type_uri",
-    "error_shape",
-    "metadata_lists",
-    "metadata_jwks_uri",
-    "grant_advertised",
-    "stateless_window",
-    "revocation_ok",
-    "revocation_client_accepted",
-    "error_if_refused",
-    "refused_or_aud_has",
+/// A named check as the scenario format knows it: its name and the `args`
+/// it reads. `args` outside that list are refused at load, naming the check
+/// and the argument, so a misspelt argument cannot silently read as absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub name: &'static str,
+    /// The argument names the check reads (`than`, `permission`, …).
+    pub args: &'static [&'static str],
+}
+
+/// Every named check, with the arguments it reads.
+pub const TABLE: [CheckSpec; 32] = [
+    CheckSpec { name: "act_chain", args: &["actors"] },
+    CheckSpec { name: "no_act", args: &[] },
+    CheckSpec { name: "act_shape", args: &[] },
+    CheckSpec { name: "act_object", args: &[] },
+    CheckSpec { name: "act_no_nonidentity", args: &[] },
+    CheckSpec { name: "sub_is", args: &["principal"] },
+    CheckSpec { name: "sub_same_as", args: &["than"] },
+    CheckSpec { name: "aud_only", args: &["audience"] },
+    CheckSpec { name: "aud_excludes", args: &["audience"] },
+    CheckSpec { name: "has_permission", args: &["permission"] },
+    CheckSpec { name: "lacks_permission", args: &["permission"] },
+    CheckSpec { name: "scope_within", args: &["than"] },
+    CheckSpec { name: "exp_not_after", args: &["than"] },
+    CheckSpec { name: "scope_is_string", args: &[] },
+    CheckSpec { name: "refused_or_trimmed", args: &["permission"] },
+    CheckSpec { name: "scope_reported_if_changed", args: &["requested"] },
+    CheckSpec { name: "inactive_only", args: &[] },
+    CheckSpec { name: "not_issued_for", args: &["principal"] },
+    CheckSpec { name: "refused_or_act_not_injected", args: &["principal"] },
+    CheckSpec { name: "within_bound", args: &["bound_ms"] },
+    CheckSpec { name: "accepted", args: &["expected"] },
+    CheckSpec { name: "token_type_valid", args: &[] },
+    CheckSpec { name: "issued_type_uri", args: &[] },
+    CheckSpec { name: "error_shape", args: &[] },
+    CheckSpec { name: "metadata_lists", args: &["fields"] },
+    CheckSpec { name: "metadata_jwks_uri", args: &[] },
+    CheckSpec { name: "grant_advertised", args: &[] },
+    CheckSpec { name: "stateless_window", args: &[] },
+    CheckSpec { name: "revocation_ok", args: &[] },
+    CheckSpec { name: "revocation_client_accepted", args: &[] },
+    CheckSpec { name: "error_if_refused", args: &["error"] },
+    CheckSpec { name: "refused_or_aud_has", args: &["audience"] },
 ];
+
+/// The names of every named check, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|c| c.name)
+}
 
 /// RFC 6749 §5.2: the client authenticated with the `Authorization` header.
 fn used_authorization_header(o: &Outcome) -> bool {
@@ -141,10 +156,10 @@ fn client_refused(o: &Outcome) -> bool {
     o.status == 401 || o.error() == Some("invalid_client")
 }
 
-/// Whether a check of that name exists.
+/// The check of that name, if there is one.
 #[must_use]
-pub fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+pub fn spec(name: &str) -> Option<&'static CheckSpec> {
+    TABLE.iter().find(|c| c.name == name)
 }
 
 fn arg_str<'a>(args: &'a BTreeMap<String, toml::Value>, key: &str) -> Option<&'a str> {
@@ -1059,9 +1074,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/README.md");
         let readme = std::fs::read_to_string(path).unwrap();
         let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
-        let missing: Vec<&str> = NAMES
-            .iter()
-            .copied()
+        let missing: Vec<&str> = names()
             .filter(|n| {
                 !rows.iter().any(|r| r.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{n}`"))))
             })

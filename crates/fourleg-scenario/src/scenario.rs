@@ -879,6 +879,9 @@ impl Scenario {
                     e.principal.is_some(),
                 ];
                 let n_mod = modifiers.iter().filter(|m| **m).count();
+                if a[0] != "check" && !e.args.is_empty() {
+                    return Err(self.invalid(f("args"), format!("`{}` takes no args; only a named check does", a[0])));
+                }
                 match a[0] {
                     "header" | "field" | "claim" => {
                         if n_mod != 1 {
@@ -890,11 +893,27 @@ impl Scenario {
                     }
                     "check" => {
                         let name = e.check.as_deref().unwrap_or_default();
-                        if !checks::exists(name) {
+                        let Some(spec) = checks::spec(name) else {
                             return Err(self.invalid(
                                 f("check"),
-                                format!("unknown check `{name}`; known: {}", checks::NAMES.join(", ")),
+                                format!(
+                                    "unknown check `{name}`; known: {}",
+                                    checks::names().collect::<Vec<_>>().join(", ")
+                                ),
                             ));
+                        };
+                        for key in e.args.keys() {
+                            if !spec.args.contains(&key.as_str()) {
+                                let takes = if spec.args.is_empty() {
+                                    "takes no argument".to_owned()
+                                } else {
+                                    format!("takes {}", spec.args.join(", "))
+                                };
+                                return Err(self.invalid(
+                                    f(&format!("args.{key}")),
+                                    format!("check `{name}` has no argument `{key}`; it {takes}"),
+                                ));
+                            }
                         }
                         if n_mod != 0 {
                             return Err(self.invalid(
@@ -1081,6 +1100,20 @@ success = false
         .unwrap_err()
         .to_string();
         assert!(err.contains("guards: unknown `sleep`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_check_argument_is_refused_naming_the_check_and_the_argument() {
+        let with_check =
+            |args: &str| OK.replace("success = false", &format!("check = \"not_issued_for\"\nargs = {{ {args} }}"));
+        parse(&with_check("principal = \"rogue-agent\"")).unwrap();
+        let err = parse(&with_check("principle = \"rogue-agent\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0].args.principle"), "{err}");
+        assert!(err.contains("check `not_issued_for` has no argument `principle`; it takes principal"), "{err}");
+        let err = parse(&OK.replace("success = false", "success = false\nargs = { than = \"user\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steps[2].expect[0].args") && err.contains("`success` takes no args"), "{err}");
     }
 
     #[test]
