@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fourleg_core::oauth::ErrorCode;
 use fourleg_core::{jose, jwt, Secret};
 use fourleg_target::{token_type, ClientAuthMode, FormValue, Outcome, Target, TargetError, TOKEN_EXCHANGE_GRANT};
 use serde_json::Value;
@@ -967,8 +968,9 @@ impl Engine {
                 None => (Status::Untestable, "no response".into()),
             }
         } else if let Some(want) = &e.error_in {
+            let want: Vec<&str> = want.iter().map(ErrorCode::as_str).collect();
             match o {
-                Some(o) if o.error().is_some_and(|x| want.iter().any(|w| w == x)) => {
+                Some(o) if o.error().is_some_and(|x| want.contains(&x)) => {
                     pass(format!("error {}", o.error().unwrap_or("")))
                 }
                 Some(o) if o.is_success() => {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use fourleg_core::oauth::ErrorCode;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::checks;
@@ -541,11 +542,15 @@ pub struct Expect {
     /// `true`: a 2xx token response with `access_token`; `false`: refused (4xx).
     #[serde(default)]
     pub success: Option<bool>,
-    /// The response's `error` equals.
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub error_in: Option<Vec<String>>,
+    /// The response's `error` equals. A registered code (RFC 6749 §5.2,
+    /// RFC 8693 §2.2.2, RFC 7009 §2.2.1, …: `fourleg_core::oauth::ErrorCode`),
+    /// or an extension code written `extension:<code>`; any other string is
+    /// refused at load, so a typo cannot expect an error no server sends.
+    #[serde(default, deserialize_with = "deserialize_error")]
+    pub error: Option<ErrorCode>,
+    /// The response's `error` is one of these (each as in `error`).
+    #[serde(default, deserialize_with = "deserialize_error_in")]
+    pub error_in: Option<Vec<ErrorCode>>,
     /// A response header (with `contains`, `equals` or `present`).
     #[serde(default)]
     pub header: Option<String>,
@@ -583,6 +588,41 @@ pub struct Expect {
     pub guards: Option<Guards>,
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
+}
+
+/// How an expected error code that is not registered is written.
+const EXTENSION_PREFIX: &str = "extension:";
+
+/// An expected error code: registered, or `extension:<code>`.
+fn parse_error_code(s: &str) -> Result<ErrorCode, String> {
+    if let Some(code) = s.strip_prefix(EXTENSION_PREFIX) {
+        return match ErrorCode::from(code) {
+            ErrorCode::Extension(c) if !c.is_empty() => Ok(ErrorCode::Extension(c)),
+            ErrorCode::Extension(_) => Err(format!("`{s}` names no code")),
+            _ => Err(format!("`{code}` is registered; write it without `{EXTENSION_PREFIX}`")),
+        };
+    }
+    match ErrorCode::from(s) {
+        ErrorCode::Extension(_) => Err(format!(
+            "unknown error code `{s}`; registered: {}; write an extension code as `{EXTENSION_PREFIX}{s}`",
+            ErrorCode::REGISTERED.iter().map(ErrorCode::as_str).collect::<Vec<_>>().join(", ")
+        )),
+        c => Ok(c),
+    }
+}
+
+fn deserialize_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ErrorCode>, D::Error> {
+    let s = String::deserialize(deserializer)?;
+    parse_error_code(&s).map(Some).map_err(|m| de::Error::custom(format!("error: {m}")))
+}
+
+fn deserialize_error_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<ErrorCode>>, D::Error> {
+    let v = Vec::<String>::deserialize(deserializer)?;
+    v.iter()
+        .map(|s| parse_error_code(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(|m| de::Error::custom(format!("error_in: {m}")))
 }
 
 /// What a failed precondition also makes untestable (`guards`), besides the
@@ -1114,6 +1154,22 @@ success = false
             .unwrap_err()
             .to_string();
         assert!(err.contains("steps[2].expect[0].args") && err.contains("`success` takes no args"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_error_code_is_refused_unless_written_as_an_extension() {
+        let with = |e: &str| OK.replace("success = false", e);
+        let s = parse(&with("error = \"invalid_request\"")).unwrap();
+        assert_eq!(s.steps[2].expect[0].error, Some(ErrorCode::InvalidRequest));
+        let err = parse(&with("error = \"invalid_requets\"")).unwrap_err().to_string();
+        assert!(err.contains("error: unknown error code `invalid_requets`"), "{err}");
+        assert!(err.contains("line"), "{err}");
+        let err = parse(&with("error_in = [\"invalid_client\", \"invalid_grnat\"]")).unwrap_err().to_string();
+        assert!(err.contains("error_in: unknown error code `invalid_grnat`"), "{err}");
+        let s = parse(&with("error = \"extension:authorization_pending\"")).unwrap();
+        assert_eq!(s.steps[2].expect[0].error, Some(ErrorCode::Extension("authorization_pending".into())));
+        let err = parse(&with("error = \"extension:invalid_grant\"")).unwrap_err().to_string();
+        assert!(err.contains("`invalid_grant` is registered"), "{err}");
     }
 
     #[test]
