@@ -23,8 +23,8 @@ use crate::result::{
     worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
 };
 use crate::scenario::{
-    AcceptStep, Action, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep, IntrospectStep, LogoutStep,
-    RevokeStep, Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep,
+    AcceptStep, Action, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep, IntrospectAuth,
+    IntrospectStep, LogoutStep, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
 };
 
 /// The run must stop: the target stopped answering.
@@ -500,14 +500,14 @@ impl Engine {
     async fn exchange(&self, x: &ExchangeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
         let t = &self.target;
         let mut form: Vec<(String, FormValue)> = Vec::new();
-        let omit = |p: &str| x.omit.iter().any(|o| o == p);
-        if !omit("grant_type") {
+        let omit = |p: Omit| x.omit.contains(&p);
+        if !omit(Omit::GrantType) {
             form.push((
                 "grant_type".into(),
                 FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
             ));
         }
-        if !omit("subject_token") {
+        if !omit(Omit::SubjectToken) {
             if let Some(lit) = &x.subject_literal {
                 form.push((
                     "subject_token".into(),
@@ -521,7 +521,7 @@ impl Engine {
                 ));
             }
         }
-        if !omit("subject_token_type") {
+        if !omit(Omit::SubjectTokenType) {
             let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
             form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
@@ -535,7 +535,7 @@ impl Engine {
             let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
             form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
         }
-        if !omit("actor_token_type") && (has_actor || x.actor_token_type.is_some()) {
+        if !omit(Omit::ActorTokenType) && (has_actor || x.actor_token_type.is_some()) {
             let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
             form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
@@ -571,12 +571,7 @@ impl Engine {
         for (k, v) in &x.params {
             form.push((k.clone(), FormValue::Plain(v.clone())));
         }
-        let mode = match x.auth.as_deref() {
-            Some("none") => ClientAuthMode::None,
-            Some("client-id-only") => ClientAuthMode::ClientIdOnly,
-            Some("wrong-secret") => ClientAuthMode::WrongSecret,
-            _ => ClientAuthMode::Profile,
-        };
+        let mode = x.auth.map_or(ClientAuthMode::Profile, ClientAuth::mode);
         let o =
             t.post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form).await;
         let o = match o {
@@ -605,7 +600,10 @@ impl Engine {
             Some(c) => c.clone(),
             None => self.introspector(&tok, vars.get(&x.token))?,
         };
-        let mode = if x.auth.as_deref() == Some("none") { ClientAuthMode::None } else { ClientAuthMode::Profile };
+        let mode = match x.auth {
+            Some(IntrospectAuth::None) => ClientAuthMode::None,
+            Some(IntrospectAuth::Profile) | None => ClientAuthMode::Profile,
+        };
         let o = match t.introspect(&tok, &x.token, &client, mode).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
@@ -701,8 +699,8 @@ impl Engine {
 
     /// The `hook` action.
     async fn hook(&self, x: &HookStep) -> Result<StepOut, Skip> {
-        self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
-        Ok(StepOut { summary: format!("hook {} for {}", x.run, x.client), ..StepOut::default() })
+        self.target.run_hook(x.run.as_str(), &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
+        Ok(StepOut { summary: format!("hook {} for {}", x.run.as_str(), x.client), ..StepOut::default() })
     }
 
     /// The `wait` action.
@@ -711,7 +709,7 @@ impl Engine {
         let begin = Instant::now();
         // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
         let leeway_s =
-            if x.until.as_str() == "expired" { t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s) } else { 0 };
+            if x.until == WaitUntil::Expired { t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s) } else { 0 };
         let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
         let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
         let mut last = Vec::new();
@@ -720,7 +718,7 @@ impl Engine {
             pending = Vec::new();
             for name in &x.tokens {
                 let tok = Self::token_of(vars, name, None)?;
-                if x.until.as_str() == "expired" {
+                if x.until == WaitUntil::Expired {
                     let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
                     if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
                         pending.push(name.clone());
@@ -749,7 +747,11 @@ impl Engine {
             timeout_ms: x.timeout_ms,
             pending: pending.clone(),
         };
-        let until = if leeway > 0 { format!("{} (exp + {leeway} s leeway)", x.until) } else { x.until.clone() };
+        let until = if leeway > 0 {
+            format!("{} (exp + {leeway} s leeway)", x.until.as_str())
+        } else {
+            x.until.as_str().to_owned()
+        };
         Ok(StepOut {
             summary: if w.held {
                 format!("{until} held after {} ms", w.elapsed_ms)

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use fourleg_core::oauth::ErrorCode;
+use fourleg_target::ClientAuthMode;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::checks;
@@ -351,7 +352,7 @@ pub struct ExchangeStep {
     /// How the client authenticates: `profile` (default), `none`,
     /// `client-id-only`, `wrong-secret`.
     #[serde(default)]
-    pub auth: Option<String>,
+    pub auth: Option<ClientAuth>,
     /// Variable holding the subject token (its `access_token` unless
     /// `subject_field` says otherwise).
     #[serde(default)]
@@ -399,7 +400,7 @@ pub struct ExchangeStep {
     /// Parameters to leave out: `subject_token`, `subject_token_type`,
     /// `actor_token_type`, `grant_type`.
     #[serde(default)]
-    pub omit: Vec<String>,
+    pub omit: Vec<Omit>,
     /// Extra parameters sent as they are.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
@@ -417,7 +418,7 @@ pub struct IntrospectStep {
     pub client: Option<String>,
     /// `profile` (default) or `none` (unauthenticated call).
     #[serde(default)]
-    pub auth: Option<String>,
+    pub auth: Option<IntrospectAuth>,
 }
 
 /// RFC 7009 revocation of a saved token.
@@ -479,7 +480,7 @@ pub enum ForgeKind {
 #[serde(deny_unknown_fields)]
 pub struct HookStep {
     /// `disable_client` or `enable_client`.
-    pub run: String,
+    pub run: Hook,
     pub client: String,
 }
 
@@ -487,9 +488,7 @@ pub struct HookStep {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitStep {
-    /// `inactive`: every token introspects `active: false`;
-    /// `expired`: every token's `exp` has passed.
-    pub until: String,
+    pub until: WaitUntil,
     pub tokens: Vec<String>,
     pub timeout_ms: u64,
     #[serde(default = "default_interval")]
@@ -498,6 +497,93 @@ pub struct WaitStep {
 
 fn default_interval() -> u64 {
     250
+}
+
+/// How an exchange's client authenticates (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuth {
+    /// The profile's method with the client's real credentials.
+    Profile,
+    /// No client authentication and no `client_id`.
+    None,
+    /// `client_id` only, as a public client would send.
+    ClientIdOnly,
+    /// The profile's method with a wrong secret.
+    WrongSecret,
+}
+
+impl ClientAuth {
+    /// The target's mode for it.
+    #[must_use]
+    pub fn mode(self) -> ClientAuthMode {
+        match self {
+            ClientAuth::Profile => ClientAuthMode::Profile,
+            ClientAuth::None => ClientAuthMode::None,
+            ClientAuth::ClientIdOnly => ClientAuthMode::ClientIdOnly,
+            ClientAuth::WrongSecret => ClientAuthMode::WrongSecret,
+        }
+    }
+}
+
+/// How an introspection call authenticates (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntrospectAuth {
+    /// As the profile says.
+    Profile,
+    /// Unauthenticated.
+    None,
+}
+
+/// An exchange parameter a step may leave out (`omit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Omit {
+    SubjectToken,
+    SubjectTokenType,
+    ActorTokenType,
+    GrantType,
+}
+
+/// A profile hook a step runs (`run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    DisableClient,
+    EnableClient,
+}
+
+impl Hook {
+    /// The hook's name in the profile (`disable_client`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::DisableClient => "disable_client",
+            Hook::EnableClient => "enable_client",
+        }
+    }
+}
+
+/// What a `wait` waits for (`until`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitUntil {
+    /// Every token introspects `active: false`.
+    Inactive,
+    /// Every token's `exp` has passed (with the profile's leeway).
+    Expired,
+}
+
+impl WaitUntil {
+    /// The spelling in the TOML.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitUntil::Inactive => "inactive",
+            WaitUntil::Expired => "expired",
+        }
+    }
 }
 
 /// Judges a token as a stateless resource would: signature by the target's
@@ -676,7 +762,7 @@ impl Step {
     #[must_use]
     pub fn dependency_kind(&self) -> StepKind {
         match &self.action {
-            Action::Wait(w) if w.until == "inactive" => StepKind::Introspect,
+            Action::Wait(w) if w.until == WaitUntil::Inactive => StepKind::Introspect,
             a => a.kind(),
         }
     }
@@ -840,34 +926,10 @@ impl Scenario {
                 if x.subject.is_some() && x.subject_literal.is_some() {
                     return Err(self.invalid(at("exchange"), "`subject` and `subject_literal` exclude each other"));
                 }
-                if let Some(a) = &x.auth {
-                    if !["profile", "none", "client-id-only", "wrong-secret"].contains(&a.as_str()) {
-                        return Err(self.invalid(
-                            at("exchange.auth"),
-                            format!("unknown `{a}`; expected profile, none, client-id-only or wrong-secret"),
-                        ));
-                    }
-                }
-                for o in &x.omit {
-                    if !["subject_token", "subject_token_type", "actor_token_type", "grant_type"].contains(&o.as_str())
-                    {
-                        return Err(self.invalid(at("exchange.omit"), format!("cannot omit `{o}`")));
-                    }
-                }
             }
             if let Action::Wait(w) = &step.action {
-                if !["inactive", "expired"].contains(&w.until.as_str()) {
-                    return Err(
-                        self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until))
-                    );
-                }
                 if w.timeout_ms > 600_000 {
                     return Err(self.invalid(at("wait.timeout_ms"), "waits are bounded to 600000 ms"));
-                }
-            }
-            if let Action::Hook(h) = &step.action {
-                if !["disable_client", "enable_client"].contains(&h.run.as_str()) {
-                    return Err(self.invalid(at("hook.run"), format!("unknown hook `{}`", h.run)));
                 }
             }
             if let Action::Sleep(sl) = &step.action {
@@ -1170,6 +1232,17 @@ success = false
         assert_eq!(s.steps[2].expect[0].error, Some(ErrorCode::Extension("authorization_pending".into())));
         let err = parse(&with("error = \"extension:invalid_grant\"")).unwrap_err().to_string();
         assert!(err.contains("`invalid_grant` is registered"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_auth_or_omitted_parameter_is_named_with_its_line() {
+        let err = parse(&OK.replace("actor = \"rogue\"", "actor = \"rogue\"\nauth = \"wrong-sercet\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wrong-sercet") && err.contains("client-id-only") && err.contains("line"), "{err}");
+        let err =
+            parse(&OK.replace("actor = \"rogue\"", "actor = \"rogue\"\nomit = [\"scope\"]")).unwrap_err().to_string();
+        assert!(err.contains("`scope`") && err.contains("grant_type") && err.contains("line"), "{err}");
     }
 
     #[test]
