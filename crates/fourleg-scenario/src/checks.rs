@@ -103,42 +103,208 @@ pub struct CheckSpec {
     pub name: &'static str,
     /// The argument names the check reads (`than`, `permission`, …).
     pub args: &'static [&'static str],
+    /// The arguments as `suites/README.md` shows them (Markdown).
+    pub args_doc: &'static str,
+    /// When the check passes, for `suites/README.md` (Markdown).
+    pub passes: &'static str,
 }
 
-/// Every named check, with the arguments it reads.
+/// Every named check, with the arguments it reads and its documentation;
+/// the check table of `suites/README.md` is generated from it
+/// ([`readme_table`]) and a test keeps the committed one current.
 pub const TABLE: [CheckSpec; 32] = [
-    CheckSpec { name: "act_chain", args: &["actors"] },
-    CheckSpec { name: "no_act", args: &[] },
-    CheckSpec { name: "act_shape", args: &[] },
-    CheckSpec { name: "act_object", args: &[] },
-    CheckSpec { name: "act_no_nonidentity", args: &[] },
-    CheckSpec { name: "sub_is", args: &["principal"] },
-    CheckSpec { name: "sub_same_as", args: &["than"] },
-    CheckSpec { name: "aud_only", args: &["audience"] },
-    CheckSpec { name: "aud_excludes", args: &["audience"] },
-    CheckSpec { name: "has_permission", args: &["permission"] },
-    CheckSpec { name: "lacks_permission", args: &["permission"] },
-    CheckSpec { name: "scope_within", args: &["than"] },
-    CheckSpec { name: "exp_not_after", args: &["than"] },
-    CheckSpec { name: "scope_is_string", args: &[] },
-    CheckSpec { name: "refused_or_trimmed", args: &["permission"] },
-    CheckSpec { name: "scope_reported_if_changed", args: &["requested"] },
-    CheckSpec { name: "inactive_only", args: &[] },
-    CheckSpec { name: "not_issued_for", args: &["principal"] },
-    CheckSpec { name: "refused_or_act_not_injected", args: &["principal"] },
-    CheckSpec { name: "within_bound", args: &["bound_ms"] },
-    CheckSpec { name: "accepted", args: &["expected"] },
-    CheckSpec { name: "token_type_valid", args: &[] },
-    CheckSpec { name: "issued_type_uri", args: &[] },
-    CheckSpec { name: "error_shape", args: &[] },
-    CheckSpec { name: "metadata_lists", args: &["fields"] },
-    CheckSpec { name: "metadata_jwks_uri", args: &[] },
-    CheckSpec { name: "grant_advertised", args: &[] },
-    CheckSpec { name: "stateless_window", args: &[] },
-    CheckSpec { name: "revocation_ok", args: &[] },
-    CheckSpec { name: "revocation_client_accepted", args: &[] },
-    CheckSpec { name: "error_if_refused", args: &["error"] },
-    CheckSpec { name: "refused_or_aud_has", args: &["audience"] },
+    CheckSpec {
+        name: "act_chain",
+        args: &["actors"],
+        args_doc: r#"`actors = ["mcp-server", "agent"]`"#,
+        passes: "`act` nests exactly these actors, outermost (current) first",
+    },
+    CheckSpec {
+        name: "no_act",
+        args: &[],
+        args_doc: "",
+        passes: "no `act` claim",
+    },
+    CheckSpec {
+        name: "act_object",
+        args: &[],
+        args_doc: "",
+        passes: "every `act` level is a non-empty JSON object (RFC 8693 §4.1: no member is required)",
+    },
+    CheckSpec {
+        name: "act_shape",
+        args: &[],
+        args_doc: "",
+        passes: "every `act` level is an object with `sub` or `client_id` (the agent profile's shape)",
+    },
+    CheckSpec {
+        name: "act_no_nonidentity",
+        args: &[],
+        args_doc: "",
+        passes: "no `exp`, `nbf`, `aud` inside any `act`",
+    },
+    CheckSpec {
+        name: "sub_is",
+        args: &["principal"],
+        args_doc: "`principal`",
+        passes: "`sub` identifies that principal",
+    },
+    CheckSpec {
+        name: "sub_same_as",
+        args: &["than"],
+        args_doc: "`than` (variable)",
+        passes: "same `sub` as that token",
+    },
+    CheckSpec {
+        name: "aud_only",
+        args: &["audience"],
+        args_doc: "`audience`",
+        passes: "`aud` is exactly it",
+    },
+    CheckSpec {
+        name: "aud_excludes",
+        args: &["audience"],
+        args_doc: "`audience`",
+        passes: "`aud` does not contain it",
+    },
+    CheckSpec {
+        name: "has_permission",
+        args: &["permission"],
+        args_doc: "`permission`",
+        passes: "in the granted scope (untestable when refused)",
+    },
+    CheckSpec {
+        name: "lacks_permission",
+        args: &["permission"],
+        args_doc: "`permission`",
+        passes: "not in the granted scope (untestable when refused)",
+    },
+    CheckSpec {
+        name: "scope_within",
+        args: &["than"],
+        args_doc: "`than`",
+        passes: "granted permissions ⊆ that token's",
+    },
+    CheckSpec {
+        name: "exp_not_after",
+        args: &["than"],
+        args_doc: "`than`",
+        passes: "`exp` ≤ that token's",
+    },
+    CheckSpec {
+        name: "scope_is_string",
+        args: &[],
+        args_doc: "",
+        passes: "the `scope` claim, if any, is a string",
+    },
+    CheckSpec {
+        name: "refused_or_trimmed",
+        args: &["permission"],
+        args_doc: "`permission`",
+        passes: "refused, or granted without it and the response reports `scope`",
+    },
+    CheckSpec {
+        name: "scope_reported_if_changed",
+        args: &["requested"],
+        args_doc: "`requested` (permissions)",
+        passes: "granted = requested, or the response has `scope`",
+    },
+    CheckSpec {
+        name: "inactive_only",
+        args: &[],
+        args_doc: "",
+        passes: r#"introspection is exactly `{"active": false}`"#,
+    },
+    CheckSpec {
+        name: "not_issued_for",
+        args: &["principal"],
+        args_doc: "`principal`",
+        passes: "refused, or the issued `sub` is not that principal",
+    },
+    CheckSpec {
+        name: "refused_or_act_not_injected",
+        args: &["principal"],
+        args_doc: "`principal` (the planted actor)",
+        passes: "refused, or no level of the issued token's `act` names that principal (by any identity the target gives it)",
+    },
+    CheckSpec {
+        name: "within_bound",
+        args: &["bound_ms"],
+        args_doc: "`bound_ms`",
+        passes: "a `wait` held within the bound (the time is reported as a figure)",
+    },
+    CheckSpec {
+        name: "accepted",
+        args: &["expected"],
+        args_doc: "`expected` (bool)",
+        passes: "an `accept` step's verdict",
+    },
+    CheckSpec {
+        name: "stateless_window",
+        args: &[],
+        args_doc: "",
+        passes: "reports how long a stateless resource would still accept (figure, info)",
+    },
+    CheckSpec {
+        name: "token_type_valid",
+        args: &[],
+        args_doc: "",
+        passes: "`token_type` is present and not empty (any RFC 6749 §7.1 type, case-insensitive: Bearer, DPoP, N_A, …)",
+    },
+    CheckSpec {
+        name: "issued_type_uri",
+        args: &[],
+        args_doc: "",
+        passes: "`issued_token_type` is a URI",
+    },
+    CheckSpec {
+        name: "error_shape",
+        args: &[],
+        args_doc: "",
+        passes: "a JSON error with `error`, status 400; 401 only for `invalid_client`, and then with `WWW-Authenticate` when the client used the Authorization header (RFC 6749 §5.2)",
+    },
+    CheckSpec {
+        name: "error_if_refused",
+        args: &["error"],
+        args_doc: "`error`",
+        passes: "refused with that error; not-applicable when the request succeeded (refusing was not required)",
+    },
+    CheckSpec {
+        name: "revocation_ok",
+        args: &[],
+        args_doc: "",
+        passes: "200 (RFC 7009 §2.2); an access token answered `unsupported_token_type` is not-applicable when the profile declares no access-token revocation (untestable when it declares it); a refused client is untestable here (see `revocation_client_accepted`)",
+    },
+    CheckSpec {
+        name: "revocation_client_accepted",
+        args: &[],
+        args_doc: "",
+        passes: "the revoking client (the one the token was issued to) was not refused: no 401, no `invalid_client` (RFC 7009 §2.1)",
+    },
+    CheckSpec {
+        name: "refused_or_aud_has",
+        args: &["audience"],
+        args_doc: "`audience` (literal)",
+        passes: "refused (not-applicable: refusing is policy), or the issued token's `aud` contains it (RFC 8707 §2)",
+    },
+    CheckSpec {
+        name: "metadata_lists",
+        args: &["fields"],
+        args_doc: "`fields`",
+        passes: "the metadata has these members",
+    },
+    CheckSpec {
+        name: "metadata_jwks_uri",
+        args: &[],
+        args_doc: "",
+        passes: "`jwks_uri` in an OpenID discovery document (OIDC Discovery §3); not-applicable for RFC 8414 metadata, where it is OPTIONAL",
+    },
+    CheckSpec {
+        name: "grant_advertised",
+        args: &[],
+        args_doc: "",
+        passes: "`grant_types_supported` lists token exchange",
+    },
 ];
 
 /// The names of every named check, in table order.
@@ -154,6 +320,18 @@ fn used_authorization_header(o: &Outcome) -> bool {
 /// A refusal of the client itself (RFC 6749 §5.2 `invalid_client`, or 401).
 fn client_refused(o: &Outcome) -> bool {
     o.status == 401 || o.error() == Some("invalid_client")
+}
+
+/// The check table of `suites/README.md`, in [`TABLE`]'s order.
+#[must_use]
+pub fn readme_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("| check | args | passes when |\n|---|---|---|\n");
+    for c in &TABLE {
+        let args = if c.args_doc.is_empty() { String::new() } else { format!("{} ", c.args_doc) };
+        let _ = writeln!(out, "| `{}` | {args}| {} |", c.name, c.passes);
+    }
+    out
 }
 
 /// The check of that name, if there is one.
@@ -1068,18 +1246,37 @@ mod tests {
         assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::NotApplicable(_)));
     }
 
-    /// `suites/README.md` documents every named check, and nothing else.
+    /// `suites/README.md` documents every named check, and nothing else:
+    /// its check table is the one [`readme_table`] generates from [`TABLE`].
+    /// `FOURLEG_REGENERATE=1` rewrites it.
     #[test]
-    fn the_suites_readme_lists_every_named_check() {
+    fn the_suites_readme_check_table_is_generated_from_the_table() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/README.md");
-        let readme = std::fs::read_to_string(path).unwrap();
-        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
-        let missing: Vec<&str> = names()
-            .filter(|n| {
-                !rows.iter().any(|r| r.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{n}`"))))
-            })
-            .collect();
-        assert!(missing.is_empty(), "suites/README.md does not document {missing:?}");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme.find("| check | args | passes when |").expect("suites/README.md has a check table");
+        let end = readme[start..].find("\n\n").map_or(readme.len(), |e| start + e + 1);
+        let want = readme_table();
+        if readme[start..end] == want {
+            return;
+        }
+        if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..start], &readme[end..])).unwrap();
+        } else {
+            panic!(
+                "the check table of suites/README.md is not the one checks::TABLE generates; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-scenario --lib readme\n\n{want}"
+            );
+        }
+    }
+
+    /// What the README says a check takes is what load-time validation accepts.
+    #[test]
+    fn each_checks_documented_args_are_the_args_it_accepts() {
+        for c in &TABLE {
+            for a in c.args {
+                assert!(c.args_doc.contains(&format!("`{a}")), "{}: `{a}` is not documented", c.name);
+            }
+            assert_eq!(c.args.is_empty(), c.args_doc.is_empty(), "{}: documented args differ", c.name);
+        }
     }
 
     #[test]
