@@ -23,8 +23,9 @@ use crate::result::{
     worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
 };
 use crate::scenario::{
-    AcceptStep, Action, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep, IntrospectAuth,
-    IntrospectStep, LogoutStep, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
+    AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind,
+    TokenStep, WaitStep, WaitUntil,
 };
 
 /// The run must stop: the target stopped answering.
@@ -932,20 +933,18 @@ impl Engine {
             }
         };
         let mut figure = None;
-        let verdict = if let Some(want) = e.status {
-            match o {
+        let verdict = match &e.assertion {
+            &Assertion::Status(want) => match o {
                 Some(o) if o.status == want => pass(format!("status {want}")),
                 Some(o) => fail(format!("expected status {want}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.status_in {
-            match o {
+            },
+            Assertion::StatusIn(want) => match o {
                 Some(o) if want.contains(&o.status) => pass(format!("status {}", o.status)),
                 Some(o) => fail(format!("expected status in {want:?}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = e.success {
-            match o {
+            },
+            &Assertion::Success(want) => match o {
                 Some(o) if want && o.is_success() && o.body["access_token"].is_string() => {
                     pass(format!("{}: a token was issued", o.status))
                 }
@@ -959,40 +958,41 @@ impl Engine {
                 }
                 Some(o) => fail(format!("expected a refusal (4xx), got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.error {
-            match o {
+            },
+            Assertion::Error(want) => match o {
                 Some(o) if o.error() == Some(want.as_str()) => pass(format!("error {want}")),
                 Some(o) if o.is_success() => {
                     fail(format!("expected error {want}, but the request succeeded ({})", o.status))
                 }
                 Some(o) => fail(format!("expected error {want}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.error_in {
-            let want: Vec<&str> = want.iter().map(ErrorCode::as_str).collect();
-            match o {
-                Some(o) if o.error().is_some_and(|x| want.contains(&x)) => {
-                    pass(format!("error {}", o.error().unwrap_or("")))
+            },
+            Assertion::ErrorIn(want) => {
+                let want: Vec<&str> = want.iter().map(ErrorCode::as_str).collect();
+                match o {
+                    Some(o) if o.error().is_some_and(|x| want.contains(&x)) => {
+                        pass(format!("error {}", o.error().unwrap_or("")))
+                    }
+                    Some(o) if o.is_success() => {
+                        fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status))
+                    }
+                    Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
+                    None => (Status::Untestable, "no response".into()),
                 }
-                Some(o) if o.is_success() => {
-                    fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status))
+            }
+            Assertion::Header { name: h, modifier } => {
+                let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
+                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
+            }
+            Assertion::Field { path: f, modifier } => {
+                let v = o.and_then(|o| path(&o.body, f));
+                if o.is_none() {
+                    (Status::Untestable, "no response".into())
+                } else {
+                    self.modifier(modifier, &format!("field {f}"), v.as_ref()).await
                 }
-                Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
-                None => (Status::Untestable, "no response".into()),
             }
-        } else if let Some(h) = &e.header {
-            let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
-            self.modifier(e, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
-        } else if let Some(f) = &e.field {
-            let v = o.and_then(|o| path(&o.body, f));
-            if o.is_none() {
-                (Status::Untestable, "no response".into())
-            } else {
-                self.modifier(e, &format!("field {f}"), v.as_ref()).await
-            }
-        } else if let Some(c) = &e.claim {
-            match &token_claims {
+            Assertion::Claim { path: c, modifier } => match &token_claims {
                 None => (
                     Status::Untestable,
                     match o {
@@ -1000,102 +1000,98 @@ impl Engine {
                         _ => format!("no decodable token to check claim {c}"),
                     },
                 ),
-                Some(claims) => self.modifier(e, &format!("claim {c}"), path(claims, c).as_ref()).await,
+                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()).await,
+            },
+            Assertion::Check { name, args } => {
+                let mut ids = BTreeMap::new();
+                for p in Self::principals_named(args) {
+                    ids.insert(p.clone(), self.identity(&p).await);
+                }
+                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
+                let input = Input {
+                    outcome: o,
+                    claims: token_claims.as_ref(),
+                    than: than.as_ref(),
+                    identities: &ids,
+                    profile: &self.target.profile,
+                    args,
+                    wait: out.wait.as_ref(),
+                    accept: out.accept.as_ref(),
+                    revoked_access_token: out.revoked_access_token,
+                };
+                let (v, f) = checks::run(name, &input);
+                figure = f;
+                match v {
+                    Verdict::Pass(m) => pass(m),
+                    Verdict::Fail(m) => fail(m),
+                    Verdict::Untestable(m) => (Status::Untestable, m),
+                    Verdict::NotApplicable(m) => (Status::NotApplicable, m),
+                }
             }
-        } else if let Some(name) = &e.check {
-            let mut ids = BTreeMap::new();
-            for p in Self::principals_named(e) {
-                ids.insert(p.clone(), self.identity(&p).await);
-            }
-            let than = e.args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
-            let input = Input {
-                outcome: o,
-                claims: token_claims.as_ref(),
-                than: than.as_ref(),
-                identities: &ids,
-                profile: &self.target.profile,
-                args: &e.args,
-                wait: out.wait.as_ref(),
-                accept: out.accept.as_ref(),
-                revoked_access_token: out.revoked_access_token,
-            };
-            let (v, f) = checks::run(name, &input);
-            figure = f;
-            match v {
-                Verdict::Pass(m) => pass(m),
-                Verdict::Fail(m) => fail(m),
-                Verdict::Untestable(m) => (Status::Untestable, m),
-                Verdict::NotApplicable(m) => (Status::NotApplicable, m),
-            }
-        } else {
-            (Status::Error, "a check without assertion".into())
         };
         (verdict, figure)
     }
 
-    fn principals_named(e: &Expect) -> Vec<String> {
+    /// The principals a named check's arguments name, whose identities it needs.
+    fn principals_named(args: &BTreeMap<String, toml::Value>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        if let Some(p) = &e.principal {
-            out.push(p.clone());
-        }
         for key in ["principal", "user"] {
-            if let Some(s) = e.args.get(key).and_then(toml::Value::as_str) {
+            if let Some(s) = args.get(key).and_then(toml::Value::as_str) {
                 out.push(s.to_owned());
             }
         }
-        if let Some(a) = e.args.get("actors").and_then(toml::Value::as_array) {
+        if let Some(a) = args.get("actors").and_then(toml::Value::as_array) {
             out.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned)));
         }
         out
     }
 
-    async fn modifier(&self, e: &Expect, what: &str, v: Option<&Value>) -> (Status, String) {
+    async fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
         let shown = v.map_or_else(|| "absent".to_owned(), evidence_value);
-        if let Some(want) = e.present {
-            return match (want, v.is_some_and(|v| !v.is_null())) {
+        match m {
+            &Modifier::Present(want) => match (want, v.is_some_and(|v| !v.is_null())) {
                 (true, true) => (Status::Pass, format!("{what} present ({shown})")),
                 (true, false) => (Status::Fail, format!("{what} missing")),
                 (false, false) => (Status::Pass, format!("{what} absent")),
                 (false, true) => (Status::Fail, format!("{what} present but must not be ({shown})")),
-            };
+            },
+            Modifier::Equals(want) => {
+                let want = serde_json::to_value(want).unwrap_or(Value::Null);
+                if v == Some(&want) {
+                    (Status::Pass, format!("{what} = {shown}"))
+                } else {
+                    (Status::Fail, format!("expected {what} = {want}, found {shown}"))
+                }
+            }
+            Modifier::OneOf(list) => {
+                let list: Vec<Value> = list.iter().filter_map(|x| serde_json::to_value(x).ok()).collect();
+                if v.is_some_and(|v| list.contains(v)) {
+                    (Status::Pass, format!("{what} = {shown}"))
+                } else {
+                    (Status::Fail, format!("expected {what} in {}, found {shown}", Value::Array(list)))
+                }
+            }
+            Modifier::Contains(sub) => {
+                let text = match v {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                if text.to_ascii_lowercase().contains(&sub.to_ascii_lowercase()) {
+                    (Status::Pass, format!("{what} contains {sub} ({shown})"))
+                } else {
+                    (Status::Fail, format!("expected {what} to contain {sub}, found {shown}"))
+                }
+            }
+            Modifier::Principal(p) => {
+                let id = self.identity(p).await;
+                if v.is_some_and(|v| id.matches(v)) {
+                    (Status::Pass, format!("{what} identifies {p} ({shown})"))
+                } else {
+                    (Status::Fail, format!("expected {what} to identify {p}, found {shown}"))
+                }
+            }
         }
-        if let Some(want) = &e.equals {
-            let want = serde_json::to_value(want).unwrap_or(Value::Null);
-            return if v == Some(&want) {
-                (Status::Pass, format!("{what} = {shown}"))
-            } else {
-                (Status::Fail, format!("expected {what} = {want}, found {shown}"))
-            };
-        }
-        if let Some(list) = &e.one_of {
-            let list: Vec<Value> = list.iter().filter_map(|x| serde_json::to_value(x).ok()).collect();
-            return if v.is_some_and(|v| list.contains(v)) {
-                (Status::Pass, format!("{what} = {shown}"))
-            } else {
-                (Status::Fail, format!("expected {what} in {}, found {shown}", Value::Array(list)))
-            };
-        }
-        if let Some(sub) = &e.contains {
-            let text = match v {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            return if text.to_ascii_lowercase().contains(&sub.to_ascii_lowercase()) {
-                (Status::Pass, format!("{what} contains {sub} ({shown})"))
-            } else {
-                (Status::Fail, format!("expected {what} to contain {sub}, found {shown}"))
-            };
-        }
-        if let Some(p) = &e.principal {
-            let id = self.identity(p).await;
-            return if v.is_some_and(|v| id.matches(v)) {
-                (Status::Pass, format!("{what} identifies {p} ({shown})"))
-            } else {
-                (Status::Fail, format!("expected {what} to identify {p}, found {shown}"))
-            };
-        }
-        (Status::Error, "no modifier".into())
     }
 }
 

@@ -226,6 +226,14 @@ impl StepVisitor {
     fn at(&self) -> String {
         self.index.map_or_else(|| "step".to_owned(), |i| format!("steps[{i}]"))
     }
+
+    /// Types a `require` or `expect` list, naming the check in errors.
+    fn expects<E: de::Error>(&self, list: &str, raw: Vec<RawExpect>) -> Result<Vec<Expect>, E> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(j, r)| r.into_expect().map_err(|m| E::custom(format!("{}.{list}[{j}]: {m}", self.at()))))
+            .collect()
+    }
 }
 
 impl<'de> de::Visitor<'de> for StepVisitor {
@@ -242,8 +250,8 @@ impl<'de> de::Visitor<'de> for StepVisitor {
             match key.as_str() {
                 "save" => save = Some(map.next_value()?),
                 "note" => note = Some(map.next_value()?),
-                "require" => require = map.next_value()?,
-                "expect" => expect = map.next_value()?,
+                "require" => require = self.expects("require", map.next_value()?)?,
+                "expect" => expect = self.expects("expect", map.next_value()?)?,
                 other => match StepKind::from_name(other) {
                     Some(kind) => actions.push(Action::next_value(kind, &mut map)?),
                     None => {
@@ -608,10 +616,11 @@ pub struct SleepStep {
     pub ms: u64,
 }
 
-/// A check on a step's outcome, graded by the level of its rule.
+/// A check as the TOML spells it: assertions and modifiers side by side,
+/// exactly one assertion set. Read, then made an [`Expect`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expect {
+struct RawExpect {
     /// The requirement id; empty (absent) in a precondition (`require`).
     #[serde(default)]
     pub rule: String,
@@ -805,7 +814,7 @@ impl Step {
         }
         for e in self.require.iter().chain(&self.expect) {
             v.extend(e.token.as_deref());
-            if let Some(toml::Value::String(s)) = e.args.get("than") {
+            if let Some(toml::Value::String(s)) = e.check_args().and_then(|a| a.get("than")) {
                 v.push(s);
             }
         }
@@ -813,11 +822,93 @@ impl Step {
     }
 }
 
-impl Expect {
-    /// The assertion kinds set.
+/// A check on a step's outcome (`[[steps.expect]]`), graded by the level
+/// of its rule, or a precondition (`[[steps.require]]`), which names none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "RawExpect")]
+pub struct Expect {
+    /// The requirement id; empty in a precondition.
+    pub rule: String,
+    /// What a failure means, for the report (a default is generated).
+    pub message: Option<String>,
+    /// What is asserted.
+    pub assertion: Assertion,
+    /// The variable whose token a `claim` or `check` looks at (default: the
+    /// step's issued token).
+    pub token: Option<String>,
+    /// Preconditions only: what else depends on this one.
+    pub guards: Option<Guards>,
+}
+
+/// The one assertion of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assertion {
+    /// HTTP status equals (`status`).
+    Status(u16),
+    /// HTTP status is one of (`status_in`).
+    StatusIn(Vec<u16>),
+    /// `true`: a 2xx token response with `access_token`; `false`: refused (4xx).
+    Success(bool),
+    /// The response's `error` equals (`error`).
+    Error(ErrorCode),
+    /// The response's `error` is one of (`error_in`).
+    ErrorIn(Vec<ErrorCode>),
+    /// A response header (`header`), judged by the modifier.
+    Header { name: String, modifier: Modifier },
+    /// A JSON body field path (`field = "a.b"`), judged by the modifier.
+    Field { path: String, modifier: Modifier },
+    /// A claim path of a token (`claim = "act.act.sub"`), judged by the modifier.
+    Claim { path: String, modifier: Modifier },
+    /// A named check (`check`) with its `args`.
+    Check { name: String, args: BTreeMap<String, toml::Value> },
+}
+
+/// How a `header`, `field` or `claim` value is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Modifier {
+    /// Present (and not null), or absent.
+    Present(bool),
+    Equals(toml::Value),
+    OneOf(Vec<toml::Value>),
+    /// Contains the text, case-insensitively.
+    Contains(String),
+    /// Identifies this principal (`sub` or `client_id`).
+    Principal(String),
+}
+
+impl Assertion {
+    /// The assertion's key in the TOML (`status_in`).
     #[must_use]
-    pub fn assertions(&self) -> Vec<&'static str> {
-        [
+    pub fn name(&self) -> &'static str {
+        match self {
+            Assertion::Status(_) => "status",
+            Assertion::StatusIn(_) => "status_in",
+            Assertion::Success(_) => "success",
+            Assertion::Error(_) => "error",
+            Assertion::ErrorIn(_) => "error_in",
+            Assertion::Header { .. } => "header",
+            Assertion::Field { .. } => "field",
+            Assertion::Claim { .. } => "claim",
+            Assertion::Check { .. } => "check",
+        }
+    }
+}
+
+impl Expect {
+    /// A named check's arguments (none for other assertions).
+    #[must_use]
+    pub fn check_args(&self) -> Option<&BTreeMap<String, toml::Value>> {
+        match &self.assertion {
+            Assertion::Check { args, .. } => Some(args),
+            _ => None,
+        }
+    }
+}
+
+impl RawExpect {
+    /// The typed check, or why the spelling is not one.
+    fn into_expect(self) -> Result<Expect, String> {
+        let set = [
             ("status", self.status.is_some()),
             ("status_in", self.status_in.is_some()),
             ("success", self.success.is_some()),
@@ -827,10 +918,91 @@ impl Expect {
             ("field", self.field.is_some()),
             ("claim", self.claim.is_some()),
             ("check", self.check.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        ];
+        let found: Vec<&str> = set.iter().filter_map(|(n, s)| s.then_some(*n)).collect();
+        if found.len() != 1 {
+            return Err(format!(
+                "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
+                if found.is_empty() { "none".to_owned() } else { found.join(", ") }
+            ));
+        }
+        let kind = found[0];
+        if kind != "check" && !self.args.is_empty() {
+            return Err(format!("`{kind}` takes no args; only a named check does"));
+        }
+        let mut modifiers: Vec<Modifier> = Vec::new();
+        modifiers.extend(self.present.map(Modifier::Present));
+        modifiers.extend(self.equals.map(Modifier::Equals));
+        modifiers.extend(self.one_of.map(Modifier::OneOf));
+        modifiers.extend(self.contains.map(Modifier::Contains));
+        modifiers.extend(self.principal.map(Modifier::Principal));
+        let one_modifier = |mut m: Vec<Modifier>| match (m.pop(), m.is_empty()) {
+            (Some(m), true) => Ok(m),
+            _ => Err(format!("`{kind}` needs exactly one of present, equals, one_of, contains, principal")),
+        };
+        let assertion = match (self.header, self.field, self.claim, self.check) {
+            (Some(name), ..) => Assertion::Header { name, modifier: one_modifier(modifiers)? },
+            (_, Some(path), ..) => Assertion::Field { path, modifier: one_modifier(modifiers)? },
+            (_, _, Some(path), _) => Assertion::Claim { path, modifier: one_modifier(modifiers)? },
+            (_, _, _, Some(name)) => {
+                if !modifiers.is_empty() {
+                    return Err("a named check takes `args`, not modifiers".into());
+                }
+                Assertion::Check { name, args: self.args }
+            }
+            (None, None, None, None) => {
+                if !modifiers.is_empty() || self.token.is_some() {
+                    return Err(format!("`{kind}` takes no present/equals/one_of/contains/principal/token"));
+                }
+                match (self.status, self.status_in, self.success, self.error, self.error_in) {
+                    (Some(s), ..) => Assertion::Status(s),
+                    (_, Some(s), ..) => Assertion::StatusIn(s),
+                    (_, _, Some(s), ..) => Assertion::Success(s),
+                    (_, _, _, Some(e), _) => Assertion::Error(e),
+                    (_, _, _, _, Some(e)) => Assertion::ErrorIn(e),
+                    (None, None, None, None, None) => unreachable!("exactly one assertion is set"),
+                }
+            }
+        };
+        Ok(Expect { rule: self.rule, message: self.message, assertion, token: self.token, guards: self.guards })
+    }
+}
+
+impl From<Expect> for RawExpect {
+    fn from(e: Expect) -> Self {
+        let mut raw =
+            RawExpect { rule: e.rule, message: e.message, token: e.token, guards: e.guards, ..RawExpect::default() };
+        let modifier = |raw: &mut RawExpect, m: Modifier| match m {
+            Modifier::Present(b) => raw.present = Some(b),
+            Modifier::Equals(v) => raw.equals = Some(v),
+            Modifier::OneOf(v) => raw.one_of = Some(v),
+            Modifier::Contains(t) => raw.contains = Some(t),
+            Modifier::Principal(p) => raw.principal = Some(p),
+        };
+        match e.assertion {
+            Assertion::Status(s) => raw.status = Some(s),
+            Assertion::StatusIn(s) => raw.status_in = Some(s),
+            Assertion::Success(s) => raw.success = Some(s),
+            Assertion::Error(c) => raw.error = Some(c),
+            Assertion::ErrorIn(c) => raw.error_in = Some(c),
+            Assertion::Header { name, modifier: m } => {
+                raw.header = Some(name);
+                modifier(&mut raw, m);
+            }
+            Assertion::Field { path, modifier: m } => {
+                raw.field = Some(path);
+                modifier(&mut raw, m);
+            }
+            Assertion::Claim { path, modifier: m } => {
+                raw.claim = Some(path);
+                modifier(&mut raw, m);
+            }
+            Assertion::Check { name, args } => {
+                raw.check = Some(name);
+                raw.args = args;
+            }
+        }
+        raw
     }
 }
 
@@ -963,72 +1135,26 @@ impl Scenario {
                 } else {
                     checked.insert(e.rule.as_str());
                 }
-                let a = e.assertions();
-                if a.len() != 1 {
-                    return Err(self.invalid(
-                        format!("steps[{i}].{list}[{j}]"),
-                        format!(
-                            "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
-                            if a.is_empty() { "none".to_owned() } else { a.join(", ") }
-                        ),
-                    ));
-                }
-                let modifiers = [
-                    e.present.is_some(),
-                    e.equals.is_some(),
-                    e.one_of.is_some(),
-                    e.contains.is_some(),
-                    e.principal.is_some(),
-                ];
-                let n_mod = modifiers.iter().filter(|m| **m).count();
-                if a[0] != "check" && !e.args.is_empty() {
-                    return Err(self.invalid(f("args"), format!("`{}` takes no args; only a named check does", a[0])));
-                }
-                match a[0] {
-                    "header" | "field" | "claim" => {
-                        if n_mod != 1 {
+                if let Assertion::Check { name, args } = &e.assertion {
+                    let Some(spec) = checks::spec(name) else {
+                        return Err(self.invalid(
+                            f("check"),
+                            format!(
+                                "unknown check `{name}`; known: {}",
+                                checks::names().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    };
+                    for key in args.keys() {
+                        if !spec.args.contains(&key.as_str()) {
+                            let takes = if spec.args.is_empty() {
+                                "takes no argument".to_owned()
+                            } else {
+                                format!("takes {}", spec.args.join(", "))
+                            };
                             return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                format!("`{}` needs exactly one of present, equals, one_of, contains, principal", a[0]),
-                            ));
-                        }
-                    }
-                    "check" => {
-                        let name = e.check.as_deref().unwrap_or_default();
-                        let Some(spec) = checks::spec(name) else {
-                            return Err(self.invalid(
-                                f("check"),
-                                format!(
-                                    "unknown check `{name}`; known: {}",
-                                    checks::names().collect::<Vec<_>>().join(", ")
-                                ),
-                            ));
-                        };
-                        for key in e.args.keys() {
-                            if !spec.args.contains(&key.as_str()) {
-                                let takes = if spec.args.is_empty() {
-                                    "takes no argument".to_owned()
-                                } else {
-                                    format!("takes {}", spec.args.join(", "))
-                                };
-                                return Err(self.invalid(
-                                    f(&format!("args.{key}")),
-                                    format!("check `{name}` has no argument `{key}`; it {takes}"),
-                                ));
-                            }
-                        }
-                        if n_mod != 0 {
-                            return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                "a named check takes `args`, not modifiers",
-                            ));
-                        }
-                    }
-                    _ => {
-                        if n_mod != 0 || e.token.is_some() {
-                            return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                format!("`{}` takes no present/equals/one_of/contains/principal/token", a[0]),
+                                f(&format!("args.{key}")),
+                                format!("check `{name}` has no argument `{key}`; it {takes}"),
                             ));
                         }
                     }
@@ -1215,21 +1341,24 @@ success = false
         let err = parse(&OK.replace("success = false", "success = false\nargs = { than = \"user\" }"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("steps[2].expect[0].args") && err.contains("`success` takes no args"), "{err}");
+        assert!(err.contains("steps[2].expect[0]: `success` takes no args"), "{err}");
     }
 
     #[test]
     fn an_unknown_error_code_is_refused_unless_written_as_an_extension() {
         let with = |e: &str| OK.replace("success = false", e);
         let s = parse(&with("error = \"invalid_request\"")).unwrap();
-        assert_eq!(s.steps[2].expect[0].error, Some(ErrorCode::InvalidRequest));
+        assert_eq!(s.steps[2].expect[0].assertion, Assertion::Error(ErrorCode::InvalidRequest));
         let err = parse(&with("error = \"invalid_requets\"")).unwrap_err().to_string();
         assert!(err.contains("error: unknown error code `invalid_requets`"), "{err}");
         assert!(err.contains("line"), "{err}");
         let err = parse(&with("error_in = [\"invalid_client\", \"invalid_grnat\"]")).unwrap_err().to_string();
         assert!(err.contains("error_in: unknown error code `invalid_grnat`"), "{err}");
         let s = parse(&with("error = \"extension:authorization_pending\"")).unwrap();
-        assert_eq!(s.steps[2].expect[0].error, Some(ErrorCode::Extension("authorization_pending".into())));
+        assert_eq!(
+            s.steps[2].expect[0].assertion,
+            Assertion::Error(ErrorCode::Extension("authorization_pending".into()))
+        );
         let err = parse(&with("error = \"extension:invalid_grant\"")).unwrap_err().to_string();
         assert!(err.contains("`invalid_grant` is registered"), "{err}");
     }
@@ -1243,6 +1372,30 @@ success = false
         let err =
             parse(&OK.replace("actor = \"rogue\"", "actor = \"rogue\"\nomit = [\"scope\"]")).unwrap_err().to_string();
         assert!(err.contains("`scope`") && err.contains("grant_type") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_modifier_is_required_or_refused_naming_the_check() {
+        let err = parse(&OK.replace("success = false", "claim = \"sub\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0]: `claim` needs exactly one of present"), "{err}");
+        let err = parse(&OK.replace("success = false", "success = false\npresent = true")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0]: `success` takes no present"), "{err}");
+        let s = parse(&OK.replace("success = false", "claim = \"sub\"\nprincipal = \"alice\"")).unwrap();
+        assert_eq!(
+            s.steps[2].expect[0].assertion,
+            Assertion::Claim { path: "sub".into(), modifier: Modifier::Principal("alice".into()) }
+        );
+    }
+
+    /// Serialising a scenario gives the TOML it was read from, in substance.
+    #[test]
+    fn a_scenario_serialises_back_to_the_format() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        for s in load_all(&dir, &registry()).unwrap() {
+            let text = toml::to_string(&s).unwrap();
+            let again = Scenario::parse(&text, &s.path, &registry()).unwrap();
+            assert_eq!(format!("{:?}", again.steps), format!("{:?}", s.steps), "{}", s.id);
+        }
     }
 
     #[test]
@@ -1276,7 +1429,7 @@ success = false
     #[test]
     fn a_check_with_two_assertions_is_refused() {
         let err = parse(&OK.replace("success = false", "success = false\nstatus = 400")).unwrap_err().to_string();
-        assert!(err.contains("exactly one assertion"), "{err}");
+        assert!(err.contains("steps[2].expect[0]: a check has exactly one assertion"), "{err}");
     }
 
     #[test]
