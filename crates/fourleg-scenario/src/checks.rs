@@ -101,12 +101,58 @@ pub struct Figure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckSpec {
     pub name: &'static str,
-    /// The argument names the check reads (`than`, `permission`, …).
-    pub args: &'static [&'static str],
+    /// The arguments the check reads (`than`, `permission`, …), with their types.
+    pub args: &'static [(&'static str, ArgType)],
     /// The arguments as `suites/README.md` shows them (Markdown).
     pub args_doc: &'static str,
     /// When the check passes, for `suites/README.md` (Markdown).
     pub passes: &'static str,
+}
+
+/// The type of a named check's argument, checked at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    /// A string (a principal, an abstract audience or permission).
+    Text,
+    /// A list of strings.
+    Texts,
+    /// A variable a previous step saved.
+    Variable,
+    Integer,
+    Bool,
+    /// A registered OAuth error code (`invalid_request`).
+    ErrorCode,
+}
+
+impl ArgType {
+    /// Why `v` is not of this type, if it is not.
+    #[must_use]
+    pub fn refuses(self, v: &toml::Value) -> Option<String> {
+        let ok = match self {
+            ArgType::Text | ArgType::Variable => v.is_str(),
+            ArgType::Texts => v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)),
+            ArgType::Integer => v.is_integer(),
+            ArgType::Bool => v.is_bool(),
+            ArgType::ErrorCode => {
+                let code = v.as_str().map(fourleg_core::oauth::ErrorCode::from);
+                if let Some(fourleg_core::oauth::ErrorCode::Extension(c)) = &code {
+                    return Some(format!("`{c}` is not a registered error code"));
+                }
+                code.is_some()
+            }
+        };
+        (!ok).then(|| {
+            let want = match self {
+                ArgType::Text => "a string",
+                ArgType::Texts => "a list of strings",
+                ArgType::Variable => "a variable name (a string)",
+                ArgType::Integer => "an integer",
+                ArgType::Bool => "true or false",
+                ArgType::ErrorCode => "an error code (a string)",
+            };
+            format!("expected {want}, found {v}")
+        })
+    }
 }
 
 /// Every named check, with the arguments it reads and its documentation;
@@ -115,7 +161,7 @@ pub struct CheckSpec {
 pub const TABLE: [CheckSpec; 32] = [
     CheckSpec {
         name: "act_chain",
-        args: &["actors"],
+        args: &[("actors", ArgType::Texts)],
         args_doc: r#"`actors = ["mcp-server", "agent"]`"#,
         passes: "`act` nests exactly these actors, outermost (current) first",
     },
@@ -145,49 +191,49 @@ pub const TABLE: [CheckSpec; 32] = [
     },
     CheckSpec {
         name: "sub_is",
-        args: &["principal"],
+        args: &[("principal", ArgType::Text)],
         args_doc: "`principal`",
         passes: "`sub` identifies that principal",
     },
     CheckSpec {
         name: "sub_same_as",
-        args: &["than"],
+        args: &[("than", ArgType::Variable)],
         args_doc: "`than` (variable)",
         passes: "same `sub` as that token",
     },
     CheckSpec {
         name: "aud_only",
-        args: &["audience"],
+        args: &[("audience", ArgType::Text)],
         args_doc: "`audience`",
         passes: "`aud` is exactly it",
     },
     CheckSpec {
         name: "aud_excludes",
-        args: &["audience"],
+        args: &[("audience", ArgType::Text)],
         args_doc: "`audience`",
         passes: "`aud` does not contain it",
     },
     CheckSpec {
         name: "has_permission",
-        args: &["permission"],
+        args: &[("permission", ArgType::Text)],
         args_doc: "`permission`",
         passes: "in the granted scope (untestable when refused)",
     },
     CheckSpec {
         name: "lacks_permission",
-        args: &["permission"],
+        args: &[("permission", ArgType::Text)],
         args_doc: "`permission`",
         passes: "not in the granted scope (untestable when refused)",
     },
     CheckSpec {
         name: "scope_within",
-        args: &["than"],
+        args: &[("than", ArgType::Variable)],
         args_doc: "`than`",
         passes: "granted permissions ⊆ that token's",
     },
     CheckSpec {
         name: "exp_not_after",
-        args: &["than"],
+        args: &[("than", ArgType::Variable)],
         args_doc: "`than`",
         passes: "`exp` ≤ that token's",
     },
@@ -199,13 +245,13 @@ pub const TABLE: [CheckSpec; 32] = [
     },
     CheckSpec {
         name: "refused_or_trimmed",
-        args: &["permission"],
+        args: &[("permission", ArgType::Text)],
         args_doc: "`permission`",
         passes: "refused, or granted without it and the response reports `scope`",
     },
     CheckSpec {
         name: "scope_reported_if_changed",
-        args: &["requested"],
+        args: &[("requested", ArgType::Texts)],
         args_doc: "`requested` (permissions)",
         passes: "granted = requested, or the response has `scope`",
     },
@@ -217,25 +263,25 @@ pub const TABLE: [CheckSpec; 32] = [
     },
     CheckSpec {
         name: "not_issued_for",
-        args: &["principal"],
+        args: &[("principal", ArgType::Text)],
         args_doc: "`principal`",
         passes: "refused, or the issued `sub` is not that principal",
     },
     CheckSpec {
         name: "refused_or_act_not_injected",
-        args: &["principal"],
+        args: &[("principal", ArgType::Text)],
         args_doc: "`principal` (the planted actor)",
         passes: "refused, or no level of the issued token's `act` names that principal (by any identity the target gives it)",
     },
     CheckSpec {
         name: "within_bound",
-        args: &["bound_ms"],
+        args: &[("bound_ms", ArgType::Integer)],
         args_doc: "`bound_ms`",
         passes: "a `wait` held within the bound (the time is reported as a figure)",
     },
     CheckSpec {
         name: "accepted",
-        args: &["expected"],
+        args: &[("expected", ArgType::Bool)],
         args_doc: "`expected` (bool)",
         passes: "an `accept` step's verdict",
     },
@@ -265,7 +311,7 @@ pub const TABLE: [CheckSpec; 32] = [
     },
     CheckSpec {
         name: "error_if_refused",
-        args: &["error"],
+        args: &[("error", ArgType::ErrorCode)],
         args_doc: "`error`",
         passes: "refused with that error; not-applicable when the request succeeded (refusing was not required)",
     },
@@ -283,13 +329,13 @@ pub const TABLE: [CheckSpec; 32] = [
     },
     CheckSpec {
         name: "refused_or_aud_has",
-        args: &["audience"],
+        args: &[("audience", ArgType::Text)],
         args_doc: "`audience` (literal)",
         passes: "refused (not-applicable: refusing is policy), or the issued token's `aud` contains it (RFC 8707 §2)",
     },
     CheckSpec {
         name: "metadata_lists",
-        args: &["fields"],
+        args: &[("fields", ArgType::Texts)],
         args_doc: "`fields`",
         passes: "the metadata has these members",
     },
@@ -1272,7 +1318,7 @@ mod tests {
     #[test]
     fn each_checks_documented_args_are_the_args_it_accepts() {
         for c in &TABLE {
-            for a in c.args {
+            for (a, _) in c.args {
                 assert!(c.args_doc.contains(&format!("`{a}")), "{}: `{a}` is not documented", c.name);
             }
             assert_eq!(c.args.is_empty(), c.args_doc.is_empty(), "{}: documented args differ", c.name);

@@ -1145,17 +1145,20 @@ impl Scenario {
                             ),
                         ));
                     };
-                    for key in args.keys() {
-                        if !spec.args.contains(&key.as_str()) {
+                    for (key, value) in args {
+                        let Some((_, ty)) = spec.args.iter().find(|(a, _)| a == key) else {
                             let takes = if spec.args.is_empty() {
                                 "takes no argument".to_owned()
                             } else {
-                                format!("takes {}", spec.args.join(", "))
+                                format!("takes {}", spec.args.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", "))
                             };
                             return Err(self.invalid(
                                 f(&format!("args.{key}")),
                                 format!("check `{name}` has no argument `{key}`; it {takes}"),
                             ));
+                        };
+                        if let Some(why) = ty.refuses(value) {
+                            return Err(self.invalid(f(&format!("args.{key}")), format!("check `{name}`: {why}")));
                         }
                     }
                 }
@@ -1396,6 +1399,18 @@ success = false
             let again = Scenario::parse(&text, &s.path, &registry()).unwrap();
             assert_eq!(format!("{:?}", again.steps), format!("{:?}", s.steps), "{}", s.id);
         }
+    }
+
+    #[test]
+    fn a_check_argument_of_the_wrong_type_is_refused() {
+        let with_check = |check: &str, args: &str| {
+            OK.replace("success = false", &format!("check = \"{check}\"\nargs = {{ {args} }}"))
+        };
+        let err = parse(&with_check("within_bound", "bound_ms = \"5000\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0].args.bound_ms") && err.contains("an integer"), "{err}");
+        let err = parse(&with_check("error_if_refused", "error = \"invalid_requets\"")).unwrap_err().to_string();
+        assert!(err.contains("args.error") && err.contains("`invalid_requets` is not a registered"), "{err}");
+        parse(&with_check("error_if_refused", "error = \"invalid_request\"")).unwrap();
     }
 
     #[test]
