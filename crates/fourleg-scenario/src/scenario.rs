@@ -33,7 +33,7 @@ pub enum ScenarioError {
 }
 
 /// A scenario.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Stable kebab-case id; the file's name. Never changes once reported.
@@ -60,7 +60,7 @@ pub struct Scenario {
 }
 
 /// A rule a scenario checks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequirementRef {
     pub id: String,
@@ -306,6 +306,87 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
+/// A step's schema: the common fields and one action table, exactly one
+/// of which is required (what the hand-written `Deserialize` enforces).
+impl schemars::JsonSchema for Step {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut properties = serde_json::Map::new();
+        let mut field = |name: &str, schema: schemars::Schema, doc: &str| {
+            let mut v = schema.to_value();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("description".into(), doc.into());
+            }
+            properties.insert(name.into(), v);
+        };
+        field("save", generator.subschema_for::<String>(), "Saves the step's outcome under this name for later steps.");
+        field("note", generator.subschema_for::<String>(), "Why the step is there (shown in evidence).");
+        field(
+            "require",
+            generator.subschema_for::<Vec<RawExpect>>(),
+            "Preconditions on the step's outcome: they name no rule; when one does not hold, what depends on it is untestable.",
+        );
+        field(
+            "expect",
+            generator.subschema_for::<Vec<RawExpect>>(),
+            "Checks on the step's outcome, each naming a rule.",
+        );
+        for kind in StepKind::ALL {
+            let schema = match kind {
+                StepKind::Token => generator.subschema_for::<TokenStep>(),
+                StepKind::Exchange => generator.subschema_for::<ExchangeStep>(),
+                StepKind::Introspect => generator.subschema_for::<IntrospectStep>(),
+                StepKind::Revoke => generator.subschema_for::<RevokeStep>(),
+                StepKind::Logout => generator.subschema_for::<LogoutStep>(),
+                StepKind::Forge => generator.subschema_for::<ForgeStep>(),
+                StepKind::Hook => generator.subschema_for::<HookStep>(),
+                StepKind::Wait => generator.subschema_for::<WaitStep>(),
+                StepKind::Accept => generator.subschema_for::<AcceptStep>(),
+                StepKind::Metadata => generator.subschema_for::<MetadataStep>(),
+                StepKind::Sleep => generator.subschema_for::<SleepStep>(),
+            };
+            field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
+        }
+        let one_of: Vec<serde_json::Value> =
+            StepKind::ALL.iter().map(|k| serde_json::json!({ "required": [k.as_str()] })).collect();
+        schemars::json_schema!({
+            "description": "One step: exactly one action, an optional variable to save its outcome, and the checks on that outcome.",
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+            "oneOf": one_of,
+        })
+    }
+}
+
+impl schemars::JsonSchema for Guards {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Guards".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let values: Vec<&str> = std::iter::once("later")
+            .chain(StepKind::ALL.iter().filter(|k| **k != StepKind::Sleep).map(|k| k.as_str()))
+            .collect();
+        schemars::json_schema!({
+            "description": "What a failed precondition also makes untestable: `later` (every later step's checks) or a step kind (the later steps of that kind on its tokens).",
+            "type": "string",
+            "enum": values,
+        })
+    }
+}
+
+/// The JSON Schema of a scenario file (`suites/scenario.schema.json`), for
+/// editors; a test keeps the committed one current.
+#[must_use]
+pub fn schema() -> String {
+    let s = schemars::schema_for!(Scenario);
+    serde_json::to_string_pretty(&s).expect("the schema serialises") + "\n"
+}
+
 /// Reads `steps`, so that a step's errors name its index.
 fn deserialize_steps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Step>, D::Error> {
     struct Indexed(usize);
@@ -334,7 +415,7 @@ fn deserialize_steps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<S
 
 /// Obtain a principal's first token: a user's login, or a client's own token
 /// (client credentials).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenStep {
     /// A user (`alice`) or a client (`agent`) of the fixture contract.
@@ -352,7 +433,7 @@ pub struct TokenStep {
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or
 /// malformed on purpose.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeStep {
     /// The requesting client (contract name).
@@ -415,7 +496,7 @@ pub struct ExchangeStep {
 }
 
 /// RFC 7662 introspection of a saved token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectStep {
     pub token: String,
@@ -430,7 +511,7 @@ pub struct IntrospectStep {
 }
 
 /// RFC 7009 revocation of a saved token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeStep {
     pub token: String,
@@ -448,7 +529,7 @@ pub struct RevokeStep {
 }
 
 /// Ends the session of a saved user login.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutStep {
     /// Variable holding a user's `token` step.
@@ -456,7 +537,7 @@ pub struct LogoutStep {
 }
 
 /// Builds a hostile token from a saved one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgeStep {
     pub from: String,
@@ -464,13 +545,14 @@ pub struct ForgeStep {
     /// Claims to set (JSON values; strings `{principal.sub}` and
     /// `{principal.client_id}` name a principal's identity).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub set: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub remove: Vec<String>,
 }
 
 /// Ways of forging a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForgeKind {
     /// `alg: none`, no signature (RFC 8725 §2.1).
@@ -484,7 +566,7 @@ pub enum ForgeKind {
 }
 
 /// Runs a profile hook.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookStep {
     /// `disable_client` or `enable_client`.
@@ -493,7 +575,7 @@ pub struct HookStep {
 }
 
 /// Waits until a condition holds, bounded; the time taken is recorded.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitStep {
     pub until: WaitUntil,
@@ -508,7 +590,7 @@ fn default_interval() -> u64 {
 }
 
 /// How an exchange's client authenticates (`auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientAuth {
     /// The profile's method with the client's real credentials.
@@ -535,7 +617,7 @@ impl ClientAuth {
 }
 
 /// How an introspection call authenticates (`auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IntrospectAuth {
     /// As the profile says.
@@ -545,7 +627,7 @@ pub enum IntrospectAuth {
 }
 
 /// An exchange parameter a step may leave out (`omit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Omit {
     SubjectToken,
@@ -555,7 +637,7 @@ pub enum Omit {
 }
 
 /// A profile hook a step runs (`run`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Hook {
     DisableClient,
@@ -574,7 +656,7 @@ impl Hook {
 }
 
 /// What a `wait` waits for (`until`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitUntil {
     /// Every token introspects `active: false`.
@@ -596,7 +678,7 @@ impl WaitUntil {
 
 /// Judges a token as a stateless resource would: signature by the target's
 /// JWKS, `exp`, and `aud` containing the resource's audience.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptStep {
     pub token: String,
@@ -605,20 +687,22 @@ pub struct AcceptStep {
 }
 
 /// Fetches the target's metadata document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataStep {}
 
 /// Sleeps (bounded to 60 s).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SleepStep {
     pub ms: u64,
 }
 
-/// A check as the TOML spells it: assertions and modifiers side by side,
-/// exactly one assertion set. Read, then made an [`Expect`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A check on a step's outcome, as the TOML spells it: exactly one
+/// assertion (status, status_in, success, error, error_in, header, field,
+/// claim, check) and, for header, field and claim, exactly one modifier.
+/// Read, then typed as an [`Expect`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     /// The requirement id; empty (absent) in a precondition (`require`).
@@ -642,9 +726,11 @@ struct RawExpect {
     /// or an extension code written `extension:<code>`; any other string is
     /// refused at load, so a typo cannot expect an error no server sends.
     #[serde(default, deserialize_with = "deserialize_error")]
+    #[schemars(with = "Option<String>")]
     pub error: Option<ErrorCode>,
     /// The response's `error` is one of these (each as in `error`).
     #[serde(default, deserialize_with = "deserialize_error_in")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub error_in: Option<Vec<ErrorCode>>,
     /// A response header (with `contains`, `equals` or `present`).
     #[serde(default)]
@@ -663,8 +749,10 @@ struct RawExpect {
     #[serde(default)]
     pub present: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub equals: Option<toml::Value>,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
     pub one_of: Option<Vec<toml::Value>>,
     #[serde(default)]
     pub contains: Option<String>,
@@ -682,6 +770,7 @@ struct RawExpect {
     #[serde(default)]
     pub guards: Option<Guards>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub args: BTreeMap<String, toml::Value>,
 }
 
@@ -1411,6 +1500,22 @@ success = false
         let err = parse(&with_check("error_if_refused", "error = \"invalid_requets\"")).unwrap_err().to_string();
         assert!(err.contains("args.error") && err.contains("`invalid_requets` is not a registered"), "{err}");
         parse(&with_check("error_if_refused", "error = \"invalid_request\"")).unwrap();
+    }
+
+    /// `suites/scenario.schema.json` is what the types generate;
+    /// `FOURLEG_REGENERATE=1` rewrites it.
+    #[test]
+    fn the_committed_scenario_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/scenario.schema.json");
+        let want = schema();
+        if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "suites/scenario.schema.json is not what the types generate; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-scenario --lib schema"
+        );
     }
 
     #[test]
