@@ -95,41 +95,268 @@ pub struct Figure {
     pub bound: Option<f64>,
 }
 
-/// Every named check.
-pub const NAMES: [&str; 32] = [
-    "act_chain",
-    "no_act",
-    "act_shape",
-    "act_object",
-    "act_no_nonidentity",
-    "sub_is",
-    "sub_same_as",
-    "aud_only",
-    "aud_excludes",
-    "has_permission",
-    "lacks_permission",
-    "scope_within",
-    "exp_not_after",
-    "scope_is_string",
-    "refused_or_trimmed",
-    "scope_reported_if_changed",
-    "inactive_only",
-    "not_issued_for",
-    "refused_or_act_not_injected",
-    "within_bound",
-    "accepted",
-    "token_type_valid",
-    "issued_type_uri",
-    "error_shape",
-    "metadata_lists",
-    "metadata_jwks_uri",
-    "grant_advertised",
-    "stateless_window",
-    "revocation_ok",
-    "revocation_client_accepted",
-    "error_if_refused",
-    "refused_or_aud_has",
+/// A named check as the scenario format knows it: its name and the `args`
+/// it reads. `args` outside that list are refused at load, naming the check
+/// and the argument, so a misspelt argument cannot silently read as absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub name: &'static str,
+    /// The arguments the check reads (`than`, `permission`, …), with their types.
+    pub args: &'static [(&'static str, ArgType)],
+    /// The arguments as `suites/README.md` shows them (Markdown).
+    pub args_doc: &'static str,
+    /// When the check passes, for `suites/README.md` (Markdown).
+    pub passes: &'static str,
+}
+
+/// The type of a named check's argument, checked at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    /// A string (a principal, an abstract audience or permission).
+    Text,
+    /// A list of strings.
+    Texts,
+    /// A variable a previous step saved.
+    Variable,
+    Integer,
+    Bool,
+    /// A registered OAuth error code (`invalid_request`).
+    ErrorCode,
+}
+
+impl ArgType {
+    /// Why `v` is not of this type, if it is not.
+    #[must_use]
+    pub fn refuses(self, v: &toml::Value) -> Option<String> {
+        let ok = match self {
+            ArgType::Text | ArgType::Variable => v.is_str(),
+            ArgType::Texts => v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)),
+            ArgType::Integer => v.is_integer(),
+            ArgType::Bool => v.is_bool(),
+            ArgType::ErrorCode => {
+                let code = v.as_str().map(fourleg_core::oauth::ErrorCode::from);
+                if let Some(fourleg_core::oauth::ErrorCode::Extension(c)) = &code {
+                    return Some(format!("`{c}` is not a registered error code"));
+                }
+                code.is_some()
+            }
+        };
+        (!ok).then(|| {
+            let want = match self {
+                ArgType::Text => "a string",
+                ArgType::Texts => "a list of strings",
+                ArgType::Variable => "a variable name (a string)",
+                ArgType::Integer => "an integer",
+                ArgType::Bool => "true or false",
+                ArgType::ErrorCode => "an error code (a string)",
+            };
+            format!("expected {want}, found {v}")
+        })
+    }
+}
+
+/// Every named check, with the arguments it reads and its documentation;
+/// the check table of `suites/README.md` is generated from it
+/// ([`readme_table`]) and a test keeps the committed one current.
+pub const TABLE: [CheckSpec; 32] = [
+    CheckSpec {
+        name: "act_chain",
+        args: &[("actors", ArgType::Texts)],
+        args_doc: r#"`actors = ["mcp-server", "agent"]`"#,
+        passes: "`act` nests exactly these actors, outermost (current) first",
+    },
+    CheckSpec {
+        name: "no_act",
+        args: &[],
+        args_doc: "",
+        passes: "no `act` claim",
+    },
+    CheckSpec {
+        name: "act_object",
+        args: &[],
+        args_doc: "",
+        passes: "every `act` level is a non-empty JSON object (RFC 8693 §4.1: no member is required)",
+    },
+    CheckSpec {
+        name: "act_shape",
+        args: &[],
+        args_doc: "",
+        passes: "every `act` level is an object with `sub` or `client_id` (the agent profile's shape)",
+    },
+    CheckSpec {
+        name: "act_no_nonidentity",
+        args: &[],
+        args_doc: "",
+        passes: "no `exp`, `nbf`, `aud` inside any `act`",
+    },
+    CheckSpec {
+        name: "sub_is",
+        args: &[("principal", ArgType::Text)],
+        args_doc: "`principal`",
+        passes: "`sub` identifies that principal",
+    },
+    CheckSpec {
+        name: "sub_same_as",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (variable)",
+        passes: "same `sub` as that token",
+    },
+    CheckSpec {
+        name: "aud_only",
+        args: &[("audience", ArgType::Text)],
+        args_doc: "`audience`",
+        passes: "`aud` is exactly it",
+    },
+    CheckSpec {
+        name: "aud_excludes",
+        args: &[("audience", ArgType::Text)],
+        args_doc: "`audience`",
+        passes: "`aud` does not contain it",
+    },
+    CheckSpec {
+        name: "has_permission",
+        args: &[("permission", ArgType::Text)],
+        args_doc: "`permission`",
+        passes: "in the granted scope (untestable when refused)",
+    },
+    CheckSpec {
+        name: "lacks_permission",
+        args: &[("permission", ArgType::Text)],
+        args_doc: "`permission`",
+        passes: "not in the granted scope (untestable when refused)",
+    },
+    CheckSpec {
+        name: "scope_within",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than`",
+        passes: "granted permissions ⊆ that token's",
+    },
+    CheckSpec {
+        name: "exp_not_after",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than`",
+        passes: "`exp` ≤ that token's",
+    },
+    CheckSpec {
+        name: "scope_is_string",
+        args: &[],
+        args_doc: "",
+        passes: "the `scope` claim, if any, is a string",
+    },
+    CheckSpec {
+        name: "refused_or_trimmed",
+        args: &[("permission", ArgType::Text)],
+        args_doc: "`permission`",
+        passes: "refused, or granted without it and the response reports `scope`",
+    },
+    CheckSpec {
+        name: "scope_reported_if_changed",
+        args: &[("requested", ArgType::Texts)],
+        args_doc: "`requested` (permissions)",
+        passes: "granted = requested, or the response has `scope`",
+    },
+    CheckSpec {
+        name: "inactive_only",
+        args: &[],
+        args_doc: "",
+        passes: r#"introspection is exactly `{"active": false}`"#,
+    },
+    CheckSpec {
+        name: "not_issued_for",
+        args: &[("principal", ArgType::Text)],
+        args_doc: "`principal`",
+        passes: "refused, or the issued `sub` is not that principal",
+    },
+    CheckSpec {
+        name: "refused_or_act_not_injected",
+        args: &[("principal", ArgType::Text)],
+        args_doc: "`principal` (the planted actor)",
+        passes: "refused, or no level of the issued token's `act` names that principal (by any identity the target gives it)",
+    },
+    CheckSpec {
+        name: "within_bound",
+        args: &[("bound_ms", ArgType::Integer)],
+        args_doc: "`bound_ms`",
+        passes: "a `wait` held within the bound (the time is reported as a figure)",
+    },
+    CheckSpec {
+        name: "accepted",
+        args: &[("expected", ArgType::Bool)],
+        args_doc: "`expected` (bool)",
+        passes: "an `accept` step's verdict",
+    },
+    CheckSpec {
+        name: "stateless_window",
+        args: &[],
+        args_doc: "",
+        passes: "reports how long a stateless resource would still accept (figure, info)",
+    },
+    CheckSpec {
+        name: "token_type_valid",
+        args: &[],
+        args_doc: "",
+        passes: "`token_type` is present and not empty (any RFC 6749 §7.1 type, case-insensitive: Bearer, DPoP, N_A, …)",
+    },
+    CheckSpec {
+        name: "issued_type_uri",
+        args: &[],
+        args_doc: "",
+        passes: "`issued_token_type` is a URI",
+    },
+    CheckSpec {
+        name: "error_shape",
+        args: &[],
+        args_doc: "",
+        passes: "a JSON error with `error`, status 400; 401 only for `invalid_client`, and then with `WWW-Authenticate` when the client used the Authorization header (RFC 6749 §5.2)",
+    },
+    CheckSpec {
+        name: "error_if_refused",
+        args: &[("error", ArgType::ErrorCode)],
+        args_doc: "`error`",
+        passes: "refused with that error; not-applicable when the request succeeded (refusing was not required)",
+    },
+    CheckSpec {
+        name: "revocation_ok",
+        args: &[],
+        args_doc: "",
+        passes: "200 (RFC 7009 §2.2); an access token answered `unsupported_token_type` is not-applicable when the profile declares no access-token revocation (untestable when it declares it); a refused client is untestable here (see `revocation_client_accepted`)",
+    },
+    CheckSpec {
+        name: "revocation_client_accepted",
+        args: &[],
+        args_doc: "",
+        passes: "the revoking client (the one the token was issued to) was not refused: no 401, no `invalid_client` (RFC 7009 §2.1)",
+    },
+    CheckSpec {
+        name: "refused_or_aud_has",
+        args: &[("audience", ArgType::Text)],
+        args_doc: "`audience` (literal)",
+        passes: "refused (not-applicable: refusing is policy), or the issued token's `aud` contains it (RFC 8707 §2)",
+    },
+    CheckSpec {
+        name: "metadata_lists",
+        args: &[("fields", ArgType::Texts)],
+        args_doc: "`fields`",
+        passes: "the metadata has these members",
+    },
+    CheckSpec {
+        name: "metadata_jwks_uri",
+        args: &[],
+        args_doc: "",
+        passes: "`jwks_uri` in an OpenID discovery document (OIDC Discovery §3); not-applicable for RFC 8414 metadata, where it is OPTIONAL",
+    },
+    CheckSpec {
+        name: "grant_advertised",
+        args: &[],
+        args_doc: "",
+        passes: "`grant_types_supported` lists token exchange",
+    },
 ];
+
+/// The names of every named check, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|c| c.name)
+}
 
 /// RFC 6749 §5.2: the client authenticated with the `Authorization` header.
 fn used_authorization_header(o: &Outcome) -> bool {
@@ -141,10 +368,22 @@ fn client_refused(o: &Outcome) -> bool {
     o.status == 401 || o.error() == Some("invalid_client")
 }
 
-/// Whether a check of that name exists.
+/// The check table of `suites/README.md`, in [`TABLE`]'s order.
 #[must_use]
-pub fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+pub fn readme_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("| check | args | passes when |\n|---|---|---|\n");
+    for c in &TABLE {
+        let args = if c.args_doc.is_empty() { String::new() } else { format!("{} ", c.args_doc) };
+        let _ = writeln!(out, "| `{}` | {args}| {} |", c.name, c.passes);
+    }
+    out
+}
+
+/// The check of that name, if there is one.
+#[must_use]
+pub fn spec(name: &str) -> Option<&'static CheckSpec> {
+    TABLE.iter().find(|c| c.name == name)
 }
 
 fn arg_str<'a>(args: &'a BTreeMap<String, toml::Value>, key: &str) -> Option<&'a str> {
@@ -1053,20 +1292,37 @@ mod tests {
         assert!(matches!(on("metadata_jwks_uri", &without, &p, None), Verdict::NotApplicable(_)));
     }
 
-    /// `suites/README.md` documents every named check, and nothing else.
+    /// `suites/README.md` documents every named check, and nothing else:
+    /// its check table is the one [`readme_table`] generates from [`TABLE`].
+    /// `FOURLEG_REGENERATE=1` rewrites it.
     #[test]
-    fn the_suites_readme_lists_every_named_check() {
+    fn the_suites_readme_check_table_is_generated_from_the_table() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/README.md");
-        let readme = std::fs::read_to_string(path).unwrap();
-        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
-        let missing: Vec<&str> = NAMES
-            .iter()
-            .copied()
-            .filter(|n| {
-                !rows.iter().any(|r| r.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{n}`"))))
-            })
-            .collect();
-        assert!(missing.is_empty(), "suites/README.md does not document {missing:?}");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme.find("| check | args | passes when |").expect("suites/README.md has a check table");
+        let end = readme[start..].find("\n\n").map_or(readme.len(), |e| start + e + 1);
+        let want = readme_table();
+        if readme[start..end] == want {
+            return;
+        }
+        if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..start], &readme[end..])).unwrap();
+        } else {
+            panic!(
+                "the check table of suites/README.md is not the one checks::TABLE generates; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-scenario --lib readme\n\n{want}"
+            );
+        }
+    }
+
+    /// What the README says a check takes is what load-time validation accepts.
+    #[test]
+    fn each_checks_documented_args_are_the_args_it_accepts() {
+        for c in &TABLE {
+            for (a, _) in c.args {
+                assert!(c.args_doc.contains(&format!("`{a}")), "{}: `{a}` is not documented", c.name);
+            }
+            assert_eq!(c.args.is_empty(), c.args_doc.is_empty(), "{}: documented args differ", c.name);
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fourleg_core::oauth::ErrorCode;
 use fourleg_core::{jose, jwt, Secret};
 use fourleg_target::{token_type, ClientAuthMode, FormValue, Outcome, Target, TargetError, TOKEN_EXCHANGE_GRANT};
 use serde_json::Value;
@@ -21,7 +22,11 @@ use crate::requirement::{Level, Registry};
 use crate::result::{
     worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
 };
-use crate::scenario::{Expect, ForgeKind, Scenario, Step};
+use crate::scenario::{
+    AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind,
+    TokenStep, WaitStep, WaitUntil,
+};
 
 /// The run must stop: the target stopped answering.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -149,7 +154,7 @@ impl Engine {
         let mut hook_failed: Option<String> = None;
         // Failed preconditions: (kind of action, token variable, reason). A
         // later step of that kind on that token depends on them.
-        let mut unmet: Vec<(&'static str, String, String)> = Vec::new();
+        let mut unmet: Vec<(StepKind, String, String)> = Vec::new();
         // A failed precondition guarding every later step.
         let mut unmet_later: Option<String> = None;
         for (i, step) in s.steps.iter().enumerate() {
@@ -158,7 +163,7 @@ impl Engine {
                 Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
                 _ => None,
             });
-            let missing = match (&hook_failed, step.hook.is_some()) {
+            let missing = match (&hook_failed, matches!(step.action, Action::Hook(_))) {
                 (Some(why), false) => Some(format!("an earlier hook failed: {why}")),
                 _ => missing,
             };
@@ -170,7 +175,7 @@ impl Engine {
                 Ok(out) => {
                     result.steps.push(StepRecord {
                         index: i,
-                        kind: step.kind().into(),
+                        kind: step.kind().as_str().into(),
                         summary: out.summary.clone(),
                         http: out.http.clone(),
                         tokens: out.tokens.clone(),
@@ -183,18 +188,17 @@ impl Engine {
                         let (held, message) = self.precondition(e, &out, &vars).await;
                         if !held {
                             let why = format!("precondition of step {i} not met: {message}");
-                            match e.guards.as_deref() {
+                            match e.guards {
                                 None => {
                                     failed_here.get_or_insert_with(|| why.clone());
                                     for v in step.action_tokens() {
                                         unmet.push((step.dependency_kind(), v.to_owned(), why.clone()));
                                     }
                                 }
-                                Some("later") => {
+                                Some(Guards::Later) => {
                                     unmet_later.get_or_insert(why);
                                 }
-                                Some(kind) => {
-                                    let kind = Step::kind_name(kind);
+                                Some(Guards::Kind(kind)) => {
                                     for v in step.action_tokens() {
                                         unmet.push((kind, v.to_owned(), why.clone()));
                                     }
@@ -228,7 +232,7 @@ impl Engine {
                     }
                 }
                 Err(skip) => {
-                    if step.hook.is_some() {
+                    if matches!(step.action, Action::Hook(_)) {
                         if let Skip::Untestable(w) = &skip {
                             hook_failed.get_or_insert_with(|| w.clone());
                         }
@@ -240,7 +244,7 @@ impl Engine {
                     };
                     result.steps.push(StepRecord {
                         index: i,
-                        kind: step.kind().into(),
+                        kind: step.kind().as_str().into(),
                         summary: String::new(),
                         http: Vec::new(),
                         tokens: BTreeMap::new(),
@@ -284,7 +288,7 @@ impl Engine {
 
     /// The reason a step's checks cannot mean anything: an earlier failed
     /// precondition about the same kind of action on a token this step acts on.
-    fn unmet_for(step: &Step, unmet: &[(&'static str, String, String)]) -> Option<String> {
+    fn unmet_for(step: &Step, unmet: &[(StepKind, String, String)]) -> Option<String> {
         let kind = step.dependency_kind();
         let reads = step.reads();
         unmet.iter().find(|(k, v, _)| *k == kind && reads.contains(&v.as_str())).map(|(_, _, why)| why.clone())
@@ -407,379 +411,419 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_lines)] // one arm per step kind
+    /// Runs a step's action: one handler per kind of action.
     async fn step(&self, step: &Step, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        match &step.action {
+            Action::Token(x) => self.token(x).await,
+            Action::Exchange(x) => self.exchange(x, vars).await,
+            Action::Introspect(x) => self.introspect(x, vars).await,
+            Action::Revoke(x) => self.revoke(x, vars).await,
+            Action::Logout(x) => self.logout(x, vars).await,
+            Action::Forge(x) => self.forge(x, vars).await,
+            Action::Hook(x) => self.hook(x).await,
+            Action::Wait(x) => self.wait(x, vars).await,
+            Action::Accept(x) => self.accept(x, vars).await,
+            Action::Metadata(_) => self.metadata().await,
+            Action::Sleep(x) => self.sleep(x).await,
+        }
+    }
+
+    /// The `token` action.
+    async fn token(&self, x: &TokenStep) -> Result<StepOut, Skip> {
         let t = &self.target;
-        if let Some(x) = &step.token {
-            let mut scope = self.scope_values(&x.scope)?;
-            if let Some(m) = &x.may_act {
-                scope.extend(self.may_act_scope(m)?);
-            }
-            let is_user = t.profile.users.contains_key(&x.principal);
-            let via = if x.short_lived {
-                Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
-                    Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
-                })?)
-            } else {
-                None
-            };
-            if !is_user && !t.profile.features.client_credentials {
-                return Err(Skip::Untestable(format!(
-                    "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
-                    x.principal,
-                    t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
-                )));
-            }
-            let res = if is_user {
-                t.user_token_via(&x.principal, &scope, via.as_deref()).await
-            } else {
-                t.client_credentials(&x.principal, &scope).await
-            };
-            let o = match res {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            if is_user && o.is_success() {
-                let mut ids = self.identities.lock().await;
-                let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
-                    client_id: None,
-                    names: [t.profile.users[&x.principal].username.clone()].into(),
-                });
-                let mut updated = id.clone();
-                Self::learn_user(&o, &mut updated);
-                *id = updated;
-            }
-            if !o.is_success() {
-                // Keep the evidence of the refusal; what depends on this
-                // token becomes untestable with the reason.
-                let why = format!("could not obtain the first token of `{}`: {}", x.principal, describe(&o));
-                return Ok(StepOut {
-                    summary: why.clone(),
-                    http: vec![o.evidence.clone()],
-                    var: Some(Var::Missing(why)),
-                    outcome: Some(o),
-                    ..StepOut::default()
-                });
-            }
-            let client =
-                if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+        let mut scope = self.scope_values(&x.scope)?;
+        if let Some(m) = &x.may_act {
+            scope.extend(self.may_act_scope(m)?);
+        }
+        let is_user = t.profile.users.contains_key(&x.principal);
+        let via = if x.short_lived {
+            Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
+                Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
+            })?)
+        } else {
+            None
+        };
+        if !is_user && !t.profile.features.client_credentials {
+            return Err(Skip::Untestable(format!(
+                "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
+                x.principal,
+                t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
+            )));
+        }
+        let res = if is_user {
+            t.user_token_via(&x.principal, &scope, via.as_deref()).await
+        } else {
+            t.client_credentials(&x.principal, &scope).await
+        };
+        let o = match res {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        if is_user && o.is_success() {
+            let mut ids = self.identities.lock().await;
+            let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
+                client_id: None,
+                names: [t.profile.users[&x.principal].username.clone()].into(),
+            });
+            let mut updated = id.clone();
+            Self::learn_user(&o, &mut updated);
+            *id = updated;
+        }
+        if !o.is_success() {
+            // Keep the evidence of the refusal; what depends on this
+            // token becomes untestable with the reason.
+            let why = format!("could not obtain the first token of `{}`: {}", x.principal, describe(&o));
             return Ok(StepOut {
-                summary: format!("first token of {} ({})", x.principal, describe(&o)),
+                summary: why.clone(),
                 http: vec![o.evidence.clone()],
-                var: Some(Var::Http {
-                    outcome: o.clone(),
-                    client,
-                    user: is_user.then(|| x.principal.clone()),
-                    audience: Vec::new(),
-                }),
+                var: Some(Var::Missing(why)),
                 outcome: Some(o),
                 ..StepOut::default()
             });
         }
-        if let Some(x) = &step.exchange {
-            let mut form: Vec<(String, FormValue)> = Vec::new();
-            let omit = |p: &str| x.omit.iter().any(|o| o == p);
-            if !omit("grant_type") {
+        let client =
+            if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
+        Ok(StepOut {
+            summary: format!("first token of {} ({})", x.principal, describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http {
+                outcome: o.clone(),
+                client,
+                user: is_user.then(|| x.principal.clone()),
+                audience: Vec::new(),
+            }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `exchange` action.
+    async fn exchange(&self, x: &ExchangeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let mut form: Vec<(String, FormValue)> = Vec::new();
+        let omit = |p: Omit| x.omit.contains(&p);
+        if !omit(Omit::GrantType) {
+            form.push((
+                "grant_type".into(),
+                FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
+            ));
+        }
+        if !omit(Omit::SubjectToken) {
+            if let Some(lit) = &x.subject_literal {
                 form.push((
-                    "grant_type".into(),
-                    FormValue::Plain(x.grant_type.clone().unwrap_or_else(|| TOKEN_EXCHANGE_GRANT.into())),
+                    "subject_token".into(),
+                    FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() },
+                ));
+            } else if let Some(v) = &x.subject {
+                let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
+                form.push((
+                    "subject_token".into(),
+                    FormValue::Secret { value: tok, label: format!("subject_token: {v}") },
                 ));
             }
-            if !omit("subject_token") {
-                if let Some(lit) = &x.subject_literal {
-                    form.push((
-                        "subject_token".into(),
-                        FormValue::Secret { value: Secret::new(lit.clone()), label: "subject_token: literal".into() },
-                    ));
-                } else if let Some(v) = &x.subject {
-                    let tok = Self::token_of(vars, v, x.subject_field.as_deref())?;
-                    form.push((
-                        "subject_token".into(),
-                        FormValue::Secret { value: tok, label: format!("subject_token: {v}") },
-                    ));
-                }
-            }
-            if !omit("subject_token_type") {
-                let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
-                form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
-            }
-            let has_actor = x.actor.is_some() || x.actor_literal.is_some();
-            if let Some(lit) = &x.actor_literal {
-                form.push((
-                    "actor_token".into(),
-                    FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() },
-                ));
-            } else if let Some(v) = &x.actor {
-                let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
-                form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
-            }
-            if !omit("actor_token_type") && (has_actor || x.actor_token_type.is_some()) {
-                let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
-                form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
-            }
-            for a in &x.audience {
-                let v =
-                    t.profile.audiences.get(a).cloned().ok_or_else(|| {
-                        Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])"))
-                    })?;
-                form.push(("audience".into(), FormValue::Plain(v)));
-            }
-            for a in &x.audience_literal {
-                form.push(("audience".into(), FormValue::Plain(a.clone())));
-            }
-            for r in &x.resource {
-                form.push(("resource".into(), FormValue::Plain(r.clone())));
-            }
-            let mut scope: Vec<String> = Vec::new();
-            if let Some(perms) = &x.scope {
-                scope.extend(self.scope_values(perms)?);
-            }
-            scope.extend(x.scope_literal.iter().cloned());
-            if let Some(m) = &x.may_act {
-                scope.extend(self.may_act_scope(m)?);
-            }
-            if x.scope.is_some() || !scope.is_empty() {
-                form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
-            }
-            if let Some(r) = &x.requested_token_type {
-                form.push(("requested_token_type".into(), FormValue::Plain(token_type::expand(r))));
-            }
-            for (k, v) in &x.params {
-                form.push((k.clone(), FormValue::Plain(v.clone())));
-            }
-            let mode = match x.auth.as_deref() {
-                Some("none") => ClientAuthMode::None,
-                Some("client-id-only") => ClientAuthMode::ClientIdOnly,
-                Some("wrong-secret") => ClientAuthMode::WrongSecret,
-                _ => ClientAuthMode::Profile,
-            };
-            let o = t
-                .post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form)
-                .await;
-            let o = match o {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("token exchange by {}: {}", x.client, describe(&o)),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http {
-                    outcome: o.clone(),
-                    client: Some(x.client.clone()),
-                    user: None,
-                    audience: x.audience.clone(),
-                }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
         }
-        if let Some(x) = &step.introspect {
-            let tok = Self::token_of(vars, &x.token, x.field.as_deref())?;
-            let client = match &x.client {
-                Some(c) => c.clone(),
-                None => self.introspector(&tok, vars.get(&x.token))?,
-            };
-            let mode = if x.auth.as_deref() == Some("none") { ClientAuthMode::None } else { ClientAuthMode::Profile };
-            let o = match t.introspect(&tok, &x.token, &client, mode).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        if !omit(Omit::SubjectTokenType) {
+            let ty = x.subject_token_type.clone().unwrap_or_else(|| "access_token".into());
+            form.push(("subject_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
-        if let Some(x) = &step.revoke {
-            let (tok, label) = match &x.literal {
-                Some(l) => (Secret::new(l.clone()), "a literal token".to_owned()),
-                None => (Self::token_of(vars, &x.token, x.field.as_deref())?, x.token.clone()),
-            };
-            let client = match &x.client {
-                Some(c) => c.clone(),
-                None => self.revoker(&tok, vars.get(&x.token))?,
-            };
-            let o = match t.revoke(&tok, &label, &client, x.hint.as_deref()).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            let access = x.literal.is_none() && x.field.as_deref().unwrap_or("access_token") == "access_token";
-            return Ok(StepOut {
-                summary: format!("revocation of {label} by {client}: {}", describe(&o)),
-                revoked_access_token: Some(access),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        let has_actor = x.actor.is_some() || x.actor_literal.is_some();
+        if let Some(lit) = &x.actor_literal {
+            form.push((
+                "actor_token".into(),
+                FormValue::Secret { value: Secret::new(lit.clone()), label: "actor_token: literal".into() },
+            ));
+        } else if let Some(v) = &x.actor {
+            let tok = Self::token_of(vars, v, x.actor_field.as_deref())?;
+            form.push(("actor_token".into(), FormValue::Secret { value: tok, label: format!("actor_token: {v}") }));
         }
-        if let Some(x) = &step.logout {
-            let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
-                return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
-            };
-            let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
-            let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("logout of {user}: {}", describe(&o)),
-                http: vec![o.evidence.clone()],
-                outcome: Some(o),
-                ..StepOut::default()
-            });
+        if !omit(Omit::ActorTokenType) && (has_actor || x.actor_token_type.is_some()) {
+            let ty = x.actor_token_type.clone().unwrap_or_else(|| "access_token".into());
+            form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
-        if let Some(x) = &step.forge {
-            let src = Self::token_of(vars, &x.from, None)?;
-            let d =
-                jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
-            let mut claims = d.claims.clone();
-            for (k, v) in &x.set {
-                claims[k] = self.resolve_value(v).await;
+        for a in &x.audience {
+            let v = t
+                .profile
+                .audiences
+                .get(a)
+                .cloned()
+                .ok_or_else(|| Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])")))?;
+            form.push(("audience".into(), FormValue::Plain(v)));
+        }
+        for a in &x.audience_literal {
+            form.push(("audience".into(), FormValue::Plain(a.clone())));
+        }
+        for r in &x.resource {
+            form.push(("resource".into(), FormValue::Plain(r.clone())));
+        }
+        let mut scope: Vec<String> = Vec::new();
+        if let Some(perms) = &x.scope {
+            scope.extend(self.scope_values(perms)?);
+        }
+        scope.extend(x.scope_literal.iter().cloned());
+        if let Some(m) = &x.may_act {
+            scope.extend(self.may_act_scope(m)?);
+        }
+        if x.scope.is_some() || !scope.is_empty() {
+            form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
+        }
+        if let Some(r) = &x.requested_token_type {
+            form.push(("requested_token_type".into(), FormValue::Plain(token_type::expand(r))));
+        }
+        for (k, v) in &x.params {
+            form.push((k.clone(), FormValue::Plain(v.clone())));
+        }
+        let mode = x.auth.map_or(ClientAuthMode::Profile, ClientAuth::mode);
+        let o =
+            t.post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form).await;
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("token exchange by {}: {}", x.client, describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http {
+                outcome: o.clone(),
+                client: Some(x.client.clone()),
+                user: None,
+                audience: x.audience.clone(),
+            }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `introspect` action.
+    async fn introspect(&self, x: &IntrospectStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let tok = Self::token_of(vars, &x.token, x.field.as_deref())?;
+        let client = match &x.client {
+            Some(c) => c.clone(),
+            None => self.introspector(&tok, vars.get(&x.token))?,
+        };
+        let mode = match x.auth {
+            Some(IntrospectAuth::None) => ClientAuthMode::None,
+            Some(IntrospectAuth::Profile) | None => ClientAuthMode::Profile,
+        };
+        let o = match t.introspect(&tok, &x.token, &client, mode).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("introspection of {} as {client}: active={}", x.token, o.body["active"]),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `revoke` action.
+    async fn revoke(&self, x: &RevokeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let (tok, label) = match &x.literal {
+            Some(l) => (Secret::new(l.clone()), "a literal token".to_owned()),
+            None => (Self::token_of(vars, &x.token, x.field.as_deref())?, x.token.clone()),
+        };
+        let client = match &x.client {
+            Some(c) => c.clone(),
+            None => self.revoker(&tok, vars.get(&x.token))?,
+        };
+        let o = match t.revoke(&tok, &label, &client, x.hint.as_deref()).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let access = x.literal.is_none() && x.field.as_deref().unwrap_or("access_token") == "access_token";
+        Ok(StepOut {
+            summary: format!("revocation of {label} by {client}: {}", describe(&o)),
+            revoked_access_token: Some(access),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: Some(client), user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `logout` action.
+    async fn logout(&self, x: &LogoutStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
+            return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
+        };
+        let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
+        let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("logout of {user}: {}", describe(&o)),
+            http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `forge` action.
+    async fn forge(&self, x: &ForgeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let src = Self::token_of(vars, &x.from, None)?;
+        let d = jwt::decode(src.expose()).map_err(|e| Skip::Untestable(format!("`{}` is not a JWT: {e}", x.from)))?;
+        let mut claims = d.claims.clone();
+        for (k, v) in &x.set {
+            claims[k] = self.resolve_value(v).await;
+        }
+        for k in &x.remove {
+            if let Some(o) = claims.as_object_mut() {
+                o.remove(k);
             }
-            for k in &x.remove {
-                if let Some(o) = claims.as_object_mut() {
-                    o.remove(k);
-                }
+        }
+        let forged = match x.kind {
+            ForgeKind::AlgNone => forge::alg_none(&claims),
+            ForgeKind::Edit => forge::edit(src.expose(), &claims).map_err(|e| Skip::Error(e.to_string()))?,
+            ForgeKind::ForeignIssuer => forge::foreign_issuer(&claims),
+            ForgeKind::Hs256PublicKey => {
+                let jwks = match self.jwks().await {
+                    Ok(j) => j,
+                    Err(e) => return Err(self.down_or_error(e).await),
+                };
+                forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
             }
-            let forged = match x.kind {
-                ForgeKind::AlgNone => forge::alg_none(&claims),
-                ForgeKind::Edit => forge::edit(src.expose(), &claims).map_err(|e| Skip::Error(e.to_string()))?,
-                ForgeKind::ForeignIssuer => forge::foreign_issuer(&claims),
-                ForgeKind::Hs256PublicKey => {
-                    let jwks = match self.jwks().await {
-                        Ok(j) => j,
+        };
+        // The evidence: what was forged, decoded (the token itself is never kept).
+        let tokens = jwt::decode(&forged).map(|d| BTreeMap::from([("forged".to_owned(), d)])).unwrap_or_default();
+        Ok(StepOut {
+            summary: format!("forged a {:?} token from {}", x.kind, x.from),
+            var: Some(Var::Forged(Secret::new(forged))),
+            tokens,
+            ..StepOut::default()
+        })
+    }
+
+    /// The `hook` action.
+    async fn hook(&self, x: &HookStep) -> Result<StepOut, Skip> {
+        self.target.run_hook(x.run.as_str(), &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
+        Ok(StepOut { summary: format!("hook {} for {}", x.run.as_str(), x.client), ..StepOut::default() })
+    }
+
+    /// The `wait` action.
+    async fn wait(&self, x: &WaitStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let begin = Instant::now();
+        // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
+        let leeway_s =
+            if x.until == WaitUntil::Expired { t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s) } else { 0 };
+        let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
+        let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
+        let mut last = Vec::new();
+        let mut pending: Vec<String>;
+        loop {
+            pending = Vec::new();
+            for name in &x.tokens {
+                let tok = Self::token_of(vars, name, None)?;
+                if x.until == WaitUntil::Expired {
+                    let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
+                    if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
+                        pending.push(name.clone());
+                    }
+                } else {
+                    let client = self.introspector(&tok, vars.get(name))?;
+                    let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
+                        Ok(o) => o,
                         Err(e) => return Err(self.down_or_error(e).await),
                     };
-                    forge::hs256_with_public_key(&claims, &jwks).map_err(|e| Skip::Untestable(e.to_string()))?
-                }
-            };
-            // The evidence: what was forged, decoded (the token itself is never kept).
-            let tokens = jwt::decode(&forged).map(|d| BTreeMap::from([("forged".to_owned(), d)])).unwrap_or_default();
-            return Ok(StepOut {
-                summary: format!("forged a {:?} token from {}", x.kind, x.from),
-                var: Some(Var::Forged(Secret::new(forged))),
-                tokens,
-                ..StepOut::default()
-            });
-        }
-        if let Some(x) = &step.hook {
-            self.target.run_hook(&x.run, &x.client).await.map_err(|e| Skip::Untestable(e.to_string()))?;
-            return Ok(StepOut { summary: format!("hook {} for {}", x.run, x.client), ..StepOut::default() });
-        }
-        if let Some(x) = &step.wait {
-            let begin = Instant::now();
-            // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
-            let leeway_s = if x.until.as_str() == "expired" {
-                t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s)
-            } else {
-                0
-            };
-            let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
-            let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
-            let mut last = Vec::new();
-            let mut pending: Vec<String>;
-            loop {
-                pending = Vec::new();
-                for name in &x.tokens {
-                    let tok = Self::token_of(vars, name, None)?;
-                    if x.until.as_str() == "expired" {
-                        let exp = jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64());
-                        if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
-                            pending.push(name.clone());
-                        }
-                    } else {
-                        let client = self.introspector(&tok, vars.get(name))?;
-                        let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
-                            Ok(o) => o,
-                            Err(e) => return Err(self.down_or_error(e).await),
-                        };
-                        if o.body["active"] != Value::Bool(false) {
-                            pending.push(name.clone());
-                        }
-                        last.push(o.evidence);
+                    if o.body["active"] != Value::Bool(false) {
+                        pending.push(name.clone());
                     }
+                    last.push(o.evidence);
                 }
-                if pending.is_empty() || begin.elapsed() >= timeout {
-                    break;
-                }
-                last.clear();
-                tokio::time::sleep(Duration::from_millis(x.interval_ms)).await;
             }
-            let w = WaitOutcome {
-                held: pending.is_empty(),
-                elapsed_ms: ms(begin.elapsed()),
-                timeout_ms: x.timeout_ms,
-                pending: pending.clone(),
-            };
-            let until = if leeway > 0 { format!("{} (exp + {leeway} s leeway)", x.until) } else { x.until.clone() };
-            return Ok(StepOut {
-                summary: if w.held {
-                    format!("{until} held after {} ms", w.elapsed_ms)
-                } else {
-                    format!("{until} did not hold within {} ms for {}", ms(timeout), pending.join(", "))
-                },
-                http: last,
-                wait: Some(w),
-                ..StepOut::default()
-            });
+            if pending.is_empty() || begin.elapsed() >= timeout {
+                break;
+            }
+            last.clear();
+            tokio::time::sleep(Duration::from_millis(x.interval_ms)).await;
         }
-        if let Some(x) = &step.accept {
-            let tok = Self::token_of(vars, &x.token, None)?;
-            let jwks = match self.jwks().await {
-                Ok(j) => j,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
-            let a = match jwt::decode(tok.expose()) {
-                Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
-                Ok(d) => {
-                    let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
-                    // Any algorithm the issuer's keys admit (RFC 8725 §3.1), not only RS256/ES256.
-                    let sig = jose::Jwks::from_value(&jwks)
-                        .map_err(|e| e.to_string())
-                        .and_then(|keys| keys.verify(tok.expose()).map_err(|e| e.to_string()));
-                    let aud_ok = checks::aud_set(&d.claims).contains(&aud);
-                    let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
-                        (Err(e), _, _) => (false, format!("signature does not verify with the issuer's JWKS: {e}")),
-                        (_, false, _) => (false, format!("aud does not contain {aud}")),
-                        (_, _, false) => (false, "expired".to_owned()),
-                        (Ok(_), true, true) => {
-                            (true, format!("valid signature, aud contains {aud}, {remaining} s until exp"))
-                        }
-                    };
-                    AcceptOutcome { accepted, reason, remaining_s: remaining }
-                }
-            };
-            return Ok(StepOut {
-                summary: format!("stateless check of {} by {}: {}", x.token, x.resource, a.reason),
-                accept: Some(a),
-                ..StepOut::default()
-            });
-        }
-        if step.metadata.is_some() {
-            let url = t.metadata_url.clone().ok_or_else(|| {
-                Skip::Untestable("the profile configures no discovery (endpoints.issuer with discovery)".into())
-            })?;
-            let o = match t.get("metadata", &url).await {
-                Ok(o) => o,
-                Err(e) => return Err(self.down_or_error(e).await),
-            };
-            return Ok(StepOut {
-                summary: format!("metadata {}: {}", url, o.status),
-                http: vec![o.evidence.clone()],
-                var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
-                outcome: Some(o),
-                ..StepOut::default()
-            });
-        }
-        if let Some(x) = &step.sleep {
-            tokio::time::sleep(Duration::from_millis(x.ms)).await;
-            return Ok(StepOut { summary: format!("slept {} ms", x.ms), ..StepOut::default() });
-        }
-        Err(Skip::Error("a step without action".into()))
+        let w = WaitOutcome {
+            held: pending.is_empty(),
+            elapsed_ms: ms(begin.elapsed()),
+            timeout_ms: x.timeout_ms,
+            pending: pending.clone(),
+        };
+        let until = if leeway > 0 {
+            format!("{} (exp + {leeway} s leeway)", x.until.as_str())
+        } else {
+            x.until.as_str().to_owned()
+        };
+        Ok(StepOut {
+            summary: if w.held {
+                format!("{until} held after {} ms", w.elapsed_ms)
+            } else {
+                format!("{until} did not hold within {} ms for {}", ms(timeout), pending.join(", "))
+            },
+            http: last,
+            wait: Some(w),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `accept` action.
+    async fn accept(&self, x: &AcceptStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let tok = Self::token_of(vars, &x.token, None)?;
+        let jwks = match self.jwks().await {
+            Ok(j) => j,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
+        let a = match jwt::decode(tok.expose()) {
+            Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
+            Ok(d) => {
+                let remaining = d.claims["exp"].as_i64().map_or(0, |e| e - now_s());
+                // Any algorithm the issuer's keys admit (RFC 8725 §3.1), not only RS256/ES256.
+                let sig = jose::Jwks::from_value(&jwks)
+                    .map_err(|e| e.to_string())
+                    .and_then(|keys| keys.verify(tok.expose()).map_err(|e| e.to_string()));
+                let aud_ok = checks::aud_set(&d.claims).contains(&aud);
+                let (accepted, reason) = match (sig, aud_ok, remaining > 0) {
+                    (Err(e), _, _) => (false, format!("signature does not verify with the issuer's JWKS: {e}")),
+                    (_, false, _) => (false, format!("aud does not contain {aud}")),
+                    (_, _, false) => (false, "expired".to_owned()),
+                    (Ok(_), true, true) => {
+                        (true, format!("valid signature, aud contains {aud}, {remaining} s until exp"))
+                    }
+                };
+                AcceptOutcome { accepted, reason, remaining_s: remaining }
+            }
+        };
+        Ok(StepOut {
+            summary: format!("stateless check of {} by {}: {}", x.token, x.resource, a.reason),
+            accept: Some(a),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `metadata` action.
+    async fn metadata(&self) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let url = t.metadata_url.clone().ok_or_else(|| {
+            Skip::Untestable("the profile configures no discovery (endpoints.issuer with discovery)".into())
+        })?;
+        let o = match t.get("metadata", &url).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("metadata {}: {}", url, o.status),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `sleep` action.
+    async fn sleep(&self, x: &SleepStep) -> Result<StepOut, Skip> {
+        tokio::time::sleep(Duration::from_millis(x.ms)).await;
+        Ok(StepOut { summary: format!("slept {} ms", x.ms), ..StepOut::default() })
     }
 
     /// `{agent.sub}`-style values resolve to a principal's identity.
@@ -889,20 +933,18 @@ impl Engine {
             }
         };
         let mut figure = None;
-        let verdict = if let Some(want) = e.status {
-            match o {
+        let verdict = match &e.assertion {
+            &Assertion::Status(want) => match o {
                 Some(o) if o.status == want => pass(format!("status {want}")),
                 Some(o) => fail(format!("expected status {want}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.status_in {
-            match o {
+            },
+            Assertion::StatusIn(want) => match o {
                 Some(o) if want.contains(&o.status) => pass(format!("status {}", o.status)),
                 Some(o) => fail(format!("expected status in {want:?}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = e.success {
-            match o {
+            },
+            &Assertion::Success(want) => match o {
                 Some(o) if want && o.is_success() && o.body["access_token"].is_string() => {
                     pass(format!("{}: a token was issued", o.status))
                 }
@@ -916,39 +958,41 @@ impl Engine {
                 }
                 Some(o) => fail(format!("expected a refusal (4xx), got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.error {
-            match o {
+            },
+            Assertion::Error(want) => match o {
                 Some(o) if o.error() == Some(want.as_str()) => pass(format!("error {want}")),
                 Some(o) if o.is_success() => {
                     fail(format!("expected error {want}, but the request succeeded ({})", o.status))
                 }
                 Some(o) => fail(format!("expected error {want}, got {}", describe(o))),
                 None => (Status::Untestable, "no response".into()),
-            }
-        } else if let Some(want) = &e.error_in {
-            match o {
-                Some(o) if o.error().is_some_and(|x| want.iter().any(|w| w == x)) => {
-                    pass(format!("error {}", o.error().unwrap_or("")))
+            },
+            Assertion::ErrorIn(want) => {
+                let want: Vec<&str> = want.iter().map(ErrorCode::as_str).collect();
+                match o {
+                    Some(o) if o.error().is_some_and(|x| want.contains(&x)) => {
+                        pass(format!("error {}", o.error().unwrap_or("")))
+                    }
+                    Some(o) if o.is_success() => {
+                        fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status))
+                    }
+                    Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
+                    None => (Status::Untestable, "no response".into()),
                 }
-                Some(o) if o.is_success() => {
-                    fail(format!("expected one of errors {want:?}, but the request succeeded ({})", o.status))
+            }
+            Assertion::Header { name: h, modifier } => {
+                let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
+                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
+            }
+            Assertion::Field { path: f, modifier } => {
+                let v = o.and_then(|o| path(&o.body, f));
+                if o.is_none() {
+                    (Status::Untestable, "no response".into())
+                } else {
+                    self.modifier(modifier, &format!("field {f}"), v.as_ref()).await
                 }
-                Some(o) => fail(format!("expected one of errors {want:?}, got {}", describe(o))),
-                None => (Status::Untestable, "no response".into()),
             }
-        } else if let Some(h) = &e.header {
-            let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
-            self.modifier(e, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
-        } else if let Some(f) = &e.field {
-            let v = o.and_then(|o| path(&o.body, f));
-            if o.is_none() {
-                (Status::Untestable, "no response".into())
-            } else {
-                self.modifier(e, &format!("field {f}"), v.as_ref()).await
-            }
-        } else if let Some(c) = &e.claim {
-            match &token_claims {
+            Assertion::Claim { path: c, modifier } => match &token_claims {
                 None => (
                     Status::Untestable,
                     match o {
@@ -956,102 +1000,98 @@ impl Engine {
                         _ => format!("no decodable token to check claim {c}"),
                     },
                 ),
-                Some(claims) => self.modifier(e, &format!("claim {c}"), path(claims, c).as_ref()).await,
+                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()).await,
+            },
+            Assertion::Check { name, args } => {
+                let mut ids = BTreeMap::new();
+                for p in Self::principals_named(args) {
+                    ids.insert(p.clone(), self.identity(&p).await);
+                }
+                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
+                let input = Input {
+                    outcome: o,
+                    claims: token_claims.as_ref(),
+                    than: than.as_ref(),
+                    identities: &ids,
+                    profile: &self.target.profile,
+                    args,
+                    wait: out.wait.as_ref(),
+                    accept: out.accept.as_ref(),
+                    revoked_access_token: out.revoked_access_token,
+                };
+                let (v, f) = checks::run(name, &input);
+                figure = f;
+                match v {
+                    Verdict::Pass(m) => pass(m),
+                    Verdict::Fail(m) => fail(m),
+                    Verdict::Untestable(m) => (Status::Untestable, m),
+                    Verdict::NotApplicable(m) => (Status::NotApplicable, m),
+                }
             }
-        } else if let Some(name) = &e.check {
-            let mut ids = BTreeMap::new();
-            for p in Self::principals_named(e) {
-                ids.insert(p.clone(), self.identity(&p).await);
-            }
-            let than = e.args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
-            let input = Input {
-                outcome: o,
-                claims: token_claims.as_ref(),
-                than: than.as_ref(),
-                identities: &ids,
-                profile: &self.target.profile,
-                args: &e.args,
-                wait: out.wait.as_ref(),
-                accept: out.accept.as_ref(),
-                revoked_access_token: out.revoked_access_token,
-            };
-            let (v, f) = checks::run(name, &input);
-            figure = f;
-            match v {
-                Verdict::Pass(m) => pass(m),
-                Verdict::Fail(m) => fail(m),
-                Verdict::Untestable(m) => (Status::Untestable, m),
-                Verdict::NotApplicable(m) => (Status::NotApplicable, m),
-            }
-        } else {
-            (Status::Error, "a check without assertion".into())
         };
         (verdict, figure)
     }
 
-    fn principals_named(e: &Expect) -> Vec<String> {
+    /// The principals a named check's arguments name, whose identities it needs.
+    fn principals_named(args: &BTreeMap<String, toml::Value>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        if let Some(p) = &e.principal {
-            out.push(p.clone());
-        }
         for key in ["principal", "user"] {
-            if let Some(s) = e.args.get(key).and_then(toml::Value::as_str) {
+            if let Some(s) = args.get(key).and_then(toml::Value::as_str) {
                 out.push(s.to_owned());
             }
         }
-        if let Some(a) = e.args.get("actors").and_then(toml::Value::as_array) {
+        if let Some(a) = args.get("actors").and_then(toml::Value::as_array) {
             out.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned)));
         }
         out
     }
 
-    async fn modifier(&self, e: &Expect, what: &str, v: Option<&Value>) -> (Status, String) {
+    async fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
         let shown = v.map_or_else(|| "absent".to_owned(), evidence_value);
-        if let Some(want) = e.present {
-            return match (want, v.is_some_and(|v| !v.is_null())) {
+        match m {
+            &Modifier::Present(want) => match (want, v.is_some_and(|v| !v.is_null())) {
                 (true, true) => (Status::Pass, format!("{what} present ({shown})")),
                 (true, false) => (Status::Fail, format!("{what} missing")),
                 (false, false) => (Status::Pass, format!("{what} absent")),
                 (false, true) => (Status::Fail, format!("{what} present but must not be ({shown})")),
-            };
+            },
+            Modifier::Equals(want) => {
+                let want = serde_json::to_value(want).unwrap_or(Value::Null);
+                if v == Some(&want) {
+                    (Status::Pass, format!("{what} = {shown}"))
+                } else {
+                    (Status::Fail, format!("expected {what} = {want}, found {shown}"))
+                }
+            }
+            Modifier::OneOf(list) => {
+                let list: Vec<Value> = list.iter().filter_map(|x| serde_json::to_value(x).ok()).collect();
+                if v.is_some_and(|v| list.contains(v)) {
+                    (Status::Pass, format!("{what} = {shown}"))
+                } else {
+                    (Status::Fail, format!("expected {what} in {}, found {shown}", Value::Array(list)))
+                }
+            }
+            Modifier::Contains(sub) => {
+                let text = match v {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                if text.to_ascii_lowercase().contains(&sub.to_ascii_lowercase()) {
+                    (Status::Pass, format!("{what} contains {sub} ({shown})"))
+                } else {
+                    (Status::Fail, format!("expected {what} to contain {sub}, found {shown}"))
+                }
+            }
+            Modifier::Principal(p) => {
+                let id = self.identity(p).await;
+                if v.is_some_and(|v| id.matches(v)) {
+                    (Status::Pass, format!("{what} identifies {p} ({shown})"))
+                } else {
+                    (Status::Fail, format!("expected {what} to identify {p}, found {shown}"))
+                }
+            }
         }
-        if let Some(want) = &e.equals {
-            let want = serde_json::to_value(want).unwrap_or(Value::Null);
-            return if v == Some(&want) {
-                (Status::Pass, format!("{what} = {shown}"))
-            } else {
-                (Status::Fail, format!("expected {what} = {want}, found {shown}"))
-            };
-        }
-        if let Some(list) = &e.one_of {
-            let list: Vec<Value> = list.iter().filter_map(|x| serde_json::to_value(x).ok()).collect();
-            return if v.is_some_and(|v| list.contains(v)) {
-                (Status::Pass, format!("{what} = {shown}"))
-            } else {
-                (Status::Fail, format!("expected {what} in {}, found {shown}", Value::Array(list)))
-            };
-        }
-        if let Some(sub) = &e.contains {
-            let text = match v {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            return if text.to_ascii_lowercase().contains(&sub.to_ascii_lowercase()) {
-                (Status::Pass, format!("{what} contains {sub} ({shown})"))
-            } else {
-                (Status::Fail, format!("expected {what} to contain {sub}, found {shown}"))
-            };
-        }
-        if let Some(p) = &e.principal {
-            let id = self.identity(p).await;
-            return if v.is_some_and(|v| id.matches(v)) {
-                (Status::Pass, format!("{what} identifies {p} ({shown})"))
-            } else {
-                (Status::Fail, format!("expected {what} to identify {p}, found {shown}"))
-            };
-        }
-        (Status::Error, "no modifier".into())
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::engine::{Engine, TargetDown};
 use crate::result::{Run, ScenarioResult, Status, Summary, TargetInfo, SCHEMA_VERSION};
-use crate::scenario::Scenario;
+use crate::scenario::{Action, Scenario};
 
 /// Receives results as they arrive (a live line per scenario).
 pub trait Observer: Send + Sync {
@@ -30,7 +30,7 @@ impl Observer for Quiet {
 /// Whether a scenario changes state other scenarios rely on.
 #[must_use]
 pub fn is_exclusive(s: &Scenario) -> bool {
-    s.steps.iter().any(|st| st.hook.is_some())
+    s.steps.iter().any(|st| matches!(st.action, Action::Hook(_)))
 }
 
 /// RFC 3339 UTC of now, to the second.

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use fourleg_core::oauth::ErrorCode;
+use fourleg_target::ClientAuthMode;
+use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::checks;
 use crate::requirement::{Level, Registry};
@@ -31,7 +33,7 @@ pub enum ScenarioError {
 }
 
 /// A scenario.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Stable kebab-case id; the file's name. Never changes once reported.
@@ -50,6 +52,7 @@ pub struct Scenario {
     pub requires: Vec<String>,
     /// The rules it checks, with their levels (must match the registry).
     pub requirements: Vec<RequirementRef>,
+    #[serde(deserialize_with = "deserialize_steps")]
     pub steps: Vec<Step>,
     /// Where the file was read from (not part of the format).
     #[serde(skip)]
@@ -57,7 +60,7 @@ pub struct Scenario {
 }
 
 /// A rule a scenario checks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequirementRef {
     pub id: String,
@@ -66,37 +69,19 @@ pub struct RequirementRef {
 
 /// One step: exactly one action, an optional variable to save its outcome,
 /// and the checks on that outcome.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// In the TOML the action is a table named after its kind beside the common
+/// fields (`[steps.exchange]`); [`Step`]'s hand-written `Deserialize` reads
+/// that form and refuses a step with no action or with two, naming the step.
+#[derive(Debug, Clone, Serialize)]
 pub struct Step {
     /// Saves the step's outcome under this name for later steps.
-    #[serde(default)]
     pub save: Option<String>,
     /// Why the step is there (shown in evidence).
-    #[serde(default)]
     pub note: Option<String>,
-    #[serde(default)]
-    pub token: Option<TokenStep>,
-    #[serde(default)]
-    pub exchange: Option<ExchangeStep>,
-    #[serde(default)]
-    pub introspect: Option<IntrospectStep>,
-    #[serde(default)]
-    pub revoke: Option<RevokeStep>,
-    #[serde(default)]
-    pub logout: Option<LogoutStep>,
-    #[serde(default)]
-    pub forge: Option<ForgeStep>,
-    #[serde(default)]
-    pub hook: Option<HookStep>,
-    #[serde(default)]
-    pub wait: Option<WaitStep>,
-    #[serde(default)]
-    pub accept: Option<AcceptStep>,
-    #[serde(default)]
-    pub metadata: Option<MetadataStep>,
-    #[serde(default)]
-    pub sleep: Option<SleepStep>,
+    /// What the step does.
+    #[serde(flatten)]
+    pub action: Action,
     /// Preconditions on the step's outcome (`[[steps.require]]`): what must
     /// hold for the scenario's checks to mean anything ("a fresh token
     /// introspects active", "the setup exchange succeeds"). A precondition
@@ -105,15 +90,332 @@ pub struct Step {
     /// Those are the checks of this step, and the checks of every later step
     /// of the same kind (introspection, exchange, …) that reads a token this
     /// step read or saved.
-    #[serde(default)]
     pub require: Vec<Expect>,
-    #[serde(default)]
     pub expect: Vec<Expect>,
+}
+
+/// The one action of a step, with its parameters.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Token(TokenStep),
+    Exchange(Box<ExchangeStep>),
+    Introspect(IntrospectStep),
+    Revoke(RevokeStep),
+    Logout(LogoutStep),
+    Forge(ForgeStep),
+    Hook(HookStep),
+    Wait(WaitStep),
+    Accept(AcceptStep),
+    Metadata(MetadataStep),
+    Sleep(SleepStep),
+}
+
+/// The kind of a step's action without its parameters: the name of its
+/// table in the TOML, a precondition's `guards`, the step records' `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    Token,
+    Exchange,
+    Introspect,
+    Revoke,
+    Logout,
+    Forge,
+    Hook,
+    Wait,
+    Accept,
+    Metadata,
+    Sleep,
+}
+
+impl StepKind {
+    /// Every kind, in the order the format documents them.
+    pub const ALL: [StepKind; 11] = [
+        StepKind::Token,
+        StepKind::Exchange,
+        StepKind::Introspect,
+        StepKind::Revoke,
+        StepKind::Logout,
+        StepKind::Forge,
+        StepKind::Hook,
+        StepKind::Wait,
+        StepKind::Accept,
+        StepKind::Metadata,
+        StepKind::Sleep,
+    ];
+
+    /// The name of the action's table in the TOML (`exchange`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Token => "token",
+            StepKind::Exchange => "exchange",
+            StepKind::Introspect => "introspect",
+            StepKind::Revoke => "revoke",
+            StepKind::Logout => "logout",
+            StepKind::Forge => "forge",
+            StepKind::Hook => "hook",
+            StepKind::Wait => "wait",
+            StepKind::Accept => "accept",
+            StepKind::Metadata => "metadata",
+            StepKind::Sleep => "sleep",
+        }
+    }
+
+    /// The kind whose table is called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// `token, exchange, …, sleep`, for messages.
+    fn list() -> String {
+        Self::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Action {
+    /// The action's kind.
+    #[must_use]
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::Token(_) => StepKind::Token,
+            Action::Exchange(_) => StepKind::Exchange,
+            Action::Introspect(_) => StepKind::Introspect,
+            Action::Revoke(_) => StepKind::Revoke,
+            Action::Logout(_) => StepKind::Logout,
+            Action::Forge(_) => StepKind::Forge,
+            Action::Hook(_) => StepKind::Hook,
+            Action::Wait(_) => StepKind::Wait,
+            Action::Accept(_) => StepKind::Accept,
+            Action::Metadata(_) => StepKind::Metadata,
+            Action::Sleep(_) => StepKind::Sleep,
+        }
+    }
+
+    /// Reads the action table of `kind` as the next value of `map`.
+    fn next_value<'de, A: de::MapAccess<'de>>(kind: StepKind, map: &mut A) -> Result<Self, A::Error> {
+        Ok(match kind {
+            StepKind::Token => Action::Token(map.next_value()?),
+            StepKind::Exchange => Action::Exchange(Box::new(map.next_value()?)),
+            StepKind::Introspect => Action::Introspect(map.next_value()?),
+            StepKind::Revoke => Action::Revoke(map.next_value()?),
+            StepKind::Logout => Action::Logout(map.next_value()?),
+            StepKind::Forge => Action::Forge(map.next_value()?),
+            StepKind::Hook => Action::Hook(map.next_value()?),
+            StepKind::Wait => Action::Wait(map.next_value()?),
+            StepKind::Accept => Action::Accept(map.next_value()?),
+            StepKind::Metadata => Action::Metadata(map.next_value()?),
+            StepKind::Sleep => Action::Sleep(map.next_value()?),
+        })
+    }
+}
+
+/// Reads a step; `index` (its place in `steps`) names it in errors.
+struct StepVisitor {
+    index: Option<usize>,
+}
+
+impl StepVisitor {
+    fn at(&self) -> String {
+        self.index.map_or_else(|| "step".to_owned(), |i| format!("steps[{i}]"))
+    }
+
+    /// Types a `require` or `expect` list, naming the check in errors.
+    fn expects<E: de::Error>(&self, list: &str, raw: Vec<RawExpect>) -> Result<Vec<Expect>, E> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(j, r)| r.into_expect().map_err(|m| E::custom(format!("{}.{list}[{j}]: {m}", self.at()))))
+            .collect()
+    }
+}
+
+impl<'de> de::Visitor<'de> for StepVisitor {
+    type Value = Step;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a step: one action table ({}) beside save, note, require and expect", StepKind::list())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+        let (mut save, mut note, mut require, mut expect) = (None, None, Vec::new(), Vec::new());
+        let mut actions: Vec<Action> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "save" => save = Some(map.next_value()?),
+                "note" => note = Some(map.next_value()?),
+                "require" => require = self.expects("require", map.next_value()?)?,
+                "expect" => expect = self.expects("expect", map.next_value()?)?,
+                other => match StepKind::from_name(other) {
+                    Some(kind) => actions.push(Action::next_value(kind, &mut map)?),
+                    None => {
+                        return Err(de::Error::custom(format!(
+                            "{}: unknown field `{other}`; expected an action ({}) or save, note, require, expect",
+                            self.at(),
+                            StepKind::list()
+                        )))
+                    }
+                },
+            }
+        }
+        if actions.len() != 1 {
+            let found: Vec<&str> = actions.iter().map(|a| a.kind().as_str()).collect();
+            let found = match found.split_last() {
+                None => "none".to_owned(),
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            };
+            return Err(de::Error::custom(format!(
+                "{}: give exactly one action of {}; found {found}",
+                self.at(),
+                StepKind::list()
+            )));
+        }
+        let action = actions.remove(0);
+        Ok(Step { save, note, action, require, expect })
+    }
+}
+
+const STEP_FIELDS: &[&str] = &[
+    "save",
+    "note",
+    "require",
+    "expect",
+    "token",
+    "exchange",
+    "introspect",
+    "revoke",
+    "logout",
+    "forge",
+    "hook",
+    "wait",
+    "accept",
+    "metadata",
+    "sleep",
+];
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("Step", STEP_FIELDS, StepVisitor { index: None })
+    }
+}
+
+/// A step's schema: the common fields and one action table, exactly one
+/// of which is required (what the hand-written `Deserialize` enforces).
+impl schemars::JsonSchema for Step {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut properties = serde_json::Map::new();
+        let mut field = |name: &str, schema: schemars::Schema, doc: &str| {
+            let mut v = schema.to_value();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("description".into(), doc.into());
+            }
+            properties.insert(name.into(), v);
+        };
+        field("save", generator.subschema_for::<String>(), "Saves the step's outcome under this name for later steps.");
+        field("note", generator.subschema_for::<String>(), "Why the step is there (shown in evidence).");
+        field(
+            "require",
+            generator.subschema_for::<Vec<RawExpect>>(),
+            "Preconditions on the step's outcome: they name no rule; when one does not hold, what depends on it is untestable.",
+        );
+        field(
+            "expect",
+            generator.subschema_for::<Vec<RawExpect>>(),
+            "Checks on the step's outcome, each naming a rule.",
+        );
+        for kind in StepKind::ALL {
+            let schema = match kind {
+                StepKind::Token => generator.subschema_for::<TokenStep>(),
+                StepKind::Exchange => generator.subschema_for::<ExchangeStep>(),
+                StepKind::Introspect => generator.subschema_for::<IntrospectStep>(),
+                StepKind::Revoke => generator.subschema_for::<RevokeStep>(),
+                StepKind::Logout => generator.subschema_for::<LogoutStep>(),
+                StepKind::Forge => generator.subschema_for::<ForgeStep>(),
+                StepKind::Hook => generator.subschema_for::<HookStep>(),
+                StepKind::Wait => generator.subschema_for::<WaitStep>(),
+                StepKind::Accept => generator.subschema_for::<AcceptStep>(),
+                StepKind::Metadata => generator.subschema_for::<MetadataStep>(),
+                StepKind::Sleep => generator.subschema_for::<SleepStep>(),
+            };
+            field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
+        }
+        let one_of: Vec<serde_json::Value> =
+            StepKind::ALL.iter().map(|k| serde_json::json!({ "required": [k.as_str()] })).collect();
+        schemars::json_schema!({
+            "description": "One step: exactly one action, an optional variable to save its outcome, and the checks on that outcome.",
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+            "oneOf": one_of,
+        })
+    }
+}
+
+impl schemars::JsonSchema for Guards {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Guards".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let values: Vec<&str> = std::iter::once("later")
+            .chain(StepKind::ALL.iter().filter(|k| **k != StepKind::Sleep).map(|k| k.as_str()))
+            .collect();
+        schemars::json_schema!({
+            "description": "What a failed precondition also makes untestable: `later` (every later step's checks) or a step kind (the later steps of that kind on its tokens).",
+            "type": "string",
+            "enum": values,
+        })
+    }
+}
+
+/// The JSON Schema of a scenario file (`suites/scenario.schema.json`), for
+/// editors; a test keeps the committed one current.
+#[must_use]
+pub fn schema() -> String {
+    let s = schemars::schema_for!(Scenario);
+    serde_json::to_string_pretty(&s).expect("the schema serialises") + "\n"
+}
+
+/// Reads `steps`, so that a step's errors name its index.
+fn deserialize_steps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Step>, D::Error> {
+    struct Indexed(usize);
+    impl<'de> de::DeserializeSeed<'de> for Indexed {
+        type Value = Step;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Step, D::Error> {
+            deserializer.deserialize_struct("Step", STEP_FIELDS, StepVisitor { index: Some(self.0) })
+        }
+    }
+    struct Steps;
+    impl<'de> de::Visitor<'de> for Steps {
+        type Value = Vec<Step>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of steps ([[steps]])")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Step>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(step) = seq.next_element_seed(Indexed(out.len()))? {
+                out.push(step);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_seq(Steps)
 }
 
 /// Obtain a principal's first token: a user's login, or a client's own token
 /// (client credentials).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenStep {
     /// A user (`alice`) or a client (`agent`) of the fixture contract.
@@ -131,7 +433,7 @@ pub struct TokenStep {
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or
 /// malformed on purpose.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeStep {
     /// The requesting client (contract name).
@@ -139,7 +441,7 @@ pub struct ExchangeStep {
     /// How the client authenticates: `profile` (default), `none`,
     /// `client-id-only`, `wrong-secret`.
     #[serde(default)]
-    pub auth: Option<String>,
+    pub auth: Option<ClientAuth>,
     /// Variable holding the subject token (its `access_token` unless
     /// `subject_field` says otherwise).
     #[serde(default)]
@@ -187,14 +489,14 @@ pub struct ExchangeStep {
     /// Parameters to leave out: `subject_token`, `subject_token_type`,
     /// `actor_token_type`, `grant_type`.
     #[serde(default)]
-    pub omit: Vec<String>,
+    pub omit: Vec<Omit>,
     /// Extra parameters sent as they are.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
 }
 
 /// RFC 7662 introspection of a saved token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectStep {
     pub token: String,
@@ -205,11 +507,11 @@ pub struct IntrospectStep {
     pub client: Option<String>,
     /// `profile` (default) or `none` (unauthenticated call).
     #[serde(default)]
-    pub auth: Option<String>,
+    pub auth: Option<IntrospectAuth>,
 }
 
 /// RFC 7009 revocation of a saved token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeStep {
     pub token: String,
@@ -227,7 +529,7 @@ pub struct RevokeStep {
 }
 
 /// Ends the session of a saved user login.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutStep {
     /// Variable holding a user's `token` step.
@@ -235,7 +537,7 @@ pub struct LogoutStep {
 }
 
 /// Builds a hostile token from a saved one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgeStep {
     pub from: String,
@@ -243,13 +545,14 @@ pub struct ForgeStep {
     /// Claims to set (JSON values; strings `{principal.sub}` and
     /// `{principal.client_id}` name a principal's identity).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub set: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub remove: Vec<String>,
 }
 
 /// Ways of forging a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForgeKind {
     /// `alg: none`, no signature (RFC 8725 §2.1).
@@ -263,21 +566,19 @@ pub enum ForgeKind {
 }
 
 /// Runs a profile hook.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookStep {
     /// `disable_client` or `enable_client`.
-    pub run: String,
+    pub run: Hook,
     pub client: String,
 }
 
 /// Waits until a condition holds, bounded; the time taken is recorded.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitStep {
-    /// `inactive`: every token introspects `active: false`;
-    /// `expired`: every token's `exp` has passed.
-    pub until: String,
+    pub until: WaitUntil,
     pub tokens: Vec<String>,
     pub timeout_ms: u64,
     #[serde(default = "default_interval")]
@@ -288,9 +589,96 @@ fn default_interval() -> u64 {
     250
 }
 
+/// How an exchange's client authenticates (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuth {
+    /// The profile's method with the client's real credentials.
+    Profile,
+    /// No client authentication and no `client_id`.
+    None,
+    /// `client_id` only, as a public client would send.
+    ClientIdOnly,
+    /// The profile's method with a wrong secret.
+    WrongSecret,
+}
+
+impl ClientAuth {
+    /// The target's mode for it.
+    #[must_use]
+    pub fn mode(self) -> ClientAuthMode {
+        match self {
+            ClientAuth::Profile => ClientAuthMode::Profile,
+            ClientAuth::None => ClientAuthMode::None,
+            ClientAuth::ClientIdOnly => ClientAuthMode::ClientIdOnly,
+            ClientAuth::WrongSecret => ClientAuthMode::WrongSecret,
+        }
+    }
+}
+
+/// How an introspection call authenticates (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntrospectAuth {
+    /// As the profile says.
+    Profile,
+    /// Unauthenticated.
+    None,
+}
+
+/// An exchange parameter a step may leave out (`omit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Omit {
+    SubjectToken,
+    SubjectTokenType,
+    ActorTokenType,
+    GrantType,
+}
+
+/// A profile hook a step runs (`run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    DisableClient,
+    EnableClient,
+}
+
+impl Hook {
+    /// The hook's name in the profile (`disable_client`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::DisableClient => "disable_client",
+            Hook::EnableClient => "enable_client",
+        }
+    }
+}
+
+/// What a `wait` waits for (`until`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitUntil {
+    /// Every token introspects `active: false`.
+    Inactive,
+    /// Every token's `exp` has passed (with the profile's leeway).
+    Expired,
+}
+
+impl WaitUntil {
+    /// The spelling in the TOML.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitUntil::Inactive => "inactive",
+            WaitUntil::Expired => "expired",
+        }
+    }
+}
+
 /// Judges a token as a stateless resource would: signature by the target's
 /// JWKS, `exp`, and `aud` containing the resource's audience.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptStep {
     pub token: String,
@@ -299,21 +687,24 @@ pub struct AcceptStep {
 }
 
 /// Fetches the target's metadata document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataStep {}
 
 /// Sleeps (bounded to 60 s).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SleepStep {
     pub ms: u64,
 }
 
-/// A check on a step's outcome, graded by the level of its rule.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A check on a step's outcome, as the TOML spells it: exactly one
+/// assertion (status, status_in, success, error, error_in, header, field,
+/// claim, check) and, for header, field and claim, exactly one modifier.
+/// Read, then typed as an [`Expect`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Expect {
+struct RawExpect {
     /// The requirement id; empty (absent) in a precondition (`require`).
     #[serde(default)]
     pub rule: String,
@@ -330,11 +721,17 @@ pub struct Expect {
     /// `true`: a 2xx token response with `access_token`; `false`: refused (4xx).
     #[serde(default)]
     pub success: Option<bool>,
-    /// The response's `error` equals.
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub error_in: Option<Vec<String>>,
+    /// The response's `error` equals. A registered code (RFC 6749 §5.2,
+    /// RFC 8693 §2.2.2, RFC 7009 §2.2.1, …: `fourleg_core::oauth::ErrorCode`),
+    /// or an extension code written `extension:<code>`; any other string is
+    /// refused at load, so a typo cannot expect an error no server sends.
+    #[serde(default, deserialize_with = "deserialize_error")]
+    #[schemars(with = "Option<String>")]
+    pub error: Option<ErrorCode>,
+    /// The response's `error` is one of these (each as in `error`).
+    #[serde(default, deserialize_with = "deserialize_error_in")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub error_in: Option<Vec<ErrorCode>>,
     /// A response header (with `contains`, `equals` or `present`).
     #[serde(default)]
     pub header: Option<String>,
@@ -352,8 +749,10 @@ pub struct Expect {
     #[serde(default)]
     pub present: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub equals: Option<toml::Value>,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
     pub one_of: Option<Vec<toml::Value>>,
     #[serde(default)]
     pub contains: Option<String>,
@@ -369,55 +768,100 @@ pub struct Expect {
     /// this step's tokens; `later`: every later step's checks (a revocation
     /// that did not happen makes everything after it meaningless).
     #[serde(default)]
-    pub guards: Option<String>,
+    pub guards: Option<Guards>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub args: BTreeMap<String, toml::Value>,
 }
 
+/// How an expected error code that is not registered is written.
+const EXTENSION_PREFIX: &str = "extension:";
+
+/// An expected error code: registered, or `extension:<code>`.
+fn parse_error_code(s: &str) -> Result<ErrorCode, String> {
+    if let Some(code) = s.strip_prefix(EXTENSION_PREFIX) {
+        return match ErrorCode::from(code) {
+            ErrorCode::Extension(c) if !c.is_empty() => Ok(ErrorCode::Extension(c)),
+            ErrorCode::Extension(_) => Err(format!("`{s}` names no code")),
+            _ => Err(format!("`{code}` is registered; write it without `{EXTENSION_PREFIX}`")),
+        };
+    }
+    match ErrorCode::from(s) {
+        ErrorCode::Extension(_) => Err(format!(
+            "unknown error code `{s}`; registered: {}; write an extension code as `{EXTENSION_PREFIX}{s}`",
+            ErrorCode::REGISTERED.iter().map(ErrorCode::as_str).collect::<Vec<_>>().join(", ")
+        )),
+        c => Ok(c),
+    }
+}
+
+fn deserialize_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ErrorCode>, D::Error> {
+    let s = String::deserialize(deserializer)?;
+    parse_error_code(&s).map(Some).map_err(|m| de::Error::custom(format!("error: {m}")))
+}
+
+fn deserialize_error_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<ErrorCode>>, D::Error> {
+    let v = Vec::<String>::deserialize(deserializer)?;
+    v.iter()
+        .map(|s| parse_error_code(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(|m| de::Error::custom(format!("error_in: {m}")))
+}
+
+/// What a failed precondition also makes untestable (`guards`), besides the
+/// checks of its step and of the later steps of the step's own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guards {
+    /// `later`: every later step's checks.
+    Later,
+    /// A step kind (`exchange`): the later steps of that kind on the
+    /// precondition's tokens. A `sleep` reads no token, so it is refused.
+    Kind(StepKind),
+}
+
+impl Guards {
+    /// The spelling in the TOML.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guards::Later => "later",
+            Guards::Kind(k) => k.as_str(),
+        }
+    }
+}
+
+impl Serialize for Guards {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Guards {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        match (s.as_str(), StepKind::from_name(&s)) {
+            ("later", _) => Ok(Guards::Later),
+            (_, Some(k)) if k != StepKind::Sleep => Ok(Guards::Kind(k)),
+            _ => Err(de::Error::custom(format!("guards: unknown `{s}`; expected later or a step kind"))),
+        }
+    }
+}
+
 impl Step {
-    /// The step's action name and whether exactly one is set.
+    /// The kind of the step's action.
     #[must_use]
-    pub fn actions(&self) -> Vec<&'static str> {
-        [
-            ("token", self.token.is_some()),
-            ("exchange", self.exchange.is_some()),
-            ("introspect", self.introspect.is_some()),
-            ("revoke", self.revoke.is_some()),
-            ("logout", self.logout.is_some()),
-            ("forge", self.forge.is_some()),
-            ("hook", self.hook.is_some()),
-            ("wait", self.wait.is_some()),
-            ("accept", self.accept.is_some()),
-            ("metadata", self.metadata.is_some()),
-            ("sleep", self.sleep.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
-    }
-
-    /// The one action of a validated step.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        self.actions().first().copied().unwrap_or("none")
-    }
-
-    /// The static name of a step kind (`exchange`), for a precondition's `guards`.
-    #[must_use]
-    pub fn kind_name(kind: &str) -> &'static str {
-        ["token", "exchange", "introspect", "revoke", "logout", "forge", "hook", "wait", "accept", "metadata", "sleep"]
-            .into_iter()
-            .find(|k| *k == kind)
-            .unwrap_or("none")
+    pub fn kind(&self) -> StepKind {
+        self.action.kind()
     }
 
     /// The kind of action a precondition of this step vouches for: a wait
     /// until inactive introspects, so it is an introspection.
     #[must_use]
-    pub fn dependency_kind(&self) -> &'static str {
-        match self.kind() {
-            "wait" if self.wait.as_ref().is_some_and(|w| w.until == "inactive") => "introspect",
-            other => other,
+    pub fn dependency_kind(&self) -> StepKind {
+        match &self.action {
+            Action::Wait(w) if w.until == WaitUntil::Inactive => StepKind::Introspect,
+            a => a.kind(),
         }
     }
 
@@ -426,20 +870,15 @@ impl Step {
     #[must_use]
     pub fn action_tokens(&self) -> Vec<&str> {
         let mut v: Vec<&str> = Vec::new();
-        if let Some(x) = &self.exchange {
-            v.extend(x.subject.as_deref());
-            v.extend(x.actor.as_deref());
-        }
-        if let Some(x) = &self.introspect {
-            v.push(&x.token);
-        }
-        if let Some(x) = &self.revoke {
-            if x.literal.is_none() {
-                v.push(&x.token);
+        match &self.action {
+            Action::Exchange(x) => {
+                v.extend(x.subject.as_deref());
+                v.extend(x.actor.as_deref());
             }
-        }
-        if let Some(x) = &self.wait {
-            v.extend(x.tokens.iter().map(String::as_str));
+            Action::Introspect(x) => v.push(&x.token),
+            Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
+            Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            _ => {}
         }
         v.extend(self.save.as_deref());
         v
@@ -449,33 +888,22 @@ impl Step {
     #[must_use]
     pub fn reads(&self) -> Vec<&str> {
         let mut v: Vec<&str> = Vec::new();
-        if let Some(x) = &self.exchange {
-            v.extend(x.subject.as_deref());
-            v.extend(x.actor.as_deref());
-        }
-        if let Some(x) = &self.introspect {
-            v.push(&x.token);
-        }
-        if let Some(x) = &self.revoke {
-            if x.literal.is_none() {
-                v.push(&x.token);
+        match &self.action {
+            Action::Exchange(x) => {
+                v.extend(x.subject.as_deref());
+                v.extend(x.actor.as_deref());
             }
-        }
-        if let Some(x) = &self.logout {
-            v.push(&x.login);
-        }
-        if let Some(x) = &self.forge {
-            v.push(&x.from);
-        }
-        if let Some(x) = &self.wait {
-            v.extend(x.tokens.iter().map(String::as_str));
-        }
-        if let Some(x) = &self.accept {
-            v.push(&x.token);
+            Action::Introspect(x) => v.push(&x.token),
+            Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
+            Action::Logout(x) => v.push(&x.login),
+            Action::Forge(x) => v.push(&x.from),
+            Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            Action::Accept(x) => v.push(&x.token),
+            _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {
             v.extend(e.token.as_deref());
-            if let Some(toml::Value::String(s)) = e.args.get("than") {
+            if let Some(toml::Value::String(s)) = e.check_args().and_then(|a| a.get("than")) {
                 v.push(s);
             }
         }
@@ -483,11 +911,93 @@ impl Step {
     }
 }
 
-impl Expect {
-    /// The assertion kinds set.
+/// A check on a step's outcome (`[[steps.expect]]`), graded by the level
+/// of its rule, or a precondition (`[[steps.require]]`), which names none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "RawExpect")]
+pub struct Expect {
+    /// The requirement id; empty in a precondition.
+    pub rule: String,
+    /// What a failure means, for the report (a default is generated).
+    pub message: Option<String>,
+    /// What is asserted.
+    pub assertion: Assertion,
+    /// The variable whose token a `claim` or `check` looks at (default: the
+    /// step's issued token).
+    pub token: Option<String>,
+    /// Preconditions only: what else depends on this one.
+    pub guards: Option<Guards>,
+}
+
+/// The one assertion of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assertion {
+    /// HTTP status equals (`status`).
+    Status(u16),
+    /// HTTP status is one of (`status_in`).
+    StatusIn(Vec<u16>),
+    /// `true`: a 2xx token response with `access_token`; `false`: refused (4xx).
+    Success(bool),
+    /// The response's `error` equals (`error`).
+    Error(ErrorCode),
+    /// The response's `error` is one of (`error_in`).
+    ErrorIn(Vec<ErrorCode>),
+    /// A response header (`header`), judged by the modifier.
+    Header { name: String, modifier: Modifier },
+    /// A JSON body field path (`field = "a.b"`), judged by the modifier.
+    Field { path: String, modifier: Modifier },
+    /// A claim path of a token (`claim = "act.act.sub"`), judged by the modifier.
+    Claim { path: String, modifier: Modifier },
+    /// A named check (`check`) with its `args`.
+    Check { name: String, args: BTreeMap<String, toml::Value> },
+}
+
+/// How a `header`, `field` or `claim` value is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Modifier {
+    /// Present (and not null), or absent.
+    Present(bool),
+    Equals(toml::Value),
+    OneOf(Vec<toml::Value>),
+    /// Contains the text, case-insensitively.
+    Contains(String),
+    /// Identifies this principal (`sub` or `client_id`).
+    Principal(String),
+}
+
+impl Assertion {
+    /// The assertion's key in the TOML (`status_in`).
     #[must_use]
-    pub fn assertions(&self) -> Vec<&'static str> {
-        [
+    pub fn name(&self) -> &'static str {
+        match self {
+            Assertion::Status(_) => "status",
+            Assertion::StatusIn(_) => "status_in",
+            Assertion::Success(_) => "success",
+            Assertion::Error(_) => "error",
+            Assertion::ErrorIn(_) => "error_in",
+            Assertion::Header { .. } => "header",
+            Assertion::Field { .. } => "field",
+            Assertion::Claim { .. } => "claim",
+            Assertion::Check { .. } => "check",
+        }
+    }
+}
+
+impl Expect {
+    /// A named check's arguments (none for other assertions).
+    #[must_use]
+    pub fn check_args(&self) -> Option<&BTreeMap<String, toml::Value>> {
+        match &self.assertion {
+            Assertion::Check { args, .. } => Some(args),
+            _ => None,
+        }
+    }
+}
+
+impl RawExpect {
+    /// The typed check, or why the spelling is not one.
+    fn into_expect(self) -> Result<Expect, String> {
+        let set = [
             ("status", self.status.is_some()),
             ("status_in", self.status_in.is_some()),
             ("success", self.success.is_some()),
@@ -497,10 +1007,91 @@ impl Expect {
             ("field", self.field.is_some()),
             ("claim", self.claim.is_some()),
             ("check", self.check.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        ];
+        let found: Vec<&str> = set.iter().filter_map(|(n, s)| s.then_some(*n)).collect();
+        if found.len() != 1 {
+            return Err(format!(
+                "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
+                if found.is_empty() { "none".to_owned() } else { found.join(", ") }
+            ));
+        }
+        let kind = found[0];
+        if kind != "check" && !self.args.is_empty() {
+            return Err(format!("`{kind}` takes no args; only a named check does"));
+        }
+        let mut modifiers: Vec<Modifier> = Vec::new();
+        modifiers.extend(self.present.map(Modifier::Present));
+        modifiers.extend(self.equals.map(Modifier::Equals));
+        modifiers.extend(self.one_of.map(Modifier::OneOf));
+        modifiers.extend(self.contains.map(Modifier::Contains));
+        modifiers.extend(self.principal.map(Modifier::Principal));
+        let one_modifier = |mut m: Vec<Modifier>| match (m.pop(), m.is_empty()) {
+            (Some(m), true) => Ok(m),
+            _ => Err(format!("`{kind}` needs exactly one of present, equals, one_of, contains, principal")),
+        };
+        let assertion = match (self.header, self.field, self.claim, self.check) {
+            (Some(name), ..) => Assertion::Header { name, modifier: one_modifier(modifiers)? },
+            (_, Some(path), ..) => Assertion::Field { path, modifier: one_modifier(modifiers)? },
+            (_, _, Some(path), _) => Assertion::Claim { path, modifier: one_modifier(modifiers)? },
+            (_, _, _, Some(name)) => {
+                if !modifiers.is_empty() {
+                    return Err("a named check takes `args`, not modifiers".into());
+                }
+                Assertion::Check { name, args: self.args }
+            }
+            (None, None, None, None) => {
+                if !modifiers.is_empty() || self.token.is_some() {
+                    return Err(format!("`{kind}` takes no present/equals/one_of/contains/principal/token"));
+                }
+                match (self.status, self.status_in, self.success, self.error, self.error_in) {
+                    (Some(s), ..) => Assertion::Status(s),
+                    (_, Some(s), ..) => Assertion::StatusIn(s),
+                    (_, _, Some(s), ..) => Assertion::Success(s),
+                    (_, _, _, Some(e), _) => Assertion::Error(e),
+                    (_, _, _, _, Some(e)) => Assertion::ErrorIn(e),
+                    (None, None, None, None, None) => unreachable!("exactly one assertion is set"),
+                }
+            }
+        };
+        Ok(Expect { rule: self.rule, message: self.message, assertion, token: self.token, guards: self.guards })
+    }
+}
+
+impl From<Expect> for RawExpect {
+    fn from(e: Expect) -> Self {
+        let mut raw =
+            RawExpect { rule: e.rule, message: e.message, token: e.token, guards: e.guards, ..RawExpect::default() };
+        let modifier = |raw: &mut RawExpect, m: Modifier| match m {
+            Modifier::Present(b) => raw.present = Some(b),
+            Modifier::Equals(v) => raw.equals = Some(v),
+            Modifier::OneOf(v) => raw.one_of = Some(v),
+            Modifier::Contains(t) => raw.contains = Some(t),
+            Modifier::Principal(p) => raw.principal = Some(p),
+        };
+        match e.assertion {
+            Assertion::Status(s) => raw.status = Some(s),
+            Assertion::StatusIn(s) => raw.status_in = Some(s),
+            Assertion::Success(s) => raw.success = Some(s),
+            Assertion::Error(c) => raw.error = Some(c),
+            Assertion::ErrorIn(c) => raw.error_in = Some(c),
+            Assertion::Header { name, modifier: m } => {
+                raw.header = Some(name);
+                modifier(&mut raw, m);
+            }
+            Assertion::Field { path, modifier: m } => {
+                raw.field = Some(path);
+                modifier(&mut raw, m);
+            }
+            Assertion::Claim { path, modifier: m } => {
+                raw.claim = Some(path);
+                modifier(&mut raw, m);
+            }
+            Assertion::Check { name, args } => {
+                raw.check = Some(name);
+                raw.args = args;
+            }
+        }
+        raw
     }
 }
 
@@ -587,56 +1178,22 @@ impl Scenario {
         let mut checked: BTreeSet<&str> = BTreeSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = |f: &str| format!("steps[{i}].{f}");
-            let actions = step.actions();
-            if actions.len() != 1 {
-                return Err(self.invalid(
-                    format!("steps[{i}]"),
-                    format!(
-                        "a step has exactly one action (token, exchange, introspect, revoke, logout, forge, hook, wait, accept, metadata, sleep); found {}",
-                        if actions.is_empty() { "none".to_owned() } else { actions.join(", ") }
-                    ),
-                ));
-            }
             for var in step.reads() {
                 if !defined.contains(var) {
                     return Err(self.invalid(at("…"), format!("variable `{var}` is used before a step saves it")));
                 }
             }
-            if let Some(x) = &step.exchange {
+            if let Action::Exchange(x) = &step.action {
                 if x.subject.is_some() && x.subject_literal.is_some() {
                     return Err(self.invalid(at("exchange"), "`subject` and `subject_literal` exclude each other"));
                 }
-                if let Some(a) = &x.auth {
-                    if !["profile", "none", "client-id-only", "wrong-secret"].contains(&a.as_str()) {
-                        return Err(self.invalid(
-                            at("exchange.auth"),
-                            format!("unknown `{a}`; expected profile, none, client-id-only or wrong-secret"),
-                        ));
-                    }
-                }
-                for o in &x.omit {
-                    if !["subject_token", "subject_token_type", "actor_token_type", "grant_type"].contains(&o.as_str())
-                    {
-                        return Err(self.invalid(at("exchange.omit"), format!("cannot omit `{o}`")));
-                    }
-                }
             }
-            if let Some(w) = &step.wait {
-                if !["inactive", "expired"].contains(&w.until.as_str()) {
-                    return Err(
-                        self.invalid(at("wait.until"), format!("unknown `{}`; expected inactive or expired", w.until))
-                    );
-                }
+            if let Action::Wait(w) = &step.action {
                 if w.timeout_ms > 600_000 {
                     return Err(self.invalid(at("wait.timeout_ms"), "waits are bounded to 600000 ms"));
                 }
             }
-            if let Some(h) = &step.hook {
-                if !["disable_client", "enable_client"].contains(&h.run.as_str()) {
-                    return Err(self.invalid(at("hook.run"), format!("unknown hook `{}`", h.run)));
-                }
-            }
-            if let Some(sl) = &step.sleep {
+            if let Action::Sleep(sl) = &step.action {
                 if sl.ms > 60_000 {
                     return Err(self.invalid(at("sleep.ms"), "sleeps are bounded to 60000 ms"));
                 }
@@ -650,28 +1207,8 @@ impl Scenario {
                     *n - 1
                 };
                 let f = |x: &str| format!("steps[{i}].{list}[{j}].{x}");
-                if let Some(g) = &e.guards {
-                    let kinds = [
-                        "later",
-                        "token",
-                        "exchange",
-                        "introspect",
-                        "revoke",
-                        "logout",
-                        "forge",
-                        "hook",
-                        "wait",
-                        "accept",
-                        "metadata",
-                    ];
-                    if list != "require" {
-                        return Err(
-                            self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps")
-                        );
-                    }
-                    if !kinds.contains(&g.as_str()) {
-                        return Err(self.invalid(f("guards"), format!("unknown `{g}`; expected later or a step kind")));
-                    }
+                if e.guards.is_some() && list != "require" {
+                    return Err(self.invalid(f("guards"), "only a precondition ([[steps.require]]) guards later steps"));
                 }
                 if list == "require" {
                     if !e.rule.is_empty() {
@@ -687,54 +1224,30 @@ impl Scenario {
                 } else {
                     checked.insert(e.rule.as_str());
                 }
-                let a = e.assertions();
-                if a.len() != 1 {
-                    return Err(self.invalid(
-                        format!("steps[{i}].{list}[{j}]"),
-                        format!(
-                            "a check has exactly one assertion (status, status_in, success, error, error_in, header, field, claim, check); found {}",
-                            if a.is_empty() { "none".to_owned() } else { a.join(", ") }
-                        ),
-                    ));
-                }
-                let modifiers = [
-                    e.present.is_some(),
-                    e.equals.is_some(),
-                    e.one_of.is_some(),
-                    e.contains.is_some(),
-                    e.principal.is_some(),
-                ];
-                let n_mod = modifiers.iter().filter(|m| **m).count();
-                match a[0] {
-                    "header" | "field" | "claim" => {
-                        if n_mod != 1 {
+                if let Assertion::Check { name, args } = &e.assertion {
+                    let Some(spec) = checks::spec(name) else {
+                        return Err(self.invalid(
+                            f("check"),
+                            format!(
+                                "unknown check `{name}`; known: {}",
+                                checks::names().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    };
+                    for (key, value) in args {
+                        let Some((_, ty)) = spec.args.iter().find(|(a, _)| a == key) else {
+                            let takes = if spec.args.is_empty() {
+                                "takes no argument".to_owned()
+                            } else {
+                                format!("takes {}", spec.args.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", "))
+                            };
                             return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                format!("`{}` needs exactly one of present, equals, one_of, contains, principal", a[0]),
+                                f(&format!("args.{key}")),
+                                format!("check `{name}` has no argument `{key}`; it {takes}"),
                             ));
-                        }
-                    }
-                    "check" => {
-                        let name = e.check.as_deref().unwrap_or_default();
-                        if !checks::exists(name) {
-                            return Err(self.invalid(
-                                f("check"),
-                                format!("unknown check `{name}`; known: {}", checks::NAMES.join(", ")),
-                            ));
-                        }
-                        if n_mod != 0 {
-                            return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                "a named check takes `args`, not modifiers",
-                            ));
-                        }
-                    }
-                    _ => {
-                        if n_mod != 0 || e.token.is_some() {
-                            return Err(self.invalid(
-                                format!("steps[{i}].{list}[{j}]"),
-                                format!("`{}` takes no present/equals/one_of/contains/principal/token", a[0]),
-                            ));
+                        };
+                        if let Some(why) = ty.refuses(value) {
+                            return Err(self.invalid(f(&format!("args.{key}")), format!("check `{name}`: {why}")));
                         }
                     }
                 }
@@ -867,7 +1380,7 @@ success = false
     fn a_valid_scenario_parses() {
         let s = parse(OK).unwrap();
         assert_eq!(s.steps.len(), 3);
-        assert_eq!(s.steps[2].kind(), "exchange");
+        assert_eq!(s.steps[2].kind(), StepKind::Exchange);
     }
 
     #[test]
@@ -879,9 +1392,137 @@ success = false
     }
 
     #[test]
+    fn a_step_with_two_actions_is_refused_naming_the_step_and_both() {
+        let err = parse(&OK.replace("[[steps.expect]]", "[steps.introspect]\ntoken = \"user\"\n[[steps.expect]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("steps[2]: give exactly one action of token, exchange,")
+                && err.contains("found exchange and introspect"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_step_without_action_is_refused_naming_the_step() {
+        let err = parse(&OK.replace("[steps.token]\nprincipal = \"rogue-agent\"\n", "note = \"nothing\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steps[1]: give exactly one action of") && err.contains("found none"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_guards_value_is_named() {
+        let err = parse(&OK.replace(
+            "[[steps.expect]]\nrule",
+            "[[steps.require]]\nstatus = 400\nguards = \"sleep\"\n[[steps.expect]]\nrule",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("guards: unknown `sleep`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_check_argument_is_refused_naming_the_check_and_the_argument() {
+        let with_check =
+            |args: &str| OK.replace("success = false", &format!("check = \"not_issued_for\"\nargs = {{ {args} }}"));
+        parse(&with_check("principal = \"rogue-agent\"")).unwrap();
+        let err = parse(&with_check("principle = \"rogue-agent\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0].args.principle"), "{err}");
+        assert!(err.contains("check `not_issued_for` has no argument `principle`; it takes principal"), "{err}");
+        let err = parse(&OK.replace("success = false", "success = false\nargs = { than = \"user\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steps[2].expect[0]: `success` takes no args"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_error_code_is_refused_unless_written_as_an_extension() {
+        let with = |e: &str| OK.replace("success = false", e);
+        let s = parse(&with("error = \"invalid_request\"")).unwrap();
+        assert_eq!(s.steps[2].expect[0].assertion, Assertion::Error(ErrorCode::InvalidRequest));
+        let err = parse(&with("error = \"invalid_requets\"")).unwrap_err().to_string();
+        assert!(err.contains("error: unknown error code `invalid_requets`"), "{err}");
+        assert!(err.contains("line"), "{err}");
+        let err = parse(&with("error_in = [\"invalid_client\", \"invalid_grnat\"]")).unwrap_err().to_string();
+        assert!(err.contains("error_in: unknown error code `invalid_grnat`"), "{err}");
+        let s = parse(&with("error = \"extension:authorization_pending\"")).unwrap();
+        assert_eq!(
+            s.steps[2].expect[0].assertion,
+            Assertion::Error(ErrorCode::Extension("authorization_pending".into()))
+        );
+        let err = parse(&with("error = \"extension:invalid_grant\"")).unwrap_err().to_string();
+        assert!(err.contains("`invalid_grant` is registered"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_auth_or_omitted_parameter_is_named_with_its_line() {
+        let err = parse(&OK.replace("actor = \"rogue\"", "actor = \"rogue\"\nauth = \"wrong-sercet\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wrong-sercet") && err.contains("client-id-only") && err.contains("line"), "{err}");
+        let err =
+            parse(&OK.replace("actor = \"rogue\"", "actor = \"rogue\"\nomit = [\"scope\"]")).unwrap_err().to_string();
+        assert!(err.contains("`scope`") && err.contains("grant_type") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_modifier_is_required_or_refused_naming_the_check() {
+        let err = parse(&OK.replace("success = false", "claim = \"sub\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0]: `claim` needs exactly one of present"), "{err}");
+        let err = parse(&OK.replace("success = false", "success = false\npresent = true")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0]: `success` takes no present"), "{err}");
+        let s = parse(&OK.replace("success = false", "claim = \"sub\"\nprincipal = \"alice\"")).unwrap();
+        assert_eq!(
+            s.steps[2].expect[0].assertion,
+            Assertion::Claim { path: "sub".into(), modifier: Modifier::Principal("alice".into()) }
+        );
+    }
+
+    /// Serialising a scenario gives the TOML it was read from, in substance.
+    #[test]
+    fn a_scenario_serialises_back_to_the_format() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        for s in load_all(&dir, &registry()).unwrap() {
+            let text = toml::to_string(&s).unwrap();
+            let again = Scenario::parse(&text, &s.path, &registry()).unwrap();
+            assert_eq!(format!("{:?}", again.steps), format!("{:?}", s.steps), "{}", s.id);
+        }
+    }
+
+    #[test]
+    fn a_check_argument_of_the_wrong_type_is_refused() {
+        let with_check = |check: &str, args: &str| {
+            OK.replace("success = false", &format!("check = \"{check}\"\nargs = {{ {args} }}"))
+        };
+        let err = parse(&with_check("within_bound", "bound_ms = \"5000\"")).unwrap_err().to_string();
+        assert!(err.contains("steps[2].expect[0].args.bound_ms") && err.contains("an integer"), "{err}");
+        let err = parse(&with_check("error_if_refused", "error = \"invalid_requets\"")).unwrap_err().to_string();
+        assert!(err.contains("args.error") && err.contains("`invalid_requets` is not a registered"), "{err}");
+        parse(&with_check("error_if_refused", "error = \"invalid_request\"")).unwrap();
+    }
+
+    /// `suites/scenario.schema.json` is what the types generate;
+    /// `FOURLEG_REGENERATE=1` rewrites it.
+    #[test]
+    fn the_committed_scenario_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/scenario.schema.json");
+        let want = schema();
+        if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "suites/scenario.schema.json is not what the types generate; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-scenario --lib schema"
+        );
+    }
+
+    #[test]
     fn an_unknown_step_kind_is_named() {
         let err = parse(&OK.replace("[steps.exchange]", "[steps.exchnage]")).unwrap_err().to_string();
-        assert!(err.contains("exchnage"), "{err}");
+        assert!(err.contains("steps[2]: unknown field `exchnage`"), "{err}");
+        assert!(err.contains("line"), "{err}");
     }
 
     #[test]
@@ -908,7 +1549,7 @@ success = false
     #[test]
     fn a_check_with_two_assertions_is_refused() {
         let err = parse(&OK.replace("success = false", "success = false\nstatus = 400")).unwrap_err().to_string();
-        assert!(err.contains("exactly one assertion"), "{err}");
+        assert!(err.contains("steps[2].expect[0]: a check has exactly one assertion"), "{err}");
     }
 
     #[test]
