@@ -89,6 +89,33 @@ pub fn check(needs: Needs, pg_bin: Option<&Path>) -> Vec<Missing> {
     missing
 }
 
+/// Where the official Go distribution installs itself, often not on PATH.
+const GO_DIST_BIN: &str = "/usr/local/go/bin/go";
+
+/// The Go toolchain peers with `[install.go]` build with: `GO_BIN`, else
+/// `go` on PATH, else the official distribution's `/usr/local/go/bin/go`.
+#[must_use]
+pub fn go_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("GO_BIN").map(PathBuf::from) {
+        return runs(&bin.to_string_lossy(), &["version"]).then_some(bin);
+    }
+    if runs("go", &["version"]) {
+        return Some(PathBuf::from("go"));
+    }
+    runs(GO_DIST_BIN, &["version"]).then(|| PathBuf::from(GO_DIST_BIN))
+}
+
+/// The Go toolchain, missing: how to install it.
+#[must_use]
+pub fn missing_go(why: &str) -> Missing {
+    Missing {
+        what: "the Go toolchain (`go` not on PATH, nor /usr/local/go/bin/go; or set GO_BIN)".into(),
+        why: why.into(),
+        debian: "sudo apt-get install -y golang (or unpack the official Go toolchain into /usr/local/go)".into(),
+        macos: "brew install go".into(),
+    }
+}
+
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
