@@ -96,7 +96,12 @@ const GO_DIST_BIN: &str = "/usr/local/go/bin/go";
 /// `go` on PATH, else the official distribution's `/usr/local/go/bin/go`.
 #[must_use]
 pub fn go_binary() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("GO_BIN").map(PathBuf::from) {
+    go_binary_with(std::env::var_os("GO_BIN").map(PathBuf::from))
+}
+
+/// [`go_binary`] with `GO_BIN` given: when set, it is the only candidate.
+fn go_binary_with(go_bin: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(bin) = go_bin {
         return runs(&bin.to_string_lossy(), &["version"]).then_some(bin);
     }
     if runs("go", &["version"]) {
@@ -211,6 +216,24 @@ mod tests {
             macos: "brew install maven".into(),
         }]);
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn a_missing_go_says_how_to_install_it() {
+        let text = Missing::render_all(&[missing_go("building the peer hydra")]);
+        assert!(text.contains("the Go toolchain (`go`"), "{text}");
+        assert!(text.contains("needed for building the peer hydra"), "{text}");
+        assert!(text.contains("apt-get install -y golang"), "{text}");
+        assert!(text.contains("brew install go"), "{text}");
+    }
+
+    #[test]
+    fn a_go_bin_that_does_not_run_is_no_toolchain() {
+        // GO_BIN wins over PATH; one that does not run is reported missing.
+        let dir = tempfile::tempdir().unwrap();
+        let bogus = dir.path().join("go");
+        std::fs::write(&bogus, "not a program").unwrap();
+        assert_eq!(go_binary_with(Some(bogus)), None);
     }
 
     #[test]
