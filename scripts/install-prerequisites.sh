@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the native lab's prerequisites on Debian/Ubuntu when they are
 # missing: a JDK 17+ (Keycloak), Maven (fetches Keycloak), Python 3 with venv
-# (installs OpenBao's `bao`), the PostgreSQL server; and for the tests,
+# (installs OpenBao's `bao`), the PostgreSQL server, Go and a C compiler
+# (build the Ory Hydra peer; Hydra v2.3.0 needs Go 1.22+, newer than some
+# distributions' golang package); and for the tests,
 # Chromium with its driver (the HTML report is checked in a real browser).
 # Idempotent: installs nothing that is already there.
 set -euo pipefail
@@ -18,6 +20,8 @@ python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
   missing+=(postgresql)
 fi
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ] && [ -z "${GO_BIN:-}" ]; then missing+=(golang); fi
+command -v cc >/dev/null || missing+=(gcc)
 command -v curl >/dev/null || missing+=(curl)
 # Tests only: the HTML report is checked in a real headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)

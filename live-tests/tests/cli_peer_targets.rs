@@ -1,4 +1,4 @@
-//! `fourleg run --target spring-authorization-server` and `--target
+//! `fourleg run --target spring-authorization-server`, `--target hydra` and `--target
 //! idpyoidc`, through the real binary, on a fresh state directory: each run
 //! builds or installs its peer (into the shared cache), starts only that
 //! peer, runs every scenario against the real server and exits 0, with no
@@ -27,7 +27,7 @@ fn the_peer_targets_run_from_the_cli_without_errors() {
     let state = std::env::temp_dir().join(format!("fourleg-cli-peers-{}", std::process::id()));
     let state_arg = state.display().to_string();
     let mut failures = Vec::new();
-    for target in ["spring-authorization-server", "idpyoidc"] {
+    for target in ["spring-authorization-server", "idpyoidc", "hydra"] {
         let doc = state.with_extension(format!("{target}.json"));
         let out =
             fourleg(&["run", "--state-dir", &state_arg, "--target", target, "--json", &doc.display().to_string()]);

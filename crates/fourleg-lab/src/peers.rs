@@ -43,17 +43,50 @@ pub struct PeerSpec {
     pub dir: PathBuf,
 }
 
-/// What to install before the first start. At most one kind per peer.
+/// What to install before the first start: one kind per peer, or none.
+///
+/// In `peer.toml` each kind is its own key of `[install]`
+/// (`python_requirements = "…"`, `[install.maven]`, `[install.go]`); giving
+/// two is an error.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Install {
+#[serde(try_from = "RawInstall")]
+pub enum Install {
+    /// Nothing to install: the command runs what the machine has.
+    #[default]
+    Nothing,
     /// A pip requirements file: installed into a virtualenv in the cache.
     /// The command may use `{python}`, the venv's interpreter.
-    #[serde(default)]
-    pub python_requirements: Option<PathBuf>,
+    Python(PathBuf),
     /// A Maven project in the peer's directory, built in the cache.
+    Maven(MavenBuild),
+    /// A Go module in the peer's directory, built in the cache.
+    Go(GoBuild),
+}
+
+/// `[install]` as written; [`Install`] is what it means.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
     #[serde(default)]
-    pub maven: Option<MavenBuild>,
+    python_requirements: Option<PathBuf>,
+    #[serde(default)]
+    maven: Option<MavenBuild>,
+    #[serde(default)]
+    go: Option<GoBuild>,
+}
+
+impl TryFrom<RawInstall> for Install {
+    type Error = String;
+
+    fn try_from(raw: RawInstall) -> std::result::Result<Self, String> {
+        match (raw.python_requirements, raw.maven, raw.go) {
+            (None, None, None) => Ok(Self::Nothing),
+            (Some(req), None, None) => Ok(Self::Python(req)),
+            (None, Some(mvn), None) => Ok(Self::Maven(mvn)),
+            (None, None, Some(go)) => Ok(Self::Go(go)),
+            _ => Err("install: give only one of `python_requirements`, `maven` and `go`".into()),
+        }
+    }
 }
 
 /// `[install.maven]`: the project (`pom.xml` and `src/`) is copied into the
@@ -71,6 +104,33 @@ pub struct MavenBuild {
 
 fn default_maven_goals() -> Vec<String> {
     ["-B", "-q", "package", "-DskipTests"].map(String::from).to_vec()
+}
+
+/// `[install.go]`: a Go module in the peer's directory (`go.mod`, `go.sum`
+/// and its `.go` files) whose `go.mod` pins the product's module version. It
+/// is copied into the cache and built there with the machine's Go toolchain
+/// (`go build`), never another one (`GOTOOLCHAIN=local`). Modules and build
+/// objects are cached under `<cache>/go/` (`GOPATH`, `GOMODCACHE`,
+/// `GOCACHE`), so a CI can keep them between runs; a changed module builds
+/// afresh. The command may use `{artifact}`, the built binary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoBuild {
+    /// The binary's file name in the build directory (e.g. `hydra`).
+    pub binary: String,
+    /// The package to build, relative to the module (default `.`).
+    #[serde(default = "default_go_package")]
+    pub package: String,
+    /// Build tags (`go build -tags a,b`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Whether the build needs cgo (`CGO_ENABLED=1`, and a C compiler).
+    #[serde(default)]
+    pub cgo: bool,
+}
+
+fn default_go_package() -> String {
+    ".".into()
 }
 
 /// What an install produced, for the command's placeholders.
@@ -178,12 +238,6 @@ impl PeerSpec {
         if spec.run.command.is_empty() {
             return Err(LabError::Fixture { path, message: "run.command is empty".into() });
         }
-        if spec.install.python_requirements.is_some() && spec.install.maven.is_some() {
-            return Err(LabError::Fixture {
-                path,
-                message: "install: give one of `python_requirements` and `maven`, not both".into(),
-            });
-        }
         if spec.name != name {
             return Err(LabError::Fixture {
                 path,
@@ -225,10 +279,16 @@ pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>>
         return Ok(None);
     }
     let root = config.cache_dir.join("peers").join(&spec.name);
-    Ok(Some(if spec.install.maven.is_some() {
-        format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())
-    } else {
-        format!("installing with pip (once, into {})", root.display())
+    Ok(Some(match spec.install {
+        Install::Maven(_) => {
+            format!("building with mvn (once, into {}; a few minutes when Maven's cache is cold)", root.display())
+        }
+        Install::Go(_) => format!(
+            "building with go (once, into {}; several minutes when the Go caches under {} are cold)",
+            root.display(),
+            config.cache_dir.join("go").display()
+        ),
+        Install::Python(_) | Install::Nothing => format!("installing with pip (once, into {})", root.display()),
     }))
 }
 
@@ -236,21 +296,28 @@ pub fn pending_install(config: &LabConfig, name: &str) -> Result<Option<String>>
 /// what it installs from (the requirements file, or the Maven project), so an
 /// edit installs afresh; `None` when the peer installs nothing.
 fn install_dir(config: &LabConfig, spec: &PeerSpec) -> Result<Option<PathBuf>> {
-    let content = if let Some(req) = &spec.install.python_requirements {
-        let path = spec.dir.join(req);
-        std::fs::read(&path).map_err(|e| LabError::Fixture { path, message: e.to_string() })?
-    } else if spec.install.maven.is_some() {
-        maven_content(spec)?
-    } else {
-        return Ok(None);
+    let content = match &spec.install {
+        Install::Python(req) => {
+            let path = spec.dir.join(req);
+            std::fs::read(&path).map_err(|e| LabError::Fixture { path, message: e.to_string() })?
+        }
+        Install::Maven(_) => project_content(spec, &maven_sources(&spec.dir))?,
+        Install::Go(go) => {
+            // The build's options are part of what it is built from.
+            let mut content = format!("{go:?}\0").into_bytes();
+            content.extend(project_content(spec, &go_sources(&spec.dir))?);
+            content
+        }
+        Install::Nothing => return Ok(None),
     };
     Ok(Some(config.cache_dir.join("peers").join(&spec.name).join(fourleg_core::hash::fnv1a_hex(&content))))
 }
 
-/// A Maven peer's project (`pom.xml` and `src/`) as bytes, paths included.
-fn maven_content(spec: &PeerSpec) -> Result<Vec<u8>> {
+/// A project's files (a Maven peer's `pom.xml` and `src/`, a Go peer's
+/// module) as bytes, paths included.
+fn project_content(spec: &PeerSpec, files: &[PathBuf]) -> Result<Vec<u8>> {
     let mut content = Vec::new();
-    for f in &maven_sources(&spec.dir) {
+    for f in files {
         let bytes = std::fs::read(spec.dir.join(f))
             .map_err(|e| LabError::Fixture { path: spec.dir.join(f), message: e.to_string() })?;
         content.extend_from_slice(f.to_string_lossy().as_bytes());
@@ -264,14 +331,17 @@ fn maven_content(spec: &PeerSpec) -> Result<Vec<u8>> {
 /// Installs what the peer needs into the cache (once per content).
 fn install(config: &LabConfig, spec: &PeerSpec, log: &Path) -> Result<Installed> {
     let Some(dir) = install_dir(config, spec)? else { return Ok(Installed::default()) };
-    if let Some(req) = &spec.install.python_requirements {
-        return install_python(&dir, spec, req, log).map(|python| Installed { python: Some(python), artifact: None });
+    match &spec.install {
+        Install::Python(req) => {
+            install_python(&dir, spec, req, log).map(|python| Installed { python: Some(python), artifact: None })
+        }
+        Install::Maven(mvn) => build_maven(&dir, config, spec, mvn, log)
+            .map(|artifact| Installed { python: None, artifact: Some(artifact) }),
+        Install::Go(go) => {
+            build_go(&dir, config, spec, go, log).map(|artifact| Installed { python: None, artifact: Some(artifact) })
+        }
+        Install::Nothing => Ok(Installed::default()),
     }
-    if let Some(mvn) = &spec.install.maven {
-        return build_maven(&dir, config, spec, mvn, log)
-            .map(|artifact| Installed { python: None, artifact: Some(artifact) });
-    }
-    Ok(Installed::default())
 }
 
 fn install_python(venv: &Path, spec: &PeerSpec, req: &Path, log: &Path) -> Result<PathBuf> {
@@ -320,14 +390,7 @@ fn build_maven(build: &Path, config: &LabConfig, spec: &PeerSpec, mvn: &MavenBui
     if build.join(".fourleg-installed").is_file() && artifact.is_file() {
         return Ok(artifact);
     }
-    let _ = std::fs::remove_dir_all(build);
-    for f in &files {
-        let to = build.join(f);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| LabError::io("creating the build directory", e))?;
-        }
-        std::fs::copy(spec.dir.join(f), &to).map_err(|e| LabError::io("copying the Maven project", e))?;
-    }
+    copy_project(spec, &files, build)?;
     run_logged(
         spec,
         Command::new("mvn")
@@ -341,6 +404,93 @@ fn build_maven(build: &Path, config: &LabConfig, spec: &PeerSpec, mvn: &MavenBui
         return Err(LabError::Fetch {
             what: format!("peer {}", spec.name),
             message: format!("mvn succeeded but {} was not built", artifact.display()),
+            log: log.to_owned(),
+        });
+    }
+    std::fs::write(build.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the build", e))?;
+    Ok(artifact)
+}
+
+/// Copies a project's files from the peer's directory into a fresh build
+/// directory, so the checkout stays clean.
+fn copy_project(spec: &PeerSpec, files: &[PathBuf], build: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(build);
+    for f in files {
+        let to = build.join(f);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| LabError::io("creating the build directory", e))?;
+        }
+        std::fs::copy(spec.dir.join(f), &to)
+            .map_err(|e| LabError::io(format!("copying {} into the build directory", f.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The Go module's files (`go.mod`, `go.sum` and every `.go` file, in
+/// subdirectories too), relative to the peer's directory, sorted.
+fn go_sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else { continue };
+        for e in entries.flatten() {
+            let child = rel.join(e.file_name());
+            if e.path().is_dir() {
+                stack.push(child);
+            } else if child.extension().is_some_and(|x| x == "go")
+                || child == Path::new("go.mod")
+                || child == Path::new("go.sum")
+            {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The environment of every `go` command: the caches under `<cache>/go/`,
+/// the machine's toolchain only, and module files left writable so a cache
+/// can be deleted with `rm -r`.
+fn go_env(config: &LabConfig, go: &GoBuild) -> Vec<(&'static str, String)> {
+    let root = config.cache_dir.join("go");
+    vec![
+        ("GOPATH", root.join("path").display().to_string()),
+        ("GOMODCACHE", root.join("mod").display().to_string()),
+        ("GOCACHE", root.join("build").display().to_string()),
+        ("GOFLAGS", "-modcacherw".into()),
+        ("GOTOOLCHAIN", "local".into()),
+        ("CGO_ENABLED", if go.cgo { "1" } else { "0" }.into()),
+    ]
+}
+
+fn build_go(build: &Path, config: &LabConfig, spec: &PeerSpec, go: &GoBuild, log: &Path) -> Result<PathBuf> {
+    let artifact = build.join(&go.binary);
+    if build.join(".fourleg-installed").is_file() && artifact.is_file() {
+        return Ok(artifact);
+    }
+    let toolchain = crate::prereq::go_binary().ok_or_else(|| {
+        LabError::MissingPrerequisites(vec![crate::prereq::missing_go(&format!("building the peer {}", spec.name))])
+    })?;
+    let files = go_sources(&spec.dir);
+    if !files.iter().any(|f| f == Path::new("go.mod")) {
+        return Err(LabError::Fixture {
+            path: spec.dir.join("go.mod"),
+            message: "[install.go] needs a Go module (go.mod) in the peer's directory".into(),
+        });
+    }
+    copy_project(spec, &files, build)?;
+    let mut cmd = Command::new(&toolchain);
+    cmd.args(["build", "-trimpath", "-o"]).arg(&artifact);
+    if !go.tags.is_empty() {
+        cmd.arg(format!("-tags={}", go.tags.join(",")));
+    }
+    cmd.arg(&go.package).current_dir(build).envs(go_env(config, go));
+    run_logged(spec, &mut cmd, "go build", log)?;
+    if !artifact.is_file() {
+        return Err(LabError::Fetch {
+            what: format!("peer {}", spec.name),
+            message: format!("go build succeeded but {} was not built", artifact.display()),
             log: log.to_owned(),
         });
     }
@@ -510,18 +660,109 @@ mod tests {
         )
         .unwrap();
         let err = PeerSpec::load(dir.path(), "both").unwrap_err().to_string();
-        assert!(err.contains("not both"), "{err}");
+        assert!(err.contains("only one of"), "{err}");
     }
 
     #[test]
     fn the_maven_build_hashes_the_pom_and_the_sources_only() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let spec = PeerSpec::load(&fixtures, "spring-authorization-server").unwrap();
-        assert!(spec.install.maven.is_some());
+        assert!(matches!(spec.install, Install::Maven(_)), "{:?}", spec.install);
         let files = maven_sources(&spec.dir);
         assert_eq!(files[0], PathBuf::from("pom.xml"));
         assert!(files.iter().any(|f| f.ends_with("application.yml")), "{files:?}");
         assert!(files.iter().all(|f| f == Path::new("pom.xml") || f.starts_with("src")), "{files:?}");
+    }
+
+    /// A Go peer in a temporary fixtures directory, and a lab configuration
+    /// whose cache is there too.
+    fn go_peer(main: &str) -> (tempfile::TempDir, LabConfig, PeerSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = dir.path().join("fixtures/peers/gopeer");
+        std::fs::create_dir_all(peer.join("internal")).unwrap();
+        std::fs::write(
+            peer.join("peer.toml"),
+            "name = \"gopeer\"\nsummary = \"s\"\nversion = \"v1\"\n[install.go]\nbinary = \"srv\"\n\
+             tags = [\"sqlite\"]\n[run]\ncommand = [\"{artifact}\"]\n[ready]\npath = \"/\"\n",
+        )
+        .unwrap();
+        std::fs::write(peer.join("go.mod"), "module example.test/gopeer\n\ngo 1.22\n").unwrap();
+        std::fs::write(peer.join("main.go"), main).unwrap();
+        std::fs::write(peer.join("internal/x.go"), "package internal\n").unwrap();
+        std::fs::write(peer.join("NOTES.md"), "not part of the build\n").unwrap();
+        let mut config = LabConfig::new(dir.path().join("state"));
+        config.fixtures_dir = dir.path().join("fixtures");
+        config.cache_dir = dir.path().join("cache");
+        let spec = PeerSpec::load(&config.fixtures_dir, "gopeer").unwrap();
+        (dir, config, spec)
+    }
+
+    #[test]
+    fn the_go_build_hashes_the_module_and_its_options_only() {
+        let (_dir, config, spec) = go_peer("package main\nfunc main() {}\n");
+        let Install::Go(go) = &spec.install else { panic!("{:?}", spec.install) };
+        assert_eq!((go.binary.as_str(), go.package.as_str(), go.cgo), ("srv", ".", false));
+        let files = go_sources(&spec.dir);
+        assert_eq!(files, ["go.mod", "internal/x.go", "main.go"].map(PathBuf::from), "{files:?}");
+        let before = install_dir(&config, &spec).unwrap().unwrap();
+        assert!(before.starts_with(config.cache_dir.join("peers/gopeer")), "{before:?}");
+        // Notes and the peer's configuration are not built: no new key.
+        std::fs::write(spec.dir.join("NOTES.md"), "edited\n").unwrap();
+        assert_eq!(install_dir(&config, &spec).unwrap().unwrap(), before);
+        // A source edit is a new key, so a new build.
+        std::fs::write(spec.dir.join("main.go"), "package main\nfunc main() { println() }\n").unwrap();
+        assert_ne!(install_dir(&config, &spec).unwrap().unwrap(), before);
+        // So is a changed build option.
+        let mut tagged = spec.clone();
+        let Install::Go(go) = &mut tagged.install else { unreachable!() };
+        go.tags.clear();
+        assert_ne!(install_dir(&config, &tagged).unwrap(), install_dir(&config, &spec).unwrap());
+    }
+
+    #[test]
+    fn a_go_build_whose_key_is_unchanged_is_reused_without_a_toolchain() {
+        let (_dir, config, spec) = go_peer("package main\nfunc main() {}\n");
+        let build = install_dir(&config, &spec).unwrap().unwrap();
+        std::fs::create_dir_all(&build).unwrap();
+        std::fs::write(build.join("srv"), b"built before").unwrap();
+        std::fs::write(build.join(".fourleg-installed"), b"").unwrap();
+        assert!(pending_install(&config, "gopeer").unwrap().is_none());
+        let log = config.cache_dir.join("install.log");
+        let installed = install(&config, &spec, &log).unwrap();
+        assert_eq!(installed.artifact, Some(build.join("srv")));
+        assert_eq!(std::fs::read(build.join("srv")).unwrap(), b"built before");
+    }
+
+    #[test]
+    fn go_builds_keep_their_caches_in_the_lab_cache_and_the_local_toolchain() {
+        let (_dir, config, spec) = go_peer("package main\nfunc main() {}\n");
+        let Install::Go(go) = &spec.install else { unreachable!() };
+        let env: BTreeMap<_, _> = go_env(&config, go).into_iter().collect();
+        for var in ["GOPATH", "GOMODCACHE", "GOCACHE"] {
+            assert!(Path::new(&env[var]).starts_with(config.cache_dir.join("go")), "{var}={}", env[var]);
+        }
+        assert_eq!(env["GOTOOLCHAIN"], "local");
+        assert_eq!(env["CGO_ENABLED"], "0");
+        let pending = pending_install(&config, "gopeer").unwrap().unwrap();
+        assert!(pending.contains("building with go"), "{pending}");
+    }
+
+    #[test]
+    fn a_go_peer_builds_and_reuses_its_build() {
+        if crate::prereq::go_binary().is_none() {
+            eprintln!("skipped: no Go toolchain");
+            return;
+        }
+        // Standard library only, no cgo; the Go caches are the test's own
+        // (about 7 s on two busy cores, most of it compiling the runtime).
+        let (dir, config, spec) = go_peer("package main\nfunc main() { println(\"ok\") }\n");
+        let log = dir.path().join("install.log");
+        let built = install(&config, &spec, &log).unwrap().artifact.unwrap();
+        let out = Command::new(&built).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stderr).contains("ok"), "{out:?}");
+        let modified = std::fs::metadata(&built).unwrap().modified().unwrap();
+        assert_eq!(install(&config, &spec, &log).unwrap().artifact.unwrap(), built);
+        assert_eq!(std::fs::metadata(&built).unwrap().modified().unwrap(), modified, "rebuilt");
     }
 
     #[test]

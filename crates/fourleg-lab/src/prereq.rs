@@ -89,6 +89,38 @@ pub fn check(needs: Needs, pg_bin: Option<&Path>) -> Vec<Missing> {
     missing
 }
 
+/// Where the official Go distribution installs itself, often not on PATH.
+const GO_DIST_BIN: &str = "/usr/local/go/bin/go";
+
+/// The Go toolchain peers with `[install.go]` build with: `GO_BIN`, else
+/// `go` on PATH, else the official distribution's `/usr/local/go/bin/go`.
+#[must_use]
+pub fn go_binary() -> Option<PathBuf> {
+    go_binary_with(std::env::var_os("GO_BIN").map(PathBuf::from))
+}
+
+/// [`go_binary`] with `GO_BIN` given: when set, it is the only candidate.
+fn go_binary_with(go_bin: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(bin) = go_bin {
+        return runs(&bin.to_string_lossy(), &["version"]).then_some(bin);
+    }
+    if runs("go", &["version"]) {
+        return Some(PathBuf::from("go"));
+    }
+    runs(GO_DIST_BIN, &["version"]).then(|| PathBuf::from(GO_DIST_BIN))
+}
+
+/// The Go toolchain, missing: how to install it.
+#[must_use]
+pub fn missing_go(why: &str) -> Missing {
+    Missing {
+        what: "the Go toolchain (`go` not on PATH, nor /usr/local/go/bin/go; or set GO_BIN)".into(),
+        why: why.into(),
+        debian: "sudo apt-get install -y golang (or unpack the official Go toolchain into /usr/local/go)".into(),
+        macos: "brew install go".into(),
+    }
+}
+
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
@@ -184,6 +216,24 @@ mod tests {
             macos: "brew install maven".into(),
         }]);
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn a_missing_go_says_how_to_install_it() {
+        let text = Missing::render_all(&[missing_go("building the peer hydra")]);
+        assert!(text.contains("the Go toolchain (`go`"), "{text}");
+        assert!(text.contains("needed for building the peer hydra"), "{text}");
+        assert!(text.contains("apt-get install -y golang"), "{text}");
+        assert!(text.contains("brew install go"), "{text}");
+    }
+
+    #[test]
+    fn a_go_bin_that_does_not_run_is_no_toolchain() {
+        // GO_BIN wins over PATH; one that does not run is reported missing.
+        let dir = tempfile::tempdir().unwrap();
+        let bogus = dir.path().join("go");
+        std::fs::write(&bogus, "not a program").unwrap();
+        assert_eq!(go_binary_with(Some(bogus)), None);
     }
 
     #[test]
