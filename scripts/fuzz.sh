@@ -37,6 +37,14 @@ printf '%s' 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.MDEyMzQ1Njc4OWFiY2RlZjAxM
 printf '%s' '{"error":"invalid_request","error_description":"bad eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3."}' > "$work/evidence_redactor/0"
 printf '%s' '{"access_token":"opaque-0123456789","refresh_token":"eyJhbGciOiJSUzI1NiJ9.e30.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}' > "$work/evidence_redactor/1"
 
+# The fuzz crate has a lock file of its own: it must be current, or the run
+# would rewrite it (and the tree would no longer be the one committed).
+if ! cargo metadata --locked --offline --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null 2>&1 \
+   && ! cargo metadata --locked --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null; then
+  echo "fuzz/Cargo.lock is out of date: run 'cargo metadata --manifest-path fuzz/Cargo.toml' and commit it" >&2
+  exit 1
+fi
+
 for t in "${targets[@]}"; do
   echo "== fuzz $t for ${seconds}s"
   log="$work/$t.log"
