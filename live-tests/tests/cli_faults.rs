@@ -80,11 +80,16 @@ fn collect_pids(v: &serde_json::Value, out: &mut HashSet<u32>) {
     }
 }
 
-/// Waits until `file` in the state holds `needle`.
-fn wait_for(state: &Path, file: &str, needle: &str, bound: Duration) -> bool {
+/// Waits until the JSON `file` in the state has a value at `pointer`
+/// (`/services/keycloak`: a service started, not merely a port chosen).
+fn wait_for(state: &Path, file: &str, pointer: &str, bound: Duration) -> bool {
     let begin = Instant::now();
     while begin.elapsed() < bound {
-        if std::fs::read_to_string(state.join(file)).is_ok_and(|t| t.contains(needle)) {
+        let found = std::fs::read_to_string(state.join(file))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v.pointer(pointer).is_some());
+        if found {
             return true;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -104,7 +109,7 @@ fn ctrl_c_during_up_says_what_still_runs() {
     let st = state("interrupt");
     let child = spawn(&bin, &["up", "--runtime", "native"], &st);
     // Interrupt once Keycloak is starting (Postgres and OpenBao run by then).
-    assert!(wait_for(&st, "lab.json", "keycloak", Duration::from_secs(300)), "keycloak never started");
+    assert!(wait_for(&st, "lab.json", "/services/keycloak", Duration::from_secs(300)), "keycloak never started");
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -125,7 +130,7 @@ fn sigkill_mid_run_then_down_leaves_nothing_running() {
     let bin = binary();
     let st = state("sigkill");
     let mut child = spawn(&bin, &["run", "--target", "idpyoidc"], &st);
-    assert!(wait_for(&st, "peers.json", "idpyoidc", Duration::from_secs(300)), "the peer never started");
+    assert!(wait_for(&st, "peers.json", "/idpyoidc", Duration::from_secs(300)), "the peer never started");
     // Let some scenarios run, then kill the harness outright.
     std::thread::sleep(Duration::from_secs(3));
     signal(&child, nix::sys::signal::Signal::SIGKILL);
