@@ -442,7 +442,11 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     config.pg_bin.clone_from(&args.pg_bin);
     config.timeouts.keycloak = Duration::from_secs(args.keycloak_timeout);
     let kind = match args.runtime {
-        RuntimeArg::Auto => fourleg_lab::detect_runtime(),
+        RuntimeArg::Auto => {
+            let (kind, why) = fourleg_lab::detect_runtime(config).await;
+            eprintln!("runtime auto: {} ({why})", kind.name());
+            kind
+        }
         RuntimeArg::Native => RuntimeKind::Native,
         RuntimeArg::Containers => RuntimeKind::Containers,
     };
