@@ -168,9 +168,14 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
         .unwrap();
     let text = String::from_utf8_lossy(&diff.stdout);
     ok(&diff, "fourleg diff native containers");
-    for changed in ["newly failing", "newly passing", "new scenario", "removed"] {
-        assert!(!text.to_lowercase().contains(changed), "verdicts differ between native and containers:\n{text}");
+    // Timing figures may move; no cell may change (the sections of `diff`).
+    for section in ["newly failing (", "newly passing (", "changed (", "new (", "removed ("] {
+        assert!(
+            !text.lines().any(|l| l.starts_with(section)),
+            "verdicts differ between native and containers:\n{text}"
+        );
     }
+    eprintln!("fourleg diff native containers:\n{text}");
 
     // `down` leaves no container and no network; the data volumes stay
     // until `down --purge`, as native data stays in the state directory.
