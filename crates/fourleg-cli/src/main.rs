@@ -559,12 +559,18 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
             (true, false) => format!("UNHEALTHY (see {})", s.log.display()),
             (false, _) => "stopped".to_owned(),
         };
-        let pid = s.pid.map_or_else(|| s.container.clone().unwrap_or_default(), |p| p.to_string());
+        // A container by its short id, as `docker ps` shows it.
+        let pid = s
+            .pid
+            .map_or_else(|| s.container.as_deref().unwrap_or_default().chars().take(12).collect(), |p| p.to_string());
         println!("{:<w$} {:<9} {:<28} {:>8}  {health}", s.name.to_string(), s.version, s.url, pid);
     }
     for (p, ok) in &peers {
         let health = if *ok { "healthy".to_owned() } else { format!("UNHEALTHY (see {})", p.log.display()) };
         println!("{:<w$} {:<9} {:<28} {:>8}  {health} (peer)", p.name, p.version, p.url, pid_of(&p.handle));
+    }
+    for r in &report.resources {
+        println!("engine: {r}");
     }
     Ok(code)
 }

@@ -392,6 +392,9 @@ pub struct StatusReport {
     pub state_dir: std::path::PathBuf,
     pub runtime: Option<RuntimeKind>,
     pub services: Vec<ServiceStatus>,
+    /// What the runtime holds for the lab outside the state directory
+    /// (containers: its containers, networks and volumes), one line each.
+    pub resources: Vec<String>,
 }
 
 impl StatusReport {
@@ -405,7 +408,12 @@ impl StatusReport {
 /// What runs where, and whether each service passes its health check.
 pub async fn status(config: &LabConfig) -> Result<StatusReport> {
     let Some(state) = LabState::load(&config.state_dir)? else {
-        return Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: None, services: Vec::new() });
+        return Ok(StatusReport {
+            state_dir: config.state_dir.clone(),
+            runtime: None,
+            services: Vec::new(),
+            resources: Vec::new(),
+        });
     };
     let runtime = runtime_for(state.runtime, config)?;
     let creds = Credentials::load(config)?;
@@ -432,7 +440,8 @@ pub async fn status(config: &LabConfig) -> Result<StatusReport> {
             log: record.log.clone(),
         });
     }
-    Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: Some(state.runtime), services })
+    let resources = runtime.resources().await;
+    Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: Some(state.runtime), services, resources })
 }
 
 /// What `down` did.

@@ -1,6 +1,31 @@
-//! The containers runtime: the lab's services as the official images at the
-//! tags of [`pins::images`], started through testcontainers-rs on a Docker
-//! engine (or anything that speaks its API, such as Podman's socket).
+//! The containers runtime: the lab's services as containers, started through
+//! testcontainers-rs on a Docker engine (or anything that speaks its API,
+//! such as Podman's socket).
+//!
+//! # Images
+//!
+//! `FOURLEG_IMAGES` ([`ImageSource`]) chooses them. `build`, the default,
+//! runs `docker/build-images.sh`, which builds them here from a debootstrap
+//! base, Debian's archive and the native runtime's pinned artifacts (fetched
+//! first, into the same cache), tags each `<version>-<hash of its inputs>`,
+//! and only checks when they exist; no registry is needed. `pull` uses the
+//! official images at the tags of [`pins::images`]. Both kinds of image take
+//! the same environment, command and volumes, so the specs do not depend on
+//! the source.
+//!
+//! # Old engines
+//!
+//! testcontainers' client speaks API 1.53 and never negotiates; Debian 12's
+//! engine speaks 1.41 at most. This runtime's own client negotiates, and
+//! testcontainers is pointed at the relay of [`super::api_shim`] when the
+//! engine is older than its client.
+//!
+//! # No reaper container
+//!
+//! testcontainers-rs runs no reaper (ryuk) container, so there is none to
+//! disable: `fourleg down` is the reaper. It removes every container and
+//! network labelled with the lab's state directory, recorded in `lab.json` or
+//! not (an `up` killed between creating a container and recording it).
 //!
 //! Only *starting* differs from the native runtime. Readiness, provisioning
 //! and `lab.json` stay with the orchestrator, which reaches every service on
@@ -1124,6 +1149,28 @@ impl Runtime for ContainersRuntime {
         remove(&docker, id).await
     }
 
+    async fn resources(&self) -> Vec<String> {
+        let (Ok(docker), Ok(dir)) = (self.docker_answering().await, self.absolute_state_dir()) else {
+            return Vec::new();
+        };
+        let filters = label_filter(LABEL_LAB, &dir);
+        let mut out = Vec::new();
+        if let Ok(list) =
+            docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await
+        {
+            for c in list {
+                let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                out.push(format!("container {} ({state})", name.trim_start_matches('/')));
+            }
+        }
+        if let Ok(LabResources { networks, volumes, .. }) = LabResources::list(&docker, &dir).await {
+            out.extend(networks.into_iter().map(|(n, _)| format!("network {n}")));
+            out.extend(volumes.into_iter().map(|(v, _)| format!("volume {v}")));
+        }
+        out
+    }
+
     async fn release(&self) -> Result<()> {
         let docker = self.docker_answering().await.map_err(|e| {
             LabError::Containers(format!(
@@ -1410,6 +1457,22 @@ mod tests {
         let mut rt = ContainersRuntime::new(LabConfig::new(dir));
         rt.docker_host = Some(format!("unix://{}/no-such-docker.sock", dir.display()));
         rt
+    }
+
+    #[tokio::test]
+    async fn auto_says_why_it_does_not_pick_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let why = offline_runtime(dir.path()).availability().await.unwrap_err();
+        assert!(why.contains("no docker engine answers"), "{why}");
+    }
+
+    #[test]
+    fn an_unknown_image_source_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = offline_runtime(dir.path());
+        rt.config.images = ImageSource::Invalid("registry".into());
+        let err = rt.check().unwrap_err().to_string();
+        assert!(err.contains("FOURLEG_IMAGES=registry"), "{err}");
     }
 
     #[tokio::test]

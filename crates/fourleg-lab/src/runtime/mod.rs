@@ -115,6 +115,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// What the runtime holds for the lab outside the state directory, one
+    /// line each (`status`): for containers, its containers (with their
+    /// state), networks and volumes, recorded or not. Empty when it holds
+    /// nothing or cannot tell.
+    async fn resources(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Removes what the runtime keeps outside the state directory (`down --purge`).
     async fn purge(&self) -> Result<()> {
         Ok(())
