@@ -153,7 +153,9 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     eprintln!("keycloak suite in containers: {:.1}s", t.elapsed().as_secs_f64());
 
     // The same suite on the native runtime.
+    let t = Instant::now();
     ok(&run(&bin, &["up", "--runtime", "native"], &native_st), "fourleg up --runtime native");
+    eprintln!("native up: {:.1}s", t.elapsed().as_secs_f64());
     let native = runs.join("native.json");
     let t = Instant::now();
     let out = run(&bin, &["run", "--target", "keycloak", "--json", native.to_str().unwrap()], &native_st);
