@@ -186,7 +186,10 @@ impl ContainersRuntime {
 
     /// Points testcontainers at the engine: through the API relay (see
     /// [`super::api_shim`]) when the engine is older than testcontainers'
-    /// client, started once per process.
+    /// client, started once per process (testcontainers makes its client
+    /// once), on a socket in the state directory of the first lab this
+    /// process starts: a process that starts labs in several state
+    /// directories must not purge the first while it starts the others.
     fn route_testcontainers(&self, docker: &Docker) -> Result<()> {
         static RELAY: OnceLock<std::result::Result<String, String>> = OnceLock::new();
         if docker.client_version() >= *API_DEFAULT_VERSION {
