@@ -14,20 +14,25 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 say() { echo "start-docker: $*" >&2; }
 
+answers=no
 if command -v docker >/dev/null && docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-  say "an engine answers ($(docker version --format '{{.Server.Version}}'))"
-  echo "${DOCKER_HOST:-unix:///var/run/docker.sock}"
-  exit 0
+  answers=yes
 fi
 
 missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
+if [ $answers = no ] && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
-  command -v apt-get >/dev/null || { say "missing ${missing[*]}; install Docker with your package manager"; exit 2; }
+  command -v apt-get >/dev/null || { say "missing ${missing[*]}; install them with your package manager"; exit 2; }
   say "installing ${missing[*]}"
   $SUDO apt-get update -qq >&2
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ $answers = yes ]; then
+  say "an engine answers ($(docker version --format '{{.Server.Version}}'))"
+  echo "${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  exit 0
 fi
 
 dir=/run/fourleg-docker
