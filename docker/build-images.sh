@@ -59,7 +59,12 @@ if ! image_exists "$base"; then
   tarball="$out/debian-$suite-minbase-$base_hash.tar.gz"
   if [ ! -s "$tarball" ]; then
     command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
-    [ "$(id -u)" = 0 ] || die "debootstrap needs root: run this script as root once (the tarball is then cached)"
+    # debootstrap needs root, once: the tarball is then cached.
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null || die "debootstrap needs root: run this script as root once (the tarball is then cached)"
+      sudo="sudo"
+    fi
     mirror="${FOURLEG_DEBIAN_MIRROR:-}"
     if [ -z "$mirror" ]; then
       mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1 || true)
@@ -69,14 +74,14 @@ if ! image_exists "$base"; then
     fi
     [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt; set FOURLEG_DEBIAN_MIRROR"
     root="$out/.rootfs-$$"
-    rm -rf "$root"
+    $sudo rm -rf "$root"
     say "debootstrap $suite (minbase) from $mirror, once (log: $out/logs/debootstrap.log)"
-    debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$out/logs/debootstrap.log" 2>&1 \
-      || { rm -rf "$root"; die "debootstrap failed; see $out/logs/debootstrap.log"; }
-    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
-    tar -C "$root" --numeric-owner -czf "$tarball.part" .
+    $sudo debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$out/logs/debootstrap.log" 2>&1 \
+      || { $sudo rm -rf "$root"; die "debootstrap failed; see $out/logs/debootstrap.log"; }
+    $sudo sh -c 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/archives/*.deb' sh "$root"
+    $sudo tar -C "$root" --numeric-owner -czf - . >"$tarball.part"
     mv "$tarball.part" "$tarball"
-    rm -rf "$root"
+    $sudo rm -rf "$root"
   fi
   say "importing $base"
   docker import --change 'CMD ["/bin/bash"]' --change 'ENV DEBIAN_FRONTEND=noninteractive' \

@@ -311,18 +311,18 @@ impl ContainersRuntime {
                         e.file_name().to_string_lossy().starts_with("debian-")
                             && e.file_name().to_string_lossy().ends_with(".tar.gz")
                     });
-                let can_debootstrap = nix::unistd::Uid::effective().is_root()
-                    && std::process::Command::new("debootstrap")
-                        .arg("--version")
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
+                // The script runs debootstrap as root, through sudo when not root.
+                let on_path = |tool: &str| {
+                    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+                        || Path::new("/usr/sbin").join(tool).is_file()
+                };
+                let can_debootstrap =
+                    on_path("debootstrap") && (nix::unistd::Uid::effective().is_root() || on_path("sudo"));
                 if base_cached || can_debootstrap {
                     Ok(())
                 } else {
-                    Err("the images are not built, and building their base needs debootstrap run as root \
-                         (apt-get install debootstrap), or FOURLEG_IMAGES=pull where a registry answers"
+                    Err("the images are not built, and building their base needs debootstrap, as root or \
+                         through sudo (apt-get install debootstrap), or FOURLEG_IMAGES=pull where a registry answers"
                         .into())
                 }
             }
