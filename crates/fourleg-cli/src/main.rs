@@ -353,10 +353,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     // Services and peers run in process groups of their own, so Ctrl-C
     // reaches fourleg alone: they go on running. Say which, and how to stop them.
+    // The handler is installed before anything starts: `ctrl_c()` would only
+    // install it when first polled, after `dispatch` first waits, and a
+    // Ctrl-C before that (services already starting) would kill fourleg
+    // without a word.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the Ctrl-C handler")?;
     let state = config.clone();
     tokio::select! {
         r = dispatch(cli.command, config) => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             eprintln!("\ninterrupted{}", still_running(&state).await);
             Ok(INTERRUPTED)
         }
