@@ -448,7 +448,11 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     config.pg_bin.clone_from(&args.pg_bin);
     config.timeouts.keycloak = Duration::from_secs(args.keycloak_timeout);
     let kind = match args.runtime {
-        RuntimeArg::Auto => fourleg_lab::detect_runtime(),
+        RuntimeArg::Auto => {
+            let (kind, why) = fourleg_lab::detect_runtime(config).await;
+            eprintln!("runtime auto: {} ({why})", kind.name());
+            kind
+        }
         RuntimeArg::Native => RuntimeKind::Native,
         RuntimeArg::Containers => RuntimeKind::Containers,
     };
@@ -561,12 +565,18 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
             (true, false) => format!("UNHEALTHY (see {})", s.log.display()),
             (false, _) => "stopped".to_owned(),
         };
-        let pid = s.pid.map_or_else(|| s.container.clone().unwrap_or_default(), |p| p.to_string());
+        // A container by its short id, as `docker ps` shows it.
+        let pid = s
+            .pid
+            .map_or_else(|| s.container.as_deref().unwrap_or_default().chars().take(12).collect(), |p| p.to_string());
         println!("{:<w$} {:<9} {:<28} {:>8}  {health}", s.name.to_string(), s.version, s.url, pid);
     }
     for (p, ok) in &peers {
         let health = if *ok { "healthy".to_owned() } else { format!("UNHEALTHY (see {})", p.log.display()) };
         println!("{:<w$} {:<9} {:<28} {:>8}  {health} (peer)", p.name, p.version, p.url, pid_of(&p.handle));
+    }
+    for r in &report.resources {
+        println!("engine: {r}");
     }
     Ok(code)
 }

@@ -97,7 +97,8 @@ pub async fn lab_context(config: &LabConfig, start: bool) -> anyhow::Result<LabC
         }
         eprintln!("the lab is not running: starting it (fourleg up)");
         let progress = crate::progress::Reporter::new();
-        let kind = fourleg_lab::detect_runtime();
+        let (kind, why) = fourleg_lab::detect_runtime(config).await;
+        eprintln!("runtime auto: {} ({why})", kind.name());
         let res = fourleg_lab::up(config, kind, &progress).await;
         progress.finish();
         res?;

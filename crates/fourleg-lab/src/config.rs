@@ -27,6 +27,32 @@ impl RuntimeKind {
     }
 }
 
+/// Where the containers runtime gets its images (`FOURLEG_IMAGES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// `build` (the default): build them here with `docker/build-images.sh`
+    /// from Debian's archive and the native runtime's pinned artifacts, so
+    /// no image registry is needed.
+    Build,
+    /// `pull`: the official images at the tags of `pins::images`, from their
+    /// registries.
+    Pull,
+    /// Any other value, refused when the containers runtime starts.
+    Invalid(String),
+}
+
+impl ImageSource {
+    /// The source named by `value` (`FOURLEG_IMAGES`); unset or empty is `build`.
+    #[must_use]
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            None | Some("" | "build") => Self::Build,
+            Some("pull") => Self::Pull,
+            Some(other) => Self::Invalid(other.to_owned()),
+        }
+    }
+}
+
 /// Ports asked for by the user; `None` picks a free port on 127.0.0.1.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ports {
@@ -77,6 +103,9 @@ pub struct LabConfig {
     pub pg_bin: Option<PathBuf>,
     /// Readiness bounds.
     pub timeouts: Timeouts,
+    /// Where the containers runtime gets its images (`FOURLEG_IMAGES`:
+    /// `build`, the default, or `pull`).
+    pub images: ImageSource,
 }
 
 impl LabConfig {
@@ -96,6 +125,7 @@ impl LabConfig {
             bao_bin: None,
             pg_bin: None,
             timeouts: Timeouts::default(),
+            images: ImageSource::parse(std::env::var("FOURLEG_IMAGES").ok().as_deref()),
         }
     }
 
@@ -153,6 +183,15 @@ pub fn default_fixtures_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_source_is_build_unless_pull_is_asked() {
+        assert_eq!(ImageSource::parse(None), ImageSource::Build);
+        assert_eq!(ImageSource::parse(Some("")), ImageSource::Build);
+        assert_eq!(ImageSource::parse(Some("build")), ImageSource::Build);
+        assert_eq!(ImageSource::parse(Some("pull")), ImageSource::Pull);
+        assert_eq!(ImageSource::parse(Some("registry")), ImageSource::Invalid("registry".into()));
+    }
 
     #[test]
     fn every_directory_is_absolute() {

@@ -33,20 +33,24 @@ pub fn runtime_for(kind: RuntimeKind, config: &LabConfig) -> Result<Box<dyn Runt
     }
 }
 
-/// Chooses the runtime when the user did not: containers when a Docker
-/// engine answers, native otherwise.
-#[must_use]
-pub fn detect_runtime() -> RuntimeKind {
-    let docker_answers = std::process::Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if docker_answers {
-        RuntimeKind::Containers
-    } else {
-        RuntimeKind::Native
+/// Chooses the runtime when the user did not, and says why: containers when
+/// a Docker engine answers and the lab's images are present or can be built
+/// (or are to be pulled, `FOURLEG_IMAGES=pull`), native otherwise.
+pub async fn detect_runtime(config: &LabConfig) -> (RuntimeKind, String) {
+    #[cfg(feature = "containers")]
+    {
+        let rt = crate::runtime::containers::ContainersRuntime::new(config.clone());
+        match rt.availability().await {
+            Ok(()) => {
+                (RuntimeKind::Containers, "a docker engine answers and the lab's images are there or buildable".into())
+            }
+            Err(why) => (RuntimeKind::Native, format!("not containers: {why}")),
+        }
+    }
+    #[cfg(not(feature = "containers"))]
+    {
+        let _ = config;
+        (RuntimeKind::Native, "this fourleg was built without the containers runtime".into())
     }
 }
 
@@ -388,6 +392,9 @@ pub struct StatusReport {
     pub state_dir: std::path::PathBuf,
     pub runtime: Option<RuntimeKind>,
     pub services: Vec<ServiceStatus>,
+    /// What the runtime holds for the lab outside the state directory
+    /// (containers: its containers, networks and volumes), one line each.
+    pub resources: Vec<String>,
 }
 
 impl StatusReport {
@@ -401,7 +408,12 @@ impl StatusReport {
 /// What runs where, and whether each service passes its health check.
 pub async fn status(config: &LabConfig) -> Result<StatusReport> {
     let Some(state) = LabState::load(&config.state_dir)? else {
-        return Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: None, services: Vec::new() });
+        return Ok(StatusReport {
+            state_dir: config.state_dir.clone(),
+            runtime: None,
+            services: Vec::new(),
+            resources: Vec::new(),
+        });
     };
     let runtime = runtime_for(state.runtime, config)?;
     let creds = Credentials::load(config)?;
@@ -428,7 +440,8 @@ pub async fn status(config: &LabConfig) -> Result<StatusReport> {
             log: record.log.clone(),
         });
     }
-    Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: Some(state.runtime), services })
+    let resources = runtime.resources().await;
+    Ok(StatusReport { state_dir: config.state_dir.clone(), runtime: Some(state.runtime), services, resources })
 }
 
 /// What `down` did.
@@ -446,18 +459,28 @@ pub struct DownReport {
 pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
     let mut stopped = Vec::new();
     let peers_stopped = crate::peers::down(config).await?;
-    if let Some(mut state) = LabState::load(&config.state_dir)? {
-        let runtime = runtime_for(state.runtime, config)?;
-        for service in Service::ALL.iter().rev() {
-            if let Some(record) = state.services.get(service).cloned() {
-                if runtime.is_running(&record) {
-                    runtime.stop(&record).await?;
-                    stopped.push(*service);
+    let state = LabState::load(&config.state_dir)?;
+    // An `up --runtime containers` killed before it wrote `lab.json` may have
+    // made the lab's network (and `containers.json`, its id) already.
+    let kind = state
+        .as_ref()
+        .map(|s| s.runtime)
+        .or_else(|| config.state_path("containers.json").is_file().then_some(RuntimeKind::Containers));
+    if let Some(kind) = kind {
+        let runtime = runtime_for(kind, config)?;
+        if let Some(mut state) = state {
+            for service in Service::ALL.iter().rev() {
+                if let Some(record) = state.services.get(service).cloned() {
+                    if runtime.is_running(&record) {
+                        runtime.stop(&record).await?;
+                        stopped.push(*service);
+                    }
+                    state.services.remove(service);
+                    state.save(&config.state_dir)?;
                 }
-                state.services.remove(service);
-                state.save(&config.state_dir)?;
             }
         }
+        runtime.release().await?;
         if purge {
             runtime.purge().await?;
         }

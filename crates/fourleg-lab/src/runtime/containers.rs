@@ -1,6 +1,31 @@
-//! The containers runtime: the lab's services as the official images at the
-//! tags of [`pins::images`], started through testcontainers-rs on a Docker
-//! engine (or anything that speaks its API, such as Podman's socket).
+//! The containers runtime: the lab's services as containers, started through
+//! testcontainers-rs on a Docker engine (or anything that speaks its API,
+//! such as Podman's socket).
+//!
+//! # Images
+//!
+//! `FOURLEG_IMAGES` ([`ImageSource`]) chooses them. `build`, the default,
+//! runs `docker/build-images.sh`, which builds them here from a debootstrap
+//! base, Debian's archive and the native runtime's pinned artifacts (fetched
+//! first, into the same cache), tags each `<version>-<hash of its inputs>`,
+//! and only checks when they exist; no registry is needed. `pull` uses the
+//! official images at the tags of [`pins::images`]. Both kinds of image take
+//! the same environment, command and volumes, so the specs do not depend on
+//! the source.
+//!
+//! # Old engines
+//!
+//! testcontainers' client speaks API 1.53 and never negotiates; Debian 12's
+//! engine speaks 1.41 at most. This runtime's own client negotiates, and
+//! testcontainers is pointed at the relay of [`super::api_shim`] when the
+//! engine is older than its client.
+//!
+//! # No reaper container
+//!
+//! testcontainers-rs runs no reaper (ryuk) container, so there is none to
+//! disable: `fourleg down` is the reaper. It removes every container and
+//! network labelled with the lab's state directory, recorded in `lab.json` or
+//! not (an `up` killed between creating a container and recording it).
 //!
 //! Only *starting* differs from the native runtime. Readiness, provisioning
 //! and `lab.json` stay with the orchestrator, which reaches every service on
@@ -58,7 +83,7 @@ use std::fs::OpenOptions;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -70,14 +95,14 @@ use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
     RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
-use testcontainers::bollard::Docker;
+use testcontainers::bollard::{Docker, API_DEFAULT_VERSION};
 use testcontainers::core::logs::LogFrame;
 use testcontainers::core::{ContainerPort, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerRequest, GenericImage, ImageExt, ReuseDirective};
 
 use super::{KeycloakPlan, OpenbaoPlan, PostgresPlan, Runtime, Started};
-use crate::config::{LabConfig, RuntimeKind};
+use crate::config::{ImageSource, LabConfig, RuntimeKind};
 use crate::error::{LabError, Result};
 use crate::fsutil;
 use crate::progress::Progress;
@@ -125,24 +150,20 @@ pub struct ContainersRuntime {
     /// Held while the lab network is looked up and created, so concurrent
     /// starts never create two networks of one name.
     network: Arc<tokio::sync::Mutex<()>>,
+    /// The images to start, once `prepare` has built or pulled them.
+    images: Arc<StdMutex<Option<LabImages>>>,
 }
 
 impl ContainersRuntime {
     /// A containers runtime for `config`.
     #[must_use]
     pub fn new(config: LabConfig) -> Self {
-        Self { config, docker_host: None, scope: Arc::default(), network: Arc::default() }
+        Self { config, docker_host: None, scope: Arc::default(), network: Arc::default(), images: Arc::default() }
     }
 
     /// The engine address this runtime talks to.
     fn engine(&self) -> String {
-        self.docker_host.clone().unwrap_or_else(|| {
-            docker_host(
-                |k| std::env::var(k).ok(),
-                |p| Path::new(p).exists(),
-                std::env::var_os("HOME").map(PathBuf::from),
-            )
-        })
+        self.docker_host.clone().unwrap_or_else(real_engine)
     }
 
     /// A client of the engine (connecting is lazy: no request is made).
@@ -151,15 +172,184 @@ impl ContainersRuntime {
         Docker::connect_with_host(&host).map_err(|e| no_engine(&host, &e))
     }
 
-    /// A client of an engine that answered a ping.
+    /// A client of an engine that answered, speaking the engine's API
+    /// version (older engines refuse a newer client's requests).
     async fn docker_answering(&self) -> Result<Docker> {
         let host = self.engine();
-        let docker = Docker::connect_with_host(&host).map_err(|e| no_engine(&host, &e))?;
-        match tokio::time::timeout(ENGINE_TIMEOUT, docker.ping()).await {
-            Ok(Ok(_)) => Ok(docker),
+        let docker = self.docker()?;
+        match tokio::time::timeout(ENGINE_TIMEOUT, docker.negotiate_version()).await {
+            Ok(Ok(docker)) => Ok(docker),
             Ok(Err(e)) => Err(no_engine(&host, &e)),
             Err(_) => Err(no_engine(&host, &format!("no answer within {}s", ENGINE_TIMEOUT.as_secs()))),
         }
+    }
+
+    /// Points testcontainers at the engine: through the API relay (see
+    /// [`super::api_shim`]) when the engine is older than testcontainers'
+    /// client, started once per process (testcontainers makes its client
+    /// once), on a socket in the state directory of the first lab this
+    /// process starts: a process that starts labs in several state
+    /// directories must not purge the first while it starts the others.
+    fn route_testcontainers(&self, docker: &Docker) -> Result<()> {
+        static RELAY: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+        if docker.client_version() >= *API_DEFAULT_VERSION {
+            return Ok(());
+        }
+        let host = self.engine();
+        let routed = RELAY.get_or_init(|| {
+            let upstream = super::api_shim::Upstream::parse(&host)
+                .ok_or_else(|| format!("the engine at {host} speaks API {} and is not a unix:// or tcp:// address that the relay can reach", docker.client_version()))?;
+            let socket = self.config.state_path("docker-api.sock");
+            super::api_shim::start(&socket, upstream).map_err(|e| e.to_string())?;
+            let relay = format!("unix://{}", socket.display());
+            // testcontainers reads DOCKER_HOST when it makes its client, on its
+            // first request, which comes after this; nothing else in this
+            // process reads the environment concurrently at this point.
+            std::env::set_var("DOCKER_HOST", &relay);
+            Ok(relay)
+        });
+        routed.as_ref().map(|_| ()).map_err(|e| LabError::Containers(e.clone()))
+    }
+
+    /// The images to start: those `prepare` settled on.
+    fn images(&self) -> Result<LabImages> {
+        self.images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| LabError::Containers("the lab's images are not known yet (prepare did not run)".into()))
+    }
+
+    /// Builds the lab's images with `docker/build-images.sh` (a warm run only
+    /// hashes the inputs and finds the images), fetching the pinned artifacts
+    /// as the native runtime does first.
+    async fn build_images(&self, progress: &dyn Progress) -> Result<LabImages> {
+        let script = self.build_script();
+        if !script.is_file() {
+            return Err(LabError::Containers(format!(
+                "{} is missing; run fourleg from its source tree, or set FOURLEG_IMAGES=pull to use the official images",
+                script.display()
+            )));
+        }
+        let cache = self.config.cache_dir.clone();
+        let log = self.config.state_path("logs/images.log");
+        progress.step(Service::Keycloak, "fetching the pinned keycloak distribution and bao binary (cached)");
+        let (tarball, bao) = {
+            let (cache, log) = (cache.clone(), log.clone());
+            tokio::task::spawn_blocking(move || -> Result<(PathBuf, PathBuf)> {
+                let tarball = super::native::fetch::fetch_keycloak_tarball(&cache, &log)?;
+                let bao = super::native::fetch::install_openbao(&cache, &log)?;
+                Ok((tarball, bao))
+            })
+            .await
+            .map_err(|e| LabError::Containers(format!("fetching the image artifacts: {e}")))??
+        };
+        progress.step(Service::Keycloak, &format!("building the lab images, once ({})", script.display()));
+        let engine = self.engine();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .arg(&script)
+                .env("FOURLEG_CACHE", &cache)
+                .env("KEYCLOAK_DIST_TARBALL", &tarball)
+                .env("BAO_BINARY", &bao)
+                .env("DOCKER_HOST", &engine)
+                .stdin(std::process::Stdio::null())
+                .output()
+        })
+        .await
+        .map_err(|e| LabError::Containers(format!("building the lab images: {e}")))?
+        .map_err(|e| LabError::io("running docker/build-images.sh", e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&log, stderr.as_bytes());
+        if !out.status.success() {
+            return Err(LabError::Containers(format!(
+                "building the lab images failed ({}):\n{}",
+                out.status,
+                stderr.trim_end()
+            )));
+        }
+        LabImages::parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
+            LabError::Containers(format!(
+                "docker/build-images.sh named no image for every service; see {}",
+                log.display()
+            ))
+        })
+    }
+
+    /// `docker/build-images.sh` of the source tree the fixtures come from.
+    fn build_script(&self) -> PathBuf {
+        self.config.fixtures_dir.join("../docker/build-images.sh")
+    }
+
+    /// Whether this runtime can start the lab here, and if not, why: the
+    /// engine answers, and the images are present or can be built (or are
+    /// to be pulled, with `FOURLEG_IMAGES=pull`). For `--runtime auto`.
+    pub async fn availability(&self) -> std::result::Result<(), String> {
+        let docker = self.docker_answering().await.map_err(|e| e.to_string())?;
+        match &self.config.images {
+            ImageSource::Pull => Ok(()),
+            ImageSource::Invalid(v) => Err(format!("FOURLEG_IMAGES={v} is neither build nor pull")),
+            ImageSource::Build => {
+                let listed = std::fs::read_to_string(self.config.cache_dir.join("images/lab-images.env")).ok();
+                if let Some(images) = listed.as_deref().and_then(LabImages::parse) {
+                    let mut present = true;
+                    for r in images.all() {
+                        present &= docker.inspect_image(&r.reference()).await.is_ok();
+                    }
+                    if present {
+                        return Ok(());
+                    }
+                }
+                if !self.build_script().is_file() {
+                    return Err(format!("the images are not built and {} is missing", self.build_script().display()));
+                }
+                let base_cached =
+                    std::fs::read_dir(self.config.cache_dir.join("images")).into_iter().flatten().flatten().any(|e| {
+                        e.file_name().to_string_lossy().starts_with("debian-")
+                            && e.file_name().to_string_lossy().ends_with(".tar.gz")
+                    });
+                // The script runs debootstrap as root, through sudo when not root.
+                let on_path = |tool: &str| {
+                    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+                        || Path::new("/usr/sbin").join(tool).is_file()
+                };
+                let can_debootstrap =
+                    on_path("debootstrap") && (nix::unistd::Uid::effective().is_root() || on_path("sudo"));
+                if base_cached || can_debootstrap {
+                    Ok(())
+                } else {
+                    Err("the images are not built, and building their base needs debootstrap, as root or \
+                         through sudo (apt-get install debootstrap), or FOURLEG_IMAGES=pull where a registry answers"
+                        .into())
+                }
+            }
+        }
+    }
+
+    /// Removes every container and network labelled with this lab, whether
+    /// `lab.json` knows them or not (an `up` killed between creating a
+    /// container and recording it): `down` is the reaper. Volumes (the data)
+    /// stay for `down --purge`.
+    async fn reap(&self, docker: &Docker) -> Result<()> {
+        let dir = self.absolute_state_dir()?;
+        let found = LabResources::list(docker, &dir).await?;
+        for (id, _) in &found.containers {
+            remove(docker, id).await?;
+        }
+        for (name, _) in &found.networks {
+            remove_network(docker, name).await?;
+        }
+        Ok(())
+    }
+
+    fn absolute_state_dir(&self) -> Result<String> {
+        Ok(std::path::absolute(&self.config.state_dir)
+            .map_err(|e| LabError::io(format!("resolving {}", self.config.state_dir.display()), e))?
+            .display()
+            .to_string())
     }
 
     /// The names and labels of this lab's resources, creating its id on first use.
@@ -222,7 +412,7 @@ impl ContainersRuntime {
         }
         remove_stale(&docker, &spec).await?;
         let consumer = LogCopy::open(log, &spec.name)?;
-        let (image, tag) = (spec.image, spec.tag);
+        let (image, tag) = (spec.image.clone(), spec.tag.clone());
         let published = spec.ports.iter().map(|p| format!("{}:{}", p.host_ip, p.host)).collect::<Vec<_>>().join(", ");
         progress.step(spec.service, &format!("starting container {} ({image}:{tag}) on {published}", spec.name));
         let container = match request(&spec).with_log_consumer(consumer).start().await {
@@ -249,7 +439,8 @@ impl ContainersRuntime {
         Ok(Started {
             record: ServiceRecord {
                 service: spec.service,
-                version: tag.to_owned(),
+                // A built image's tag is `<version>-<hash of its inputs>`.
+                version: tag.split('-').next().unwrap_or(&tag).to_owned(),
                 host: LOOPBACK.into(),
                 port: main,
                 extra_ports,
@@ -297,6 +488,74 @@ impl ContainersRuntime {
         }
         Ok(())
     }
+}
+
+/// One image by name and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub image: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    fn new((image, tag): (&str, &str)) -> Self {
+        Self { image: image.to_owned(), tag: tag.to_owned() }
+    }
+
+    /// `image:tag`.
+    #[must_use]
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.image, self.tag)
+    }
+}
+
+/// The image of each service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabImages {
+    pub postgres: ImageRef,
+    pub openbao: ImageRef,
+    pub keycloak: ImageRef,
+}
+
+impl LabImages {
+    /// The official images at the tags of [`pins::images`] (`FOURLEG_IMAGES=pull`).
+    #[must_use]
+    pub fn official() -> Self {
+        Self {
+            postgres: ImageRef::new(pins::images::POSTGRES),
+            openbao: ImageRef::new(pins::images::OPENBAO),
+            keycloak: ImageRef::new(pins::images::KEYCLOAK),
+        }
+    }
+
+    /// The images `docker/build-images.sh` printed (`postgres=<image:tag>`
+    /// per line); `None` unless every service has one.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let find = |service: &str| {
+            text.lines().find_map(|l| {
+                let reference = l.trim().strip_prefix(service)?.strip_prefix('=')?;
+                let (image, tag) = reference.rsplit_once(':')?;
+                (!image.is_empty() && !tag.is_empty() && !tag.contains('/'))
+                    .then(|| ImageRef { image: image.to_owned(), tag: tag.to_owned() })
+            })
+        };
+        Some(Self { postgres: find("postgres")?, openbao: find("openbao")?, keycloak: find("keycloak")? })
+    }
+
+    fn all(&self) -> [&ImageRef; 3] {
+        [&self.postgres, &self.openbao, &self.keycloak]
+    }
+}
+
+/// The engine's address as testcontainers would find it, read before the
+/// API relay (if any) replaces `DOCKER_HOST` in this process.
+fn real_engine() -> String {
+    static REAL: OnceLock<String> = OnceLock::new();
+    REAL.get_or_init(|| {
+        docker_host(|k| std::env::var(k).ok(), |p| Path::new(p).exists(), std::env::var_os("HOME").map(PathBuf::from))
+    })
+    .clone()
 }
 
 /// `containers.json` in the state directory.
@@ -393,8 +652,8 @@ pub struct VolumeSpec {
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub service: Service,
-    pub image: &'static str,
-    pub tag: &'static str,
+    pub image: String,
+    pub tag: String,
     /// Container name, which is also its DNS name on [`Self::network`].
     pub name: String,
     pub network: String,
@@ -415,8 +674,8 @@ fn plain(s: impl Into<String>) -> EnvValue {
 /// settings as the native cluster. The orchestrator creates the `keycloak`
 /// and `broker` roles and databases over SQL.
 #[must_use]
-pub fn postgres_spec(scope: &LabScope, plan: &PostgresPlan) -> ContainerSpec {
-    let (image, tag) = pins::images::POSTGRES;
+pub fn postgres_spec(scope: &LabScope, images: &LabImages, plan: &PostgresPlan) -> ContainerSpec {
+    let ImageRef { image, tag } = images.postgres.clone();
     ContainerSpec {
         service: Service::Postgres,
         image,
@@ -468,8 +727,8 @@ pub fn openbao_config(scope: &LabScope, plan: &OpenbaoPlan) -> serde_json::Value
 /// The `openbao` image in server mode (never `-dev`): sealed and uninitialised on its
 /// first start; the orchestrator initialises and unseals it over HTTP.
 #[must_use]
-pub fn openbao_spec(scope: &LabScope, plan: &OpenbaoPlan) -> ContainerSpec {
-    let (image, tag) = pins::images::OPENBAO;
+pub fn openbao_spec(scope: &LabScope, images: &LabImages, plan: &OpenbaoPlan) -> ContainerSpec {
+    let ImageRef { image, tag } = images.openbao.clone();
     ContainerSpec {
         service: Service::Openbao,
         image,
@@ -498,8 +757,8 @@ pub fn openbao_spec(scope: &LabScope, plan: &OpenbaoPlan) -> ContainerSpec {
 /// the request (hostname v2, not strict), so it is `http://127.0.0.1:<port>`
 /// as the host sees it.
 #[must_use]
-pub fn keycloak_spec(scope: &LabScope, plan: &KeycloakPlan) -> ContainerSpec {
-    let (image, tag) = pins::images::KEYCLOAK;
+pub fn keycloak_spec(scope: &LabScope, images: &LabImages, plan: &KeycloakPlan) -> ContainerSpec {
+    let ImageRef { image, tag } = images.keycloak.clone();
     let db_url = format!("jdbc:postgresql://{}:{POSTGRES_PORT}/{}", scope.container(Service::Postgres), plan.db_name);
     ContainerSpec {
         service: Service::Keycloak,
@@ -556,7 +815,7 @@ fn port_bindings(ports: &[PublishedPort]) -> HashMap<String, Option<Vec<PortBind
 /// the spec's (loopback) address. The request holds the secrets in clear
 /// (its `Debug` prints the environment): never log it.
 pub fn request(spec: &ContainerSpec) -> ContainerRequest<GenericImage> {
-    let mut req = GenericImage::new(spec.image, spec.tag)
+    let mut req = GenericImage::new(&spec.image, &spec.tag)
         .with_container_name(&spec.name)
         .with_network(&spec.network)
         .with_labels(spec.labels.clone())
@@ -768,20 +1027,20 @@ where
 async fn pull(
     docker: &Docker,
     service: Service,
-    (image, tag): (&str, &str),
+    image: &ImageRef,
     progress: &dyn Progress,
 ) -> Result<Option<Duration>> {
-    let reference = format!("{image}:{tag}");
+    let reference = image.reference();
     if docker.inspect_image(&reference).await.is_ok() {
         return Ok(None);
     }
     progress.step(service, &format!("pulling {reference} (once)"));
     let t = Instant::now();
     // The request it hands back is not needed: containers are started from specs.
-    let _request = GenericImage::new(image, tag).pull_image().await.map_err(|e| {
+    let _request = GenericImage::new(&image.image, &image.tag).pull_image().await.map_err(|e| {
         LabError::Containers(format!(
             "pulling {reference} failed: {e}; check the engine reaches its registry (`docker pull {reference}`), \
-             or use `--runtime native`"
+             or build the images here (FOURLEG_IMAGES=build), or use `--runtime native`"
         ))
     })?;
     Ok(Some(t.elapsed()))
@@ -793,33 +1052,57 @@ impl Runtime for ContainersRuntime {
         RuntimeKind::Containers
     }
 
+    fn check(&self) -> Result<()> {
+        match &self.config.images {
+            ImageSource::Invalid(v) => {
+                Err(LabError::Config(format!("FOURLEG_IMAGES={v} is neither `build` (the default) nor `pull`")))
+            }
+            ImageSource::Build | ImageSource::Pull => Ok(()),
+        }
+    }
+
     async fn prepare(&self, progress: &dyn Progress) -> Result<BTreeMap<Service, Duration>> {
         let docker = self.docker_answering().await?;
+        self.route_testcontainers(&docker)?;
         let scope = self.scope()?;
         self.remove_orphans(&docker, &scope, progress).await?;
-        self.ensure_network(&docker, &scope).await?;
-        let (pg, bao, kc) = tokio::join!(
-            pull(&docker, Service::Postgres, pins::images::POSTGRES, progress),
-            pull(&docker, Service::Openbao, pins::images::OPENBAO, progress),
-            pull(&docker, Service::Keycloak, pins::images::KEYCLOAK, progress),
-        );
         let mut took = BTreeMap::new();
-        for (service, pulled) in [(Service::Postgres, pg?), (Service::Openbao, bao?), (Service::Keycloak, kc?)] {
-            if let Some(d) = pulled {
-                took.insert(service, d);
+        let images = match &self.config.images {
+            ImageSource::Invalid(_) => return Err(self.check().unwrap_err()),
+            ImageSource::Build => {
+                let t = Instant::now();
+                let images = self.build_images(progress).await?;
+                took.insert(Service::Keycloak, t.elapsed());
+                images
             }
-        }
+            ImageSource::Pull => {
+                let images = LabImages::official();
+                let (pg, bao, kc) = tokio::join!(
+                    pull(&docker, Service::Postgres, &images.postgres, progress),
+                    pull(&docker, Service::Openbao, &images.openbao, progress),
+                    pull(&docker, Service::Keycloak, &images.keycloak, progress),
+                );
+                for (service, pulled) in [(Service::Postgres, pg?), (Service::Openbao, bao?), (Service::Keycloak, kc?)]
+                {
+                    if let Some(d) = pulled {
+                        took.insert(service, d);
+                    }
+                }
+                images
+            }
+        };
+        *self.images.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(images);
         Ok(took)
     }
 
     async fn start_postgres(&self, plan: &PostgresPlan, progress: &dyn Progress) -> Result<Started> {
         let scope = self.scope()?;
-        self.run(&scope, postgres_spec(&scope, plan), &plan.log, progress).await
+        self.run(&scope, postgres_spec(&scope, &self.images()?, plan), &plan.log, progress).await
     }
 
     async fn start_openbao(&self, plan: &OpenbaoPlan, progress: &dyn Progress) -> Result<Started> {
         let scope = self.scope()?;
-        let spec = openbao_spec(&scope, plan);
+        let spec = openbao_spec(&scope, &self.images()?, plan);
         if !self.config.state_path("openbao/init.json").exists() {
             // Without its unseal key an initialised OpenBao is useless; start
             // from an empty volume, which the orchestrator initialises.
@@ -836,13 +1119,13 @@ impl Runtime for ContainersRuntime {
         // `plan.db_port` is Postgres's host port; the container uses the
         // lab network instead (see `keycloak_spec`).
         let scope = self.scope()?;
-        self.run(&scope, keycloak_spec(&scope, plan), &plan.log, progress).await
+        self.run(&scope, keycloak_spec(&scope, &self.images()?, plan), &plan.log, progress).await
     }
 
     fn is_running(&self, record: &ServiceRecord) -> bool {
         let Handle::Container { id } = &record.handle else { return false };
-        let Ok(docker) = self.docker() else { return false };
         block_on(async move {
+            let Ok(docker) = self.docker_answering().await else { return false };
             let inspect = tokio::time::timeout(ENGINE_TIMEOUT, docker.inspect_container(id, None)).await;
             matches!(inspect, Ok(Ok(c)) if c.state.as_ref().and_then(|s| s.running) == Some(true))
         })
@@ -869,11 +1152,39 @@ impl Runtime for ContainersRuntime {
         remove(&docker, id).await
     }
 
+    async fn resources(&self) -> Vec<String> {
+        let (Ok(docker), Ok(dir)) = (self.docker_answering().await, self.absolute_state_dir()) else {
+            return Vec::new();
+        };
+        let filters = label_filter(LABEL_LAB, &dir);
+        let mut out = Vec::new();
+        if let Ok(list) =
+            docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await
+        {
+            for c in list {
+                let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                out.push(format!("container {} ({state})", name.trim_start_matches('/')));
+            }
+        }
+        if let Ok(LabResources { networks, volumes, .. }) = LabResources::list(&docker, &dir).await {
+            out.extend(networks.into_iter().map(|(n, _)| format!("network {n}")));
+            out.extend(volumes.into_iter().map(|(v, _)| format!("volume {v}")));
+        }
+        out
+    }
+
+    async fn release(&self) -> Result<()> {
+        let docker = self.docker_answering().await.map_err(|e| {
+            LabError::Containers(format!(
+                "{e}\nthe lab's containers and network stay until `fourleg down` runs with the engine up"
+            ))
+        })?;
+        self.reap(&docker).await
+    }
+
     async fn purge(&self) -> Result<()> {
-        let dir = std::path::absolute(&self.config.state_dir)
-            .map_err(|e| LabError::io(format!("resolving {}", self.config.state_dir.display()), e))?
-            .display()
-            .to_string();
+        let dir = self.absolute_state_dir()?;
         let docker = self.docker_answering().await.map_err(|e| {
             LabError::Containers(format!(
                 "{e}\nthe lab's volumes and network stay until `fourleg down --purge` runs with the engine up"
@@ -897,6 +1208,22 @@ impl Runtime for ContainersRuntime {
 mod tests {
     use super::*;
     use crate::progress::Silent;
+
+    fn official() -> LabImages {
+        LabImages::official()
+    }
+
+    #[test]
+    fn built_images_are_read_from_the_build_script_output() {
+        let out = "postgres=fourleg/postgres:15-0123456789ab\nopenbao=fourleg/openbao:2.7.2-aa\n\
+                   keycloak=fourleg/keycloak:26.7.3-bb\n";
+        let images = LabImages::parse(out).unwrap();
+        assert_eq!(images.postgres, ImageRef { image: "fourleg/postgres".into(), tag: "15-0123456789ab".into() });
+        assert_eq!(images.keycloak.reference(), "fourleg/keycloak:26.7.3-bb");
+        assert!(LabImages::parse("postgres=fourleg/postgres:15-x\nopenbao=fourleg/openbao:2").is_none());
+        // A registry with a port is not a tag.
+        assert!(LabImages::parse("postgres=host:5000/pg\nopenbao=a:b\nkeycloak=c:d").is_none());
+    }
 
     fn scope() -> LabScope {
         LabScope { id: "t3st1d0000".into(), dir: "/home/dev/fourleg/.lab".into() }
@@ -933,7 +1260,11 @@ mod tests {
 
     fn specs() -> [ContainerSpec; 3] {
         let s = scope();
-        [postgres_spec(&s, &pg_plan()), openbao_spec(&s, &bao_plan()), keycloak_spec(&s, &kc_plan())]
+        [
+            postgres_spec(&s, &official(), &pg_plan()),
+            openbao_spec(&s, &official(), &bao_plan()),
+            keycloak_spec(&s, &official(), &kc_plan()),
+        ]
     }
 
     fn env<'a>(spec: &'a ContainerSpec, key: &str) -> &'a EnvValue {
@@ -942,12 +1273,12 @@ mod tests {
 
     #[test]
     fn postgres_spec_snapshot() {
-        insta::assert_debug_snapshot!(postgres_spec(&scope(), &pg_plan()));
+        insta::assert_debug_snapshot!(postgres_spec(&scope(), &official(), &pg_plan()));
     }
 
     #[test]
     fn openbao_spec_snapshot() {
-        insta::assert_debug_snapshot!(openbao_spec(&scope(), &bao_plan()));
+        insta::assert_debug_snapshot!(openbao_spec(&scope(), &official(), &bao_plan()));
     }
 
     #[test]
@@ -957,15 +1288,15 @@ mod tests {
 
     #[test]
     fn keycloak_spec_snapshot() {
-        insta::assert_debug_snapshot!(keycloak_spec(&scope(), &kc_plan()));
+        insta::assert_debug_snapshot!(keycloak_spec(&scope(), &official(), &kc_plan()));
     }
 
     #[test]
     fn images_and_tags_are_the_pinned_ones() {
         let [pg, bao, kc] = specs();
-        assert_eq!((pg.image, pg.tag), pins::images::POSTGRES);
-        assert_eq!((bao.image, bao.tag), pins::images::OPENBAO);
-        assert_eq!((kc.image, kc.tag), pins::images::KEYCLOAK);
+        assert_eq!((pg.image.as_str(), pg.tag.as_str()), pins::images::POSTGRES);
+        assert_eq!((bao.image.as_str(), bao.tag.as_str()), pins::images::OPENBAO);
+        assert_eq!((kc.image.as_str(), kc.tag.as_str()), pins::images::KEYCLOAK);
         assert_eq!(kc.tag, pins::KEYCLOAK_VERSION);
         assert_eq!(bao.tag, pins::OPENBAO_VERSION);
     }
@@ -1129,6 +1460,22 @@ mod tests {
         let mut rt = ContainersRuntime::new(LabConfig::new(dir));
         rt.docker_host = Some(format!("unix://{}/no-such-docker.sock", dir.display()));
         rt
+    }
+
+    #[tokio::test]
+    async fn auto_says_why_it_does_not_pick_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let why = offline_runtime(dir.path()).availability().await.unwrap_err();
+        assert!(why.contains("no docker engine answers"), "{why}");
+    }
+
+    #[test]
+    fn an_unknown_image_source_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = offline_runtime(dir.path());
+        rt.config.images = ImageSource::Invalid("registry".into());
+        let err = rt.check().unwrap_err().to_string();
+        assert!(err.contains("FOURLEG_IMAGES=registry"), "{err}");
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ use crate::progress::Progress;
 use crate::state::ServiceRecord;
 
 #[cfg(feature = "containers")]
+pub mod api_shim;
+#[cfg(feature = "containers")]
 pub mod containers;
 pub mod native;
 
@@ -105,6 +107,21 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// Stops the service of `record` and returns once it is gone.
     async fn stop(&self, record: &ServiceRecord) -> Result<()>;
+
+    /// Releases what the runtime holds for the lab beyond its services, once
+    /// they are stopped (`down`): for containers, every container and network
+    /// of the lab, recorded or not. Data stays.
+    async fn release(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// What the runtime holds for the lab outside the state directory, one
+    /// line each (`status`): for containers, its containers (with their
+    /// state), networks and volumes, recorded or not. Empty when it holds
+    /// nothing or cannot tell.
+    async fn resources(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Removes what the runtime keeps outside the state directory (`down --purge`).
     async fn purge(&self) -> Result<()> {

@@ -40,15 +40,21 @@ pub fn keycloak_home(cache: &Path) -> PathBuf {
     cache.join("keycloak").join(format!("keycloak-{}", pins::KEYCLOAK_VERSION))
 }
 
-/// Fetches the Keycloak distribution with Maven (into `<cache>/maven`) and
-/// unpacks it to [`keycloak_home`]. A half-done unpack is never reused: it
-/// happens in a scratch directory renamed into place at the end.
-pub fn fetch_keycloak(cache: &Path, log: &Path) -> Result<PathBuf> {
-    let home = keycloak_home(cache);
-    if home.join("bin/kc.sh").is_file() {
-        return Ok(home);
+/// Where Maven keeps the pinned distribution's tarball in the cache.
+#[must_use]
+pub fn keycloak_tarball(cache: &Path) -> PathBuf {
+    let v = pins::KEYCLOAK_VERSION;
+    let (group, artifact) = pins::KEYCLOAK_DIST_GA.split_once(':').expect("pinned coordinates");
+    cache.join("maven").join(group.replace('.', "/")).join(artifact).join(v).join(format!("{artifact}-{v}.tar.gz"))
+}
+
+/// Fetches the pinned distribution's tarball with Maven into `<cache>/maven`,
+/// unless it is there (the containers runtime builds its image from it).
+pub fn fetch_keycloak_tarball(cache: &Path, log: &Path) -> Result<PathBuf> {
+    let tarball = keycloak_tarball(cache);
+    if tarball.is_file() {
+        return Ok(tarball);
     }
-    let repo = cache.join("maven");
     let v = pins::KEYCLOAK_VERSION;
     let mut mvn = Command::new("mvn");
     mvn.args([
@@ -58,10 +64,21 @@ pub fn fetch_keycloak(cache: &Path, log: &Path) -> Result<PathBuf> {
         &format!("-Dartifact={}:{v}:tar.gz", pins::KEYCLOAK_DIST_GA),
         "-Dtransitive=false",
     ])
-    .arg(format!("-Dmaven.repo.local={}", repo.display()));
+    .arg(format!("-Dmaven.repo.local={}", cache.join("maven").display()));
     run_logged(mvn, &format!("keycloak {v} with mvn"), log)?;
-    let (group, artifact) = pins::KEYCLOAK_DIST_GA.split_once(':').expect("pinned coordinates");
-    let tarball = repo.join(group.replace('.', "/")).join(artifact).join(v).join(format!("{artifact}-{v}.tar.gz"));
+    Ok(tarball)
+}
+
+/// Fetches the Keycloak distribution with Maven (into `<cache>/maven`) and
+/// unpacks it to [`keycloak_home`]. A half-done unpack is never reused: it
+/// happens in a scratch directory renamed into place at the end.
+pub fn fetch_keycloak(cache: &Path, log: &Path) -> Result<PathBuf> {
+    let home = keycloak_home(cache);
+    if home.join("bin/kc.sh").is_file() {
+        return Ok(home);
+    }
+    let v = pins::KEYCLOAK_VERSION;
+    let tarball = fetch_keycloak_tarball(cache, log)?;
     let scratch = cache.join("keycloak").join(format!(".unpack-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| LabError::io(format!("creating {}", scratch.display()), e))?;
