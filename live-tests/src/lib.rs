@@ -60,6 +60,27 @@ pub fn claims(jwt: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
 }
 
+/// The repository's root.
+#[must_use]
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `fourleg` binary, built first: tests that send it signals run it
+/// directly, never through `cargo run` (the signal must reach fourleg).
+#[must_use]
+pub fn fourleg_binary() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "-p", "fourleg-cli"])
+        .current_dir(repo())
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building fourleg failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), std::path::PathBuf::from);
+    target.join("debug/fourleg")
+}
+
 /// A lab configuration with a state directory of its own, named
 /// `fourleg-<name>-<pid>` under the system temp directory (reachable by the
 /// postgres user when the tests run as root: /tmp is world-searchable), and

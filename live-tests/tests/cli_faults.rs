@@ -14,27 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fourleg_live_tests::processes_of;
+use fourleg_live_tests::{fourleg_binary as binary, processes_of, repo};
 
 /// One test of this file at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `fourleg` binary, built once (signals must reach it, not cargo).
-fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "-p", "fourleg-cli"])
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building fourleg failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    target.join("debug/fourleg")
-}
 
 fn state(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("fourleg-faults-{name}-{}", std::process::id()))

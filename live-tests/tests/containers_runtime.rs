@@ -13,29 +13,14 @@
 //! the skip into a failure.
 
 use std::path::{Path, PathBuf};
+
+use fourleg_live_tests::{fourleg_binary as binary, repo};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One test of this file at a time (each starts real services on two cores).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `fourleg` binary, built once (signals must reach it, not cargo).
-fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "-p", "fourleg-cli"])
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building fourleg failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    target.join("debug/fourleg")
-}
 
 /// Whether an engine answers; `false` (after saying why) skips the test,
 /// unless CI asked for an engine.
