@@ -81,6 +81,27 @@ pub fn fourleg_binary() -> std::path::PathBuf {
     target.join("debug/fourleg")
 }
 
+/// Starts `bin args --state-dir state` from the repository root, its output
+/// captured.
+#[must_use]
+pub fn spawn_fourleg(bin: &std::path::Path, args: &[&str], state: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(bin)
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fourleg starts")
+}
+
+/// Runs `bin args --state-dir state` to its end.
+#[must_use]
+pub fn run_fourleg(bin: &std::path::Path, args: &[&str], state: &std::path::Path) -> std::process::Output {
+    spawn_fourleg(bin, args, state).wait_with_output().expect("fourleg runs")
+}
+
 /// A lab configuration with a state directory of its own, named
 /// `fourleg-<name>-<pid>` under the system temp directory (reachable by the
 /// postgres user when the tests run as root: /tmp is world-searchable), and

@@ -10,33 +10,17 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fourleg_live_tests::{fourleg_binary as binary, processes_of, repo};
+use fourleg_live_tests::{fourleg_binary as binary, processes_of, repo, run_fourleg as run, spawn_fourleg as spawn};
 
 /// One test of this file at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn state(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("fourleg-faults-{name}-{}", std::process::id()))
-}
-
-fn spawn(bin: &Path, args: &[&str], state: &Path) -> Child {
-    Command::new(bin)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .current_dir(repo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fourleg starts")
-}
-
-fn run(bin: &Path, args: &[&str], state: &Path) -> std::process::Output {
-    spawn(bin, args, state).wait_with_output().expect("fourleg runs")
 }
 
 /// Every pid recorded in the state: services (`lab.json`) and peers (`peers.json`).

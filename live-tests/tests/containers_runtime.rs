@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fourleg_live_tests::{fourleg_binary as binary, repo};
-use std::process::{Child, Command, Output, Stdio};
+use fourleg_live_tests::{fourleg_binary as binary, repo, run_fourleg as run, spawn_fourleg as spawn};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -44,22 +44,6 @@ fn engine_answers(test: &str) -> bool {
 
 fn state(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("fourleg-containers-{name}-{}", std::process::id()))
-}
-
-fn spawn(bin: &Path, args: &[&str], state: &Path) -> Child {
-    Command::new(bin)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .current_dir(repo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fourleg starts")
-}
-
-fn run(bin: &Path, args: &[&str], state: &Path) -> Output {
-    spawn(bin, args, state).wait_with_output().expect("fourleg runs")
 }
 
 fn ok(out: &Output, what: &str) {

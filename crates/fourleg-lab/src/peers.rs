@@ -255,6 +255,20 @@ pub fn env_name(prefix: &str, id: &str) -> String {
     format!("{prefix}{}", id.to_ascii_uppercase().replace('-', "_"))
 }
 
+/// After a build command succeeded: its artifact must exist; the build
+/// directory is then marked installed, so the next start reuses it.
+fn built(spec: &PeerSpec, build: &Path, artifact: PathBuf, tool: &str, log: &Path) -> Result<PathBuf> {
+    if !artifact.is_file() {
+        return Err(LabError::Fetch {
+            what: format!("peer {}", spec.name),
+            message: format!("{tool} succeeded but {} was not built", artifact.display()),
+            log: log.to_owned(),
+        });
+    }
+    std::fs::write(build.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the build", e))?;
+    Ok(artifact)
+}
+
 /// Runs an install command, its output going to `log`.
 fn run_logged(spec: &PeerSpec, cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
     let out = cmd.output().map_err(|e| LabError::io(format!("running {what}"), e))?;
@@ -400,15 +414,7 @@ fn build_maven(build: &Path, config: &LabConfig, spec: &PeerSpec, mvn: &MavenBui
         "mvn package",
         log,
     )?;
-    if !artifact.is_file() {
-        return Err(LabError::Fetch {
-            what: format!("peer {}", spec.name),
-            message: format!("mvn succeeded but {} was not built", artifact.display()),
-            log: log.to_owned(),
-        });
-    }
-    std::fs::write(build.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the build", e))?;
-    Ok(artifact)
+    built(spec, build, artifact, "mvn", log)
 }
 
 /// Copies a project's files from the peer's directory into a fresh build
@@ -487,15 +493,7 @@ fn build_go(build: &Path, config: &LabConfig, spec: &PeerSpec, go: &GoBuild, log
     }
     cmd.arg(&go.package).current_dir(build).envs(go_env(config, go));
     run_logged(spec, &mut cmd, "go build", log)?;
-    if !artifact.is_file() {
-        return Err(LabError::Fetch {
-            what: format!("peer {}", spec.name),
-            message: format!("go build succeeded but {} was not built", artifact.display()),
-            log: log.to_owned(),
-        });
-    }
-    std::fs::write(build.join(".fourleg-installed"), b"").map_err(|e| LabError::io("marking the build", e))?;
-    Ok(artifact)
+    built(spec, build, artifact, "go build", log)
 }
 
 async fn ready(url: &str) -> bool {
