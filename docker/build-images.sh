@@ -21,7 +21,9 @@
 #                          the pins (default: read from crates/fourleg-lab/src/pins.rs)
 #
 # Output: one line per image on stdout, `postgres=<image:tag>` and so on
-# (progress goes to stderr), also written to $FOURLEG_CACHE/images/lab-images.env.
+# (progress goes to stderr), also written to $FOURLEG_CACHE/images/lab-images.env,
+# and as FOURLEG_<SERVICE>_IMAGE=<image:tag> to $FOURLEG_CACHE/images/compose.env
+# for `docker-compose --env-file` (docker/compose.yaml).
 # `fourleg up --runtime containers` runs this script itself (FOURLEG_IMAGES=build).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -131,4 +133,6 @@ build() {
     --build-arg "KC_VERSION=$kc_version" --build-arg "KC_FEATURES=$kc_features"
 } >"$out/lab-images.env.part"
 mv "$out/lab-images.env.part" "$out/lab-images.env"
+# The same tags as Compose variables (docker/compose.yaml, --env-file).
+sed -n 's/^\([a-z]*\)=\(.*\)$/FOURLEG_\U\1\E_IMAGE=\2/p' "$out/lab-images.env" >"$out/compose.env"
 cat "$out/lab-images.env"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a Docker engine answer, for the containers runtime and its live test:
-# installs Debian's docker.io (a real engine) and debootstrap (the base of the
-# lab's images) when missing, and starts dockerd when no engine answers.
+# installs Debian's docker.io (a real engine), debootstrap (the base of the
+# lab's images) and docker-compose (docker/compose.yaml) when missing, and starts dockerd when no engine answers.
 # Prints the DOCKER_HOST to use on stdout (progress goes to stderr).
 #
 # An engine this script starts listens on its own socket,
@@ -22,6 +22,8 @@ fi
 missing=()
 if [ $answers = no ] && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# docker/compose.yaml by hand (Debian 12 ships docker-compose 1.29).
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || { say "missing ${missing[*]}; install them with your package manager"; exit 2; }
   say "installing ${missing[*]}"

@@ -3,10 +3,9 @@
 //! - `fourleg up --runtime containers` brings the three services up healthy,
 //!   `docker ps` shows them, `fourleg run --target keycloak` gives the same
 //!   verdicts as the same run on the native runtime (`fourleg diff`: no cell
-//!   changed), and `down` then `down --purge` leave nothing behind;
+//!   changed), and `down` leaves no container, network or volume behind;
 //! - SIGKILL of the harness during `up --runtime containers`, then `down`:
-//!   no container and no network of the lab is left, and `down --purge`
-//!   removes its data volumes too.
+//!   no container, network or volume of the lab is left.
 //!
 //! Skipped, saying so, when no engine answers (`DOCKER_HOST` or the usual
 //! socket); CI starts one and sets `FOURLEG_REQUIRE_DOCKER=1`, which turns
@@ -148,14 +147,15 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     }
     eprintln!("fourleg diff native containers:\n{text}");
 
-    // `down` leaves no container and no network; the data volumes stay
-    // until `down --purge`, as native data stays in the state directory.
+    // The lab's data lives in two volumes while it runs; `down` leaves no
+    // container, network or volume, and `down --purge` the state directory.
+    assert_eq!(lab_resources("volume", &st).len(), 2, "postgres and openbao data");
     ok(&run(&bin, &["down"], &st), "fourleg down");
     assert_eq!(lab_resources("container", &st), Vec::<String>::new());
     assert_eq!(lab_resources("network", &st), Vec::<String>::new());
-    assert_eq!(lab_resources("volume", &st).len(), 2, "postgres and openbao data");
-    ok(&run(&bin, &["down", "--purge"], &st), "fourleg down --purge");
     assert_eq!(lab_resources("volume", &st), Vec::<String>::new());
+    assert!(!st.join("openbao/init.json").exists(), "the unseal key of deleted data stays behind");
+    ok(&run(&bin, &["down", "--purge"], &st), "fourleg down --purge");
     assert!(!st.exists());
     let _ = std::fs::remove_dir_all(&runs);
 }
@@ -186,6 +186,138 @@ fn sigkill_during_containers_up_then_down_leaves_nothing() {
     ok(&run(&bin, &["down"], &st), "fourleg down after SIGKILL");
     assert_eq!(lab_resources("container", &st), Vec::<String>::new(), "down left containers");
     assert_eq!(lab_resources("network", &st), Vec::<String>::new(), "down left a network");
+    assert_eq!(lab_resources("volume", &st), Vec::<String>::new(), "down left volumes");
     ok(&run(&bin, &["down", "--purge"], &st), "fourleg down --purge after SIGKILL");
-    assert_eq!(lab_resources("volume", &st), Vec::<String>::new(), "down --purge left volumes");
+}
+
+/// `docker compose -p <project>` for `docker/compose.yaml` with the built
+/// images' env file.
+fn compose(project: &str, env_file: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
+    let file = repo().join("docker/compose.yaml");
+    Command::new("docker-compose")
+        .args(["--env-file", env_file.to_str().unwrap(), "-p", project, "-f", file.to_str().unwrap()])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("docker-compose runs")
+}
+
+/// Removes the Compose project whatever happened to the test.
+struct ComposeDown<'a>(&'a str, &'a Path, &'a [(&'a str, String)]);
+
+impl Drop for ComposeDown<'_> {
+    fn drop(&mut self) {
+        let _ = compose(self.0, self.1, self.2, &["down", "-v", "--remove-orphans"]);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `docker/compose.yaml` serves the lab by hand, as its header tells, with
+/// Debian's docker-compose on the images built here: Postgres healthy,
+/// OpenBao answering (sealed and uninitialised, as it should), Keycloak
+/// ready once its database exists; `down -v` leaves nothing.
+#[test]
+fn compose_file_serves_the_lab_on_the_built_images() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !engine_answers("compose_file_serves_the_lab_on_the_built_images") {
+        return;
+    }
+    let has_compose = Command::new("docker-compose").arg("version").output().is_ok_and(|o| o.status.success());
+    if !has_compose {
+        assert!(
+            std::env::var_os("FOURLEG_REQUIRE_DOCKER").is_none(),
+            "FOURLEG_REQUIRE_DOCKER is set but docker-compose is missing (apt-get install docker-compose)"
+        );
+        eprintln!("skipped: docker-compose is not installed (apt-get install docker-compose)");
+        return;
+    }
+    // Built once and reused: a warm run only hashes and asks the engine.
+    let build = Command::new("bash").arg(repo().join("docker/build-images.sh")).output().unwrap();
+    ok(&build, "docker/build-images.sh");
+    let cache = std::env::var_os("FOURLEG_CACHE")
+        .map_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/fourleg"), PathBuf::from);
+    let env_file = cache.join("images/compose.env");
+    assert!(std::fs::read_to_string(&env_file).unwrap().contains("FOURLEG_KEYCLOAK_IMAGE="), "{}", env_file.display());
+
+    let project = format!("fourleg-compose-{}", std::process::id());
+    let (pg, bao, kc, mgmt) = (free_port(), free_port(), free_port(), free_port());
+    let env: Vec<(&str, String)> = vec![
+        ("FOURLEG_POSTGRES_PASSWORD", "compose-test-superuser".into()),
+        ("FOURLEG_KEYCLOAK_DB_PASSWORD", "compose-test-keycloak".into()),
+        ("FOURLEG_KEYCLOAK_ADMIN_PASSWORD", "compose-test-admin".into()),
+        ("FOURLEG_POSTGRES_PORT", pg.to_string()),
+        ("FOURLEG_OPENBAO_PORT", bao.to_string()),
+        ("FOURLEG_KEYCLOAK_PORT", kc.to_string()),
+        ("FOURLEG_KEYCLOAK_MANAGEMENT_PORT", mgmt.to_string()),
+    ];
+    let _down = ComposeDown(&project, &env_file, &env);
+    let t = Instant::now();
+    ok(&compose(&project, &env_file, &env, &["up", "-d", "postgres", "openbao"]), "compose up postgres openbao");
+    let until = |what: &str, secs: u64, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let begin = Instant::now();
+        while !done() {
+            assert!(begin.elapsed() < Duration::from_secs(secs), "{what} within {secs}s");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    until(
+        "postgres ready",
+        90,
+        Box::new(|| {
+            compose(
+                &project,
+                &env_file,
+                &env,
+                &["exec", "-T", "postgres", "pg_isready", "-U", "fourleg", "-d", "postgres"],
+            )
+            .status
+            .success()
+        }),
+    );
+    // Step 2 of the file's header.
+    let sql =
+        ["CREATE ROLE keycloak LOGIN PASSWORD 'compose-test-keycloak'", "CREATE DATABASE keycloak OWNER keycloak"];
+    let mut args = vec!["exec", "-T", "postgres", "psql", "-v", "ON_ERROR_STOP=1", "-U", "fourleg", "-d", "postgres"];
+    for s in &sql {
+        args.extend(["-c", s]);
+    }
+    ok(&compose(&project, &env_file, &env, &args), "creating keycloak's database");
+    ok(&compose(&project, &env_file, &env, &["up", "-d", "keycloak"]), "compose up keycloak");
+
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let status = |url: String| http.get(url).send().map_or(0, |r| r.status().as_u16());
+    // OpenBao in server mode, uninitialised: sys/health answers 501.
+    until("openbao answering", 60, Box::new(|| status(format!("http://127.0.0.1:{bao}/v1/sys/health")) == 501));
+    until("keycloak ready", 240, Box::new(|| status(format!("http://127.0.0.1:{mgmt}/health/ready")) == 200));
+    let issuer = http
+        .get(format!("http://127.0.0.1:{kc}/realms/master/.well-known/openid-configuration"))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap()["issuer"]
+        .clone();
+    assert_eq!(issuer, format!("http://127.0.0.1:{kc}/realms/master"));
+    eprintln!("compose lab serving: {:.1}s", t.elapsed().as_secs_f64());
+
+    ok(&compose(&project, &env_file, &env, &["down", "-v"]), "compose down -v");
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "compose down left containers");
+    let volumes = Command::new("docker")
+        .args(["volume", "ls", "--filter", &format!("label=com.docker.compose.project={project}"), "-q"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&volumes.stdout).trim().is_empty(), "compose down -v left volumes");
 }

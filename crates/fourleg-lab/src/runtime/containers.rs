@@ -23,9 +23,9 @@
 //! # No reaper container
 //!
 //! testcontainers-rs runs no reaper (ryuk) container, so there is none to
-//! disable: `fourleg down` is the reaper. It removes every container and
-//! network labelled with the lab's state directory, recorded in `lab.json` or
-//! not (an `up` killed between creating a container and recording it).
+//! disable: `fourleg down` is the reaper. It removes every container, network
+//! and volume labelled with the lab's state directory, recorded in `lab.json`
+//! or not (an `up` killed between creating a container and recording it).
 //!
 //! Only *starting* differs from the native runtime. Readiness, provisioning
 //! and `lab.json` stay with the orchestrator, which reaches every service on
@@ -37,8 +37,10 @@
 //!   own network (`fourleg-<id>`), port 5432; the plan's `db_port` is a host
 //!   port, which a container cannot use;
 //! - data lives in named volumes (`fourleg-<id>-postgres-data`,
-//!   `fourleg-<id>-openbao-data`), kept by `down` and removed by `down --purge`,
-//!   as the native runtime keeps its data in the state directory;
+//!   `fourleg-<id>-openbao-data`) while the lab runs; `down` removes them with
+//!   the containers and the network, so the engine keeps nothing of a lab
+//!   that is down (the native runtime, which leaves no engine resource,
+//!   keeps its data in the state directory until `down --purge`);
 //! - containers, volumes and the network carry the labels
 //!   `fourleg.lab=<absolute state directory>`, `fourleg.lab-id=<id>` and
 //!   (containers, volumes) `fourleg.service=<service>`; the id is random per
@@ -114,6 +116,10 @@ use crate::{pins, LOOPBACK};
 pub const LABEL_LAB: &str = "fourleg.lab";
 /// Label holding the random id of the lab (see [`LabScope`]).
 pub const LABEL_LAB_ID: &str = "fourleg.lab-id";
+/// State files that describe the data in the lab's volumes, removed with
+/// them by `down`.
+const DATA_BOUND_STATE: [&str; 2] = ["openbao/init.json", "openbao/broker-approle.json"];
+
 /// Label holding the service a container or volume belongs to.
 pub const LABEL_SERVICE: &str = "fourleg.service";
 
@@ -329,10 +335,13 @@ impl ContainersRuntime {
         }
     }
 
-    /// Removes every container and network labelled with this lab, whether
-    /// `lab.json` knows them or not (an `up` killed between creating a
-    /// container and recording it): `down` is the reaper. Volumes (the data)
-    /// stay for `down --purge`.
+    /// Removes every container, network and volume labelled with this lab,
+    /// whether `lab.json` knows them or not (an `up` killed between creating
+    /// a container and recording it): `down` is the reaper, and leaves no
+    /// resource in the engine. The data went with the volumes, so the state
+    /// that only made sense with it goes too (OpenBao's unseal key and root
+    /// token, the broker's AppRole): the next `up` initialises and provisions
+    /// afresh with the same generated passwords.
     async fn reap(&self, docker: &Docker) -> Result<()> {
         let dir = self.absolute_state_dir()?;
         let found = LabResources::list(docker, &dir).await?;
@@ -341,6 +350,18 @@ impl ContainersRuntime {
         }
         for (name, _) in &found.networks {
             remove_network(docker, name).await?;
+        }
+        for (name, _) in &found.volumes {
+            remove_volume(docker, name).await?;
+        }
+        for bound in DATA_BOUND_STATE {
+            let path = self.config.state_path(bound);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LabError::io(format!("removing {}", path.display()), e));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -1184,23 +1205,12 @@ impl Runtime for ContainersRuntime {
     }
 
     async fn purge(&self) -> Result<()> {
-        let dir = self.absolute_state_dir()?;
         let docker = self.docker_answering().await.map_err(|e| {
             LabError::Containers(format!(
-                "{e}\nthe lab's volumes and network stay until `fourleg down --purge` runs with the engine up"
+                "{e}\nthe lab's containers, volumes and network stay until `fourleg down --purge` runs with the engine up"
             ))
         })?;
-        let found = LabResources::list(&docker, &dir).await?;
-        for (id, _) in &found.containers {
-            remove(&docker, id).await?;
-        }
-        for (name, _) in &found.networks {
-            remove_network(&docker, name).await?;
-        }
-        for (name, _) in &found.volumes {
-            remove_volume(&docker, name).await?;
-        }
-        Ok(())
+        self.reap(&docker).await
     }
 }
 
@@ -1208,6 +1218,7 @@ impl Runtime for ContainersRuntime {
 mod tests {
     use super::*;
     use crate::progress::Silent;
+    use std::collections::BTreeSet;
 
     fn official() -> LabImages {
         LabImages::official()
@@ -1526,40 +1537,68 @@ mod tests {
         assert_ne!(first.id, other.id);
     }
 
-    /// `docker/compose.yaml` starts the same images as this runtime.
+    /// `docker/compose.yaml` runs this runtime's containers: the same images
+    /// (the official ones by default, the built ones through the env file of
+    /// `docker/build-images.sh`), commands, environment, loopback ports and
+    /// volumes, with every secret from a required variable; and it keeps to
+    /// what Debian's docker-compose 1.29 reads (no `configs:`, no `name:`).
     #[test]
-    fn the_compose_file_uses_the_pinned_images() {
+    fn the_compose_file_matches_the_runtime() {
+        use yaml_rust2::{Yaml, YamlLoader};
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker/compose.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut images: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.strip_prefix("image:"))
-            .map(|v| v.trim().trim_matches(['"', '\'']).to_owned())
-            .collect();
-        images.sort();
-        let mut pinned: Vec<String> = [pins::images::KEYCLOAK, pins::images::OPENBAO, pins::images::POSTGRES]
-            .iter()
-            .map(|(image, tag)| format!("{image}:{tag}"))
-            .collect();
-        pinned.sort();
-        assert_eq!(images, pinned, "docker/compose.yaml drifted from pins::images");
-        // The same Keycloak features.
-        assert!(text.contains(&format!("- --features={}", pins::KEYCLOAK_FEATURES)));
-        // Every published port (the items of each `ports:` list) is on loopback.
-        let mut published = Vec::new();
-        let mut in_ports = false;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if line == "ports:" {
-                in_ports = true;
-            } else if in_ports && line.starts_with("- ") {
-                published.push(line.to_owned());
-            } else {
-                in_ports = false;
-            }
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        // The plans' ports stand for the file's port variables.
+        for (var, port) in [
+            ("FOURLEG_POSTGRES_PORT:-5432", 41001),
+            ("FOURLEG_OPENBAO_PORT:-8200", 41002),
+            ("FOURLEG_KEYCLOAK_PORT:-8080", 41004),
+            ("FOURLEG_KEYCLOAK_MANAGEMENT_PORT:-9000", 41005),
+        ] {
+            assert!(text.contains(&format!("${{{var}}}")), "compose.yaml lacks ${{{var}}}");
+            text = text.replace(&format!("${{{var}}}"), &port.to_string());
         }
-        assert_eq!(published.len(), 4, "{published:?}");
-        assert!(published.iter().all(|l| l.starts_with("- \"127.0.0.1:")), "{published:?}");
+        let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
+        assert!(doc["configs"].is_badvalue() && doc["name"].is_badvalue(), "docker-compose 1.29 reads neither");
+        assert_eq!(doc["services"].as_hash().map(yaml_rust2::yaml::Hash::len), Some(3));
+        let str_of = |y: &Yaml| y.as_str().map_or_else(|| format!("{y:?}"), str::to_owned);
+        // Containers are `fourleg-<id>-<service>` here, `<service>` there.
+        let local = |v: &str| v.replace(&format!("fourleg-{}-", scope().id), "");
+        for spec in specs() {
+            let name = spec.service.name();
+            let svc = &doc["services"][name];
+            assert!(!svc.is_badvalue(), "compose.yaml lacks {name}");
+            let variable = format!("FOURLEG_{}_IMAGE", name.to_uppercase());
+            assert_eq!(str_of(&svc["image"]), format!("${{{variable}:-{}:{}}}", spec.image, spec.tag), "{name}");
+            let cmd: Vec<String> = svc["command"].as_vec().unwrap().iter().map(str_of).collect();
+            assert_eq!(cmd, spec.cmd, "{name}: command");
+
+            let env = svc["environment"].as_hash().unwrap();
+            let keys: BTreeSet<String> = env.keys().map(str_of).collect();
+            assert_eq!(keys, spec.env.iter().map(|(k, _)| (*k).to_owned()).collect(), "{name}: environment");
+            for (key, value) in &spec.env {
+                let got = str_of(&env[&Yaml::String((*key).to_owned())]);
+                match value {
+                    EnvValue::Secret(_) => assert!(
+                        got.starts_with("${FOURLEG_") && got.contains(":?"),
+                        "{name} {key}: a secret comes from a required variable, not {got}"
+                    ),
+                    EnvValue::Plain(v) if *key == "BAO_LOCAL_CONFIG" => assert_eq!(
+                        serde_json::from_str::<serde_json::Value>(&got).unwrap(),
+                        serde_json::from_str::<serde_json::Value>(&local(v)).unwrap(),
+                        "{name} {key}"
+                    ),
+                    EnvValue::Plain(v) => assert_eq!(got, local(v), "{name} {key}"),
+                }
+            }
+
+            let ports: Vec<String> = svc["ports"].as_vec().unwrap().iter().map(str_of).collect();
+            let want: Vec<String> =
+                spec.ports.iter().map(|p| format!("{}:{}:{}", p.host_ip, p.host, p.container)).collect();
+            assert_eq!(ports, want, "{name}: ports");
+            let volumes: Vec<String> =
+                svc["volumes"].as_vec().map_or_else(Vec::new, |v| v.iter().map(str_of).collect());
+            let want: Vec<String> = spec.volumes.iter().map(|v| format!("{name}-data:{}", v.target)).collect();
+            assert_eq!(volumes, want, "{name}: volumes");
+        }
     }
 }

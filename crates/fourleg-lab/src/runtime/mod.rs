@@ -110,7 +110,7 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// Releases what the runtime holds for the lab beyond its services, once
     /// they are stopped (`down`): for containers, every container and network
-    /// of the lab, recorded or not. Data stays.
+    /// of the lab, recorded or not, and its volumes (the data goes with them).
     async fn release(&self) -> Result<()> {
         Ok(())
     }
