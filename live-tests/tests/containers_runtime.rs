@@ -280,7 +280,20 @@ fn compose_file_serves_the_lab_on_the_built_images() {
     // Step 2 of the file's header.
     let sql =
         ["CREATE ROLE keycloak LOGIN PASSWORD 'compose-test-keycloak'", "CREATE DATABASE keycloak OWNER keycloak"];
-    let mut args = vec!["exec", "-T", "postgres", "psql", "-v", "ON_ERROR_STOP=1", "-U", "fourleg", "-d", "postgres"];
+    let mut args = vec![
+        "exec",
+        "-T",
+        "-e",
+        "PGPASSWORD=compose-test-superuser",
+        "postgres",
+        "psql",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        "fourleg",
+        "-d",
+        "postgres",
+    ];
     for s in &sql {
         args.extend(["-c", s]);
     }
