@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fourleg_core::oauth::ErrorCode;
 use fourleg_core::{jose, jwt, Secret};
 use fourleg_target::{
-    token_type, ClientAuthMode, FormValue, Gap, Outcome, Recipe, Target, TargetError, TokenFacts, TOKEN_EXCHANGE_GRANT,
+    token_type, ClientAuthMode, Contract, FormValue, Gap, Outcome, Recipe, Target, TargetError, TokenFacts,
+    TOKEN_EXCHANGE_GRANT,
 };
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
@@ -30,6 +31,11 @@ use crate::scenario::{
     IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind,
     TokenStep, WaitStep, WaitUntil,
 };
+
+/// The pseudo-rule of a failed cleanup hook's result, a finding of its own
+/// (`fail`): not a rule of the specs, but the target was left changed (a
+/// client stays disabled), which every later run against it inherits.
+pub const CLEANUP_RULE: &str = "FOURLEG-cleanup";
 
 /// The run must stop: the target stopped answering.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -189,13 +195,16 @@ impl Engine {
             result.duration_ms = ms(begin.elapsed());
             return Ok(result);
         }
-        self.prelude().await;
+        let grader = Grader { registry: &self.registry, contract, identities: &self.prelude().await.identities };
 
         let mut vars: HashMap<String, Var> = HashMap::new();
-        // A failed hook changes what every later step means (a client that
-        // should be disabled is not): later steps are untestable, except
-        // hooks, so a scenario always restores what it changed.
-        let mut hook_failed: Option<String> = None;
+        // A step that should change the target's state and did not run (a
+        // hook that failed, a revocation or logout without its token) changes
+        // what every later step means (a client that should be disabled is
+        // not, a session that should be over is not): later steps are
+        // untestable, except hooks, so a scenario always restores what it
+        // changed.
+        let mut change_failed: Option<String> = None;
         // Failed preconditions: (kind of action, token variable, reason). A
         // later step of that kind on that token depends on them.
         let mut unmet: Vec<(StepKind, String, String)> = Vec::new();
@@ -207,8 +216,8 @@ impl Engine {
                 Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
                 _ => None,
             });
-            let missing = match (&hook_failed, matches!(step.action, Action::Hook(_))) {
-                (Some(why), false) => Some(format!("an earlier hook failed: {why}")),
+            let missing = match (&change_failed, matches!(step.action, Action::Hook(_))) {
+                (Some(why), false) => Some(why.clone()),
                 _ => missing,
             };
             let out = match missing {
@@ -229,7 +238,7 @@ impl Engine {
                     let mut failed_here: Option<String> = None;
                     let depends_before = unmet_later.clone().or_else(|| Self::unmet_for(step, &unmet));
                     for e in &step.require {
-                        let (held, message) = self.precondition(e, &out, &vars).await;
+                        let (held, message) = grader.precondition(e, &out, &vars);
                         if !held {
                             let why = format!("precondition of step {i} not met: {message}");
                             match e.guards {
@@ -257,7 +266,7 @@ impl Engine {
                             result.checks.push(self.graded(e, i, Status::Untestable, format!("not checked: {why}")));
                             continue;
                         }
-                        let (check, figure) = self.check(e, i, &out, &vars).await;
+                        let (check, figure) = grader.check(e, i, &out, &vars);
                         if let Some(f) = figure {
                             result.measurements.push(Measurement {
                                 rule: e.rule.clone(),
@@ -276,10 +285,8 @@ impl Engine {
                     }
                 }
                 Err(skip) => {
-                    if matches!(step.action, Action::Hook(_)) {
-                        if let Skip::Untestable(w) = &skip {
-                            hook_failed.get_or_insert_with(|| w.clone());
-                        }
+                    if let (Some(what), Skip::Untestable(w)) = (Self::state_change(&step.action), &skip) {
+                        change_failed.get_or_insert_with(|| format!("step {i} ({what}) did not happen: {w}"));
                     }
                     let (status, why) = match skip {
                         Skip::Untestable(w) => (Status::Untestable, w),
@@ -313,6 +320,26 @@ impl Engine {
                     if let Some(name) = &step.save {
                         vars.insert(name.clone(), Var::Missing(format!("step {i} did not run: {why}")));
                     }
+                    if let Action::Hook(h) = &step.action {
+                        if h.run.is_cleanup() {
+                            // Not a silent skip: the target is left changed
+                            // (a client stays disabled), which every later
+                            // run against it inherits.
+                            let message = format!(
+                                "cleanup hook {} for {} failed, so the target is left changed: {why}",
+                                h.run.as_str(),
+                                h.client
+                            );
+                            result.checks.push(CheckResult {
+                                rule: CLEANUP_RULE.into(),
+                                level: Level::Must,
+                                kind: RuleKind::of(CLEANUP_RULE),
+                                status: Status::Fail,
+                                message,
+                                step: Some(i),
+                            });
+                        }
+                    }
                     if status == Status::Error && result.reason.is_none() {
                         result.reason = Some(why);
                     }
@@ -330,24 +357,23 @@ impl Engine {
         Ok(result)
     }
 
+    /// What a step changes at the target, if anything: the steps whose
+    /// later observations mean nothing when they did not happen.
+    fn state_change(action: &Action) -> Option<&'static str> {
+        match action {
+            Action::Hook(_) => Some("a hook"),
+            Action::Revoke(_) => Some("a revocation"),
+            Action::Logout(_) => Some("a logout"),
+            _ => None,
+        }
+    }
+
     /// The reason a step's checks cannot mean anything: an earlier failed
     /// precondition about the same kind of action on a token this step acts on.
     fn unmet_for(step: &Step, unmet: &[(StepKind, String, String)]) -> Option<String> {
         let kind = step.dependency_kind();
         let reads = step.reads();
         unmet.iter().find(|(k, v, _)| *k == kind && reads.contains(&v.as_str())).map(|(_, _, why)| why.clone())
-    }
-
-    /// Evaluates a precondition (`[[steps.require]]`): the same assertions as
-    /// a check, but it names no rule and is never graded. Pure: it reads the
-    /// step's recorded outcome only.
-    async fn precondition(&self, e: &Expect, out: &StepOut, vars: &HashMap<String, Var>) -> (bool, String) {
-        let (status, message) = self.assess(e, out, vars).await.0;
-        let message = match &e.message {
-            Some(m) if status != Status::Pass => format!("{m} ({message})"),
-            _ => message,
-        };
-        (status == Status::Pass, message)
     }
 
     fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
@@ -843,15 +869,52 @@ impl Engine {
             _ => TokenFacts { claims, ..TokenFacts::default() },
         }
     }
+}
 
-    async fn check(
+/// Grading: what a check or a precondition found, a pure function of the
+/// step's recorded outcome, the saved variables and the identities the
+/// prelude resolved. It never makes a request of its own.
+struct Grader<'a> {
+    registry: &'a Registry,
+    contract: Contract<'a>,
+    identities: &'a BTreeMap<String, IdentityRecord>,
+}
+
+impl Grader<'_> {
+    /// A principal's identity as the prelude recorded it (else what the
+    /// profile says).
+    fn identity(&self, principal: &str) -> Identity {
+        self.identities.get(principal).map_or_else(
+            || self.contract.declared_identity(principal).map(|(i, _)| i).unwrap_or_default(),
+            |r| r.identity.clone(),
+        )
+    }
+
+    fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
+        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
+        CheckResult { rule: e.rule.clone(), level, kind: RuleKind::of(&e.rule), status, message, step: Some(step) }
+    }
+
+    /// Evaluates a precondition (`[[steps.require]]`): the same assertions as
+    /// a check, but it names no rule and is never graded. Pure: it reads the
+    /// step's recorded outcome only.
+    fn precondition(&self, e: &Expect, out: &StepOut, vars: &HashMap<String, Var>) -> (bool, String) {
+        let (status, message) = self.assess(e, out, vars).0;
+        let message = match &e.message {
+            Some(m) if status != Status::Pass => format!("{m} ({message})"),
+            _ => message,
+        };
+        (status == Status::Pass, message)
+    }
+
+    fn check(
         &self,
         e: &Expect,
         step: usize,
         out: &StepOut,
         vars: &HashMap<String, Var>,
     ) -> (CheckResult, Option<checks::Figure>) {
-        let ((ok_status, message), figure) = self.assess(e, out, vars).await;
+        let ((ok_status, message), figure) = self.assess(e, out, vars);
         let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
         let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
         let message = match (&e.message, status) {
@@ -863,7 +926,7 @@ impl Engine {
 
     /// What an assertion found, before its rule's level grades it: `Fail`
     /// means "not met".
-    async fn assess(
+    fn assess(
         &self,
         e: &Expect,
         out: &StepOut,
@@ -873,7 +936,7 @@ impl Engine {
         let pass = |m: String| (Status::Pass, m);
         let fail = |m: String| (Status::Fail, m);
         let token_claims: Option<Value> = match &e.token {
-            Some(v) => Self::claims_of(vars, v),
+            Some(v) => Engine::claims_of(vars, v),
             None => {
                 o.and_then(|o| o.token("access_token")).and_then(|t| jwt::decode(t.expose()).ok()).map(|d| d.claims)
             }
@@ -928,14 +991,14 @@ impl Engine {
             }
             Assertion::Header { name: h, modifier } => {
                 let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
-                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
+                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref())
             }
             Assertion::Field { path: f, modifier } => {
                 let v = o.and_then(|o| path(&o.body, f));
                 if o.is_none() {
                     (Status::Untestable, "no response".into())
                 } else {
-                    self.modifier(modifier, &format!("field {f}"), v.as_ref()).await
+                    self.modifier(modifier, &format!("field {f}"), v.as_ref())
                 }
             }
             Assertion::Claim { path: c, modifier } => match &token_claims {
@@ -946,20 +1009,20 @@ impl Engine {
                         _ => format!("no decodable token to check claim {c}"),
                     },
                 ),
-                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()).await,
+                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()),
             },
             Assertion::Check { name, args } => {
                 let mut ids = BTreeMap::new();
                 for p in Self::principals_named(args) {
-                    ids.insert(p.clone(), self.identity(&p).await);
+                    ids.insert(p.clone(), self.identity(&p));
                 }
-                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
+                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Engine::claims_of(vars, v));
                 let input = Input {
                     outcome: o,
                     claims: token_claims.as_ref(),
                     than: than.as_ref(),
                     identities: &ids,
-                    contract: self.target.contract(),
+                    contract: self.contract,
                     args,
                     wait: out.wait.as_ref(),
                     accept: out.accept.as_ref(),
@@ -992,7 +1055,7 @@ impl Engine {
         out
     }
 
-    async fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
+    fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
         let shown = v.map_or_else(|| "absent".to_owned(), evidence_value);
         match m {
             &Modifier::Present(want) => match (want, v.is_some_and(|v| !v.is_null())) {
@@ -1030,7 +1093,7 @@ impl Engine {
                 }
             }
             Modifier::Principal(p) => {
-                let id = self.identity(p).await;
+                let id = self.identity(p);
                 if v.is_some_and(|v| id.matches(v)) {
                     (Status::Pass, format!("{what} identifies {p} ({shown})"))
                 } else {
@@ -1084,6 +1147,123 @@ fn evidence_value(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn outcome(status: u16, body: Value) -> Outcome {
+        Outcome {
+            status,
+            headers: BTreeMap::new(),
+            body: body.clone(),
+            evidence: fourleg_target::HttpEvidence {
+                label: String::new(),
+                method: "POST".into(),
+                url: String::new(),
+                auth: String::new(),
+                form: Vec::new(),
+                status,
+                headers: BTreeMap::new(),
+                body,
+                tokens: BTreeMap::new(),
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    /// The expectations of one step, written as a scenario would.
+    fn expects(toml_text: &str) -> Vec<Expect> {
+        let step: Step = toml::from_str(&format!("[metadata]\n{toml_text}")).unwrap();
+        step.expect
+    }
+
+    /// Grading is a pure function of the recorded outcome and the prelude's
+    /// identities: one table, no target.
+    #[test]
+    fn grading_is_a_pure_function_of_the_records() {
+        let registry =
+            Registry::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/requirements.toml"))
+                .unwrap();
+        let profile = fourleg_target::Profile::parse(
+            r#"
+name = "t"
+product = "T"
+summary = "s"
+[endpoints]
+issuer = "https://idp.example"
+[clients.agent]
+client_id = "agent"
+secret = { env = "X" }
+[users.alice]
+username = "alice"
+password = { env = "P" }
+login = "password"
+client = "agent"
+[permissions]
+"records:read" = "read"
+[audiences]
+agent = "agent"
+[features]
+delegation = true
+may-act = true
+introspection = true
+revocation = true
+resource = false
+"#,
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let identities = BTreeMap::from([(
+            "alice".to_owned(),
+            IdentityRecord {
+                identity: Identity { client_id: None, names: ["alice".to_owned(), "u-1".to_owned()].into() },
+                source: IdentitySource::Login,
+                note: None,
+            },
+        )]);
+        let grader = Grader { registry: &registry, contract: Contract::new(&profile), identities: &identities };
+        let vars = HashMap::new();
+        let must = "rule = \"RFC7662-2.2-active\"";
+        let should = "rule = \"RFC7662-2.2-inactive-only\"";
+        let table: &[(&str, Option<Outcome>, Status)] = &[
+            (
+                &format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": false}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": true}))),
+                Status::Fail,
+            ),
+            (
+                &format!("[[expect]]\n{should}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": true}))),
+                Status::Warn,
+            ),
+            (&format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"), None, Status::Untestable),
+            (
+                &format!("[[expect]]\n{must}\nstatus = 400"),
+                Some(outcome(400, json!({"error": "invalid_request"}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"sub\"\nprincipal = \"alice\""),
+                Some(outcome(200, json!({"sub": "u-1"}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"sub\"\nprincipal = \"alice\""),
+                Some(outcome(200, json!({"sub": "u-2"}))),
+                Status::Fail,
+            ),
+        ];
+        for (i, (text, o, want)) in table.iter().enumerate() {
+            let e = &expects(text)[0];
+            let out = StepOut { outcome: o.clone(), ..StepOut::default() };
+            let (check, _) = grader.check(e, 0, &out, &vars);
+            assert_eq!(check.status, *want, "row {i}: {}", check.message);
+            let (held, _) = grader.precondition(e, &out, &vars);
+            assert_eq!(held, *want == Status::Pass, "row {i}: a precondition holds exactly when the check passes");
+        }
+    }
 
     #[test]
     fn paths_walk_objects_and_arrays() {
