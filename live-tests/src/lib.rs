@@ -25,16 +25,17 @@ pub async fn login_with_pkce(
     let http =
         reqwest::Client::builder().no_proxy().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
     let redirect_uri = "http://127.0.0.1:8976/callback";
-    let code = fourleg_target::login::authorize(
-        &http,
-        &format!("{issuer}/protocol/openid-connect/auth"),
+    let authorization_endpoint = format!("{issuer}/protocol/openid-connect/auth");
+    let (params, form) = (std::collections::BTreeMap::new(), fourleg_target::profile::LoginForm::default());
+    let request = fourleg_target::login::Authorize {
+        authorization_endpoint: &authorization_endpoint,
         client_id,
         redirect_uri,
         scope,
-        username,
-        password,
-    )
-    .await?;
+        params: &params,
+        form: &form,
+    };
+    let code = fourleg_target::login::authorize(&http, &request, username, password).await?;
     let token = http
         .post(format!("{issuer}/protocol/openid-connect/token"))
         .form(&[

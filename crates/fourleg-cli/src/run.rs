@@ -442,4 +442,45 @@ mod tests {
         let bundled = crate::matrix::bundled_targets(&config).unwrap();
         assert!(load_suites(&config, &repo().join("suites"), &[], &bundled).is_ok());
     }
+
+    #[test]
+    fn an_unknown_feature_or_a_bad_policy_ends_the_run_before_any_scenario_whatever_the_filter() {
+        let mut config = LabConfig::new(std::env::temp_dir().join("fourleg-unused-state"));
+        config.fixtures_dir = repo().join("fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(repo().join("fixtures/targets/keycloak.toml")).unwrap();
+        let cases = [
+            (text.replace("\nlogout = true", "\nlogot = true"), "field `features.logot`", "did you mean `logout`?"),
+            (
+                text.replace("[introspection]\nas = \"audience\"", "[introspection]\nas = \"audiense\""),
+                "field `introspection.as`",
+                "did you mean `audience`?",
+            ),
+            (
+                text.replace("[revocation]\nas = \"issued-to\"", "[revocation]\nas = { client = \"nobody\" }"),
+                "field `revocation.as`",
+                "`nobody`",
+            ),
+        ];
+        for (i, (broken, field, hint)) in cases.iter().enumerate() {
+            assert_ne!(broken, &text, "case {i} changes the profile");
+            let profile = dir.path().join(format!("vendor-{i}.toml"));
+            std::fs::write(&profile, broken).unwrap();
+            let target = profile.display().to_string();
+            for filter in [vec![], vec!["no-such-scenario".to_owned()]] {
+                let err =
+                    load_suites(&config, &repo().join("suites"), &filter, std::slice::from_ref(&target)).unwrap_err();
+                let err = format!("{err:#}");
+                assert!(err.contains(field) && err.contains(hint), "case {i}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_bundled_profiles_still_load() {
+        let mut config = LabConfig::new(std::env::temp_dir().join("fourleg-unused-state"));
+        config.fixtures_dir = repo().join("fixtures");
+        let bundled = crate::matrix::bundled_targets(&config).unwrap();
+        assert!(load_suites(&config, &repo().join("suites"), &[], &bundled).is_ok());
+    }
 }

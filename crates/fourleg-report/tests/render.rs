@@ -89,6 +89,7 @@ fn run(name: &str, results: Vec<ScenarioResult>) -> Run {
             issuer: None,
         },
         summary: Summary::of(&results),
+        prelude: fourleg_scenario::Prelude::default(),
         scenarios: results,
     }
 }

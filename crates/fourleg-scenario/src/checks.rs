@@ -8,35 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fourleg_target::profile::Profile;
-use fourleg_target::Outcome;
+use fourleg_target::{Contract, Outcome};
 use serde_json::Value;
 
-/// Who a principal is at the target: the names its tokens may carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// The `client_id` of a client principal.
-    pub client_id: Option<String>,
-    /// Every value that identifies it in `sub`/`client_id` (its `sub`s, its
-    /// `client_id`, a user's username).
-    pub names: BTreeSet<String>,
-}
-
-impl Identity {
-    /// Whether a claim value (a string, or an object with `sub`/`client_id`)
-    /// identifies this principal.
-    #[must_use]
-    pub fn matches(&self, v: &Value) -> bool {
-        match v {
-            Value::String(s) => self.names.contains(s),
-            Value::Object(o) => {
-                o.get("sub").and_then(Value::as_str).is_some_and(|s| self.names.contains(s))
-                    || o.get("client_id").and_then(Value::as_str).is_some_and(|c| self.client_id.as_deref() == Some(c))
-            }
-            _ => false,
-        }
-    }
-}
+pub use fourleg_target::Identity;
 
 /// Result of a `wait` step.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +42,8 @@ pub struct Input<'a> {
     /// Claims of the token named by `args.than`.
     pub than: Option<&'a Value>,
     pub identities: &'a BTreeMap<String, Identity>,
-    pub profile: &'a Profile,
+    /// The target's answers to the fixture contract's questions (pure).
+    pub contract: Contract<'a>,
     pub args: &'a BTreeMap<String, toml::Value>,
     pub wait: Option<&'a WaitOutcome>,
     pub accept: Option<&'a AcceptOutcome>,
@@ -427,8 +403,8 @@ pub fn scope_set(claims: Option<&Value>, outcome: Option<&Outcome>) -> Option<BT
 
 /// The contract permissions present in a scope set.
 #[must_use]
-pub fn permissions(scope: &BTreeSet<String>, profile: &Profile) -> BTreeSet<String> {
-    profile.permissions.iter().filter(|(_, v)| scope.contains(*v)).map(|(k, _)| k.clone()).collect()
+pub fn permissions(scope: &BTreeSet<String>, contract: Contract<'_>) -> BTreeSet<String> {
+    contract.permissions_in(scope)
 }
 
 /// The `act` levels, outermost first (RFC 8693 §4.1).
@@ -598,7 +574,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         },
         "aud_only" | "aud_excludes" => {
             let abstract_aud = arg_str(x.args, "audience").unwrap_or_default();
-            let value = x.profile.audiences.get(abstract_aud).cloned().unwrap_or_else(|| abstract_aud.to_owned());
+            let value = x.contract.aud_value(abstract_aud);
             match need_claims() {
                 Err(v) => v,
                 Ok(c) => {
@@ -633,7 +609,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 _ => match scope_set(x.claims, x.outcome) {
                     None => Untestable("the token carries no scope and the response no scope".into()),
                     Some(s) => {
-                        let has = permissions(&s, x.profile).contains(p);
+                        let has = permissions(&s, x.contract).contains(p);
                         let shown = s.iter().cloned().collect::<Vec<_>>().join(" ");
                         if name == "has_permission" {
                             if has {
@@ -654,8 +630,8 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             (_, None) => Untestable("the token to compare with is missing".into()),
             (None, _) => Untestable("the token carries no scope".into()),
             (Some(mine), Some(theirs)) => {
-                let mine = permissions(&mine, x.profile);
-                let theirs = permissions(&theirs.unwrap_or_default(), x.profile);
+                let mine = permissions(&mine, x.contract);
+                let theirs = permissions(&theirs.unwrap_or_default(), x.contract);
                 let wider: Vec<&String> = mine.difference(&theirs).collect();
                 if wider.is_empty() {
                     Pass(format!("permissions {mine:?} within the previous hop's {theirs:?}"))
@@ -690,7 +666,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 Some(o) if is_refused(o) => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
                 Some(o) => match scope_set(x.claims, Some(o)) {
                     None => Untestable("granted, but neither token nor response carries scope".into()),
-                    Some(s) if permissions(&s, x.profile).contains(p) => Fail(format!("{p} was granted")),
+                    Some(s) if permissions(&s, x.contract).contains(p) => Fail(format!("{p} was granted")),
                     Some(_) if o.body["scope"].is_string() => {
                         Pass(format!("{p} trimmed and the granted scope reported"))
                     }
@@ -699,8 +675,10 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             }
         }
         "scope_reported_if_changed" => {
-            let requested: BTreeSet<String> =
-                arg_list(x.args, "requested").iter().filter_map(|p| x.profile.permissions.get(p).cloned()).collect();
+            let requested: BTreeSet<String> = arg_list(x.args, "requested")
+                .iter()
+                .filter_map(|p| x.contract.scope_for(p).ok().map(str::to_owned))
+                .collect();
             match x.outcome {
                 None => Untestable("no response".into()),
                 Some(o) if !o.is_success() => Untestable(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
@@ -708,7 +686,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     None => Untestable("the token carries no scope to compare".into()),
                     Some(granted) => {
                         let granted_perms: BTreeSet<String> =
-                            granted.intersection(&x.profile.permissions.values().cloned().collect()).cloned().collect();
+                            granted.intersection(&x.contract.permission_scopes()).cloned().collect();
                         if granted_perms == requested || o.body["scope"].is_string() {
                             Pass(format!(
                                 "granted {granted_perms:?}, requested {requested:?}, response scope {}",
@@ -878,9 +856,9 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             None => Untestable("no response".into()),
             Some(o) if o.status == 200 => Pass("200".into()),
             Some(o) if o.error() == Some("unsupported_token_type") && x.revoked_access_token == Some(true) => {
-                if x.profile.features.access_token_revocation {
+                if x.contract.feature("access-token-revocation") == Some(true) {
                     Untestable(format!(
-                        "{} unsupported_token_type for an access token: the target does not revoke access tokens (RFC 7009 §2: a SHOULD; conformant per §2.2.1), but its profile declares that it does: declare features.access_token_revocation = false",
+                        "{} unsupported_token_type for an access token: the target does not revoke access tokens (RFC 7009 §2: a SHOULD; conformant per §2.2.1), but its profile declares that it does: declare `access-token-revocation = false` under [features]",
                         o.status
                     ))
                 } else {
@@ -949,7 +927,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         // OpenID Connect Discovery 1.0 §3: jwks_uri REQUIRED in an OpenID
         // discovery document; RFC 8414 §2 makes it OPTIONAL.
         "metadata_jwks_uri" => match x.outcome {
-            _ if x.profile.endpoints.discovery != fourleg_target::profile::Discovery::Openid => {
+            _ if !x.contract.openid_discovery() => {
                 NotApplicable("the profile reads RFC 8414 metadata, where jwks_uri is OPTIONAL (RFC 8414 §2)".into())
             }
             Some(o) if o.is_success() => {
@@ -1019,6 +997,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fourleg_target::profile::Profile;
     use serde_json::json;
 
     fn profile() -> Profile {
@@ -1048,7 +1027,7 @@ mod tests {
                 claims: Some(claims),
                 than: None,
                 identities: &ids,
-                profile: &p,
+                contract: Contract::new(&p),
                 args,
                 wait: None,
                 accept: None,
@@ -1122,7 +1101,7 @@ mod tests {
                     claims: Some(c),
                     than: Some(&prev),
                     identities: &ids,
-                    profile: &p,
+                    contract: Contract::new(&p),
                     args: &none,
                     wait: None,
                     accept: None,
@@ -1179,7 +1158,7 @@ mod tests {
                 claims,
                 than: None,
                 identities: &ids,
-                profile: p,
+                contract: Contract::new(p),
                 args,
                 wait: None,
                 accept: None,
@@ -1339,7 +1318,7 @@ mod tests {
                     claims: None,
                     than: None,
                     identities: &ids,
-                    profile: &p,
+                    contract: Contract::new(&p),
                     args: &a,
                     wait: Some(w),
                     accept: None,

@@ -12,21 +12,30 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fourleg_core::oauth::ErrorCode;
 use fourleg_core::{jose, jwt, Secret};
-use fourleg_target::{token_type, ClientAuthMode, FormValue, Outcome, Target, TargetError, TOKEN_EXCHANGE_GRANT};
+use fourleg_target::{
+    token_type, ClientAuthMode, Contract, FormValue, Gap, Outcome, Recipe, Target, TargetError, TokenFacts,
+    TOKEN_EXCHANGE_GRANT,
+};
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::checks::{self, AcceptOutcome, Identity, Input, Verdict, WaitOutcome};
 use crate::forge;
 use crate::requirement::{Level, Registry};
 use crate::result::{
-    worst, CheckResult, Measurement, PreconditionResult, RuleKind, ScenarioResult, Status, StepRecord,
+    worst, CheckResult, IdentityRecord, IdentitySource, Measurement, PreconditionResult, Prelude, RuleKind,
+    ScenarioResult, Status, StepRecord,
 };
 use crate::scenario::{
     AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
     IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind,
     TokenStep, WaitStep, WaitUntil,
 };
+
+/// The pseudo-rule of a failed cleanup hook's result, a finding of its own
+/// (`fail`): not a rule of the specs, but the target was left changed (a
+/// client stays disabled), which every later run against it inherits.
+pub const CLEANUP_RULE: &str = "FOURLEG-cleanup";
 
 /// The run must stop: the target stopped answering.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,7 +81,8 @@ struct StepOut {
 pub struct Engine {
     target: Arc<Target>,
     registry: Arc<Registry>,
-    identities: Mutex<BTreeMap<String, Identity>>,
+    /// Identities, resolved once before any scenario's first step.
+    prelude: OnceCell<Prelude>,
     jwks: Mutex<Option<Value>>,
 }
 
@@ -95,7 +105,7 @@ impl Engine {
     /// An engine for `target`.
     #[must_use]
     pub fn new(target: Arc<Target>, registry: Arc<Registry>) -> Self {
-        Self { target, registry, identities: Mutex::new(BTreeMap::new()), jwks: Mutex::new(None) }
+        Self { target, registry, prelude: OnceCell::new(), jwks: Mutex::new(None) }
     }
 
     /// The target.
@@ -104,10 +114,55 @@ impl Engine {
         &self.target
     }
 
+    /// The identity prelude: every contract principal's identity, resolved
+    /// the first time it is asked for and never again, before any
+    /// scenario's first step. A declared `sub` is taken as is; otherwise a
+    /// user logs in and a confidential client gets its own token, and the
+    /// `sub` of that token is recorded with the request as evidence. A
+    /// request that fails leaves the profile's names (username,
+    /// `client_id`) and a note; it is never a finding.
+    pub async fn prelude(&self) -> &Prelude {
+        self.prelude.get_or_init(|| self.resolve_identities()).await
+    }
+
+    async fn resolve_identities(&self) -> Prelude {
+        let contract = self.target.contract();
+        let mut prelude = Prelude::default();
+        for principal in contract.principals() {
+            let Some((mut identity, declared)) = contract.declared_identity(&principal) else { continue };
+            let mut source = if declared { IdentitySource::Declared } else { IdentitySource::Profile };
+            let mut note = None;
+            if let Some(recipe) = contract.identity_recipe(&principal) {
+                match self.target.obtain(&recipe).await {
+                    Ok(o) => {
+                        let sub = o
+                            .token("access_token")
+                            .and_then(|t| jwt::decode(t.expose()).ok())
+                            .and_then(|d| d.claims["sub"].as_str().map(str::to_owned));
+                        match sub {
+                            Some(sub) => {
+                                identity.names.insert(sub);
+                                source = match recipe {
+                                    Recipe::Login { .. } => IdentitySource::Login,
+                                    Recipe::ClientCredentials { .. } => IdentitySource::ClientCredentials,
+                                };
+                            }
+                            None => note = Some(format!("no JWT with a sub in the answer ({})", describe(&o))),
+                        }
+                        prelude.http.push(o.evidence);
+                    }
+                    Err(e) => note = Some(e.to_string()),
+                }
+            }
+            prelude.identities.insert(principal, IdentityRecord { identity, source, note });
+        }
+        prelude
+    }
+
     /// Runs one scenario. `Err` only when the target stopped answering.
     pub async fn run(&self, s: &Scenario) -> Result<ScenarioResult, TargetDown> {
         let begin = Instant::now();
-        let profile = &self.target.profile;
+        let contract = self.target.contract();
         let mut result = ScenarioResult {
             id: s.id.clone(),
             area: s.area.clone(),
@@ -116,19 +171,13 @@ impl Engine {
             checks: Vec::new(),
             steps: Vec::new(),
             measurements: Vec::new(),
-            expected_failure: profile.expected_failure(&s.id).map(str::to_owned),
+            expected_failure: contract.expected_failure(&s.id).map(str::to_owned),
             stale_expectation: false,
             reason: None,
             preconditions: Vec::new(),
             duration_ms: 0,
         };
-        if let Some(missing) = s.requires.iter().find(|f| profile.features.has(f) == Some(false)) {
-            let why = profile
-                .features
-                .notes
-                .get(missing)
-                .cloned()
-                .unwrap_or_else(|| format!("the target declares no `{missing}` feature"));
+        if let Some((missing, why)) = contract.missing_feature(&s.requires) {
             result.status = Status::NotApplicable;
             result.reason = Some(format!("requires `{missing}`: {why}"));
             result.checks = s
@@ -146,12 +195,16 @@ impl Engine {
             result.duration_ms = ms(begin.elapsed());
             return Ok(result);
         }
+        let grader = Grader { registry: &self.registry, contract, identities: &self.prelude().await.identities };
 
         let mut vars: HashMap<String, Var> = HashMap::new();
-        // A failed hook changes what every later step means (a client that
-        // should be disabled is not): later steps are untestable, except
-        // hooks, so a scenario always restores what it changed.
-        let mut hook_failed: Option<String> = None;
+        // A step that should change the target's state and did not run (a
+        // hook that failed, a revocation or logout without its token) changes
+        // what every later step means (a client that should be disabled is
+        // not, a session that should be over is not): later steps are
+        // untestable, except hooks, so a scenario always restores what it
+        // changed.
+        let mut change_failed: Option<String> = None;
         // Failed preconditions: (kind of action, token variable, reason). A
         // later step of that kind on that token depends on them.
         let mut unmet: Vec<(StepKind, String, String)> = Vec::new();
@@ -163,8 +216,8 @@ impl Engine {
                 Some(Var::Missing(why)) => Some(format!("`{v}` is missing: {why}")),
                 _ => None,
             });
-            let missing = match (&hook_failed, matches!(step.action, Action::Hook(_))) {
-                (Some(why), false) => Some(format!("an earlier hook failed: {why}")),
+            let missing = match (&change_failed, matches!(step.action, Action::Hook(_))) {
+                (Some(why), false) => Some(why.clone()),
                 _ => missing,
             };
             let out = match missing {
@@ -185,7 +238,7 @@ impl Engine {
                     let mut failed_here: Option<String> = None;
                     let depends_before = unmet_later.clone().or_else(|| Self::unmet_for(step, &unmet));
                     for e in &step.require {
-                        let (held, message) = self.precondition(e, &out, &vars).await;
+                        let (held, message) = grader.precondition(e, &out, &vars);
                         if !held {
                             let why = format!("precondition of step {i} not met: {message}");
                             match e.guards {
@@ -213,7 +266,7 @@ impl Engine {
                             result.checks.push(self.graded(e, i, Status::Untestable, format!("not checked: {why}")));
                             continue;
                         }
-                        let (check, figure) = self.check(e, i, &out, &vars).await;
+                        let (check, figure) = grader.check(e, i, &out, &vars);
                         if let Some(f) = figure {
                             result.measurements.push(Measurement {
                                 rule: e.rule.clone(),
@@ -232,10 +285,8 @@ impl Engine {
                     }
                 }
                 Err(skip) => {
-                    if matches!(step.action, Action::Hook(_)) {
-                        if let Skip::Untestable(w) = &skip {
-                            hook_failed.get_or_insert_with(|| w.clone());
-                        }
+                    if let (Some(what), Skip::Untestable(w)) = (Self::state_change(&step.action), &skip) {
+                        change_failed.get_or_insert_with(|| format!("step {i} ({what}) did not happen: {w}"));
                     }
                     let (status, why) = match skip {
                         Skip::Untestable(w) => (Status::Untestable, w),
@@ -269,6 +320,26 @@ impl Engine {
                     if let Some(name) = &step.save {
                         vars.insert(name.clone(), Var::Missing(format!("step {i} did not run: {why}")));
                     }
+                    if let Action::Hook(h) = &step.action {
+                        if h.run.is_cleanup() {
+                            // Not a silent skip: the target is left changed
+                            // (a client stays disabled), which every later
+                            // run against it inherits.
+                            let message = format!(
+                                "cleanup hook {} for {} failed, so the target is left changed: {why}",
+                                h.run.as_str(),
+                                h.client
+                            );
+                            result.checks.push(CheckResult {
+                                rule: CLEANUP_RULE.into(),
+                                level: Level::Must,
+                                kind: RuleKind::of(CLEANUP_RULE),
+                                status: Status::Fail,
+                                message,
+                                step: Some(i),
+                            });
+                        }
+                    }
                     if status == Status::Error && result.reason.is_none() {
                         result.reason = Some(why);
                     }
@@ -286,24 +357,23 @@ impl Engine {
         Ok(result)
     }
 
+    /// What a step changes at the target, if anything: the steps whose
+    /// later observations mean nothing when they did not happen.
+    fn state_change(action: &Action) -> Option<&'static str> {
+        match action {
+            Action::Hook(_) => Some("a hook"),
+            Action::Revoke(_) => Some("a revocation"),
+            Action::Logout(_) => Some("a logout"),
+            _ => None,
+        }
+    }
+
     /// The reason a step's checks cannot mean anything: an earlier failed
     /// precondition about the same kind of action on a token this step acts on.
     fn unmet_for(step: &Step, unmet: &[(StepKind, String, String)]) -> Option<String> {
         let kind = step.dependency_kind();
         let reads = step.reads();
         unmet.iter().find(|(k, v, _)| *k == kind && reads.contains(&v.as_str())).map(|(_, _, why)| why.clone())
-    }
-
-    /// Evaluates a precondition (`[[steps.require]]`): the same assertions as
-    /// a check, but it names no rule and is never graded. Pure: it reads the
-    /// step's recorded outcome only.
-    async fn precondition(&self, e: &Expect, out: &StepOut, vars: &HashMap<String, Var>) -> (bool, String) {
-        let (status, message) = self.assess(e, out, vars).await.0;
-        let message = match &e.message {
-            Some(m) if status != Status::Pass => format!("{m} ({message})"),
-            _ => message,
-        };
-        (status == Status::Pass, message)
     }
 
     fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
@@ -346,40 +416,13 @@ impl Engine {
         jwt::decode(t.expose()).ok().map(|d| d.claims)
     }
 
-    /// The identity of a contract principal, learned once per run.
+    /// The identity of a contract principal, as the prelude resolved it.
+    /// Never a request: grading only reads what was recorded.
     async fn identity(&self, principal: &str) -> Identity {
-        if let Some(i) = self.identities.lock().await.get(principal) {
-            return i.clone();
+        if let Some(r) = self.prelude().await.identities.get(principal) {
+            return r.identity.clone();
         }
-        let mut id = Identity::default();
-        if let Some(c) = self.target.profile.clients.get(principal) {
-            id.client_id = Some(c.client_id.clone());
-            id.names.insert(c.client_id.clone());
-            if !c.public && self.target.profile.features.client_credentials {
-                if let Ok(o) = self.target.client_credentials(principal, &[]).await {
-                    if let Some(claims) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
-                        if let Some(sub) = claims.claims["sub"].as_str() {
-                            id.names.insert(sub.to_owned());
-                        }
-                    }
-                }
-            }
-        } else if let Some(u) = self.target.profile.users.get(principal) {
-            id.names.insert(u.username.clone());
-            if let Ok(o) = self.target.user_token(principal, &[]).await {
-                Self::learn_user(&o, &mut id);
-            }
-        }
-        self.identities.lock().await.insert(principal.to_owned(), id.clone());
-        id
-    }
-
-    fn learn_user(o: &Outcome, id: &mut Identity) {
-        if let Some(c) = o.token("access_token").and_then(|t| jwt::decode(t.expose()).ok()) {
-            if let Some(sub) = c.claims["sub"].as_str() {
-                id.names.insert(sub.to_owned());
-            }
-        }
+        self.target.contract().declared_identity(principal).map(|(i, _)| i).unwrap_or_default()
     }
 
     async fn jwks(&self) -> Result<Value, TargetError> {
@@ -393,22 +436,12 @@ impl Engine {
     }
 
     fn scope_values(&self, perms: &[String]) -> Result<Vec<String>, Skip> {
-        perms
-            .iter()
-            .map(|p| {
-                self.target.profile.permissions.get(p).cloned().ok_or_else(|| {
-                    Skip::Untestable(format!("the profile maps no scope for permission `{p}` ([permissions])"))
-                })
-            })
-            .collect()
+        let c = self.target.contract();
+        perms.iter().map(|p| c.scope_for(p).map(str::to_owned).map_err(Skip::gap)).collect()
     }
 
     fn may_act_scope(&self, principal: &str) -> Result<Vec<String>, Skip> {
-        self.target.profile.may_act.get(principal).map(|r| r.scope.clone()).ok_or_else(|| {
-            Skip::Untestable(format!(
-                "the profile has no way to obtain a token whose may_act names `{principal}` ([may_act.{principal}])"
-            ))
-        })
+        self.target.contract().may_act_recipe(principal).map(|r| r.scope.clone()).map_err(Skip::gap)
     }
 
     /// Runs a step's action: one handler per kind of action.
@@ -435,40 +468,12 @@ impl Engine {
         if let Some(m) = &x.may_act {
             scope.extend(self.may_act_scope(m)?);
         }
-        let is_user = t.profile.users.contains_key(&x.principal);
-        let via = if x.short_lived {
-            Some(t.profile.short_lived.as_ref().map(|s| s.client.clone()).ok_or_else(|| {
-                Skip::Untestable("the profile has no way to obtain a short-lived user token ([short_lived])".into())
-            })?)
-        } else {
-            None
-        };
-        if !is_user && !t.profile.features.client_credentials {
-            return Err(Skip::Untestable(format!(
-                "a token of `{}` is needed, and the target declares no repeatable client_credentials grant: {}",
-                x.principal,
-                t.profile.features.notes.get("client-credentials").map_or("(no note)", String::as_str)
-            )));
-        }
-        let res = if is_user {
-            t.user_token_via(&x.principal, &scope, via.as_deref()).await
-        } else {
-            t.client_credentials(&x.principal, &scope).await
-        };
-        let o = match res {
+        let contract = t.contract();
+        let recipe = contract.token_recipe(&x.principal, scope, x.short_lived).map_err(Skip::gap)?;
+        let o = match t.obtain(&recipe).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
-        if is_user && o.is_success() {
-            let mut ids = self.identities.lock().await;
-            let id = ids.entry(x.principal.clone()).or_insert_with(|| Identity {
-                client_id: None,
-                names: [t.profile.users[&x.principal].username.clone()].into(),
-            });
-            let mut updated = id.clone();
-            Self::learn_user(&o, &mut updated);
-            *id = updated;
-        }
         if !o.is_success() {
             // Keep the evidence of the refusal; what depends on this
             // token becomes untestable with the reason.
@@ -481,15 +486,13 @@ impl Engine {
                 ..StepOut::default()
             });
         }
-        let client =
-            if is_user { Some(t.profile.users[&x.principal].client.clone()) } else { Some(x.principal.clone()) };
         Ok(StepOut {
             summary: format!("first token of {} ({})", x.principal, describe(&o)),
             http: vec![o.evidence.clone()],
             var: Some(Var::Http {
                 outcome: o.clone(),
-                client,
-                user: is_user.then(|| x.principal.clone()),
+                client: Some(contract.obtained_by(&recipe)),
+                user: recipe.user().map(str::to_owned),
                 audience: Vec::new(),
             }),
             outcome: Some(o),
@@ -541,13 +544,9 @@ impl Engine {
             form.push(("actor_token_type".into(), FormValue::Plain(token_type::expand(&ty))));
         }
         for a in &x.audience {
-            let v = t
-                .profile
-                .audiences
-                .get(a)
-                .cloned()
-                .ok_or_else(|| Skip::Untestable(format!("the profile maps no audience for `{a}` ([audiences])")))?;
-            form.push(("audience".into(), FormValue::Plain(v)));
+            for (param, v) in t.contract().target_params(a).map_err(Skip::gap)? {
+                form.push((param.into(), FormValue::Plain(v)));
+            }
         }
         for a in &x.audience_literal {
             form.push(("audience".into(), FormValue::Plain(a.clone())));
@@ -650,8 +649,9 @@ impl Engine {
         let Some(Var::Http { user: Some(user), .. }) = vars.get(&x.login) else {
             return Err(Skip::Error(format!("`{}` is not a user's login", x.login)));
         };
-        let refresh = Self::token_of(vars, &x.login, Some("refresh_token"))?;
-        let o = match t.logout(user, &refresh, &format!("session of {}", x.login)).await {
+        let recipe = t.contract().logout_recipe().map_err(Skip::gap)?;
+        let token = Self::token_of(vars, &x.login, Some(recipe.token_field))?;
+        let o = match t.logout(user, &token, &format!("session of {}", x.login)).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
@@ -709,8 +709,7 @@ impl Engine {
         let t = &self.target;
         let begin = Instant::now();
         // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
-        let leeway_s =
-            if x.until == WaitUntil::Expired { t.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s) } else { 0 };
+        let leeway_s = if x.until == WaitUntil::Expired { t.contract().expiry_leeway_s() } else { 0 };
         let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
         let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
         let mut last = Vec::new();
@@ -773,7 +772,7 @@ impl Engine {
             Ok(j) => j,
             Err(e) => return Err(self.down_or_error(e).await),
         };
-        let aud = t.profile.audiences.get(&x.resource).cloned().unwrap_or_else(|| x.resource.clone());
+        let aud = t.contract().aud_value(&x.resource);
         let a = match jwt::decode(tok.expose()) {
             Err(e) => AcceptOutcome { accepted: false, reason: format!("not a JWT: {e}"), remaining_s: 0 },
             Ok(d) => {
@@ -850,62 +849,72 @@ impl Engine {
         }
     }
 
-    /// Who introspects a token: the profile's client, or a contract client in its `aud`.
+    /// Who introspects a token: the target's answer (`[introspection] as`).
     fn introspector(&self, tok: &Secret, var: Option<&Var>) -> Result<String, Skip> {
-        let p = &self.target.profile;
-        if p.introspection.r#as != "audience" {
-            return Ok(p.introspection.r#as.clone());
-        }
-        let aud = jwt::decode(tok.expose()).map(|d| checks::aud_set(&d.claims)).unwrap_or_default();
-        if let Some((name, _)) = p.clients.iter().find(|(_, c)| !c.public && aud.contains(&c.client_id)) {
-            return Ok(name.clone());
-        }
-        // A token that names no audience (opaque, or a JWT without `aud`):
-        // the audience its exchange asked for.
-        if aud.is_empty() {
-            if let Some(Var::Http { audience, .. }) = var {
-                if let Some(a) = audience.iter().find(|a| p.clients.get(*a).is_some_and(|c| !c.public)) {
-                    return Ok(a.clone());
-                }
-            }
-        }
-        match var {
-            Some(Var::Http { client: Some(c), .. }) if !p.clients.get(c).is_some_and(|x| x.public) => Ok(c.clone()),
-            _ => p
-                .clients
-                .iter()
-                .find(|(_, c)| !c.public)
-                .map(|(n, _)| n.clone())
-                .ok_or_else(|| Skip::Untestable("no confidential client to introspect with".into())),
-        }
+        let claims = jwt::decode(tok.expose()).ok().map(|d| d.claims);
+        self.target.contract().introspector_for(Self::facts(claims.as_ref(), var)).map_err(Skip::gap)
     }
 
-    /// Who revokes a token: the profile's client, or the one it was issued to.
+    /// Who revokes a token: the target's answer (`[revocation] as`).
     fn revoker(&self, tok: &Secret, var: Option<&Var>) -> Result<String, Skip> {
-        let p = &self.target.profile;
-        if p.revocation.r#as != "issued-to" {
-            return Ok(p.revocation.r#as.clone());
-        }
-        if let Ok(d) = jwt::decode(tok.expose()) {
-            let azp = d.claims["azp"].as_str().or_else(|| d.claims["client_id"].as_str());
-            if let Some(name) = azp.and_then(|a| self.target.client_name(a)) {
-                return Ok(name.to_owned());
-            }
-        }
-        match var {
-            Some(Var::Http { client: Some(c), .. }) => Ok(c.clone()),
-            _ => Err(Skip::Untestable("cannot tell which client the token was issued to".into())),
-        }
+        let claims = jwt::decode(tok.expose()).ok().map(|d| d.claims);
+        self.target.contract().revoker_for(Self::facts(claims.as_ref(), var)).map_err(Skip::gap)
     }
 
-    async fn check(
+    fn facts<'a>(claims: Option<&'a Value>, var: Option<&'a Var>) -> TokenFacts<'a> {
+        match var {
+            Some(Var::Http { client, audience, .. }) => {
+                TokenFacts { claims, obtained_by: client.as_deref(), asked_audience: audience }
+            }
+            _ => TokenFacts { claims, ..TokenFacts::default() },
+        }
+    }
+}
+
+/// Grading: what a check or a precondition found, a pure function of the
+/// step's recorded outcome, the saved variables and the identities the
+/// prelude resolved. It never makes a request of its own.
+struct Grader<'a> {
+    registry: &'a Registry,
+    contract: Contract<'a>,
+    identities: &'a BTreeMap<String, IdentityRecord>,
+}
+
+impl Grader<'_> {
+    /// A principal's identity as the prelude recorded it (else what the
+    /// profile says).
+    fn identity(&self, principal: &str) -> Identity {
+        self.identities.get(principal).map_or_else(
+            || self.contract.declared_identity(principal).map(|(i, _)| i).unwrap_or_default(),
+            |r| r.identity.clone(),
+        )
+    }
+
+    fn graded(&self, e: &Expect, step: usize, status: Status, message: String) -> CheckResult {
+        let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
+        CheckResult { rule: e.rule.clone(), level, kind: RuleKind::of(&e.rule), status, message, step: Some(step) }
+    }
+
+    /// Evaluates a precondition (`[[steps.require]]`): the same assertions as
+    /// a check, but it names no rule and is never graded. Pure: it reads the
+    /// step's recorded outcome only.
+    fn precondition(&self, e: &Expect, out: &StepOut, vars: &HashMap<String, Var>) -> (bool, String) {
+        let (status, message) = self.assess(e, out, vars).0;
+        let message = match &e.message {
+            Some(m) if status != Status::Pass => format!("{m} ({message})"),
+            _ => message,
+        };
+        (status == Status::Pass, message)
+    }
+
+    fn check(
         &self,
         e: &Expect,
         step: usize,
         out: &StepOut,
         vars: &HashMap<String, Var>,
     ) -> (CheckResult, Option<checks::Figure>) {
-        let ((ok_status, message), figure) = self.assess(e, out, vars).await;
+        let ((ok_status, message), figure) = self.assess(e, out, vars);
         let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
         let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
         let message = match (&e.message, status) {
@@ -917,7 +926,7 @@ impl Engine {
 
     /// What an assertion found, before its rule's level grades it: `Fail`
     /// means "not met".
-    async fn assess(
+    fn assess(
         &self,
         e: &Expect,
         out: &StepOut,
@@ -927,7 +936,7 @@ impl Engine {
         let pass = |m: String| (Status::Pass, m);
         let fail = |m: String| (Status::Fail, m);
         let token_claims: Option<Value> = match &e.token {
-            Some(v) => Self::claims_of(vars, v),
+            Some(v) => Engine::claims_of(vars, v),
             None => {
                 o.and_then(|o| o.token("access_token")).and_then(|t| jwt::decode(t.expose()).ok()).map(|d| d.claims)
             }
@@ -982,14 +991,14 @@ impl Engine {
             }
             Assertion::Header { name: h, modifier } => {
                 let v = o.and_then(|o| o.headers.get(&h.to_ascii_lowercase()));
-                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref()).await
+                self.modifier(modifier, &format!("header {h}"), v.map(|s| Value::String(s.clone())).as_ref())
             }
             Assertion::Field { path: f, modifier } => {
                 let v = o.and_then(|o| path(&o.body, f));
                 if o.is_none() {
                     (Status::Untestable, "no response".into())
                 } else {
-                    self.modifier(modifier, &format!("field {f}"), v.as_ref()).await
+                    self.modifier(modifier, &format!("field {f}"), v.as_ref())
                 }
             }
             Assertion::Claim { path: c, modifier } => match &token_claims {
@@ -1000,20 +1009,20 @@ impl Engine {
                         _ => format!("no decodable token to check claim {c}"),
                     },
                 ),
-                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()).await,
+                Some(claims) => self.modifier(modifier, &format!("claim {c}"), path(claims, c).as_ref()),
             },
             Assertion::Check { name, args } => {
                 let mut ids = BTreeMap::new();
                 for p in Self::principals_named(args) {
-                    ids.insert(p.clone(), self.identity(&p).await);
+                    ids.insert(p.clone(), self.identity(&p));
                 }
-                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Self::claims_of(vars, v));
+                let than = args.get("than").and_then(toml::Value::as_str).and_then(|v| Engine::claims_of(vars, v));
                 let input = Input {
                     outcome: o,
                     claims: token_claims.as_ref(),
                     than: than.as_ref(),
                     identities: &ids,
-                    profile: &self.target.profile,
+                    contract: self.contract,
                     args,
                     wait: out.wait.as_ref(),
                     accept: out.accept.as_ref(),
@@ -1046,7 +1055,7 @@ impl Engine {
         out
     }
 
-    async fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
+    fn modifier(&self, m: &Modifier, what: &str, v: Option<&Value>) -> (Status, String) {
         let shown = v.map_or_else(|| "absent".to_owned(), evidence_value);
         match m {
             &Modifier::Present(want) => match (want, v.is_some_and(|v| !v.is_null())) {
@@ -1084,7 +1093,7 @@ impl Engine {
                 }
             }
             Modifier::Principal(p) => {
-                let id = self.identity(p).await;
+                let id = self.identity(p);
                 if v.is_some_and(|v| id.matches(v)) {
                     (Status::Pass, format!("{what} identifies {p} ({shown})"))
                 } else {
@@ -1101,6 +1110,13 @@ enum Skip {
     Untestable(String),
     Error(String),
     Down(TargetDown),
+}
+
+impl Skip {
+    /// A question the profile does not answer: what needed it is untestable.
+    fn gap(g: Gap) -> Self {
+        Skip::Untestable(g.0)
+    }
 }
 
 /// A dot path into JSON (`act.act.sub`, `keys.0.kid`).
@@ -1131,6 +1147,123 @@ fn evidence_value(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn outcome(status: u16, body: Value) -> Outcome {
+        Outcome {
+            status,
+            headers: BTreeMap::new(),
+            body: body.clone(),
+            evidence: fourleg_target::HttpEvidence {
+                label: String::new(),
+                method: "POST".into(),
+                url: String::new(),
+                auth: String::new(),
+                form: Vec::new(),
+                status,
+                headers: BTreeMap::new(),
+                body,
+                tokens: BTreeMap::new(),
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    /// The expectations of one step, written as a scenario would.
+    fn expects(toml_text: &str) -> Vec<Expect> {
+        let step: Step = toml::from_str(&format!("[metadata]\n{toml_text}")).unwrap();
+        step.expect
+    }
+
+    /// Grading is a pure function of the recorded outcome and the prelude's
+    /// identities: one table, no target.
+    #[test]
+    fn grading_is_a_pure_function_of_the_records() {
+        let registry =
+            Registry::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/requirements.toml"))
+                .unwrap();
+        let profile = fourleg_target::Profile::parse(
+            r#"
+name = "t"
+product = "T"
+summary = "s"
+[endpoints]
+issuer = "https://idp.example"
+[clients.agent]
+client_id = "agent"
+secret = { env = "X" }
+[users.alice]
+username = "alice"
+password = { env = "P" }
+login = "password"
+client = "agent"
+[permissions]
+"records:read" = "read"
+[audiences]
+agent = "agent"
+[features]
+delegation = true
+may-act = true
+introspection = true
+revocation = true
+resource = false
+"#,
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let identities = BTreeMap::from([(
+            "alice".to_owned(),
+            IdentityRecord {
+                identity: Identity { client_id: None, names: ["alice".to_owned(), "u-1".to_owned()].into() },
+                source: IdentitySource::Login,
+                note: None,
+            },
+        )]);
+        let grader = Grader { registry: &registry, contract: Contract::new(&profile), identities: &identities };
+        let vars = HashMap::new();
+        let must = "rule = \"RFC7662-2.2-active\"";
+        let should = "rule = \"RFC7662-2.2-inactive-only\"";
+        let table: &[(&str, Option<Outcome>, Status)] = &[
+            (
+                &format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": false}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": true}))),
+                Status::Fail,
+            ),
+            (
+                &format!("[[expect]]\n{should}\nfield = \"active\"\nequals = false"),
+                Some(outcome(200, json!({"active": true}))),
+                Status::Warn,
+            ),
+            (&format!("[[expect]]\n{must}\nfield = \"active\"\nequals = false"), None, Status::Untestable),
+            (
+                &format!("[[expect]]\n{must}\nstatus = 400"),
+                Some(outcome(400, json!({"error": "invalid_request"}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"sub\"\nprincipal = \"alice\""),
+                Some(outcome(200, json!({"sub": "u-1"}))),
+                Status::Pass,
+            ),
+            (
+                &format!("[[expect]]\n{must}\nfield = \"sub\"\nprincipal = \"alice\""),
+                Some(outcome(200, json!({"sub": "u-2"}))),
+                Status::Fail,
+            ),
+        ];
+        for (i, (text, o, want)) in table.iter().enumerate() {
+            let e = &expects(text)[0];
+            let out = StepOut { outcome: o.clone(), ..StepOut::default() };
+            let (check, _) = grader.check(e, 0, &out, &vars);
+            assert_eq!(check.status, *want, "row {i}: {}", check.message);
+            let (held, _) = grader.precondition(e, &out, &vars);
+            assert_eq!(held, *want == Status::Pass, "row {i}: a precondition holds exactly when the check passes");
+        }
+    }
 
     #[test]
     fn paths_walk_objects_and_arrays() {

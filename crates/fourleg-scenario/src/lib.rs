@@ -13,5 +13,5 @@ pub mod scenario;
 
 pub use engine::{Engine, TargetDown};
 pub use requirement::{Level, Registry};
-pub use result::{Run, ScenarioResult, Status};
+pub use result::{IdentityRecord, IdentitySource, Prelude, Run, ScenarioResult, Status};
 pub use scenario::Scenario;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use fourleg_target::HttpEvidence;
+use fourleg_target::{HttpEvidence, Identity};
 use serde::{Deserialize, Serialize};
 
 use crate::requirement::Level;
@@ -259,6 +259,55 @@ pub struct Run {
     pub target: TargetInfo,
     pub scenarios: Vec<ScenarioResult>,
     pub summary: Summary,
+    /// Who the contract's principals are at the target, resolved once before
+    /// any scenario's first step, with the requests that learned it.
+    #[serde(default, skip_serializing_if = "Prelude::is_empty")]
+    pub prelude: Prelude,
+}
+
+/// The identity prelude of a run: every contract principal's identity,
+/// resolved before step 0 and never during grading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Prelude {
+    /// By contract name (`alice`, `agent`).
+    pub identities: BTreeMap<String, IdentityRecord>,
+    /// The requests made to learn them (logins, client credentials), redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpEvidence>,
+}
+
+impl Prelude {
+    /// Nothing was resolved (a run that never reached the target).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty() && self.http.is_empty()
+    }
+}
+
+/// One principal's identity and how it was learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IdentityRecord {
+    #[serde(flatten)]
+    pub identity: Identity,
+    pub source: IdentitySource,
+    /// Why a request to learn it gave nothing (the identity is then what
+    /// the profile says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Where an identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    /// The profile declares the `sub`.
+    Declared,
+    /// The `sub` of a login's access token.
+    Login,
+    /// The `sub` of a client-credentials token.
+    ClientCredentials,
+    /// Only the profile's names (username, `client_id`): nothing to learn.
+    Profile,
 }
 
 #[cfg(test)]

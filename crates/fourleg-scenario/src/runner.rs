@@ -63,6 +63,8 @@ pub async fn run(
 ) -> Result<Run, TargetDown> {
     let begin = Instant::now();
     let started_at = rfc3339_now();
+    // Identities first, once, before any scenario's first step.
+    let prelude = engine.prelude().await.clone();
     let pool = Arc::new(Semaphore::new(concurrency.max(1)));
     let (shared, exclusive): (Vec<&Scenario>, Vec<&Scenario>) = scenarios.iter().partition(|s| !is_exclusive(s));
     let mut handles = Vec::new();
@@ -119,13 +121,14 @@ pub async fn run(
         duration_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
         target: TargetInfo {
             name: target.name().into(),
-            product: target.profile.product.clone(),
+            product: target.product().to_owned(),
             version: target.version.clone(),
             profile_hash: fourleg_core::hash::fnv1a_hex(profile_bytes),
             issuer: target.endpoints.issuer.clone(),
         },
         summary: Summary::of(&results),
         scenarios: results,
+        prelude,
     })
 }
 
@@ -185,6 +188,7 @@ pub fn unreachable(
         target,
         summary: Summary::of(&results),
         scenarios: results,
+        prelude: crate::result::Prelude::default(),
     }
 }
 

@@ -653,6 +653,13 @@ impl Hook {
             Hook::EnableClient => "enable_client",
         }
     }
+
+    /// Whether the hook restores what an earlier one changed: when it fails,
+    /// the target is left changed, which is a finding of its own.
+    #[must_use]
+    pub fn is_cleanup(self) -> bool {
+        matches!(self, Hook::EnableClient)
+    }
 }
 
 /// What a `wait` waits for (`until`).
@@ -1143,13 +1150,7 @@ impl Scenario {
         }
         for f in &self.requires {
             if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
-                return Err(self.invalid(
-                    "requires",
-                    format!(
-                        "unknown feature `{f}`; expected one of {}",
-                        fourleg_target::profile::Features::NAMES.join(", ")
-                    ),
-                ));
+                return Err(self.invalid("requires", fourleg_target::profile::Features::unknown(f)));
             }
         }
         if self.requirements.is_empty() {

@@ -2,11 +2,13 @@
 //! [`Target`] that makes the requests scenarios need, each with redacted
 //! [`evidence`].
 
+pub mod contract;
 pub mod evidence;
 pub mod login;
 pub mod profile;
 mod target;
 
+pub use contract::{Contract, Gap, Identity, Recipe, TokenFacts};
 pub use evidence::HttpEvidence;
 pub use profile::{Profile, ProfileError};
 pub use target::{

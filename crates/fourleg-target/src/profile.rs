@@ -37,7 +37,7 @@ pub enum ProfileError {
 }
 
 /// A target profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Stable name, used in reports (`keycloak`).
@@ -64,6 +64,11 @@ pub struct Profile {
     pub permissions: BTreeMap<String, String>,
     /// Abstract audience (`mcp-server`) → the `audience` value at the target.
     pub audiences: BTreeMap<String, String>,
+    /// How an exchange names the party it wants a token for: the `audience`
+    /// parameter (RFC 8693 §2.1), `resource` (RFC 8707, each client's
+    /// `resource` URI) or both. Default `audience`.
+    #[serde(default)]
+    pub targeting: Targeting,
     /// How to obtain a token whose `may_act` names a principal, by principal.
     #[serde(default)]
     pub may_act: BTreeMap<String, MayActRecipe>,
@@ -86,7 +91,7 @@ pub struct Profile {
 }
 
 /// Where the version of the target comes from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionSource {
     /// A fixed version string.
@@ -99,7 +104,7 @@ pub struct VersionSource {
 
 /// The target's endpoints: an issuer with discovery, explicit endpoints, or both
 /// (explicit ones win).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoints {
     pub issuer: Option<String>,
@@ -122,7 +127,7 @@ pub struct Endpoints {
 pub const DEFAULT_TIMEOUT_S: u64 = 30;
 
 /// Which well-known document describes the server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Discovery {
     /// OpenID Connect Discovery 1.0.
@@ -135,14 +140,14 @@ pub enum Discovery {
 }
 
 /// How confidential clients authenticate (RFC 6749 §2.3, RFC 7591 names).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
     pub method: AuthMethod,
 }
 
 /// RFC 7591 `token_endpoint_auth_method` values the harness speaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     #[default]
@@ -150,11 +155,46 @@ pub enum AuthMethod {
     ClientSecretPost,
 }
 
+/// How a token exchange names the party the token is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Targeting {
+    /// `audience` with the value of `[audiences]` (RFC 8693 §2.1).
+    #[default]
+    Audience,
+    /// `resource` with the client's `resource` URI (RFC 8707 §2, RFC 8693 §2.1).
+    Resource,
+    /// Both parameters.
+    Both,
+}
+
+impl Targeting {
+    /// Whether exchanges send `audience`.
+    #[must_use]
+    pub fn audience(self) -> bool {
+        matches!(self, Self::Audience | Self::Both)
+    }
+
+    /// Whether exchanges send `resource`.
+    #[must_use]
+    pub fn resource(self) -> bool {
+        matches!(self, Self::Resource | Self::Both)
+    }
+}
+
 /// A client of the fixture contract.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientProfile {
     pub client_id: String,
+    /// The `sub` of the client's own tokens, when known: then the harness
+    /// never asks the target for it (see the identity prelude).
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// The resource URI (RFC 8707) that stands for this client when the
+    /// profile's `targeting` is `resource` or `both`.
+    #[serde(default)]
+    pub resource: Option<String>,
     /// Public clients have no secret.
     #[serde(default)]
     pub public: bool,
@@ -184,13 +224,23 @@ pub enum SecretSource {
 }
 
 /// The table forms of [`SecretSource`].
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 enum SecretTable {
     Env(String),
     File(PathBuf),
     Lab(String),
     Literal(String),
+}
+
+impl schemars::JsonSchema for SecretSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretSource".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        SecretTable::json_schema(generator)
+    }
 }
 
 impl<'de> Deserialize<'de> for SecretSource {
@@ -212,10 +262,14 @@ impl<'de> Deserialize<'de> for SecretSource {
 }
 
 /// How a user gets their first token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserProfile {
     pub username: String,
+    /// The `sub` of the user's tokens, when known: then the harness never
+    /// logs the user in to learn it (see the identity prelude).
+    #[serde(default)]
+    pub sub: Option<String>,
     #[serde(default)]
     pub password: Option<SecretSource>,
     pub login: LoginMethod,
@@ -230,22 +284,55 @@ pub struct UserProfile {
     /// For `login = "command"`: prints a JSON token response or a bare token.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// For `login = "authorization-code"`: the names of the login form's
+    /// fields, when they are not `username` and `password`.
+    #[serde(default)]
+    pub form: LoginForm,
+}
+
+/// The field names of an HTML login form (any well-formed form with a text
+/// and a password field works; these say which fields when there are several).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginForm {
+    /// The field that takes the username. Default `username`.
+    #[serde(default = "default_username_field")]
+    pub username: String,
+    /// The field that takes the password. Default `password`.
+    #[serde(default = "default_password_field")]
+    pub password: String,
+}
+
+fn default_username_field() -> String {
+    "username".into()
+}
+
+fn default_password_field() -> String {
+    "password".into()
+}
+
+impl Default for LoginForm {
+    fn default() -> Self {
+        Self { username: default_username_field(), password: default_password_field() }
+    }
 }
 
 /// How a user's first token is obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoginMethod {
     /// Authorization code + PKCE S256 with a scripted form login (RFC 6749 §4.1, RFC 7636).
     AuthorizationCode,
-    /// Resource owner password credentials (RFC 6749 §4.3).
+    /// Resource owner password credentials (RFC 6749 §4.3), for targets
+    /// without a login page (the grant is deprecated by OAuth 2.1 but still
+    /// the only way into many headless servers).
     Password,
     /// An external command prints the token.
     Command,
 }
 
 /// How to get a token whose `may_act` names a principal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MayActRecipe {
     /// Extra scope values to request (at login for users, at exchange for clients).
@@ -253,13 +340,24 @@ pub struct MayActRecipe {
     pub scope: Vec<String>,
 }
 
-/// Users log in through this client to get a short-lived token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How a user gets a token that expires within seconds: through another
+/// login client, with extra scope values, with extra parameters, or any mix.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShortLived {
     /// A client of the profile, like the users' login client but issuing
     /// access tokens that live a few seconds.
-    pub client: String,
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Scope values added to the login (a scope the target maps to a short
+    /// lifetime).
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// Parameters added to the login request (the authorization request for
+    /// `authorization-code`, the token request for `password`), e.g. a
+    /// vendor's `max_token_lifetime = "5"`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
     /// Seconds past `exp` the target still accepts a token: the small leeway
     /// for clock skew that RFC 7519 §4.1.4 allows. Waits for expiry wait this
     /// much longer, so a declared leeway is never reported as a deviation.
@@ -267,17 +365,58 @@ pub struct ShortLived {
     pub leeway_s: u64,
 }
 
-/// Who introspects a token (RFC 7662 §2.1 requires an authorized caller).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Introspection {
-    /// `audience`: a contract client in the token's `aud`; else a client name.
-    #[serde(default = "default_introspect_as")]
-    pub r#as: String,
+/// Which client makes a request about a token (introspection, revocation).
+///
+/// In the TOML: `"audience"`, `"issued-to"` or `{ client = "<name>" }`. A
+/// bare client name (`as = "agent"`, the old spelling) still reads as
+/// `{ client = "agent" }`; every client name is checked against the
+/// profile's clients at load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Caller {
+    /// A confidential contract client in the token's `aud` (else the audience
+    /// its exchange asked for, else the client that obtained it).
+    Audience,
+    /// The client the token was issued to (`azp`/`client_id`, else the client
+    /// that obtained it).
+    IssuedTo,
+    /// Always this contract client.
+    Client(String),
 }
 
-fn default_introspect_as() -> String {
-    "audience".into()
+impl<'de> Deserialize<'de> for Caller {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Named {
+            client: String,
+        }
+        let value = toml::Value::deserialize(d)?;
+        if let Some(s) = value.as_str() {
+            return Ok(match s {
+                "audience" => Self::Audience,
+                "issued-to" => Self::IssuedTo,
+                other => Self::Client(other.to_owned()),
+            });
+        }
+        let named = Named::deserialize(value).map_err(|e| {
+            serde::de::Error::custom(format!("expected \"audience\", \"issued-to\" or {{ client = \"<name>\" }}: {e}"))
+        })?;
+        Ok(Self::Client(named.client))
+    }
+}
+
+/// Who introspects a token (RFC 7662 §2.1 requires an authorized caller).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    /// Default `audience`.
+    #[serde(default = "default_introspect_as")]
+    pub r#as: Caller,
+}
+
+fn default_introspect_as() -> Caller {
+    Caller::Audience
 }
 
 impl Default for Introspection {
@@ -287,16 +426,16 @@ impl Default for Introspection {
 }
 
 /// Who revokes a token (RFC 7009 §2.1: the client it was issued to).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
-    /// `issued-to`: the client in the token's `azp`/`client_id`; else a client name.
+    /// Default `issued-to`.
     #[serde(default = "default_revoke_as")]
-    pub r#as: String,
+    pub r#as: Caller,
 }
 
-fn default_revoke_as() -> String {
-    "issued-to".into()
+fn default_revoke_as() -> Caller {
+    Caller::IssuedTo
 }
 
 impl Default for Revocation {
@@ -306,30 +445,55 @@ impl Default for Revocation {
 }
 
 /// How a user's session is ended.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logout {
     pub method: LogoutMethod,
 }
 
 /// Ways of ending a session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogoutMethod {
-    /// RFC 7009 revocation of the login's refresh token.
+    /// RFC 7009 revocation of the login's refresh token (needs the
+    /// `refresh-tokens` feature).
     #[default]
     RevokeRefreshToken,
-    /// OpenID Connect RP-initiated logout at `end_session_endpoint`, back-channel
-    /// style (POST with `refresh_token` and `client_id`, as Keycloak accepts).
-    EndSession,
+    /// OpenID Connect RP-Initiated Logout 1.0 §2 at `end_session_endpoint`:
+    /// a form POST with `id_token_hint` (the login's ID token) and
+    /// `client_id`. Needs `openid` in the login's scope.
+    RpInitiated,
+    /// Keycloak's back-channel form at `end_session_endpoint`: a POST with
+    /// the login's `refresh_token` and the client's authentication (needs
+    /// the `refresh-tokens` feature). `end-session` is the old name.
+    #[serde(alias = "end-session")]
+    EndSessionRefreshToken,
     /// No way to log out.
     None,
+}
+
+impl LogoutMethod {
+    /// The field of the login's token response the method sends.
+    #[must_use]
+    pub fn needs(self) -> Option<&'static str> {
+        match self {
+            Self::RevokeRefreshToken | Self::EndSessionRefreshToken => Some("refresh_token"),
+            Self::RpInitiated => Some("id_token"),
+            Self::None => None,
+        }
+    }
 }
 
 /// Operations without a protocol endpoint, as a command to run or a URL to
 /// POST to (an admin API). `{client_id}` is replaced in both; `{fourleg}` is
 /// the running fourleg binary; `{lab.<service>}` the lab service's URL.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// A command runs with `FOURLEG_STATE` set to the lab's state directory (lab
+/// targets) and succeeds when it exits 0. A URL is sent `POST` with
+/// `Content-Type: application/json` and the body
+/// `{"client_id": "<client_id>", "enabled": false}` (`true` to enable), and
+/// succeeds on any 2xx.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hooks {
     /// Command that disables a client.
@@ -348,12 +512,17 @@ pub struct Hooks {
 
 /// Features a target declares. Scenarios needing an undeclared feature are
 /// `not-applicable`, shown with the reason, never hidden.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// One spelling everywhere: the kebab-case names of [`Features::NAMES`], as
+/// keys of `[features]`, of `[features.notes]` and in a scenario's
+/// `requires`. The snake_case keys of older profiles (`may_act`) still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Features {
     /// RFC 8693 delegation: `actor_token` accepted and `act` issued.
     pub delegation: bool,
     /// `may_act` in subject tokens is enforced.
+    #[serde(alias = "may_act")]
     pub may_act: bool,
     /// RFC 7662 introspection.
     pub introspection: bool,
@@ -364,21 +533,26 @@ pub struct Features {
     /// revocation `unsupported_token_type` (§2.2.1), which is conformant:
     /// declared false, that answer is `not-applicable`, and scenarios that
     /// revoke an access token to test what follows are not-applicable.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", alias = "access_token_revocation")]
     pub access_token_revocation: bool,
     /// RFC 8707 `resource` in token exchange.
     pub resource: bool,
+    /// User logins get a refresh token (RFC 6749 §1.5, §5.1: issuing one is
+    /// the server's choice). Scenarios that revoke a refresh token, and
+    /// logout methods that send one, need it. Default true.
+    #[serde(default = "yes", alias = "refresh_tokens")]
+    pub refresh_tokens: bool,
     /// Sessions can be ended (see `[logout]`).
     #[serde(default)]
     pub logout: bool,
     /// Clients can be disabled (see `[hooks]`).
-    #[serde(default)]
+    #[serde(default, alias = "disable_client")]
     pub disable_client: bool,
     /// Confidential clients can obtain their own tokens by `client_credentials`
     /// (RFC 6749 §4.4) as often as asked: actor tokens, and a client's `sub`.
     /// When false, steps that need a client's own token are `untestable`
     /// with the note as the reason.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", alias = "client_credentials")]
     pub client_credentials: bool,
     /// Why features are off, by feature name (shown with not-applicable results).
     #[serde(default)]
@@ -390,7 +564,7 @@ fn yes() -> bool {
 }
 
 impl Features {
-    /// Whether the feature named as in scenario files is declared.
+    /// Whether the feature named as in [`Features::NAMES`] is declared.
     #[must_use]
     pub fn has(&self, name: &str) -> Option<bool> {
         Some(match name {
@@ -400,6 +574,7 @@ impl Features {
             "revocation" => self.revocation,
             "access-token-revocation" => self.revocation && self.access_token_revocation,
             "resource" => self.resource,
+            "refresh-tokens" => self.refresh_tokens,
             "logout" => self.logout,
             "disable-client" => self.disable_client,
             "client-credentials" => self.client_credentials,
@@ -407,22 +582,74 @@ impl Features {
         })
     }
 
-    /// Every feature name scenarios may require.
-    pub const NAMES: [&'static str; 9] = [
+    /// The note on a feature, by its name (an older snake_case key too).
+    #[must_use]
+    pub fn note(&self, name: &str) -> Option<&str> {
+        self.notes.get(name).or_else(|| self.notes.get(&name.replace('-', "_"))).map(String::as_str)
+    }
+
+    /// Every feature name, as `[features]`, `[features.notes]` and scenarios spell it.
+    pub const NAMES: [&'static str; 10] = [
         "delegation",
         "may-act",
         "introspection",
         "revocation",
         "access-token-revocation",
         "resource",
+        "refresh-tokens",
         "logout",
         "disable-client",
         "client-credentials",
     ];
+
+    /// An unknown feature name: what to say, with the nearest known name.
+    #[must_use]
+    pub fn unknown(name: &str) -> String {
+        let nearest =
+            nearest(name, Self::NAMES.iter().copied()).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
+        format!("unknown feature `{name}`; {nearest}known features: {}", Self::NAMES.join(", "))
+    }
+
+    /// The kebab-case name of a key as written (`may_act` → `may-act`), if it
+    /// names a feature.
+    #[must_use]
+    pub fn canonical(key: &str) -> Option<&'static str> {
+        let kebab = key.replace('_', "-");
+        Self::NAMES.iter().copied().find(|n| *n == kebab)
+    }
+}
+
+/// The candidate nearest to `name` by edit distance, when near enough to be
+/// a likely typo.
+#[must_use]
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(c, name), c))
+        .min()
+        .filter(|(d, _)| *d <= name.len() / 3 + 2)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, for "did you mean".
+#[must_use]
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// A scenario the target is known to fail.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedFailure {
     pub scenario: String,
@@ -442,6 +669,21 @@ impl Profile {
     /// A parse error names the line and the field, and never quotes the
     /// profile's text: the offending line may hold a secret.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
+        // Unknown feature names first, so the message can offer the nearest
+        // one (serde's would list them all, and never the `-`/`_` slip).
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if let Some(features) = table.get("features").and_then(toml::Value::as_table) {
+                for key in features.keys().filter(|k| *k != "notes") {
+                    if Features::canonical(key).is_none() {
+                        return Err(ProfileError::Invalid {
+                            path: path.to_owned(),
+                            field: format!("features.{key}"),
+                            message: Features::unknown(key),
+                        });
+                    }
+                }
+            }
+        }
         let profile: Profile = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
@@ -516,12 +758,60 @@ impl Profile {
                 }
             }
         }
+        let client_names = || self.clients.keys().map(String::as_str);
+        let unknown_client = |field: String, name: &str| {
+            let nearest = nearest(name, client_names()).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            bad(field, format!("`{name}` is not one of the profile's clients{nearest}"))
+        };
         if let Some(sl) = &self.short_lived {
-            if !self.clients.contains_key(&sl.client) {
+            if let Some(c) = &sl.client {
+                if !self.clients.contains_key(c) {
+                    return Err(unknown_client("short_lived.client".into(), c));
+                }
+            }
+            if sl.client.is_none() && sl.scope.is_empty() && sl.params.is_empty() {
                 return Err(bad(
-                    "short_lived.client".into(),
-                    format!("`{}` is not one of the profile's clients", sl.client),
+                    "short_lived".into(),
+                    "say how a short-lived token is obtained: `client`, `scope` or `params` (or drop [short_lived])"
+                        .into(),
                 ));
+            }
+        }
+        for (field, caller, default) in [
+            ("introspection.as", &self.introspection.r#as, "audience"),
+            ("revocation.as", &self.revocation.r#as, "issued-to"),
+        ] {
+            if let Caller::Client(c) = caller {
+                if !self.clients.contains_key(c) {
+                    let nearest = nearest(c, ["audience", "issued-to"].into_iter().chain(client_names()))
+                        .map(|n| format!("did you mean `{n}`? "))
+                        .unwrap_or_default();
+                    return Err(bad(
+                        field.into(),
+                        format!(
+                            "`{c}` is neither `audience`, `issued-to` nor a client of the profile; {nearest}expected \"{default}\", \"audience\", \"issued-to\" or {{ client = \"<name>\" }} with one of: {}",
+                            client_names().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(needs) = self.logout.method.needs() {
+            if needs == "refresh_token" && self.features.logout && !self.features.refresh_tokens {
+                return Err(bad(
+                    "logout.method".into(),
+                    "this method sends the login's refresh token, and the profile declares `refresh-tokens = false`; use `rp-initiated` (id_token_hint) or declare `logout = false`".into(),
+                ));
+            }
+        }
+        if self.targeting.resource() {
+            for name in self.audiences.keys() {
+                if self.clients.get(name).is_some_and(|c| c.resource.is_none()) {
+                    return Err(bad(
+                        format!("clients.{name}.resource"),
+                        "`targeting` sends `resource`: give each client that is an audience its resource URI".into(),
+                    ));
+                }
             }
         }
         for (i, x) in self.expected_failures.iter().enumerate() {
@@ -533,11 +823,8 @@ impl Profile {
             }
         }
         for name in self.features.notes.keys() {
-            if self.features.has(name).is_none() {
-                return Err(bad(
-                    format!("features.notes.{name}"),
-                    format!("unknown feature; expected one of {}", Features::NAMES.join(", ")),
-                ));
+            if Features::canonical(name).is_none() {
+                return Err(bad(format!("features.notes.{name}"), Features::unknown(name)));
             }
         }
         Ok(())
@@ -548,6 +835,14 @@ impl Profile {
     pub fn expected_failure(&self, scenario: &str) -> Option<&str> {
         self.expected_failures.iter().find(|x| x.scenario == scenario).map(|x| x.reason.as_str())
     }
+}
+
+/// The JSON Schema of a target profile (`fixtures/targets/profile.schema.json`),
+/// for editors; a test keeps the committed one current.
+#[must_use]
+pub fn schema() -> String {
+    let s = schemars::schema_for!(Profile);
+    serde_json::to_string_pretty(&s).expect("the schema serialises") + "\n"
 }
 
 /// The bundled profiles in `dir` (`fixtures/targets`), by name.
@@ -646,7 +941,8 @@ resource = false
     fn a_minimal_vendor_profile_parses() {
         let p = parse(MINIMAL).unwrap();
         assert_eq!(p.client_auth.method, AuthMethod::ClientSecretBasic);
-        assert_eq!(p.introspection.r#as, "audience");
+        assert_eq!(p.introspection.r#as, Caller::Audience);
+        assert_eq!(p.revocation.r#as, Caller::IssuedTo);
         assert_eq!(p.features.has("may-act"), Some(true));
     }
 
@@ -687,6 +983,73 @@ resource = false
         let text = MINIMAL.replace("client = \"web\"", "client = \"nope\"");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("users.alice.client"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_feature_names_the_field_and_the_nearest_name() {
+        let text = MINIMAL.replace("resource = false", "resource = false\nlogut = true");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("field `features.logut`"), "{err}");
+        assert!(err.contains("did you mean `logout`?"), "{err}");
+        let text = format!("{MINIMAL}\n[features.notes]\nmay-akt = \"x\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("features.notes.may-akt") && err.contains("`may-act`"), "{err}");
+    }
+
+    #[test]
+    fn feature_names_have_one_spelling_and_the_old_one_still_reads() {
+        let kebab = MINIMAL.replace("may_act = true", "may-act = true\nclient-credentials = false");
+        let p = parse(&kebab).unwrap();
+        assert_eq!((p.features.has("may-act"), p.features.has("client-credentials")), (Some(true), Some(false)));
+        let p = parse(&format!("{MINIMAL}\n[features.notes]\nmay_act = \"old key\"\n")).unwrap();
+        assert_eq!(p.features.note("may-act"), Some("old key"));
+        assert_eq!(Features::NAMES.iter().filter(|n| n.contains('_')).count(), 0);
+    }
+
+    #[test]
+    fn a_bad_introspection_or_revocation_caller_names_the_field() {
+        let text = format!("{MINIMAL}\n[introspection]\nas = \"audiense\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("field `introspection.as`") && err.contains("did you mean `audience`?"), "{err}");
+        let text = format!("{MINIMAL}\n[revocation]\nas = {{ client = \"agnet\" }}\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("field `revocation.as`") && err.contains("`agent`"), "{err}");
+        let text = format!("{MINIMAL}\n[revocation]\nas = {{ client = \"agent\" }}\n[introspection]\nas = \"agent\"\n");
+        let p = parse(&text).unwrap();
+        assert_eq!(p.revocation.r#as, Caller::Client("agent".into()));
+        assert_eq!(p.introspection.r#as, Caller::Client("agent".into()), "the old bare-name spelling");
+        let text = format!("{MINIMAL}\n[revocation]\nas = 3\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("revocation.as") && err.contains("issued-to"), "{err}");
+    }
+
+    #[test]
+    fn a_logout_that_needs_a_refresh_token_needs_the_feature() {
+        let text = MINIMAL.replace("resource = false", "resource = false\nlogout = true\nrefresh-tokens = false");
+        let err = parse(&format!("{text}\n[logout]\nmethod = \"end-session\"\n")).unwrap_err().to_string();
+        assert!(err.contains("logout.method") && err.contains("rp-initiated"), "{err}");
+        assert!(parse(&format!("{text}\n[logout]\nmethod = \"rp-initiated\"\n")).is_ok());
+    }
+
+    #[test]
+    fn short_lived_tokens_need_a_recipe() {
+        let err = parse(&format!("{MINIMAL}\n[short_lived]\nleeway_s = 1\n")).unwrap_err().to_string();
+        assert!(err.contains("field `short_lived`"), "{err}");
+        assert!(parse(&format!("{MINIMAL}\n[short_lived]\nscope = [\"short\"]\n")).is_ok());
+    }
+
+    #[test]
+    fn the_committed_profile_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/targets/profile.schema.json");
+        let generated = schema();
+        if std::env::var_os("FOURLEG_REGENERATE").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "fixtures/targets/profile.schema.json is not what the types generate; regenerate it: FOURLEG_REGENERATE=1 cargo test -p fourleg-target --lib schema"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use fourleg_core::oauth::GrantType;
 use fourleg_core::Secret;
 use serde_json::Value;
 
+use crate::contract::{Contract, Recipe};
 use crate::evidence::{self, HttpEvidence};
 use crate::login::{self, LoginError};
 use crate::profile::{AuthMethod, Discovery, LoginMethod, LogoutMethod, Profile, SecretSource};
@@ -353,6 +354,26 @@ impl Target {
         &self.profile.name
     }
 
+    /// The product, as the profile names it.
+    #[must_use]
+    pub fn product(&self) -> &str {
+        &self.profile.product
+    }
+
+    /// The fixture contract's questions, answered by this target's profile.
+    #[must_use]
+    pub fn contract(&self) -> Contract<'_> {
+        Contract::new(&self.profile)
+    }
+
+    /// A principal's first token, as the contract's recipe says.
+    pub async fn obtain(&self, recipe: &Recipe) -> Result<Outcome, TargetError> {
+        match recipe {
+            Recipe::Login { user, client, scope, params } => self.login(user, client, scope, params).await,
+            Recipe::ClientCredentials { client, scope } => self.client_credentials(client, scope).await,
+        }
+    }
+
     fn unknown(&self, kind: &'static str, name: &str) -> TargetError {
         TargetError::UnknownPrincipal { target: self.profile.name.clone(), kind, name: name.to_owned() }
     }
@@ -507,21 +528,22 @@ impl Target {
     /// A user's first token, by the profile's login method, with `scope`
     /// (target scope values) added to the user's base scope.
     pub async fn user_token(&self, user: &str, scope: &[String]) -> Result<Outcome, TargetError> {
-        self.user_token_via(user, scope, None).await
+        let client = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?.client.clone();
+        self.login(user, &client, scope, &BTreeMap::new()).await
     }
 
-    /// Like [`Target::user_token`], logging in through `via` instead of the
-    /// user's own client (the profile's short-lived client).
-    pub async fn user_token_via(
+    /// A user's login through `client`, with `scope` added to the user's
+    /// base scope and `params` added to the authorization request
+    /// (authorization code) or the token request (password).
+    pub async fn login(
         &self,
         user: &str,
+        client: &str,
         scope: &[String],
-        via: Option<&str>,
+        params: &BTreeMap<String, String>,
     ) -> Result<Outcome, TargetError> {
         let mut u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?.clone();
-        if let Some(c) = via {
-            c.clone_into(&mut u.client);
-        }
+        client.clone_into(&mut u.client);
         let scope_str = u.base_scope.iter().chain(scope).cloned().collect::<Vec<_>>().join(" ");
         let login_err =
             |source| TargetError::Login { target: self.profile.name.clone(), user: user.to_owned(), source };
@@ -549,9 +571,15 @@ impl Target {
                         .redirect(reqwest::redirect::Policy::none())
                         .build()
                         .expect("a TLS backend is compiled in");
-                    match login::authorize(&browser, &authz, &client_id, &redirect, &scope_str, &u.username, &password)
-                        .await
-                    {
+                    let request = login::Authorize {
+                        authorization_endpoint: &authz,
+                        client_id: &client_id,
+                        redirect_uri: &redirect,
+                        scope: &scope_str,
+                        params,
+                        form: &u.form,
+                    };
+                    match login::authorize(&browser, &request, &u.username, &password).await {
                         Ok(code) => break code,
                         Err(e) if e.is_transient() && attempt < LOGIN_ATTEMPTS => {
                             attempt += 1;
@@ -580,12 +608,13 @@ impl Target {
             }
             LoginMethod::Password => {
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
-                let form = vec![
+                let mut form = vec![
                     ("grant_type".to_owned(), FormValue::Plain(GrantType::Password.as_str().into())),
                     ("username".into(), FormValue::Plain(u.username.clone())),
                     ("password".into(), FormValue::Secret { value: password, label: format!("password of {user}") }),
                     ("scope".into(), FormValue::Plain(scope_str)),
                 ];
+                form.extend(params.iter().map(|(k, v)| (k.clone(), FormValue::Plain(v.clone()))));
                 self.post_form(
                     &format!("login of {user} (password grant)"),
                     &self.endpoints.token,
@@ -674,24 +703,41 @@ impl Target {
         self.post_form(&format!("revoke {label} as {client}"), &url, Some(client), ClientAuthMode::Profile, form).await
     }
 
-    /// Ends the session of a user login, per `[logout]`.
-    pub async fn logout(&self, user: &str, refresh_token: &Secret, label: &str) -> Result<Outcome, TargetError> {
+    /// Ends the session of a user login, per `[logout]`. `token` is the
+    /// login's token the method needs ([`crate::contract::LogoutRecipe`]):
+    /// the refresh token, or the ID token for RP-initiated logout.
+    pub async fn logout(&self, user: &str, token: &Secret, label: &str) -> Result<Outcome, TargetError> {
         let u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?;
+        let end_session = || {
+            self.endpoints
+                .end_session
+                .clone()
+                .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "end_session" })
+        };
         match self.profile.logout.method {
             LogoutMethod::RevokeRefreshToken | LogoutMethod::None => {
-                self.revoke(refresh_token, label, &u.client.clone(), Some("refresh_token")).await
+                self.revoke(token, label, &u.client.clone(), Some("refresh_token")).await
             }
-            LogoutMethod::EndSession => {
-                let url = self
-                    .endpoints
-                    .end_session
-                    .clone()
-                    .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "end_session" })?;
+            // Keycloak's back-channel form: the refresh token, client authenticated.
+            LogoutMethod::EndSessionRefreshToken => {
+                let url = end_session()?;
                 let form = vec![(
                     "refresh_token".to_owned(),
-                    FormValue::Secret { value: refresh_token.clone(), label: label.to_owned() },
+                    FormValue::Secret { value: token.clone(), label: label.to_owned() },
                 )];
                 self.post_form(&format!("log out {user}"), &url, Some(&u.client), ClientAuthMode::Profile, form).await
+            }
+            // OpenID Connect RP-Initiated Logout 1.0 §2: id_token_hint and
+            // client_id, by form POST; no redirect URI, so the OP ends the
+            // session and shows its own page (a 2xx or a redirect).
+            LogoutMethod::RpInitiated => {
+                let url = end_session()?;
+                let client_id = self.client_id(&u.client)?.to_owned();
+                let form = vec![
+                    ("id_token_hint".to_owned(), FormValue::Secret { value: token.clone(), label: label.to_owned() }),
+                    ("client_id".to_owned(), FormValue::Plain(client_id)),
+                ];
+                self.post_form(&format!("log out {user} (RP-initiated)"), &url, None, ClientAuthMode::None, form).await
             }
         }
     }
@@ -710,7 +756,8 @@ impl Target {
         let client_id = self.client_id(client)?.to_owned();
         if let Some(url) = url {
             let url = fill(&url, self.lab.as_ref(), &self.profile.name)?.replace("{client_id}", &client_id);
-            let resp = self.http.post(&url).send().await.map_err(|e| err(format!("POST {url}: {e}")))?;
+            let body = serde_json::json!({ "client_id": client_id, "enabled": hook == "enable_client" });
+            let resp = self.http.post(&url).json(&body).send().await.map_err(|e| err(format!("POST {url}: {e}")))?;
             if !resp.status().is_success() {
                 return Err(err(format!("POST {url} answered {}", resp.status())));
             }

@@ -12,7 +12,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use fourleg_core::Secret;
-use fourleg_target::login::{authorize, LoginError};
+use fourleg_target::login::{authorize, Authorize, LoginError};
+use fourleg_target::profile::LoginForm;
 
 const REDIRECT: &str = "http://127.0.0.1:8976/callback";
 
@@ -48,7 +49,7 @@ async fn authz(State(b): State<Arc<Bed>>, h: HeaderMap, Query(q): Query<HashMap<
 
 async fn login_page() -> Html<&'static str> {
     Html(
-        r#"<form method="post" action="/login"><input type="hidden" name="_csrf" value="t0k"/><input name="username"/></form>"#,
+        r#"<form method="post" action="/login"><input type="hidden" name="_csrf" value="t0k"/><input name="username"/><input type="password" name="password"/></form>"#,
     )
 }
 
@@ -83,17 +84,33 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+fn request<'a>(
+    url: &'a str,
+    params: &'a std::collections::BTreeMap<String, String>,
+    form: &'a LoginForm,
+) -> Authorize<'a> {
+    Authorize {
+        authorization_endpoint: url,
+        client_id: "lab-web",
+        redirect_uri: REDIRECT,
+        scope: "openid",
+        params,
+        form,
+    }
+}
+
 #[tokio::test]
 async fn a_login_page_behind_redirects_yields_the_code() {
     let url = serve().await;
-    let code = authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("pw")).await.unwrap();
+    let (params, form) = (std::collections::BTreeMap::new(), LoginForm::default());
+    let code = authorize(&browser(), &request(&url, &params, &form), "alice", &Secret::new("pw")).await.unwrap();
     assert_eq!(code.code.expose(), "c0de");
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_as_no_redirect() {
     let url = serve().await;
-    let err =
-        authorize(&browser(), &url, "lab-web", REDIRECT, "openid", "alice", &Secret::new("nope")).await.unwrap_err();
+    let (params, form) = (std::collections::BTreeMap::new(), LoginForm::default());
+    let err = authorize(&browser(), &request(&url, &params, &form), "alice", &Secret::new("nope")).await.unwrap_err();
     assert!(matches!(err, LoginError::NoRedirect(200)), "{err}");
 }

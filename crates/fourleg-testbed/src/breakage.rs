@@ -67,6 +67,8 @@ pub enum Breakage {
     LogoutKeepsDerived,
     DisabledClientTokensStayActive,
     DisabledClientMayExchange,
+    EnableClientFails,
+    NoRefreshToken,
     IntrospectionUnauthenticated,
     InactiveIntrospectionLeaksClaims,
     RevokeUnknownTokenError,
@@ -88,7 +90,7 @@ pub enum Breakage {
 
 impl Breakage {
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 63] = [
+    pub const ALL: [Breakage; 65] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -136,6 +138,8 @@ impl Breakage {
         Breakage::LogoutKeepsDerived,
         Breakage::DisabledClientTokensStayActive,
         Breakage::DisabledClientMayExchange,
+        Breakage::EnableClientFails,
+        Breakage::NoRefreshToken,
         Breakage::IntrospectionUnauthenticated,
         Breakage::InactiveIntrospectionLeaksClaims,
         Breakage::RevokeUnknownTokenError,
@@ -205,6 +209,8 @@ impl Breakage {
             Breakage::LogoutKeepsDerived => "Logout ends the login token only, not the tokens derived from it (agent profile: AGENT-REVOKE-subject).",
             Breakage::DisabledClientTokensStayActive => "Disabling a client leaves its issued tokens active (agent profile: AGENT-REVOKE-client).",
             Breakage::DisabledClientMayExchange => "A disabled client can still exchange (agent profile: AGENT-REVOKE-client).",
+            Breakage::NoRefreshToken => "Logins get no refresh token (conformant: RFC 6749 §5.1 makes it OPTIONAL) while the profile declares refresh-tokens: the revocation or logout that needs one does not happen, so what it should have changed is untestable, never fail.",
+            Breakage::EnableClientFails => "The admin API refuses to enable a client again (500): a scenario's cleanup hook fails and leaves the client disabled, which is reported as a finding of its own, never skipped silently.",
             Breakage::IntrospectionUnauthenticated => "Introspection answers without client authentication (RFC 7662 §2.1).",
             Breakage::InactiveIntrospectionLeaksClaims => "An inactive token's introspection also carries its claims (RFC 7662 §2.2).",
             Breakage::RevokeUnknownTokenError => "Revocation of an unknown token answers 400 (RFC 7009 §2.2).",

@@ -324,10 +324,14 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         st.record(&jti, None, Some(sid.clone()), client.client_id, exp);
         st.add_refresh(&refresh, &sid, client.client_id);
     }
-    Ok(json!({
+    let mut body = json!({
         "access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s,
         "refresh_token": refresh, "scope": granted.join(" "),
-    }))
+    });
+    if s.is(Breakage::NoRefreshToken) {
+        body.as_object_mut().map(|o| o.remove("refresh_token"));
+    }
+    Ok(body)
 }
 
 /// Client credentials (RFC 6749 §4.4): a client's own token, its actor token.
@@ -509,6 +513,9 @@ async fn admin(State(s): State<Arc<Server>>, Path((client_id, action)): Path<(St
     }
     match action.as_str() {
         "disable" => s.store().disable(&client_id, s.broken),
+        "enable" if s.is(Breakage::EnableClientFails) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "enabling is broken").into_response()
+        }
         "enable" => s.store().enable(&client_id),
         _ => return (StatusCode::NOT_FOUND, "expected disable or enable").into_response(),
     }

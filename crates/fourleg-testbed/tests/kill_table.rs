@@ -254,6 +254,8 @@ fn expected(b: Breakage) -> Expect {
             ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-subject"),
         ]),
         B::DisabledClientTokensStayActive | B::DisabledClientMayExchange => rules(&["AGENT-REVOKE-client"]),
+        // A failed cleanup is a result of its own, not a silent skip.
+        B::EnableClientFails => pairs(&[("disabled-agent-loses-chain", fourleg_scenario::engine::CLEANUP_RULE)]),
         B::IntrospectionUnauthenticated => rules(&["RFC7662-2.1-auth"]),
         B::InactiveIntrospectionLeaksClaims => rules(&["RFC7662-2.2-inactive-only"]),
         B::RevokeUnknownTokenError => pairs(&[("revoke-unknown-token-ok", "RFC7009-2.2-ok")]),
@@ -349,6 +351,23 @@ fn expected(b: Breakage) -> Expect {
                 ("revoked-token-not-reexchangeable", "AGENT-REVOKE-no-reexchange"),
                 ("revoked-token-not-reexchangeable", "RFC7009-2.2-ok"),
                 ("revoked-token-not-reexchangeable", "RFC8693-2.2.2-invalid-request"),
+            ],
+            untestable_except: Some(&[]),
+        },
+        // Conformant (RFC 6749 §5.1), but the profile declares refresh
+        // tokens: the revocation and the logouts that need one do not happen,
+        // so what they should have changed is untestable, never fail.
+        B::NoRefreshToken => Expect {
+            rules: &[],
+            pairs: &[
+                ("logout-revokes-chain", "AGENT-REVOKE-latency"),
+                ("logout-revokes-chain", "AGENT-REVOKE-subject"),
+                ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-latency"),
+                ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-subject"),
+                ("revoke-user-refresh-token-revokes-chain", "RFC7009-2.1-client"),
+                ("revoke-user-refresh-token-revokes-chain", "RFC7009-2.1-refresh-cascade"),
+                ("revoke-user-refresh-token-revokes-chain", "RFC7009-2.2-ok"),
+                ("stateless-window-after-logout", "AGENT-REVOKE-stateless-window"),
             ],
             untestable_except: Some(&[]),
         },
