@@ -47,6 +47,9 @@ pub struct Settings {
     pub chain: String,
     /// Worker threads of the generator's async runtime.
     pub generator_threads: usize,
+    /// How the generator was compiled (`debug` or `release`): a debug
+    /// generator spends more of the shared cores on itself.
+    pub generator_build: String,
     /// Subtree revocation: tokens in the tree (root included); `None` when
     /// not measured.
     pub revocation_tree_size: Option<usize>,
@@ -167,11 +170,11 @@ impl BenchDocument {
         );
         let _ = writeln!(
             o,
-            "Load: {}, {}, the generator on the same cores as the target ({} async worker thread(s)). \
+            "Load: {}, {}, the generator on the same cores as the target ({} async worker thread(s), {} build). \
              Each connection runs the two-hop chain: {}. Per point: {:.0} s warm-up, then a {:.0} s measured window; \
              logins and client tokens are taken before the warm-up. A request counts when its answer arrives in the window; \
              latencies are of successful exchanges only (exact percentiles), and a refused or failed exchange is an error, never timed.\n",
-            s.model, s.network, s.generator_threads, s.chain, s.warmup_s, s.duration_s
+            s.model, s.network, s.generator_threads, s.generator_build, s.chain, s.warmup_s, s.duration_s
         );
         let _ = writeln!(o, "## Token exchange\n");
         let _ = writeln!(
@@ -352,6 +355,7 @@ mod tests {
                 network: "loopback (127.0.0.1)".into(),
                 chain: CHAIN.into(),
                 generator_threads: 2,
+                generator_build: "release".into(),
                 revocation_tree_size: Some(1000),
                 revocation_timeout_s: 10.0,
                 revocation_concurrency: 16,

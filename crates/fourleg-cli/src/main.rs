@@ -480,6 +480,7 @@ async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8>
                 network: "loopback (127.0.0.1)".into(),
                 chain: fourleg_bench::report::CHAIN.into(),
                 generator_threads: tokio::runtime::Handle::current().metrics().num_workers(),
+                generator_build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
                 revocation_tree_size: (!a.no_revocation).then_some(a.tree_size.max(2)),
                 revocation_timeout_s: a.revoke_timeout,
                 revocation_concurrency: a.poll_connections.max(1),
