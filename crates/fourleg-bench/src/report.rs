@@ -256,6 +256,7 @@ impl BenchDocument {
                     descendants,
                     root_inactive,
                     evidence,
+                    rounds,
                     ..
                 } => {
                     notes.push(format!(
@@ -265,7 +266,7 @@ impl BenchDocument {
                     ));
                     (
                         format!(
-                            "**not reached**: {still_active} of {descendants} descendants still active after {:.1} s (root {})",
+                            "**not reached**: {still_active} of {descendants} descendants still active after {:.1} s, each introspected up to {rounds} time(s) after the revocation (root {})",
                             after_ms / 1000.0,
                             if *root_inactive { "inactive" } else { "still active" }
                         ),
@@ -388,6 +389,7 @@ mod tests {
                             still_active: 999,
                             descendants: 999,
                             root_inactive: true,
+                            rounds: 3,
                             evidence: serde_json::json!({"active": true, "sub": "alice-id", "client_id": "mcp-server", "aud": "downstream-api", "exp": 1_767_225_900}),
                             poll_errors: 0,
                         },

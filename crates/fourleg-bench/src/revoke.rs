@@ -90,7 +90,8 @@ pub enum Outcome {
         after_ms: f64,
         revoke_ms: f64,
         baseline_round_ms: f64,
-        /// Descendants still active then, of `descendants`.
+        /// Descendants that introspected active at their last poll after
+        /// the revocation (each was polled at least once), of `descendants`.
         still_active: usize,
         descendants: usize,
         /// Whether the root itself introspected inactive.
@@ -98,6 +99,8 @@ pub enum Outcome {
         /// The introspection claims of one descendant still active at the
         /// bound (RFC 7662 §2.2 members; no token).
         evidence: Value,
+        /// The most introspections any descendant got after the revocation.
+        rounds: u64,
         poll_errors: u64,
     },
     /// A prerequisite did not happen (the tree could not be built, a fresh
@@ -233,6 +236,7 @@ pub async fn measure(
             descendants: tree.len(),
             root_inactive,
             evidence,
+            rounds: poll.rounds,
             poll_errors: poll.errors,
         }
     };
@@ -362,7 +366,8 @@ struct Polled {
 }
 
 /// Introspects the tokens not yet seen inactive, each again as soon as a
-/// connection is free, until all are inactive or `deadline`.
+/// connection is free, until all are inactive or `deadline` (by which every
+/// token is introspected at least once, however long that takes).
 async fn poll(target: &Target, tokens: &[Secret], client: &str, concurrency: usize, deadline: Instant) -> Polled {
     let tokens: Arc<Vec<Secret>> = Arc::new(tokens.to_vec());
     let queue: Arc<Mutex<VecDeque<(usize, u64)>>> = Arc::new(Mutex::new((0..tokens.len()).map(|i| (i, 0)).collect()));
@@ -376,13 +381,26 @@ async fn poll(target: &Target, tokens: &[Secret], client: &str, concurrency: usi
         tasks.spawn(async move {
             let mut last: Option<Instant> = None;
             let mut rounds = 0;
-            while remaining.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            while remaining.load(Ordering::Acquire) > 0 {
                 let item = queue.lock().expect("not poisoned").pop_front();
+                let past = Instant::now() >= deadline;
                 let Some((i, polls)) = item else {
+                    if past {
+                        break;
+                    }
                     // The others hold the last ones in flight.
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 };
+                // Past the bound only the first round is finished: every
+                // descendant is seen at least once after the revocation, so
+                // "still active" is an observation, never a token not asked
+                // about. The queue is first in, first out, so once a token
+                // polled before comes up, the first round has been handed out.
+                if past && polls > 0 {
+                    queue.lock().expect("not poisoned").push_front((i, polls));
+                    break;
+                }
                 let answer = conn.introspect(&tokens[i], &client).await;
                 let at = Instant::now();
                 let polls = polls + 1;

@@ -152,9 +152,11 @@ async fn a_target_that_does_not_cascade_is_not_reached_with_evidence() -> anyhow
     let target = Target::connect(profile, Some(bed.lab_context())).await?;
     let r = revoke::measure(&target, small_tree(), &Quiet).await?;
     assert!(!r.declared);
-    let Outcome::NotReached { still_active, descendants, root_inactive, evidence, after_ms, .. } = &r.outcome else {
+    let Outcome::NotReached { still_active, descendants, root_inactive, evidence, after_ms, rounds, .. } = &r.outcome
+    else {
         panic!("{r:#?}")
     };
+    assert!(*rounds >= 1, "{r:#?}");
     assert_eq!((*still_active, *descendants), (59, 59), "{r:#?}");
     assert!(*root_inactive, "the root itself is revoked: {r:#?}");
     assert!(*after_ms >= 3000.0, "polled until the bound: {r:#?}");
@@ -184,5 +186,18 @@ async fn a_target_that_refuses_the_revocation_is_untestable_not_a_figure() -> an
     let r = revoke::measure(&target, small_tree(), &Quiet).await?;
     let Outcome::Untestable { reason } = &r.outcome else { panic!("{r:#?}") };
     assert!(reason.contains("revocation of the root") && reason.contains("unsupported_token_type"), "{reason}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_shorter_than_one_round_still_asks_about_every_descendant() -> anyhow::Result<()> {
+    let bed = TestBed::start(Some(Breakage::RevocationNotCascading)).await?;
+    let target = connect(&bed).await?;
+    // A 1 ms bound: far shorter than one round of 59 introspections on one
+    // connection. "Still active" must still be what each one answered.
+    let settings = RevokeSettings { tree_size: 60, timeout: Duration::from_millis(1), concurrency: 1 };
+    let r = revoke::measure(&target, settings, &Quiet).await?;
+    let Outcome::NotReached { still_active, descendants, rounds, .. } = r.outcome else { panic!("{r:#?}") };
+    assert_eq!((still_active, descendants, rounds), (59, 59, 1), "{r:#?}");
     Ok(())
 }
