@@ -1,5 +1,6 @@
 //! `fourleg`, the front door: start the lab, see what runs, stop it.
 
+mod bench;
 mod matrix;
 mod progress;
 mod run;
@@ -161,6 +162,22 @@ enum Command {
         #[arg(long, default_value_t = 50.0, value_name = "PCT")]
         tolerance: f64,
     },
+    /// Benchmark targets: RFC 8693 exchange throughput and latency of the two-hop chain, and subtree revocation time.
+    ///
+    /// A closed-loop load generator on loopback: at each connection count,
+    /// every connection runs the chain (alice's token exchanged by agent for
+    /// mcp-server, then by mcp-server for downstream-api) one request at a
+    /// time, for a warm-up and then a measured window. Then a tree of
+    /// exchanged tokens is built from one root, the root revoked (RFC 7009),
+    /// and the descendants introspected until all are inactive or the bound
+    /// passes. Writes bench.json and bench.md to --out; progress on stderr.
+    /// A benchmark shares the machine's cores with the target: close what
+    /// else runs, and read the load average it reports.
+    ///
+    /// Examples: fourleg bench --target keycloak --out /tmp/bench-kc
+    ///           fourleg bench --target keycloak,broker --connections 4,16 --out reports/bench
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Bench(BenchArgs),
     /// Operations on the running lab used by the bundled targets' hooks.
     #[command(after_help = AFTER_HELP, hide = true)]
     Lab {
@@ -214,6 +231,40 @@ struct RunArgs {
     baseline: Option<PathBuf>,
     #[command(flatten)]
     suite: SuiteOpts,
+    /// Never start the lab; fail when a lab target's lab is not running.
+    #[arg(long)]
+    no_start: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Targets, comma-separated or repeated (names or profile paths), measured one after the other.
+    #[arg(long, short, value_delimiter = ',', default_value = "keycloak")]
+    target: Vec<String>,
+    /// Directory for bench.json and bench.md.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Connection counts, one load point each.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8,16", value_name = "N,...")]
+    connections: Vec<usize>,
+    /// Seconds measured per load point.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    duration: f64,
+    /// Seconds of warm-up before each measured window (not counted).
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    warmup: f64,
+    /// Tokens in the revocation tree, the root included.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    tree_size: usize,
+    /// Seconds to poll the descendants after revoking the root.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    revoke_timeout: f64,
+    /// Connections that build and poll the revocation tree.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    poll_connections: usize,
+    /// Skip the subtree revocation measurement.
+    #[arg(long)]
+    no_revocation: bool,
     /// Never start the lab; fail when a lab target's lab is not running.
     #[arg(long)]
     no_start: bool,
@@ -347,7 +398,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         run::Verbosity::Normal
     });
     let config = config(&cli.dirs);
-    let starts_things = matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Matrix(_));
+    let starts_things =
+        matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Matrix(_) | Command::Bench(_));
     if !starts_things {
         return dispatch(cli.command, config).await;
     }
@@ -412,6 +464,28 @@ async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8>
                 a.suite.suites.as_deref(),
             )
             .await
+        }
+        Command::Bench(a) => {
+            if a.connections.is_empty() || a.connections.contains(&0) {
+                anyhow::bail!("--connections needs one or more counts above 0 (e.g. 4,16)");
+            }
+            if !(a.duration > 0.0 && a.warmup >= 0.0 && a.revoke_timeout > 0.0) {
+                anyhow::bail!("--duration and --revoke-timeout must be above 0 seconds, --warmup 0 or more");
+            }
+            let settings = fourleg_bench::Settings {
+                connections: a.connections.clone(),
+                warmup_s: a.warmup,
+                duration_s: a.duration,
+                model: "closed-loop".into(),
+                network: "loopback (127.0.0.1)".into(),
+                chain: fourleg_bench::report::CHAIN.into(),
+                generator_threads: tokio::runtime::Handle::current().metrics().num_workers(),
+                generator_build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
+                revocation_tree_size: (!a.no_revocation).then_some(a.tree_size.max(2)),
+                revocation_timeout_s: a.revoke_timeout,
+                revocation_concurrency: a.poll_connections.max(1),
+            };
+            bench::bench(&config, &a.target, &a.out, settings, !a.no_start).await
         }
         Command::Diff { old, new, markdown, tolerance } => matrix::diff(&old, &new, markdown, tolerance),
         Command::Lab { command: LabCommand::KeycloakClient { client_id, disable, enable } } => {
@@ -616,7 +690,7 @@ mod tests {
 
     #[test]
     fn help_teaches_each_command() {
-        for sub in ["up", "status", "down", "run", "matrix", "diff"] {
+        for sub in ["up", "status", "down", "run", "matrix", "diff", "bench"] {
             let mut cmd = Cli::command();
             let help = cmd.find_subcommand_mut(sub).unwrap().render_long_help().to_string();
             assert!(help.contains("Example"), "{sub} --help has no example");

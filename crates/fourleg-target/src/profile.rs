@@ -535,6 +535,14 @@ pub struct Features {
     /// revoke an access token to test what follows are not-applicable.
     #[serde(default = "yes", alias = "access_token_revocation")]
     pub access_token_revocation: bool,
+    /// Revoking a token (RFC 7009) also revokes every token exchanged from
+    /// it, transitively: the agent profile's cascade, which RFC 8693 §2.1
+    /// leaves to the implementation. Scenarios test it whatever is declared;
+    /// `fourleg bench` reads it to say whether its subtree-revocation figure
+    /// is one the target claims (undeclared, it is measured and reported all
+    /// the same, as "not reached" when it is not).
+    #[serde(default)]
+    pub revokes_subtree: bool,
     /// RFC 8707 `resource` in token exchange.
     pub resource: bool,
     /// User logins get a refresh token (RFC 6749 §1.5, §5.1: issuing one is

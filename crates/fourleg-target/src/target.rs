@@ -378,6 +378,11 @@ impl Target {
         TargetError::UnknownPrincipal { target: self.profile.name.clone(), kind, name: name.to_owned() }
     }
 
+    /// The secret of a contract client, as loaded at connect.
+    pub(crate) fn client_secret(&self, client: &str) -> Option<&Secret> {
+        self.client_secrets.get(client)
+    }
+
     /// The `client_id` of a contract client.
     pub fn client_id(&self, client: &str) -> Result<&str, TargetError> {
         self.profile.clients.get(client).map(|c| c.client_id.as_str()).ok_or_else(|| self.unknown("client", client))
