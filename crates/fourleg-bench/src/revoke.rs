@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fourleg_core::Secret;
+use fourleg_target::profile::Caller;
 use fourleg_target::{Connection, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,17 +115,17 @@ const EVIDENCE_CLAIMS: [&str; 9] = ["active", "sub", "client_id", "azp", "aud", 
 /// The client that introspects a token of `audience` (the profile's
 /// `[introspection] as`: `audience`, or a client name).
 fn introspector(target: &Target, audience: &str) -> String {
-    match target.profile.introspection.r#as.as_str() {
-        "audience" => audience.to_owned(),
-        client => client.to_owned(),
+    match &target.profile.introspection.r#as {
+        Caller::Client(client) => client.clone(),
+        Caller::Audience | Caller::IssuedTo => audience.to_owned(),
     }
 }
 
 /// The client that revokes a token issued to `issued_to` (`[revocation] as`).
 fn revoker(target: &Target, issued_to: &str) -> String {
-    match target.profile.revocation.r#as.as_str() {
-        "issued-to" => issued_to.to_owned(),
-        client => client.to_owned(),
+    match &target.profile.revocation.r#as {
+        Caller::Client(client) => client.clone(),
+        Caller::Audience | Caller::IssuedTo => issued_to.to_owned(),
     }
 }
 
