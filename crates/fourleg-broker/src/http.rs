@@ -455,11 +455,7 @@ async fn exchange(b: &Broker, headers: &HeaderMap, form: &Form) -> Result<Value,
         Err((f, subject, actor)) => {
             let r =
                 Refused { subject: subject.as_deref(), actor: actor.as_deref(), audience: Some(form.all("audience")) };
-            Err(match f {
-                // Nothing to audit twice: the lineage write itself failed.
-                Failure::Unavailable(_) => refuse(b, &cid, form, &r, f).await,
-                f => refuse(b, &cid, form, &r, f).await,
-            })
+            Err(refuse(b, &cid, form, &r, f).await)
         }
     }
 }

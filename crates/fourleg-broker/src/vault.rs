@@ -101,7 +101,7 @@ impl Vault {
             let status = resp.status().as_u16();
             let value: Value = resp.json().await.unwrap_or(Value::Null);
             match status {
-                403 if attempt == 0 => continue,
+                403 if attempt == 0 => {}
                 503 => return Err(BrokerError::Openbao(format!("{path}: sealed or unavailable (503)"))),
                 500..=599 => return Err(BrokerError::Openbao(format!("{path} answered {status}"))),
                 _ => return Ok((status, value)),
