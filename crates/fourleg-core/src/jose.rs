@@ -477,6 +477,19 @@ impl LocalSigner {
         }
     }
 
+    /// An ES256 key from its PKCS#8 DER (RFC 5915 inside RFC 5208), as the
+    /// broker holds it once its wrapped copy is unwrapped.
+    pub fn es256_from_pkcs8(kid: impl Into<String>, der: &[u8]) -> Result<Self, KeyError> {
+        use p256::pkcs8::DecodePrivateKey as _;
+        let sk = p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Signing(e.to_string()))?;
+        let point = sk.verifying_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            return Err(KeyError::Signing("a P-256 public key has coordinates".into()));
+        };
+        let public = json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)});
+        Ok(Self::with(JwsAlg::ES256, kid.into(), EncodingKey::from_ec_der(der), public))
+    }
+
     /// An RSA key for RS*/PS*.
     pub fn rsa(alg: JwsAlg, kid: impl Into<String>, key: &rsa::RsaPrivateKey) -> Result<Self, KeyError> {
         use rsa::pkcs1::EncodeRsaPrivateKey as _;

@@ -541,7 +541,7 @@ pub struct Features {
     /// `fourleg bench` reads it to say whether its subtree-revocation figure
     /// is one the target claims (undeclared, it is measured and reported all
     /// the same, as "not reached" when it is not).
-    #[serde(default)]
+    #[serde(default, alias = "revokes_subtree")]
     pub revokes_subtree: bool,
     /// RFC 8707 `resource` in token exchange.
     pub resource: bool,
@@ -586,6 +586,7 @@ impl Features {
             "logout" => self.logout,
             "disable-client" => self.disable_client,
             "client-credentials" => self.client_credentials,
+            "revokes-subtree" => self.revokes_subtree,
             _ => return None,
         })
     }
@@ -597,7 +598,7 @@ impl Features {
     }
 
     /// Every feature name, as `[features]`, `[features.notes]` and scenarios spell it.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "delegation",
         "may-act",
         "introspection",
@@ -608,6 +609,7 @@ impl Features {
         "logout",
         "disable-client",
         "client-credentials",
+        "revokes-subtree",
     ];
 
     /// An unknown feature name: what to say, with the nearest known name.

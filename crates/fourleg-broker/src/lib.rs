@@ -1,0 +1,100 @@
+//! The reference broker: RFC 8693 token exchange in front of Keycloak, run as
+//! `fourleg broker --config <file>` and started by `fourleg up` as the lab's
+//! fourth service.
+//!
+//! - **Users log in at Keycloak**; their access tokens are the subject tokens
+//!   of the first hop, verified against Keycloak's JWKS ([`upstream`]).
+//!   Agents get their own tokens (actor tokens) here by client credentials;
+//!   a Keycloak client-credentials token of the same client is accepted too,
+//!   since both carry the client's service-account `sub`.
+//! - **The decision** is [`fourleg_policy::decide`], the same pure function as
+//!   the test bed's, so the suite's kill table proves the broker's policy.
+//! - **Secrets in OpenBao** ([`vault`]): client secrets from KV v2 through the
+//!   broker's AppRole, cached in memory with a TTL; the ES256 signing key is
+//!   stored in Postgres wrapped by a Transit key and unwrapped in memory
+//!   ([`keys`]).
+//! - **Lineage and audit in Postgres** ([`store`]): every issued token has its
+//!   lineage row, written in the same statement as its audit row before the
+//!   token is returned; every refusal has its audit row; revocation marks a
+//!   whole subtree in one recursive statement; Keycloak's back-channel
+//!   logout revokes everything derived from the session.
+//!
+//! Postgres is reached with `tokio-postgres`, already in the tree for the
+//! lab's provisioning, behind a `deadpool-postgres` pool, with statements
+//! prepared once per connection (`prepare_cached`). sqlx was not chosen: its
+//! compile-time checked queries need a database (or an offline cache) at
+//! build time, and its macros cost more build time on a 2-core machine than
+//! the dozen fixed statements here are worth.
+//!
+//! The broker keeps no state of its own that Postgres and OpenBao do not
+//! hold: several replicas can serve side by side.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod store;
+pub mod upstream;
+pub mod vault;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::RwLock;
+
+pub use crate::config::{Catalog, Config};
+pub use crate::error::BrokerError;
+
+/// One running broker: its configuration and its connections.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: Config,
+    pub catalog: Catalog,
+    policy: fourleg_policy::Catalog,
+    limits: fourleg_policy::Limits,
+    pub store: store::Store,
+    vault: vault::Vault,
+    keys: RwLock<keys::Keys>,
+    upstream: upstream::UpstreamKeys,
+}
+
+impl Broker {
+    /// Connects to Postgres and OpenBao and loads the signing key. Fails
+    /// when either is unreachable: the broker does not start half-way.
+    pub async fn start(config: Config) -> Result<Arc<Self>, BrokerError> {
+        let catalog = Catalog::load(&config.catalog)?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+        let store = store::Store::new(&config.postgres)?;
+        let vault = vault::Vault::new(&config.openbao, http.clone());
+        let keys = keys::Keys::load(&store, &vault).await?;
+        let upstream = upstream::UpstreamKeys::new(
+            http,
+            config.upstream_jwks(),
+            Duration::from_secs(config.upstream.jwks_ttl_s),
+            Duration::from_secs(config.upstream.jwks_min_refetch_s),
+        );
+        let policy = catalog.policy();
+        let limits = fourleg_policy::Limits { max_depth: catalog.max_depth };
+        Ok(Arc::new(Self { config, catalog, policy, limits, store, vault, keys: RwLock::new(keys), upstream }))
+    }
+
+    /// Called after a revocation: other replicas learn of it from Postgres
+    /// itself (every check reads the lineage); cached secrets are dropped.
+    async fn notify_revoked(&self) {
+        self.vault.forget_secrets().await;
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(broker)).with_graceful_shutdown(shutdown).await
+}
