@@ -563,12 +563,16 @@ impl Target {
                         Err(e) => return Err(login_err(e)),
                     }
                 };
-                let form = vec![
+                let mut form = vec![
                     ("grant_type".to_owned(), FormValue::Plain(GrantType::AuthorizationCode.as_str().into())),
                     ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
                     ("redirect_uri".into(), FormValue::Plain(redirect)),
                     ("code_verifier".into(), FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() }),
                 ];
+                // RFC 8707 §2.2: the resource the access token is for.
+                if let Some(resource) = &u.resource {
+                    form.push(("resource".into(), FormValue::Plain(resource.clone())));
+                }
                 self.post_form(
                     &format!("login of {user} (authorization code + PKCE)"),
                     &self.endpoints.token,
@@ -580,12 +584,15 @@ impl Target {
             }
             LoginMethod::Password => {
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
-                let form = vec![
+                let mut form = vec![
                     ("grant_type".to_owned(), FormValue::Plain(GrantType::Password.as_str().into())),
                     ("username".into(), FormValue::Plain(u.username.clone())),
                     ("password".into(), FormValue::Secret { value: password, label: format!("password of {user}") }),
                     ("scope".into(), FormValue::Plain(scope_str)),
                 ];
+                if let Some(resource) = &u.resource {
+                    form.push(("resource".into(), FormValue::Plain(resource.clone())));
+                }
                 self.post_form(
                     &format!("login of {user} (password grant)"),
                     &self.endpoints.token,
