@@ -1,5 +1,5 @@
-//! `fourleg run --target spring-authorization-server`, `--target hydra` and `--target
-//! idpyoidc`, through the real binary, on a fresh state directory: each run
+//! `fourleg run --target spring-authorization-server`, `--target hydra`, `--target
+//! toolhive` and `--target idpyoidc`, through the real binary, on a fresh state directory: each run
 //! builds or installs its peer (into the shared cache), starts only that
 //! peer, runs every scenario against the real server and exits 0, with no
 //! `error` result. `down --purge` then leaves nothing running.
@@ -27,7 +27,7 @@ fn the_peer_targets_run_from_the_cli_without_errors() {
     let state = std::env::temp_dir().join(format!("fourleg-cli-peers-{}", std::process::id()));
     let state_arg = state.display().to_string();
     let mut failures = Vec::new();
-    for target in ["spring-authorization-server", "idpyoidc", "hydra"] {
+    for target in ["spring-authorization-server", "idpyoidc", "hydra", "toolhive"] {
         let doc = state.with_extension(format!("{target}.json"));
         let out =
             fourleg(&["run", "--state-dir", &state_arg, "--target", target, "--json", &doc.display().to_string()]);

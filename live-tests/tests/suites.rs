@@ -22,7 +22,8 @@ use fourleg_target::{LabContext, Profile, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Every bundled target of `fixtures/targets/`: each is a lab service or a peer.
-const LAB_TARGETS: [&str; 5] = ["keycloak", "keycloak-delegation", "spring-authorization-server", "idpyoidc", "hydra"];
+const LAB_TARGETS: [&str; 6] =
+    ["keycloak", "keycloak-delegation", "spring-authorization-server", "idpyoidc", "hydra", "toolhive"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -338,7 +338,7 @@ struct UpArgs {
     #[arg(long)]
     json: bool,
     /// Also start these peers from fixtures/peers/, comma-separated, by name or alias:
-    /// spring-authorization-server (spring), idpyoidc, hydra (ory-hydra).
+    /// spring-authorization-server (spring), idpyoidc, hydra (ory-hydra), toolhive.
     #[arg(long, value_delimiter = ',', value_name = "PEERS")]
     with: Vec<String>,
 }

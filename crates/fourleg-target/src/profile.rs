@@ -281,6 +281,11 @@ pub struct UserProfile {
     /// Scope values always requested at login (`openid`).
     #[serde(default)]
     pub base_scope: Vec<String>,
+    /// An RFC 8707 `resource` sent with the login's token request (§2.2),
+    /// for servers that set the user token's audience only from it (ToolHive's
+    /// embedded authorization server): an absolute URI, the `agent` audience.
+    #[serde(default)]
+    pub resource: Option<String>,
     /// For `login = "command"`: prints a JSON token response or a bare token.
     #[serde(default)]
     pub command: Option<Vec<String>>,
@@ -757,7 +762,22 @@ impl Profile {
                 LoginMethod::Command if u.command.as_ref().is_none_or(Vec::is_empty) => {
                     return Err(bad(format!("users.{name}.command"), "required for `login = \"command\"`".into()))
                 }
+                LoginMethod::Command if u.resource.is_some() => {
+                    return Err(bad(
+                        format!("users.{name}.resource"),
+                        "a login command makes its own token request; pass the resource to it".into(),
+                    ))
+                }
                 _ => {}
+            }
+            // RFC 8707 §2: an absolute URI without a fragment.
+            if let Some(r) = &u.resource {
+                if url::Url::parse(r).map_or(true, |r| r.fragment().is_some()) {
+                    return Err(bad(
+                        format!("users.{name}.resource"),
+                        format!("`{r}` is not an absolute URI without a fragment (RFC 8707 §2)"),
+                    ));
+                }
             }
             if let Some(SecretSource::Literal(_) | SecretSource::Lab(_)) = &u.password {
                 if self.lab.is_none() {
@@ -954,6 +974,18 @@ resource = false
         assert_eq!(p.introspection.r#as, Caller::Audience);
         assert_eq!(p.revocation.r#as, Caller::IssuedTo);
         assert_eq!(p.features.has("may-act"), Some(true));
+    }
+
+    #[test]
+    fn a_login_resource_must_be_an_absolute_uri() {
+        let with = |r: &str| MINIMAL.replace("client = \"web\"", &format!("client = \"web\"\nresource = \"{r}\""));
+        let p = parse(&with("https://agent.example")).unwrap();
+        assert_eq!(p.users["alice"].resource.as_deref(), Some("https://agent.example"));
+        for bad in ["agent", "https://agent.example/#frag"] {
+            let err = parse(&with(bad)).unwrap_err().to_string();
+            assert!(err.contains("users.alice.resource"), "{err}");
+            assert!(err.contains("RFC 8707"), "{err}");
+        }
     }
 
     #[test]

@@ -596,12 +596,16 @@ impl Target {
                         Err(e) => return Err(login_err(e)),
                     }
                 };
-                let form = vec![
+                let mut form = vec![
                     ("grant_type".to_owned(), FormValue::Plain(GrantType::AuthorizationCode.as_str().into())),
                     ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
                     ("redirect_uri".into(), FormValue::Plain(redirect)),
                     ("code_verifier".into(), FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() }),
                 ];
+                // RFC 8707 §2.2: the resource the access token is for.
+                if let Some(resource) = &u.resource {
+                    form.push(("resource".into(), FormValue::Plain(resource.clone())));
+                }
                 self.post_form(
                     &format!("login of {user} (authorization code + PKCE)"),
                     &self.endpoints.token,
@@ -620,6 +624,9 @@ impl Target {
                     ("scope".into(), FormValue::Plain(scope_str)),
                 ];
                 form.extend(params.iter().map(|(k, v)| (k.clone(), FormValue::Plain(v.clone()))));
+                if let Some(resource) = &u.resource {
+                    form.push(("resource".into(), FormValue::Plain(resource.clone())));
+                }
                 self.post_form(
                     &format!("login of {user} (password grant)"),
                     &self.endpoints.token,
