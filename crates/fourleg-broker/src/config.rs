@@ -37,6 +37,11 @@ pub struct Upstream {
     /// Its JWKS; default `<issuer>/protocol/openid-connect/certs` (Keycloak's).
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// Its RFC 7009 revocation endpoint, where a user's refresh token revoked
+    /// at the broker is revoked too; default Keycloak's
+    /// `<issuer>/protocol/openid-connect/revoke`.
+    #[serde(default)]
+    pub revocation_uri: Option<String>,
     /// Seconds a fetched JWKS is used before it is fetched again.
     #[serde(default = "default_jwks_ttl")]
     pub jwks_ttl_s: u64,
@@ -107,6 +112,15 @@ impl Config {
         c.issuer = c.issuer.trim_end_matches('/').to_owned();
         c.upstream.issuer = c.upstream.issuer.trim_end_matches('/').to_owned();
         Ok(c)
+    }
+
+    /// Keycloak's revocation endpoint.
+    #[must_use]
+    pub fn upstream_revocation(&self) -> String {
+        self.upstream
+            .revocation_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/protocol/openid-connect/revoke", self.upstream.issuer))
     }
 
     /// Keycloak's JWKS URL.

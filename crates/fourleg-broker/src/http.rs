@@ -682,7 +682,7 @@ async fn revoke(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -
     let p = match b.presented(token, "token", now(), false).await {
         Ok(p) => p,
         Err(Failure::Unavailable(e)) => return Failure::Unavailable(e).into_response(),
-        Err(_) => return StatusCode::OK.into_response(),
+        Err(_) => return revoke_upstream_refresh(&b, &caller.client_id, token).await,
     };
     let not_yours = || Failure::oauth(E::UnauthorizedClient, "the token was not issued to this client").into_response();
     let by = format!("revocation by {}", caller.client_id);
@@ -706,6 +706,64 @@ async fn revoke(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -
         Ok(_) => {
             b.notify_revoked().await;
             StatusCode::OK.into_response()
+        }
+        Err(e) => Failure::Unavailable(e).into_response(),
+    }
+}
+
+/// A user's Keycloak refresh token revoked at the broker (RFC 7009 §2.1, by
+/// the login client it was issued to): the broker cannot verify it (Keycloak
+/// signs refresh tokens with a realm secret, HS512), so it revokes it where
+/// it can be checked, at Keycloak, and only once Keycloak accepted the
+/// revocation does it refuse the session (`sid`) and revoke every token
+/// derived from it. Keycloak ends that client session without a back-channel
+/// logout, so nothing else would tell the broker.
+///
+/// What this trusts: Keycloak answers 200 to a token it does not know (RFC
+/// 7009 §2.2), so a forged refresh token naming another user's `sid` would
+/// revoke that session's chain here. Forging one needs the `sid`, which only
+/// that user's own tokens carry; the harm is a revocation, never a grant.
+async fn revoke_upstream_refresh(b: &Broker, caller: &str, token: &str) -> Response {
+    let ok = || {
+        let mut r = StatusCode::OK.into_response();
+        no_store(r.headers_mut());
+        r
+    };
+    let Ok(d) = jwt::decode(token) else { return ok() };
+    let c = &d.claims;
+    let is_login_client = b.catalog.clients.get(caller).is_some_and(|s| s.kind == Kind::Login);
+    if c["iss"].as_str() != Some(b.config.upstream.issuer.as_str())
+        || c["typ"].as_str() != Some("Refresh")
+        || str_claim(c, "azp").as_deref() != Some(caller)
+        || !is_login_client
+    {
+        return ok();
+    }
+    let Some(sid) = str_claim(c, "sid") else { return ok() };
+    let forwarded = b
+        .http
+        .post(b.config.upstream_revocation())
+        .form(&[("token", token), ("token_type_hint", "refresh_token"), ("client_id", caller)])
+        .send()
+        .await;
+    match forwarded {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            return Failure::Unavailable(BrokerError::Upstream(format!(
+                "revoking the refresh token at Keycloak answered {}",
+                r.status()
+            )))
+            .into_response()
+        }
+        Err(e) => {
+            return Failure::Unavailable(BrokerError::Upstream(format!("revoking the refresh token at Keycloak: {e}")))
+                .into_response()
+        }
+    }
+    match b.store.revoke_upstream("session", &sid, "rfc7009 (upstream refresh token)", caller).await {
+        Ok(_) => {
+            b.notify_revoked().await;
+            ok()
         }
         Err(e) => Failure::Unavailable(e).into_response(),
     }

@@ -56,6 +56,8 @@ pub struct Broker {
     vault: vault::Vault,
     keys: RwLock<keys::Keys>,
     upstream: upstream::UpstreamKeys,
+    /// For calls to Keycloak other than its JWKS (refresh-token revocation).
+    http: reqwest::Client,
 }
 
 impl Broker {
@@ -73,14 +75,14 @@ impl Broker {
         let vault = vault::Vault::new(&config.openbao, http.clone());
         let keys = keys::Keys::load(&store, &vault).await?;
         let upstream = upstream::UpstreamKeys::new(
-            http,
+            http.clone(),
             config.upstream_jwks(),
             Duration::from_secs(config.upstream.jwks_ttl_s),
             Duration::from_secs(config.upstream.jwks_min_refetch_s),
         );
         let policy = catalog.policy();
         let limits = fourleg_policy::Limits { max_depth: catalog.max_depth };
-        Ok(Arc::new(Self { config, catalog, policy, limits, store, vault, keys: RwLock::new(keys), upstream }))
+        Ok(Arc::new(Self { config, catalog, policy, limits, store, vault, keys: RwLock::new(keys), upstream, http }))
     }
 
     /// Called after a revocation: other replicas learn of it from Postgres

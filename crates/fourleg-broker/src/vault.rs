@@ -88,7 +88,10 @@ impl Vault {
     /// One API call; a 403 (expired token) logs in again once.
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), BrokerError> {
         for attempt in 0..2 {
-            let token = match self.token.read().await.clone() {
+            // The read guard is dropped here, before `login` takes the write
+            // lock (a guard in the `match` scrutinee lives through its arms).
+            let cached = self.token.read().await.clone();
+            let token = match cached {
                 Some(t) if attempt == 0 => t,
                 _ => self.login().await?,
             };

@@ -1,6 +1,7 @@
 //! `fourleg`, the front door: start the lab, see what runs, stop it.
 
 mod bench;
+mod broker;
 mod matrix;
 mod progress;
 mod run;
@@ -92,7 +93,7 @@ struct Dirs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the lab (Keycloak, OpenBao, Postgres) and provision it from fixtures/.
+    /// Start the lab (Keycloak, OpenBao, Postgres, the reference broker) and provision it from fixtures/.
     ///
     /// Waits on real readiness checks (Keycloak's realm discovery document,
     /// OpenBao's sys/health unsealed, Postgres's SELECT 1), then prints the
@@ -178,6 +179,28 @@ enum Command {
     ///           fourleg bench --target keycloak,broker --connections 4,16 --out reports/bench
     #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Bench(BenchArgs),
+    /// Serve the reference token broker (RFC 8693 in front of the lab's Keycloak).
+    ///
+    /// `fourleg up` starts it as the lab's fourth service with the
+    /// configuration it writes to <state>/broker/broker.toml; run it by hand
+    /// for a second replica or a broker of your own. Client secrets come from
+    /// OpenBao (the broker's AppRole), signing keys are wrapped by OpenBao
+    /// Transit and stored in Postgres, every issued token and decision is
+    /// recorded in Postgres. The Postgres password is read from the variable
+    /// the file names (`[postgres] password_env`), never from the file.
+    /// Stops on SIGTERM or Ctrl-C.
+    ///
+    /// Examples: fourleg broker --config .lab/broker/broker.toml
+    ///           fourleg broker --config .lab/broker/broker.toml --listen 127.0.0.1:9100
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Broker {
+        /// The broker's configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Listen here instead of the file's `listen` (a second replica).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+    },
     /// Operations on the running lab used by the bundled targets' hooks.
     #[command(after_help = AFTER_HELP, hide = true)]
     Lab {
@@ -202,6 +225,20 @@ enum LabCommand {
     ///
     /// Example:  fourleg lab keycloak-client agent --disable
     KeycloakClient {
+        /// The client_id.
+        client_id: String,
+        /// Disable the client.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable the client.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Enable or disable a client at the lab's reference broker: disabling
+    /// revokes every token the client holds and everything exchanged from them.
+    ///
+    /// Example:  fourleg lab broker-client agent --disable
+    BrokerClient {
         /// The client_id.
         client_id: String,
         /// Disable the client.
@@ -322,6 +359,9 @@ struct UpArgs {
     /// Postgres's port [default: a free port, kept across runs].
     #[arg(long, hide_env_values = true, env = "FOURLEG_POSTGRES_PORT", value_name = "PORT")]
     postgres_port: Option<u16>,
+    /// The reference broker's port [default: a free port, kept across runs].
+    #[arg(long, hide_env_values = true, env = "FOURLEG_BROKER_PORT", value_name = "PORT")]
+    broker_port: Option<u16>,
     /// An unpacked Keycloak distribution to run instead of fetching one (native).
     #[arg(long, hide_env_values = true, env = "KEYCLOAK_HOME", value_name = "DIR")]
     keycloak_home: Option<PathBuf>,
@@ -350,6 +390,10 @@ fn config(dirs: &Dirs) -> LabConfig {
     }
     if let Some(f) = &dirs.fixtures {
         c.fixtures_dir = fourleg_lab::config::absolute(f.clone());
+    }
+    // The lab serves its broker with this very binary (`fourleg broker`).
+    if c.broker_bin.is_none() {
+        c.broker_bin = std::env::current_exe().ok();
     }
     c
 }
@@ -494,6 +538,13 @@ async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8>
             }
             run::keycloak_client(&config, &client_id, enable).await
         }
+        Command::Lab { command: LabCommand::BrokerClient { client_id, disable, enable } } => {
+            if disable == enable {
+                anyhow::bail!("say --enable or --disable");
+            }
+            broker::set_client_enabled(&config, &client_id, enable).await
+        }
+        Command::Broker { config: file, listen } => broker::serve(&file, listen.as_deref()).await,
         Command::Down { purge } => {
             let report = fourleg_lab::down(&config, purge).await?;
             if !report.peers.is_empty() {
@@ -517,6 +568,7 @@ async fn up(config: &mut LabConfig, args: &UpArgs) -> anyhow::Result<u8> {
     config.ports.keycloak = args.keycloak_port;
     config.ports.openbao = args.openbao_port;
     config.ports.postgres = args.postgres_port;
+    config.ports.broker = args.broker_port;
     config.keycloak_home.clone_from(&args.keycloak_home);
     config.bao_bin.clone_from(&args.bao_bin);
     config.pg_bin.clone_from(&args.pg_bin);

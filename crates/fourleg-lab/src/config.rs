@@ -62,6 +62,8 @@ pub struct Ports {
     pub openbao: Option<u16>,
     /// Postgres's port (`FOURLEG_POSTGRES_PORT`).
     pub postgres: Option<u16>,
+    /// The reference broker's port (`FOURLEG_BROKER_PORT`).
+    pub broker: Option<u16>,
 }
 
 /// How long each service may take to pass its readiness check.
@@ -75,11 +77,18 @@ pub struct Timeouts {
     /// start re-augments the distribution for Postgres and the lab's
     /// features, which takes a minute or more on two cores.
     pub keycloak: Duration,
+    /// The broker: `/health` answers 200 (its Postgres and OpenBao reached).
+    pub broker: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { postgres: Duration::from_secs(60), openbao: Duration::from_secs(60), keycloak: Duration::from_secs(420) }
+        Self {
+            postgres: Duration::from_secs(60),
+            openbao: Duration::from_secs(60),
+            keycloak: Duration::from_secs(420),
+            broker: Duration::from_secs(60),
+        }
     }
 }
 
@@ -106,6 +115,9 @@ pub struct LabConfig {
     /// Where the containers runtime gets its images (`FOURLEG_IMAGES`:
     /// `build`, the default, or `pull`).
     pub images: ImageSource,
+    /// The `fourleg` binary that serves the reference broker (`fourleg
+    /// broker`): the CLI sets its own path; `FOURLEG_BIN` otherwise.
+    pub broker_bin: Option<PathBuf>,
 }
 
 impl LabConfig {
@@ -126,6 +138,7 @@ impl LabConfig {
             pg_bin: None,
             timeouts: Timeouts::default(),
             images: ImageSource::parse(std::env::var("FOURLEG_IMAGES").ok().as_deref()),
+            broker_bin: std::env::var_os("FOURLEG_BIN").filter(|v| !v.is_empty()).map(PathBuf::from),
         }
     }
 

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -14,7 +15,7 @@ use crate::fsutil;
 use crate::health::{self, BaoHealth};
 use crate::progress::Progress;
 use crate::provision;
-use crate::runtime::native::NativeRuntime;
+use crate::runtime::native::{process, NativeRuntime};
 use crate::runtime::{KeycloakPlan, OpenbaoPlan, PostgresPlan, Runtime, Started};
 use crate::service::Service;
 use crate::state::{Credentials, LabState, ServiceRecord};
@@ -101,12 +102,13 @@ fn choose_ports(
     previous: &BTreeMap<String, u16>,
     running: &[Service],
 ) -> Result<BTreeMap<String, u16>> {
-    let wanted: [(&str, Option<u16>, Service); 5] = [
+    let wanted: [(&str, Option<u16>, Service); 6] = [
         ("postgres", config.ports.postgres, Service::Postgres),
         ("openbao", config.ports.openbao, Service::Openbao),
         ("openbao-cluster", None, Service::Openbao),
         ("keycloak", config.ports.keycloak, Service::Keycloak),
         ("keycloak-management", None, Service::Keycloak),
+        ("broker", config.ports.broker, Service::Broker),
     ];
     let mut out = BTreeMap::new();
     for (name, forced, service) in wanted {
@@ -155,6 +157,24 @@ async fn healthy(record: &ServiceRecord, creds: &Credentials) -> bool {
         Service::Postgres => health::postgres(record.port, &creds.postgres_superuser).await,
         Service::Openbao => health::openbao(&record.url).await == BaoHealth::Active,
         Service::Keycloak => health::keycloak_realm(&record.url, provision::keycloak::REALM).await,
+        Service::Broker => crate::broker::healthy(&record.url).await,
+    }
+}
+
+/// Whether the service of `record` still runs. The broker is a host process
+/// in every runtime ([`crate::broker`]); the others belong to the runtime.
+fn is_running(runtime: &dyn Runtime, record: &ServiceRecord) -> bool {
+    match record.service {
+        Service::Broker => process::is_alive(&record.handle),
+        _ => runtime.is_running(record),
+    }
+}
+
+/// Stops the service of `record` (see [`is_running`]).
+async fn stop(runtime: &dyn Runtime, record: &ServiceRecord) -> Result<()> {
+    match record.service {
+        Service::Broker => process::stop(&record.handle, Signal::SIGTERM, true, Duration::from_secs(15)).await,
+        _ => runtime.stop(record).await,
     }
 }
 
@@ -172,10 +192,11 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     let runs_whole = previous.as_ref().is_some_and(|s| {
         s.runtime == kind
             && runtime_for(kind, config)
-                .is_ok_and(|rt| Service::ALL.iter().all(|svc| s.services.get(svc).is_some_and(|r| rt.is_running(r))))
+                .is_ok_and(|rt| Service::ALL.iter().all(|svc| s.services.get(svc).is_some_and(|r| is_running(&*rt, r))))
     });
     if !runs_whole {
         runtime_for(kind, config)?.check()?;
+        crate::broker::check(config)?;
     }
     fsutil::private_dir(&config.state_dir)?;
     std::fs::create_dir_all(config.state_path("logs")).map_err(|e| LabError::io("creating the log directory", e))?;
@@ -184,7 +205,7 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     let mut state = previous.unwrap_or_else(|| LabState::new(kind));
     if state.runtime != kind {
         let rt = runtime_for(state.runtime, config)?;
-        if state.services.values().any(|r| rt.is_running(r)) {
+        if state.services.values().any(|r| is_running(&*rt, r)) {
             return Err(LabError::Config(format!(
                 "the lab in {} runs with the {} runtime; `fourleg down` it before starting it with {}",
                 config.state_dir.display(),
@@ -205,13 +226,14 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     // never started a second time on the same data.
     let mut reusable = Vec::new();
     for record in state.services.values() {
-        if !runtime.is_running(record) {
+        if !is_running(&*runtime, record) {
             continue;
         }
         let bound = match record.service {
             Service::Postgres => config.timeouts.postgres,
             Service::Openbao => config.timeouts.openbao,
             Service::Keycloak => config.timeouts.keycloak,
+            Service::Broker => config.timeouts.broker,
         };
         let begin = Instant::now();
         loop {
@@ -232,7 +254,9 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let fetched = if reusable.len() < Service::ALL.len() { runtime.prepare(progress).await? } else { BTreeMap::new() };
+    // The runtime fetches for its own services; the broker is this binary.
+    let runtime_needed = Service::ALL.iter().any(|s| *s != Service::Broker && !reusable.contains(s));
+    let fetched = if runtime_needed { runtime.prepare(progress).await? } else { BTreeMap::new() };
     let ports = choose_ports(config, &state.ports, &reusable)?;
     state.ports.clone_from(&ports);
     state.save(&config.state_dir)?;
@@ -328,7 +352,40 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         ..report(kc, progress, Service::Keycloak, &shared, &*runtime).await?
     };
 
-    Ok(UpReport { runtime: kind, services: vec![pg_up, bao_up, kc_up], total: begin.elapsed() })
+    // Keycloak tells the broker when a user's session ends (OpenID Connect
+    // Back-Channel Logout 1.0): set on every `up`, since the broker's port
+    // may have changed while Keycloak kept running.
+    let broker_url = format!("http://{}:{}", crate::LOOPBACK, ports["broker"]);
+    provision::keycloak::set_backchannel_logout(
+        &kc_up.record.url,
+        &creds.keycloak_admin,
+        &format!("{broker_url}/backchannel-logout"),
+    )
+    .await?;
+
+    let broker = async {
+        let t = Instant::now();
+        if reusable.contains(&Service::Broker) {
+            let rec = shared.state.lock().await.services[&Service::Broker].clone();
+            return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
+        }
+        let plan = crate::broker::BrokerPlan {
+            port: ports["broker"],
+            postgres_port: pg_up.record.port,
+            openbao_url: bao_up.record.url.clone(),
+            keycloak_url: kc_up.record.url.clone(),
+            log: config.log_path(Service::Broker),
+        };
+        let started = crate::broker::start(config, &plan, &creds, progress)?;
+        let mut started = keep(&shared, started).await?;
+        progress.step(Service::Broker, "waiting for /health (Postgres and OpenBao reached, signing key loaded)");
+        let url = started.record.url.clone();
+        health::wait_ready(&mut started, config.timeouts.broker, || crate::broker::healthy(&url)).await?;
+        finish(&shared, started, t).await
+    };
+    let broker_up = report(broker, progress, Service::Broker, &shared, &*runtime).await?;
+
+    Ok(UpReport { runtime: kind, services: vec![pg_up, bao_up, kc_up, broker_up], total: begin.elapsed() })
 }
 
 /// Records a freshly started service in `lab.json` before waiting on it.
@@ -362,7 +419,7 @@ async fn report(
             progress.failed(service);
             let rec = shared.state.lock().await.services.get(&service).cloned();
             if let Some(rec) = rec {
-                let _ = runtime.stop(&rec).await;
+                let _ = stop(runtime, &rec).await;
                 let mut st = shared.state.lock().await;
                 st.services.remove(&service);
                 let _ = st.save(&shared.config.state_dir);
@@ -419,7 +476,7 @@ pub async fn status(config: &LabConfig) -> Result<StatusReport> {
     let creds = Credentials::load(config)?;
     let mut services = Vec::new();
     for record in state.services.values() {
-        let running = runtime.is_running(record);
+        let running = is_running(&*runtime, record);
         let healthy = match (&creds, running) {
             (Some(c), true) => healthy(record, c).await,
             _ => false,
@@ -471,8 +528,8 @@ pub async fn down(config: &LabConfig, purge: bool) -> Result<DownReport> {
         if let Some(mut state) = state {
             for service in Service::ALL.iter().rev() {
                 if let Some(record) = state.services.get(service).cloned() {
-                    if runtime.is_running(&record) {
-                        runtime.stop(&record).await?;
+                    if is_running(&*runtime, &record) {
+                        stop(&*runtime, &record).await?;
                         stopped.push(*service);
                     }
                     state.services.remove(service);
@@ -504,7 +561,7 @@ mod tests {
         let mut seen: Vec<u16> = first.values().copied().collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen.len(), 5);
+        assert_eq!(seen.len(), 6);
         let second = choose_ports(&config, &first, &[]).unwrap();
         assert_eq!(first, second);
     }

@@ -5,6 +5,7 @@
 //!
 //! The entry points are [`up`], [`status`] and [`down`].
 
+pub mod broker;
 pub mod config;
 pub mod error;
 mod fsutil;

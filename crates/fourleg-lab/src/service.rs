@@ -1,4 +1,4 @@
-//! The three services of the lab.
+//! The four services of the lab.
 
 use std::fmt;
 
@@ -14,11 +14,13 @@ pub enum Service {
     Openbao,
     /// Keycloak: the identity provider under test.
     Keycloak,
+    /// The reference token broker (`fourleg broker`) in front of Keycloak.
+    Broker,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 3] = [Service::Postgres, Service::Openbao, Service::Keycloak];
+    pub const ALL: [Service; 4] = [Service::Postgres, Service::Openbao, Service::Keycloak, Service::Broker];
 
     /// The service's name as printed and as used for file names.
     #[must_use]
@@ -27,6 +29,7 @@ impl Service {
             Service::Postgres => "postgres",
             Service::Openbao => "openbao",
             Service::Keycloak => "keycloak",
+            Service::Broker => "broker",
         }
     }
 }

@@ -54,6 +54,12 @@ pub struct Profile {
     #[serde(default)]
     pub version: VersionSource,
     pub endpoints: Endpoints,
+    /// Where users log in when it is not the target: a token broker in front
+    /// of an identity provider. Logins (authorization, the code's token
+    /// request) and logout go there; exchanges, introspection, revocation and
+    /// the JWKS stay the target's.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
     #[serde(default)]
     pub client_auth: ClientAuth,
     /// Clients by their contract name (`agent`, `mcp-server`, …).
@@ -121,6 +127,23 @@ pub struct Endpoints {
     /// (a finding about the target, never a harness error). Default 30.
     #[serde(default)]
     pub timeout_s: Option<u64>,
+}
+
+/// The identity provider users log in at, for a target that is a broker in
+/// front of it: its issuer with discovery, explicit endpoints, or both
+/// (explicit ones win, and `[endpoints]`' own `authorization` and
+/// `end_session` win over both).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub issuer: Option<String>,
+    /// `openid` (`/.well-known/openid-configuration`) or `oauth` (RFC 8414).
+    #[serde(default)]
+    pub discovery: Discovery,
+    /// The token endpoint logins redeem their code (or password) at.
+    pub token: Option<String>,
+    pub authorization: Option<String>,
+    pub end_session: Option<String>,
 }
 
 /// Seconds one request to a target may take, unless its profile says.

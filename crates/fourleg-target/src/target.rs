@@ -75,6 +75,8 @@ pub struct ResolvedEndpoints {
     pub jwks: Option<String>,
     pub authorization: Option<String>,
     pub end_session: Option<String>,
+    /// Where logins redeem their code: the `[upstream]` token endpoint, else `token`.
+    pub login_token: Option<String>,
 }
 
 /// A form value: plain, or a secret shown in evidence only by its label.
@@ -198,6 +200,47 @@ fn fill(template: &str, lab: Option<&LabContext>, target: &str) -> Result<String
     Ok(out)
 }
 
+/// The discovery document of `issuer` (OpenID Connect Discovery 1.0 or RFC
+/// 8414 §3), and its URL; nothing without an issuer or with `discovery = "none"`.
+async fn discover(
+    http: &reqwest::Client,
+    issuer: Option<&str>,
+    discovery: Discovery,
+    name: &str,
+) -> Result<(Option<Value>, Option<String>), TargetError> {
+    let Some(iss) = issuer else { return Ok((None, None)) };
+    let url = match discovery {
+        Discovery::None => return Ok((None, None)),
+        Discovery::Openid => format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/')),
+        Discovery::Oauth => {
+            // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
+            let mut u = url::Url::parse(iss).map_err(|_| TargetError::Discovery {
+                target: name.to_owned(),
+                url: iss.to_owned(),
+                status: 0,
+            })?;
+            let path = u.path().trim_end_matches('/').to_owned();
+            u.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+            u.to_string()
+        }
+    };
+    let resp = http.get(&url).send().await.map_err(|source| TargetError::Unreachable {
+        target: name.to_owned(),
+        url: url.clone(),
+        source,
+    })?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(TargetError::Discovery { target: name.to_owned(), url, status });
+    }
+    let doc: Value = resp.json().await.map_err(|source| TargetError::Unreachable {
+        target: name.to_owned(),
+        url: url.clone(),
+        source,
+    })?;
+    Ok((Some(doc), Some(url)))
+}
+
 fn load_secret(
     source: &SecretSource,
     field: &str,
@@ -235,39 +278,7 @@ impl Target {
         let l = lab.as_ref();
         let ep = &profile.endpoints;
         let issuer = ep.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
-        let (metadata, metadata_url) = match (&issuer, profile.endpoints.discovery) {
-            (Some(iss), Discovery::Openid | Discovery::Oauth) => {
-                let url = if profile.endpoints.discovery == Discovery::Openid {
-                    format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))
-                } else {
-                    // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
-                    let mut u = url::Url::parse(iss).map_err(|_| TargetError::Discovery {
-                        target: name.clone(),
-                        url: iss.clone(),
-                        status: 0,
-                    })?;
-                    let path = u.path().trim_end_matches('/').to_owned();
-                    u.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
-                    u.to_string()
-                };
-                let resp = http.get(&url).send().await.map_err(|source| TargetError::Unreachable {
-                    target: name.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
-                let status = resp.status().as_u16();
-                if status != 200 {
-                    return Err(TargetError::Discovery { target: name, url, status });
-                }
-                let doc: Value = resp.json().await.map_err(|source| TargetError::Unreachable {
-                    target: name.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
-                (Some(doc), Some(url))
-            }
-            _ => (None, None),
-        };
+        let (metadata, metadata_url) = discover(&http, issuer.as_deref(), ep.discovery, &name).await?;
         let pick = |explicit: &Option<String>, key: &str| -> Result<Option<String>, TargetError> {
             if let Some(e) = explicit {
                 return fill(e, l, &name).map(Some);
@@ -283,7 +294,29 @@ impl Target {
             jwks: pick(&ep.jwks, "jwks_uri")?,
             authorization: pick(&ep.authorization, "authorization_endpoint")?,
             end_session: pick(&ep.end_session, "end_session_endpoint")?,
+            login_token: None,
         };
+        let mut endpoints = endpoints;
+        if let Some(up) = &profile.upstream {
+            let up_issuer = up.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
+            let (up_meta, _) = discover(&http, up_issuer.as_deref(), up.discovery, &name).await?;
+            let up_pick = |explicit: &Option<String>, key: &str| -> Result<Option<String>, TargetError> {
+                if let Some(e) = explicit {
+                    return fill(e, l, &name).map(Some);
+                }
+                Ok(up_meta.as_ref().and_then(|m| m[key].as_str()).map(str::to_owned))
+            };
+            endpoints.login_token = Some(
+                up_pick(&up.token, "token_endpoint")?
+                    .ok_or(TargetError::NoEndpoint { target: name.clone(), what: "upstream token" })?,
+            );
+            if ep.authorization.is_none() {
+                endpoints.authorization = up_pick(&up.authorization, "authorization_endpoint")?;
+            }
+            if ep.end_session.is_none() {
+                endpoints.end_session = up_pick(&up.end_session, "end_session_endpoint")?;
+            }
+        }
         let mut client_secrets = BTreeMap::new();
         for (cname, c) in &profile.clients {
             if let Some(src) = &c.secret {
@@ -608,7 +641,7 @@ impl Target {
                 }
                 self.post_form(
                     &format!("login of {user} (authorization code + PKCE)"),
-                    &self.endpoints.token,
+                    self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
                     Some(&u.client),
                     ClientAuthMode::Profile,
                     form,
@@ -629,7 +662,7 @@ impl Target {
                 }
                 self.post_form(
                     &format!("login of {user} (password grant)"),
-                    &self.endpoints.token,
+                    self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
                     Some(&u.client),
                     ClientAuthMode::Profile,
                     form,

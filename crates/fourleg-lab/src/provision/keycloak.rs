@@ -136,9 +136,33 @@ pub async fn provision(base: &str, creds: &Credentials, fixtures: &Path) -> Resu
     Ok(true)
 }
 
+/// The realm's login clients, through which users log in for the broker too.
+pub const LOGIN_CLIENTS: [&str; 2] = ["lab-web", "lab-web-short"];
+
+/// Points the login clients' OpenID Connect Back-Channel Logout 1.0 at `url`
+/// (the broker's `/backchannel-logout`), `sid` required (§2.2): when a user's
+/// session ends, Keycloak posts a logout token there.
+pub async fn set_backchannel_logout(base: &str, admin: &Secret, url: &str) -> Result<()> {
+    let attributes = serde_json::json!({
+        "backchannel.logout.url": url,
+        "backchannel.logout.session.required": "true",
+    });
+    for client_id in LOGIN_CLIENTS {
+        update_client(base, admin, client_id, serde_json::json!({"attributes": attributes})).await?;
+    }
+    Ok(())
+}
+
 /// Enables or disables a client of the lab's realm (the `disable_client` and
 /// `enable_client` hooks of the bundled Keycloak targets).
 pub async fn set_client_enabled(base: &str, admin: &Secret, client_id: &str, enabled: bool) -> Result<()> {
+    update_client(base, admin, client_id, serde_json::json!({"enabled": enabled})).await
+}
+
+/// Updates the fields of `change` of a client (Keycloak merges: fields and
+/// attributes not named keep their values).
+async fn update_client(base: &str, admin: &Secret, client_id: &str, mut change: Value) -> Result<()> {
+    change["clientId"] = Value::String(client_id.to_owned());
     let token = admin_token(base, admin).await?;
     let http = health::http();
     let found: Value = http
@@ -157,7 +181,7 @@ pub async fn set_client_enabled(base: &str, admin: &Secret, client_id: &str, ena
     let resp = http
         .put(format!("{base}/admin/realms/{REALM}/clients/{id}"))
         .bearer_auth(token.expose())
-        .json(&serde_json::json!({"clientId": client_id, "enabled": enabled}))
+        .json(&change)
         .send()
         .await
         .map_err(|e| LabError::http("keycloak: updating the client", e))?;

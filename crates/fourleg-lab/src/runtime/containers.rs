@@ -454,7 +454,7 @@ impl ContainersRuntime {
         let main = spec.ports.first().map_or(0, |p| p.host);
         let url = match spec.service {
             Service::Postgres => format!("postgres://{LOOPBACK}:{main}"),
-            Service::Openbao | Service::Keycloak => format!("http://{LOOPBACK}:{main}"),
+            Service::Openbao | Service::Keycloak | Service::Broker => format!("http://{LOOPBACK}:{main}"),
         };
         let extra_ports = spec.ports.iter().skip(1).map(|p| (p.purpose.to_owned(), p.host)).collect();
         Ok(Started {

@@ -374,7 +374,7 @@ ui            = false
         match record.service {
             // SIGINT is Postgres's fast shutdown; its backends are its children.
             Service::Postgres => process::stop(&record.handle, Signal::SIGINT, false, Duration::from_secs(30)).await,
-            Service::Openbao | Service::Keycloak => {
+            Service::Openbao | Service::Keycloak | Service::Broker => {
                 process::stop(&record.handle, Signal::SIGTERM, true, Duration::from_secs(30)).await
             }
         }

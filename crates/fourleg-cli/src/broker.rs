@@ -1,0 +1,57 @@
+//! `fourleg broker`: serves the reference broker ([`fourleg_broker`]), and
+//! `fourleg lab broker-client`, the lab's hook that disables a client there.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use fourleg_lab::LabConfig;
+
+use crate::exit;
+
+/// Serves until SIGTERM or Ctrl-C; a dependency missing at start is an error
+/// (exit 2): the broker never starts half-way.
+pub async fn serve(file: &Path, listen: Option<&str>) -> anyhow::Result<u8> {
+    let mut config = fourleg_broker::Config::load(file)?;
+    if let Some(l) = listen {
+        l.clone_into(&mut config.listen);
+    }
+    let addr = config.listen.clone();
+    let broker = fourleg_broker::Broker::start(config)
+        .await
+        .with_context(|| format!("starting the broker from {}", file.display()))?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    eprintln!("fourleg broker: listening on http://{addr} (issuer {})", broker.config.issuer);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("fourleg broker: stopping");
+    };
+    fourleg_broker::serve(broker, listener, shutdown).await.context("serving")?;
+    Ok(exit::OK)
+}
+
+/// Disables (revoking what the client holds, and what was exchanged from it)
+/// or enables a client at the lab's broker, through its Postgres store.
+pub async fn set_client_enabled(lab: &LabConfig, client_id: &str, enabled: bool) -> anyhow::Result<u8> {
+    let file = fourleg_lab::broker::config_path(lab);
+    let config = fourleg_broker::Config::load(&file)
+        .with_context(|| format!("the lab's broker is not configured ({}); run `fourleg up`", file.display()))?;
+    let creds = fourleg_lab::state::Credentials::load(lab)?
+        .with_context(|| format!("no lab credentials in {}; run `fourleg up`", lab.state_dir.display()))?;
+    // The store reads its password from the variable the file names; this
+    // process sets it for itself only.
+    std::env::set_var(&config.postgres.password_env, creds.postgres_broker.expose());
+    let store = fourleg_broker::store::Store::new(&config.postgres)?;
+    if enabled {
+        store.enable_client(client_id).await?;
+        eprintln!("enabled {client_id} at the broker");
+    } else {
+        let revoked = store.disable_client(client_id, "fourleg lab broker-client").await?;
+        eprintln!("disabled {client_id} at the broker; {revoked} tokens revoked");
+    }
+    Ok(exit::OK)
+}
