@@ -112,6 +112,9 @@ pub fn lab_config(name: &str) -> fourleg_lab::LabConfig {
     let state = std::env::temp_dir().join(format!("fourleg-{name}-{}", std::process::id()));
     let mut c = fourleg_lab::LabConfig::new(state);
     c.fixtures_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    // The lab serves its broker with `fourleg broker`: this test's own
+    // binary is not fourleg.
+    c.broker_bin = Some(fourleg_binary());
     c
 }
 

@@ -111,7 +111,12 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     assert_eq!(status["runtime"], "containers", "{status}");
     for s in status["services"].as_array().unwrap() {
         assert_eq!(s["healthy"], true, "{s}");
-        assert!(s["container"].is_string(), "{s}");
+        // The broker is fourleg itself, a host process in every runtime.
+        if s["name"] == "broker" {
+            assert!(s["pid"].is_number(), "{s}");
+        } else {
+            assert!(s["container"].is_string(), "{s}");
+        }
     }
 
     let in_containers = runs.join("containers.json");

@@ -26,7 +26,7 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
     let status = fourleg_lab::status(&config).await?;
     assert!(status.all_healthy(), "{status:#?}");
     let started = service_pids(&config);
-    assert_eq!(started.len(), 3);
+    assert_eq!(started.len(), 4, "postgres, openbao, keycloak and the broker");
 
     let creds = Credentials::load(&config)?.expect("credentials written by up");
     let url = |svc| report.services.iter().find(|s| s.record.service == svc).unwrap().record.clone();
@@ -64,6 +64,26 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
         assert!(tables.iter().any(|x| x == t), "missing table {t} in {tables:?}");
     }
 
+    // The broker: RFC 8414 metadata naming itself, and a client-credentials
+    // token for the agent, whose secret it read from OpenBao; a wrong secret
+    // is refused (the check can fail).
+    let broker = url(Service::Broker);
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let meta: serde_json::Value =
+        http.get(format!("{}/.well-known/oauth-authorization-server", broker.url)).send().await?.json().await?;
+    assert_eq!(meta["issuer"], broker.url.as_str(), "{meta:#}");
+    let grant = |secret: String| {
+        http.post(format!("{}/token", broker.url))
+            .basic_auth("agent", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let ok = grant(creds.clients["agent"].expose().to_owned()).await?;
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = ok.json().await?;
+    assert_eq!(claims(body["access_token"].as_str().unwrap())?["client_id"], "agent", "{body:#}");
+    assert_eq!(grant("wrong".into()).await?.status(), 401);
+
     // 2. A second up reuses everything, same processes.
     let again = fourleg_lab::up(&config, RuntimeKind::Native, &Silent).await?;
     assert!(again.services.iter().all(|s| s.reused), "{again:#?}");
@@ -76,7 +96,7 @@ async fn native_lab_lifecycle() -> anyhow::Result<()> {
 
     // 3. down leaves no process behind.
     let down = fourleg_lab::down(&config, false).await?;
-    assert_eq!(down.stopped.len(), 3);
+    assert_eq!(down.stopped.len(), 4);
     let left = processes_of(&started);
     assert!(left.is_empty(), "processes left after down: {left:#?}");
     assert!(!fourleg_lab::status(&config).await?.all_healthy());

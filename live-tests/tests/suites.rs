@@ -22,8 +22,8 @@ use fourleg_target::{LabContext, Profile, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Every bundled target of `fixtures/targets/`: each is a lab service or a peer.
-const LAB_TARGETS: [&str; 6] =
-    ["keycloak", "keycloak-delegation", "spring-authorization-server", "idpyoidc", "hydra", "toolhive"];
+const LAB_TARGETS: [&str; 7] =
+    ["keycloak", "keycloak-delegation", "broker", "spring-authorization-server", "idpyoidc", "hydra", "toolhive"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -81,6 +81,13 @@ fn main() -> anyhow::Result<()> {
         reuse.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("fourleg-suites-{}", std::process::id())));
     let mut config = LabConfig::new(state);
     config.fixtures_dir = repo().join("fixtures");
+    if !args.list {
+        // The lab serves its broker with `fourleg broker`, and the bundled
+        // targets' hooks run `{fourleg}`: both need fourleg, not this binary.
+        let bin = fourleg_live_tests::fourleg_binary();
+        std::env::set_var("FOURLEG_BIN", &bin);
+        config.broker_bin = Some(bin);
+    }
 
     let names: Vec<String> =
         LAB_TARGETS.iter().flat_map(|t| scenarios.iter().map(move |s| format!("{t}::{}::{}", s.area, s.id))).collect();
