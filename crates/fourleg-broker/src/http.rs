@@ -397,6 +397,7 @@ async fn client_credentials(b: &Broker, headers: &HeaderMap, form: &Form) -> Res
         session_id: None,
         kind: "client",
     };
+    b.openbao_available()?;
     b.store.issue(&row, None, form.get("scope"), "client_credentials").await?;
     let token = b.keys.read().await.sign(&claims)?;
     Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": exp - now, "scope": scope}))
@@ -616,6 +617,7 @@ async fn parse_and_decide(b: &Broker, caller: &Caller<'_>, form: &Form) -> Resul
         kind: "exchange",
     };
     let actor_client = actor_party.as_ref().and_then(|a| a.client_id.clone());
+    b.openbao_available().map_err(|e| with_parties(Failure::Unavailable(e)))?;
     b.store
         .issue(&row, actor_client.as_deref(), form.get("scope"), "token exchange granted")
         .await

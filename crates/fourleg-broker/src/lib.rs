@@ -37,7 +37,8 @@ pub mod store;
 pub mod upstream;
 pub mod vault;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::RwLock;
@@ -58,7 +59,15 @@ pub struct Broker {
     upstream: upstream::UpstreamKeys,
     /// For calls to Keycloak other than its JWKS (refresh-token revocation).
     http: reqwest::Client,
+    /// OpenBao answered unsealed at the last look ([`OPENBAO_WATCH`]).
+    openbao_up: AtomicBool,
 }
+
+/// How often the broker asks OpenBao whether it is unsealed. Issuing needs
+/// nothing from OpenBao per request (secrets are cached, the signing key is
+/// in memory), yet a sealed OpenBao means its operator stopped the secrets:
+/// the broker then issues nothing, within this bound.
+pub const OPENBAO_WATCH: Duration = Duration::from_millis(500);
 
 impl Broker {
     /// Connects to Postgres and OpenBao and loads the signing key. Fails
@@ -82,13 +91,51 @@ impl Broker {
         );
         let policy = catalog.policy();
         let limits = fourleg_policy::Limits { max_depth: catalog.max_depth };
-        Ok(Arc::new(Self { config, catalog, policy, limits, store, vault, keys: RwLock::new(keys), upstream, http }))
+        let broker = Arc::new(Self {
+            config,
+            catalog,
+            policy,
+            limits,
+            store,
+            vault,
+            keys: RwLock::new(keys),
+            upstream,
+            http,
+            openbao_up: AtomicBool::new(true),
+        });
+        let weak = Arc::downgrade(&broker);
+        tokio::spawn(watch_openbao(weak));
+        Ok(broker)
+    }
+
+    /// `Err` while OpenBao is sealed or unreachable: nothing is issued then.
+    pub(crate) fn openbao_available(&self) -> Result<(), BrokerError> {
+        if self.openbao_up.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(BrokerError::Openbao("sealed or unreachable: the broker issues nothing until it is back".into()))
+        }
     }
 
     /// Called after a revocation: other replicas learn of it from Postgres
     /// itself (every check reads the lineage); cached secrets are dropped.
     async fn notify_revoked(&self) {
         self.vault.forget_secrets().await;
+    }
+}
+
+/// Polls OpenBao's health every [`OPENBAO_WATCH`] for as long as the broker lives.
+async fn watch_openbao(broker: Weak<Broker>) {
+    loop {
+        tokio::time::sleep(OPENBAO_WATCH).await;
+        let Some(b) = broker.upgrade() else { return };
+        let up = b.vault.healthy().await;
+        if b.openbao_up.swap(up, Ordering::Relaxed) != up {
+            eprintln!(
+                "fourleg broker: openbao {}",
+                if up { "is back: issuing again" } else { "sealed or unreachable: issuing nothing" }
+            );
+        }
     }
 }
 

@@ -226,7 +226,9 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     // never started a second time on the same data.
     let mut reusable = Vec::new();
     for record in state.services.values() {
-        if !is_running(&*runtime, record) {
+        // The broker is judged after its dependencies (below): it cannot be
+        // healthy while one of them is down, and recovers once they are back.
+        if record.service == Service::Broker || !is_running(&*runtime, record) {
             continue;
         }
         let bound = match record.service {
@@ -239,6 +241,11 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         loop {
             if healthy(record, &creds).await {
                 reusable.push(record.service);
+                break;
+            }
+            // It was stopping (a Postgres in its shutdown checkpoint): started afresh below.
+            if !is_running(&*runtime, record) {
+                progress.step(record.service, "stopped while waited for; starting it again");
                 break;
             }
             if begin.elapsed() >= bound {
@@ -353,21 +360,35 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     };
 
     // Keycloak tells the broker when a user's session ends (OpenID Connect
-    // Back-Channel Logout 1.0): set on every `up`, since the broker's port
-    // may have changed while Keycloak kept running.
-    let broker_url = format!("http://{}:{}", crate::LOOPBACK, ports["broker"]);
-    provision::keycloak::set_backchannel_logout(
-        &kc_up.record.url,
-        &creds.keycloak_admin,
-        &format!("{broker_url}/backchannel-logout"),
-    )
-    .await?;
+    // Back-Channel Logout 1.0): set whenever either of them (re)starts, since
+    // the broker's port may have changed while Keycloak kept running.
+    let broker_running = state_has_running(&shared, &*runtime, Service::Broker).await;
+    if !kc_up.reused || !broker_running {
+        let broker_url = format!("http://{}:{}", crate::LOOPBACK, ports["broker"]);
+        provision::keycloak::set_backchannel_logout(
+            &kc_up.record.url,
+            &creds.keycloak_admin,
+            &format!("{broker_url}/backchannel-logout"),
+        )
+        .await?;
+    }
 
     let broker = async {
         let t = Instant::now();
-        if reusable.contains(&Service::Broker) {
-            let rec = shared.state.lock().await.services[&Service::Broker].clone();
-            return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
+        let running = shared.state.lock().await.services.get(&Service::Broker).cloned();
+        if let Some(rec) = running.filter(|r| is_running(&*runtime, r)) {
+            // A running broker recovers by itself once Postgres and OpenBao
+            // answer again: it is waited for, and restarted only if it does not.
+            let deadline = Instant::now() + config.timeouts.broker;
+            while Instant::now() < deadline {
+                if crate::broker::healthy(&rec.url).await {
+                    return Ok(ServiceUp { record: rec, fetch: Duration::ZERO, took: t.elapsed(), reused: true });
+                }
+                progress.step(Service::Broker, "running but not healthy yet; waiting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            progress.step(Service::Broker, "still not healthy: restarting it");
+            stop(&*runtime, &rec).await?;
         }
         let plan = crate::broker::BrokerPlan {
             port: ports["broker"],
@@ -386,6 +407,12 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     let broker_up = report(broker, progress, Service::Broker, &shared, &*runtime).await?;
 
     Ok(UpReport { runtime: kind, services: vec![pg_up, bao_up, kc_up, broker_up], total: begin.elapsed() })
+}
+
+/// Whether `lab.json` records `service` and its process or container runs.
+async fn state_has_running(shared: &Shared, runtime: &dyn Runtime, service: Service) -> bool {
+    let rec = shared.state.lock().await.services.get(&service).cloned();
+    rec.is_some_and(|r| is_running(runtime, &r))
 }
 
 /// Records a freshly started service in `lab.json` before waiting on it.
