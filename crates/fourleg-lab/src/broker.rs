@@ -85,19 +85,9 @@ wrap_key = "broker-keywrap"
     )
 }
 
-/// A TOML basic string.
+/// A TOML string (quoted and escaped).
 fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// The `fourleg` binary that serves the broker: [`LabConfig::broker_bin`].
