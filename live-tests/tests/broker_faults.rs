@@ -10,6 +10,10 @@
 //!   answer is a token or a 503, and afterwards every token that was answered
 //!   has its lineage row and its audit row. Each time the dependency comes
 //!   back, the same broker process issues again (no restart).
+//! - **Kill table.** Each of the policy crate's input faults (the test bed's
+//!   kill-table variants that break the shared decision) in an in-process
+//!   broker makes fail every scenario `reports/kill-table.md` lists for it;
+//!   the same broker without a fault passes them all.
 //!
 //! Starts its own lab (native runtime) and purges it at the end.
 
@@ -221,6 +225,8 @@ async fn replicas_share_revocation_and_every_dependency_fails_closed() -> anyhow
     let url = |svc| report.services.iter().find(|s| s.record.service == svc).unwrap().record.url.clone();
     let creds = Credentials::load(&config)?.context("credentials")?;
     let password = creds.postgres_broker.expose().to_owned();
+    // The in-process brokers of the kill table read it as `fourleg broker` does.
+    std::env::set_var(fourleg_lab::broker::PASSWORD_ENV, &password);
     let lab =
         Arc::new(Lab { http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build()?, creds });
     let a = url(Service::Broker);
@@ -301,6 +307,9 @@ async fn replicas_share_revocation_and_every_dependency_fails_closed() -> anyhow
         t.await?;
     }
 
+    // 3. The kill table of the shared policy, on the broker.
+    kill_table(&config, &broker_toml).await?;
+
     // Nothing but tokens and 503s; every token answered has its lineage and audit rows.
     let (ok, unavailable, other) = counts(&seen);
     eprintln!("load answers: {ok} tokens, {unavailable} unavailable, {other} other");
@@ -322,5 +331,98 @@ async fn replicas_share_revocation_and_every_dependency_fails_closed() -> anyhow
     assert!(fourleg_lab::broker::healthy(&a).await);
 
     fourleg_lab::down(&config, true).await?;
+    Ok(())
+}
+
+/// Variant id → the scenario ids `reports/kill-table.md` says it makes fail
+/// (its "Variant → scenarios" table).
+fn kill_table_expectations() -> anyhow::Result<std::collections::BTreeMap<String, BTreeSet<String>>> {
+    let text = std::fs::read_to_string(fourleg_live_tests::repo().join("reports/kill-table.md"))?;
+    let mut out = std::collections::BTreeMap::new();
+    for fault in fourleg_policy_faults() {
+        let head = format!("| `{}` |", fault.id());
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&head) && l.matches(" | ").count() >= 2)
+            .with_context(|| format!("no row for {} in reports/kill-table.md", fault.id()))?;
+        let last = line.trim_end_matches('|').rsplit(" | ").next().unwrap_or_default();
+        let ids: BTreeSet<String> =
+            last.split(',').map(|x| x.trim().trim_matches('`').to_owned()).filter(|x| !x.is_empty()).collect();
+        ensure!(!ids.is_empty(), "no scenario listed for {}", fault.id());
+        out.insert(fault.id().to_owned(), ids);
+    }
+    Ok(out)
+}
+
+fn fourleg_policy_faults() -> [fourleg_broker::InputFault; 8] {
+    fourleg_broker::InputFault::ALL
+}
+
+/// Runs the scenarios `ids` against an in-process broker (`fault` or none)
+/// and returns those that did not pass.
+async fn failing_on(
+    broker_toml: &std::path::Path,
+    fault: Option<fourleg_broker::InputFault>,
+    ctx: &fourleg_target::LabContext,
+    ids: &BTreeSet<String>,
+) -> anyhow::Result<BTreeSet<String>> {
+    use fourleg_scenario::{Engine, Registry, Status};
+    let repo = fourleg_live_tests::repo();
+    let registry = Registry::load(&repo.join("suites/requirements.toml"))?;
+    let scenarios = fourleg_scenario::scenario::load_all(&repo.join("suites"), &registry)?;
+    let port = free_port();
+    let mut config = fourleg_broker::Config::load(broker_toml)?;
+    config.listen = format!("127.0.0.1:{port}");
+    config.issuer = format!("http://127.0.0.1:{port}");
+    let broker = match fault {
+        Some(f) => fourleg_broker::Broker::start_with_fault(config, f).await?,
+        None => fourleg_broker::Broker::start(config).await?,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fourleg_broker::serve(broker, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut ctx = ctx.clone();
+    ctx.urls.insert("broker".into(), format!("http://127.0.0.1:{port}"));
+    let profile = fourleg_target::Profile::load(&repo.join("fixtures/targets/broker.toml"))?;
+    let target = fourleg_target::Target::connect(profile, Some(ctx)).await?;
+    let engine = Engine::new(Arc::new(target), Arc::new(registry));
+    let mut failing = BTreeSet::new();
+    for s in scenarios.iter().filter(|s| ids.contains(&s.id)) {
+        let r = engine.run(s).await.map_err(|d| anyhow::anyhow!("{d}"))?;
+        if !matches!(r.status, Status::Pass | Status::NotApplicable) {
+            failing.insert(s.id.clone());
+        }
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(failing)
+}
+
+async fn kill_table(config: &fourleg_lab::LabConfig, broker_toml: &std::path::Path) -> anyhow::Result<()> {
+    let status = fourleg_lab::status(config).await?;
+    let creds = Credentials::load(config)?.context("credentials")?;
+    let mut ctx = fourleg_target::LabContext {
+        client_secrets: creds.clients,
+        user_passwords: creds.users,
+        state_dir: Some(config.state_dir.clone()),
+        ..fourleg_target::LabContext::default()
+    };
+    for s in status.services {
+        ctx.urls.insert(s.name.name().to_owned(), s.url);
+        ctx.versions.insert(s.name.name().to_owned(), s.version);
+    }
+    let expected = kill_table_expectations()?;
+    let all: BTreeSet<String> = expected.values().flatten().cloned().collect();
+    let control = failing_on(broker_toml, None, &ctx, &all).await?;
+    assert!(control.is_empty(), "the broker without a fault fails {control:?}: the kill table would prove nothing");
+    for fault in fourleg_policy_faults() {
+        let want = &expected[fault.id()];
+        let failing = failing_on(broker_toml, Some(fault), &ctx, want).await?;
+        eprintln!("broker with {}: fails {failing:?}", fault.id());
+        let survived: Vec<&String> = want.difference(&failing).collect();
+        assert!(survived.is_empty(), "{} on the broker: scenarios that still pass: {survived:?}", fault.id());
+    }
     Ok(())
 }

@@ -531,7 +531,8 @@ async fn parse_and_decide(b: &Broker, caller: &Caller<'_>, form: &Form) -> Resul
             b.catalog.client_by_sub(&asub).filter(|(_, c)| c.kind == Kind::Exchanging).map(|(id, _)| id.to_owned());
         Actor { sub: asub, client_id }
     });
-    let x = Exchange {
+    #[cfg_attr(not(feature = "faults"), allow(unused_mut))]
+    let mut x = Exchange {
         requester: Requester {
             client_id: caller.client_id.clone(),
             sub: caller.spec.sub.clone().unwrap_or_else(|| caller.client_id.clone()),
@@ -554,6 +555,12 @@ async fn parse_and_decide(b: &Broker, caller: &Caller<'_>, form: &Form) -> Resul
         user_permissions,
         now,
     };
+
+    #[cfg(feature = "faults")]
+    if let Some(fault) = b.fault {
+        // A subject token of the broker's own was exchanged already.
+        fault.perturb(&b.policy, &mut x, subject.lineage.is_some());
+    }
 
     // The decision (RFC 8693 §2.1–§2.2.2, §4.1, §4.4; RFC 8707 §2; agent profile).
     let grant =

@@ -45,6 +45,8 @@ use tokio::sync::RwLock;
 
 pub use crate::config::{Catalog, Config};
 pub use crate::error::BrokerError;
+#[cfg(feature = "faults")]
+pub use fourleg_policy::faults::InputFault;
 
 /// One running broker: its configuration and its connections.
 #[derive(Debug)]
@@ -61,7 +63,17 @@ pub struct Broker {
     http: reqwest::Client,
     /// OpenBao answered unsealed at the last look ([`OPENBAO_WATCH`]).
     openbao_up: AtomicBool,
+    /// A policy input fault (kill table only).
+    #[cfg(feature = "faults")]
+    pub(crate) fault: Option<fourleg_policy::faults::InputFault>,
 }
+
+#[cfg(feature = "faults")]
+type PolicyFault = fourleg_policy::faults::InputFault;
+/// Without the `faults` feature no fault exists.
+#[cfg(not(feature = "faults"))]
+#[derive(Debug, Clone, Copy)]
+enum PolicyFault {}
 
 /// How often the broker asks OpenBao whether it is unsealed. Issuing needs
 /// nothing from OpenBao per request (secrets are cached, the signing key is
@@ -73,6 +85,21 @@ impl Broker {
     /// Connects to Postgres and OpenBao and loads the signing key. Fails
     /// when either is unreachable: the broker does not start half-way.
     pub async fn start(config: Config) -> Result<Arc<Self>, BrokerError> {
+        Self::start_inner(config, None).await
+    }
+
+    /// [`Broker::start`] with one rule of the decision broken by its inputs,
+    /// for the broker's kill table: the same faults as the test bed's.
+    #[cfg(feature = "faults")]
+    pub async fn start_with_fault(
+        config: Config,
+        fault: fourleg_policy::faults::InputFault,
+    ) -> Result<Arc<Self>, BrokerError> {
+        Self::start_inner(config, Some(fault)).await
+    }
+
+    #[cfg_attr(not(feature = "faults"), allow(unused_variables))]
+    async fn start_inner(config: Config, fault: Option<PolicyFault>) -> Result<Arc<Self>, BrokerError> {
         let catalog = Catalog::load(&config.catalog)?;
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -102,6 +129,8 @@ impl Broker {
             upstream,
             http,
             openbao_up: AtomicBool::new(true),
+            #[cfg(feature = "faults")]
+            fault,
         });
         let weak = Arc::downgrade(&broker);
         tokio::spawn(watch_openbao(weak));

@@ -37,6 +37,9 @@
 //! token is invalid for this request) except audience and resource
 //! (`invalid_target`) and unknown scope (`invalid_scope`).
 
+#[cfg(feature = "faults")]
+pub mod faults;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use fourleg_core::oauth::ErrorCode;

@@ -89,6 +89,23 @@ pub enum Breakage {
 }
 
 impl Breakage {
+    /// The policy crate's input fault this variant is, if it is one.
+    #[must_use]
+    pub fn input_fault(self) -> Option<fourleg_policy::faults::InputFault> {
+        use fourleg_policy::faults::InputFault as F;
+        Some(match self {
+            Breakage::AudienceNotChecked => F::AudienceNotChecked,
+            Breakage::MayActIgnored => F::MayActIgnored,
+            Breakage::MayActOnlyWithActorToken => F::MayActOnlyWithActorToken,
+            Breakage::CircularDelegationAccepted => F::CircularDelegationAccepted,
+            Breakage::ResourceNotValidated => F::ResourceNotValidated,
+            Breakage::UnknownResourceIgnored => F::UnknownResourceIgnored,
+            Breakage::UnionNotIntersection => F::UnionNotIntersection,
+            Breakage::IntersectionFirstHopOnly => F::IntersectionFirstHopOnly,
+            _ => return None,
+        })
+    }
+
     /// Every switch, in declaration order.
     pub const ALL: [Breakage; 65] = [
         Breakage::SubjectTokenTypeDefaulted,

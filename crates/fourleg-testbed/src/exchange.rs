@@ -11,7 +11,6 @@
 //! extended, scope copied). The policy itself has no switch, so the kill
 //! table that catches every variant also proves the policy.
 
-use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use axum::http::HeaderMap;
@@ -382,52 +381,10 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
 }
 
 /// The broken variants that make one rule of the decision pass by altering
-/// what the policy is told.
+/// what the policy is told: the policy crate's input faults, shared with the
+/// reference broker's kill table.
 fn perturb_inputs(broken: Option<Breakage>, x: &mut Exchange, second_hop: bool) {
-    let all: BTreeSet<String> = catalog().permissions.iter().cloned().collect();
-    // The scope a broken server computes with is what was asked, or what the
-    // subject token held: pinned before the parties' permissions are rewritten.
-    let pin_wanted = |x: &mut Exchange| {
-        if x.scope.is_none() {
-            x.scope = Some(x.subject.scope.clone());
-        }
-    };
-    match broken {
-        Some(Breakage::AudienceNotChecked) => x.subject.aud.push(x.requester.client_id.clone()),
-        Some(Breakage::MayActIgnored) => x.subject.may_act = None,
-        Some(Breakage::MayActOnlyWithActorToken) if x.actor.is_none() => x.subject.may_act = None,
-        Some(Breakage::CircularDelegationAccepted) => {
-            if let Some(a) =
-                x.actor.as_ref().and_then(|a| a.client_id.as_deref().map(|c| Party::new(a.sub.clone(), Some(c))))
-            {
-                x.subject.act.retain(|p| !p.same_as(&a));
-            }
-        }
-        Some(Breakage::ResourceNotValidated) => x.resource.retain(|r| policy::well_formed_resource(r)),
-        Some(Breakage::UnknownResourceIgnored) => {
-            x.resource.retain(|r| !policy::well_formed_resource(r) || catalog().resources.contains_key(r));
-        }
-        // Every party is taken to hold what any of them holds: the union.
-        Some(Breakage::UnionNotIntersection) => {
-            pin_wanted(x);
-            let union: BTreeSet<String> = x
-                .subject
-                .scope
-                .iter()
-                .cloned()
-                .chain(x.requester.baseline.iter().filter(|b| all.contains(*b)).cloned())
-                .collect();
-            x.subject.scope = union.iter().cloned().collect();
-            x.user_permissions = Some(union.clone());
-            x.requester.baseline = union;
-        }
-        // From the second hop on, nobody's permissions narrow the request.
-        Some(Breakage::IntersectionFirstHopOnly) if second_hop => {
-            pin_wanted(x);
-            x.subject.scope = all.iter().cloned().collect();
-            x.user_permissions = Some(all.clone());
-            x.requester.baseline = all;
-        }
-        _ => {}
+    if let Some(fault) = broken.and_then(Breakage::input_fault) {
+        fault.perturb(catalog(), x, second_hop);
     }
 }

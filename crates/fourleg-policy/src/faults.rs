@@ -1,0 +1,109 @@
+//! Input faults: one rule of the decision made to pass by altering what
+//! [`crate::decide`] is told, never `decide` itself. The test bed's kill
+//! table uses them, and so does the reference broker's (built with the
+//! `faults` feature, reachable only through its library API, never through
+//! its configuration), so the same faults are shown to fail the same
+//! scenarios on both servers that call this crate.
+
+use std::collections::BTreeSet;
+
+use crate::{well_formed_resource, Catalog, Exchange, Party};
+
+/// One rule of the decision broken by its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InputFault {
+    /// The requester is put in the subject token's `aud`.
+    AudienceNotChecked,
+    /// The subject token's `may_act` is dropped.
+    MayActIgnored,
+    /// `may_act` is dropped when no actor token is presented.
+    MayActOnlyWithActorToken,
+    /// The acting party is removed from the subject's `act` chain.
+    CircularDelegationAccepted,
+    /// Malformed `resource` values are dropped instead of refused.
+    ResourceNotValidated,
+    /// Unknown `resource` values are dropped instead of refused.
+    UnknownResourceIgnored,
+    /// Every party holds what any of them holds: the union.
+    UnionNotIntersection,
+    /// From the second hop on, nobody's permissions narrow the request.
+    IntersectionFirstHopOnly,
+}
+
+impl InputFault {
+    /// Every fault.
+    pub const ALL: [InputFault; 8] = [
+        InputFault::AudienceNotChecked,
+        InputFault::MayActIgnored,
+        InputFault::MayActOnlyWithActorToken,
+        InputFault::CircularDelegationAccepted,
+        InputFault::ResourceNotValidated,
+        InputFault::UnknownResourceIgnored,
+        InputFault::UnionNotIntersection,
+        InputFault::IntersectionFirstHopOnly,
+    ];
+
+    /// The kill table's id of the variant (kebab-case).
+    #[must_use]
+    pub fn id(self) -> &'static str {
+        match self {
+            InputFault::AudienceNotChecked => "audience-not-checked",
+            InputFault::MayActIgnored => "may-act-ignored",
+            InputFault::MayActOnlyWithActorToken => "may-act-only-with-actor-token",
+            InputFault::CircularDelegationAccepted => "circular-delegation-accepted",
+            InputFault::ResourceNotValidated => "resource-not-validated",
+            InputFault::UnknownResourceIgnored => "unknown-resource-ignored",
+            InputFault::UnionNotIntersection => "union-not-intersection",
+            InputFault::IntersectionFirstHopOnly => "intersection-first-hop-only",
+        }
+    }
+
+    /// Alters `x` as a server with this fault would; `second_hop` is true
+    /// when the subject token was exchanged already (not a login's).
+    pub fn perturb(self, catalog: &Catalog, x: &mut Exchange, second_hop: bool) {
+        let all: BTreeSet<String> = catalog.permissions.iter().cloned().collect();
+        // The scope a broken server computes with is what was asked, or what the
+        // subject token held: pinned before the parties' permissions are rewritten.
+        let pin_wanted = |x: &mut Exchange| {
+            if x.scope.is_none() {
+                x.scope = Some(x.subject.scope.clone());
+            }
+        };
+        match self {
+            InputFault::AudienceNotChecked => x.subject.aud.push(x.requester.client_id.clone()),
+            InputFault::MayActIgnored => x.subject.may_act = None,
+            InputFault::MayActOnlyWithActorToken if x.actor.is_none() => x.subject.may_act = None,
+            InputFault::CircularDelegationAccepted => {
+                if let Some(a) =
+                    x.actor.as_ref().and_then(|a| a.client_id.as_deref().map(|c| Party::new(a.sub.clone(), Some(c))))
+                {
+                    x.subject.act.retain(|p| !p.same_as(&a));
+                }
+            }
+            InputFault::ResourceNotValidated => x.resource.retain(|r| well_formed_resource(r)),
+            InputFault::UnknownResourceIgnored => {
+                x.resource.retain(|r| !well_formed_resource(r) || catalog.resources.contains_key(r));
+            }
+            InputFault::UnionNotIntersection => {
+                pin_wanted(x);
+                let union: BTreeSet<String> = x
+                    .subject
+                    .scope
+                    .iter()
+                    .cloned()
+                    .chain(x.requester.baseline.iter().filter(|b| all.contains(*b)).cloned())
+                    .collect();
+                x.subject.scope = union.iter().cloned().collect();
+                x.user_permissions = Some(union.clone());
+                x.requester.baseline = union;
+            }
+            InputFault::IntersectionFirstHopOnly if second_hop => {
+                pin_wanted(x);
+                x.subject.scope = all.iter().cloned().collect();
+                x.user_permissions = Some(all.clone());
+                x.requester.baseline = all;
+            }
+            InputFault::MayActOnlyWithActorToken | InputFault::IntersectionFirstHopOnly => {}
+        }
+    }
+}
