@@ -134,7 +134,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 32] = [
+pub const TABLE: [CheckSpec; 33] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -283,7 +283,13 @@ pub const TABLE: [CheckSpec; 32] = [
         name: "error_shape",
         args: &[],
         args_doc: "",
-        passes: "a JSON error with `error`, status 400; 401 only for `invalid_client`, and then with `WWW-Authenticate` when the client used the Authorization header (RFC 6749 §5.2)",
+        passes: "a JSON error with `error`, status 400, or 401 for `invalid_client` (RFC 6749 §5.2; the Authorization-header challenge is `basic_challenge`'s)",
+    },
+    CheckSpec {
+        name: "basic_challenge",
+        args: &[],
+        args_doc: "",
+        passes: "a client refused after authenticating with the Authorization header (HTTP Basic) gets 401 with `WWW-Authenticate` naming the Basic scheme (RFC 6749 §5.2); not-applicable when the client authenticated otherwise",
     },
     CheckSpec {
         name: "error_if_refused",
@@ -337,6 +343,19 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// RFC 6749 §5.2: the client authenticated with the `Authorization` header.
 fn used_authorization_header(o: &Outcome) -> bool {
     o.evidence.auth.starts_with("client_secret_basic")
+}
+
+/// Whether a `WWW-Authenticate` value holds a challenge of the Basic scheme
+/// (RFC 9110 §11.6.1: comma-separated challenges, scheme case-insensitive).
+fn challenges_basic(header: &str) -> bool {
+    header
+        .split(',')
+        .any(|part| part.trim().split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic")))
+}
+
+/// A header value shortened for a message (it came from the target).
+fn scrub_header(h: &str) -> String {
+    h.chars().filter(|c| !c.is_control()).take(120).collect()
 }
 
 /// A refusal of the client itself (RFC 6749 §5.2 `invalid_client`, or 401).
@@ -825,28 +844,47 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Some(o) => {
                 let json = o.headers.get("content-type").is_some_and(|c| c.contains("json"));
                 let invalid_client = o.error() == Some("invalid_client");
-                let basic = used_authorization_header(o);
                 match (json, o.error(), o.status) {
                     (false, _, _) => Fail(format!("the {} error response is not JSON", o.status)),
                     (_, None, _) => Fail(format!("the {} error response has no `error` string", o.status)),
-                    (true, Some(e), 400) if invalid_client && basic => Fail(format!(
-                        "400 {e}, but the client authenticated with the Authorization header, so RFC 6749 §5.2 wants 401 with WWW-Authenticate"
-                    )),
                     (true, Some(e), 400) => Pass(format!("400 with JSON error {e}")),
-                    (true, Some(e), 401) if invalid_client => {
-                        if basic && !o.headers.contains_key("www-authenticate") {
-                            Fail(format!(
-                                "401 {e} without WWW-Authenticate, although the client authenticated with the Authorization header (RFC 6749 §5.2)"
-                            ))
-                        } else {
-                            Pass(format!("401 with JSON error {e}"))
-                        }
-                    }
+                    (true, Some(e), 401) if invalid_client => Pass(format!("401 with JSON error {e}")),
                     (true, Some(e), status) => Fail(format!(
                         "status {status} with error {e} (RFC 6749 §5.2 wants 400, or 401 for invalid_client)"
                     )),
                 }
             }
+        },
+        // RFC 6749 §5.2: "If the client attempted to authenticate via the
+        // Authorization request header field, the authorization server MUST
+        // respond with an HTTP 401 (Unauthorized) status code and include the
+        // WWW-Authenticate response header field matching the authentication
+        // scheme used by the client."
+        "basic_challenge" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if !used_authorization_header(o) => NotApplicable(format!(
+                "the client authenticated without the Authorization header ({}): no challenge is due",
+                o.evidence.auth
+            )),
+            Some(o) if o.is_success() => Untestable("the request succeeded; no refusal to check".into()),
+            Some(o) if !client_refused(o) => Untestable(format!(
+                "refused for another reason ({} {}), not the client's authentication",
+                o.status,
+                o.error().unwrap_or("")
+            )),
+            Some(o) if o.status != 401 => Fail(format!(
+                "{} {}: the client authenticated with HTTP Basic, so RFC 6749 §5.2 wants 401",
+                o.status,
+                o.error().unwrap_or("")
+            )),
+            Some(o) => match o.headers.get("www-authenticate") {
+                None => Fail("401 without WWW-Authenticate after HTTP Basic client authentication".into()),
+                Some(h) if challenges_basic(h) => Pass(format!("401 with WWW-Authenticate: {}", scrub_header(h))),
+                Some(h) => Fail(format!(
+                    "401 with WWW-Authenticate: {}, which does not name the Basic scheme the client used",
+                    scrub_header(h)
+                )),
+            },
         },
         // RFC 7009 §2.2: 200 for a revoked (or invalid) token. §2: access-token
         // revocation is a SHOULD, and a server without it answers
@@ -1203,17 +1241,53 @@ mod tests {
         assert!(matches!(on("error_shape", &ok400, &p, None), Verdict::Pass(_)));
         let post401 = outcome(401, json!({"error": "invalid_client"}), &json, "client_secret_post as agent");
         assert!(matches!(on("error_shape", &post401, &p, None), Verdict::Pass(_)));
+        // The Authorization-header challenge is another rule's (basic_challenge).
         let basic401_no_header = outcome(401, json!({"error": "invalid_client"}), &json, basic);
-        assert!(matches!(on("error_shape", &basic401_no_header, &p, None), Verdict::Fail(_)));
+        assert!(matches!(on("error_shape", &basic401_no_header, &p, None), Verdict::Pass(_)));
         let basic401 =
             outcome(401, json!({"error": "invalid_client"}), &[json[0], ("www-authenticate", "Basic")], basic);
         assert!(matches!(on("error_shape", &basic401, &p, None), Verdict::Pass(_)));
         let basic400_client = outcome(400, json!({"error": "invalid_client"}), &json, basic);
-        assert!(matches!(on("error_shape", &basic400_client, &p, None), Verdict::Fail(_)));
+        assert!(matches!(on("error_shape", &basic400_client, &p, None), Verdict::Pass(_)));
         let other401 = outcome(401, json!({"error": "unauthorized_client"}), &json, "none");
         assert!(matches!(on("error_shape", &other401, &p, None), Verdict::Fail(_)));
         let forbidden = outcome(403, json!({"error": "access_denied"}), &json, "none");
         assert!(matches!(on("error_shape", &forbidden, &p, None), Verdict::Fail(_)));
+    }
+
+    /// RFC 6749 §5.2: after HTTP Basic, 401 with a Basic challenge; near
+    /// misses (no header, another scheme, 400) fail; other client
+    /// authentication methods owe no challenge.
+    #[test]
+    fn basic_challenge_follows_rfc_6749_section_5_2() {
+        let p = profile();
+        let json = ("content-type", "application/json");
+        let basic = "client_secret_basic as agent";
+        let err = json!({"error": "invalid_client"});
+        let v = |o: &Outcome| on("basic_challenge", o, &p, None);
+        assert!(matches!(
+            v(&outcome(401, err.clone(), &[json, ("www-authenticate", "Basic realm=\"x\"")], basic)),
+            Verdict::Pass(_)
+        ));
+        assert!(matches!(
+            v(&outcome(401, err.clone(), &[json, ("www-authenticate", "Bearer, basic realm=x")], basic)),
+            Verdict::Pass(_)
+        ));
+        assert!(matches!(v(&outcome(401, err.clone(), &[json], basic)), Verdict::Fail(_)));
+        assert!(matches!(
+            v(&outcome(401, err.clone(), &[json, ("www-authenticate", "Bearer")], basic)),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(v(&outcome(400, err.clone(), &[json], basic)), Verdict::Fail(_)));
+        assert!(matches!(
+            v(&outcome(401, err.clone(), &[json], "client_secret_post as agent")),
+            Verdict::NotApplicable(_)
+        ));
+        assert!(matches!(v(&outcome(200, json!({"access_token": "x"}), &[json], basic)), Verdict::Untestable(_)));
+        assert!(matches!(
+            v(&outcome(400, json!({"error": "invalid_request"}), &[json], basic)),
+            Verdict::Untestable(_)
+        ));
     }
 
     /// RFC 7009 §2: access-token revocation is a SHOULD, and §2.2.1 makes

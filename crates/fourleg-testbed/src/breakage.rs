@@ -30,6 +30,9 @@ pub enum Breakage {
     ScopeNotReported,
     NoCacheControl,
     ErrorsNotJson,
+    NoBasicChallenge,
+    BasicChallengeWrongScheme,
+    BasicRefusedAsBadRequest,
     MetadataWithoutJwksUri,
     GrantNotAdvertised,
     // --- client authentication ---
@@ -107,7 +110,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 65] = [
+    pub const ALL: [Breakage; 68] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -124,6 +127,9 @@ impl Breakage {
         Breakage::ScopeNotReported,
         Breakage::NoCacheControl,
         Breakage::ErrorsNotJson,
+        Breakage::NoBasicChallenge,
+        Breakage::BasicChallengeWrongScheme,
+        Breakage::BasicRefusedAsBadRequest,
         Breakage::MetadataWithoutJwksUri,
         Breakage::GrantNotAdvertised,
         Breakage::ClientSecretNotChecked,
@@ -195,6 +201,9 @@ impl Breakage {
             Breakage::ScopeNotReported => "The response never reports `scope`, even when it differs from the request (RFC 8693 §2.2.1).",
             Breakage::NoCacheControl => "Token responses lack `Cache-Control: no-store` (RFC 6749 §5.1).",
             Breakage::ErrorsNotJson => "Error responses are plain text with status 403 (RFC 6749 §5.2).",
+            Breakage::NoBasicChallenge => "A failed HTTP Basic client authentication gets 401 invalid_client without `WWW-Authenticate` (RFC 6749 §5.2).",
+            Breakage::BasicChallengeWrongScheme => "A failed HTTP Basic client authentication gets 401 with `WWW-Authenticate: Bearer`, not the scheme the client used (RFC 6749 §5.2).",
+            Breakage::BasicRefusedAsBadRequest => "A failed HTTP Basic client authentication gets 400 invalid_client, not 401 (RFC 6749 §5.2).",
             Breakage::MetadataWithoutJwksUri => "The metadata does not list `jwks_uri` (RFC 8414 §2).",
             Breakage::GrantNotAdvertised => "`grant_types_supported` does not advertise token exchange (agent profile).",
             Breakage::ClientSecretNotChecked => "A confidential client's secret is not checked at the token endpoint (RFC 6749 §3.2.1).",

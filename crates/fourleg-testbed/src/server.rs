@@ -90,11 +90,26 @@ impl OAuthError {
         if broken == Some(Breakage::ErrorsNotJson) {
             return (StatusCode::FORBIDDEN, format!("{}: {}", self.error, self.description)).into_response();
         }
-        let mut r =
-            (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response();
+        let status = if broken == Some(Breakage::BasicRefusedAsBadRequest) && self.error == ErrorCode::InvalidClient
+        {
+            StatusCode::BAD_REQUEST
+        } else {
+            self.status
+        };
+        let mut r = (status, Json(json!({"error": self.error, "error_description": self.description}))).into_response();
         no_store(r.headers_mut(), broken);
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"testbed\""));
+        if status == StatusCode::UNAUTHORIZED {
+            match broken {
+                Some(Breakage::NoBasicChallenge) => {}
+                Some(Breakage::BasicChallengeWrongScheme) => {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"testbed\""));
+                }
+                _ => {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"testbed\""));
+                }
+            }
         }
         r
     }

@@ -116,7 +116,11 @@ fn expected(b: Breakage) -> Expect {
             pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
         },
         B::NoCacheControl => rules(&["RFC6749-5.1-no-store"]),
+        B::NoBasicChallenge | B::BasicChallengeWrongScheme | B::BasicRefusedAsBadRequest => {
+            rules(&["RFC6749-5.2-basic-challenge"])
+        }
         B::ErrorsNotJson => rules(&[
+            "RFC6749-5.2-basic-challenge",
             "RFC6749-5.2-invalid-client",
             "RFC6749-5.2-shape",
             "RFC6749-5.2-unauthorized-client",
@@ -138,7 +142,11 @@ fn expected(b: Breakage) -> Expect {
         B::ClientSecretNotChecked => Expect {
             untestable_except: None,
             rules: &["RFC6749-3.2.1-client-auth", "RFC6749-5.2-invalid-client"],
-            pairs: &[("client-authentication-required", "RFC6749-5.2-shape")],
+            pairs: &[
+                ("client-authentication-required", "RFC6749-5.2-shape"),
+                // The wrong secret is accepted: no refusal whose challenge to check.
+                ("client-authentication-required", "RFC6749-5.2-basic-challenge"),
+            ],
         },
         // Still refused on the audience, but no longer with unauthorized_client.
         B::PublicClientMayExchange => rules(&["RFC6749-5.2-unauthorized-client"]),
