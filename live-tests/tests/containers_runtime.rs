@@ -124,6 +124,12 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     let out = run(&bin, &["run", "--target", "keycloak", "--json", in_containers.to_str().unwrap()], &st);
     ok(&out, "fourleg run --target keycloak (containers)");
     eprintln!("keycloak suite in containers: {:.1}s", t.elapsed().as_secs_f64());
+    // The reference broker, a host process here too: every scenario passes,
+    // logout included (Keycloak's container posts the back-channel logout
+    // token to the broker at the lab network's gateway).
+    let t = Instant::now();
+    ok(&run(&bin, &["run", "--target", "broker"], &st), "fourleg run --target broker (containers)");
+    eprintln!("broker suite in containers: {:.1}s", t.elapsed().as_secs_f64());
 
     // The same suite on the native runtime.
     let t = Instant::now();

@@ -19,6 +19,11 @@ use crate::error::BrokerError;
 pub struct Config {
     /// `host:port` to listen on.
     pub listen: String,
+    /// Further `host:port`s to listen on: the lab's containers runtime adds
+    /// its network's gateway, where Keycloak's container posts back-channel
+    /// logout tokens.
+    #[serde(default)]
+    pub also_listen: Vec<String>,
     /// The broker's issuer identifier (RFC 8414 §2), its base URL.
     pub issuer: String,
     /// The catalog file (relative paths are relative to this file).

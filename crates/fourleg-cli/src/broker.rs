@@ -15,22 +15,39 @@ pub async fn serve(file: &Path, listen: Option<&str>) -> anyhow::Result<u8> {
     if let Some(l) = listen {
         l.clone_into(&mut config.listen);
     }
-    let addr = config.listen.clone();
+    let addrs: Vec<String> = std::iter::once(config.listen.clone()).chain(config.also_listen.clone()).collect();
     let broker = fourleg_broker::Broker::start(config)
         .await
         .with_context(|| format!("starting the broker from {}", file.display()))?;
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
-    eprintln!("fourleg broker: listening on http://{addr} (issuer {})", broker.config.issuer);
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    let mut listeners = Vec::new();
+    for addr in &addrs {
+        listeners.push(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?);
+    }
+    eprintln!("fourleg broker: listening on http://{} (issuer {})", addrs.join(", http://"), broker.config.issuer);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        servers.spawn(fourleg_broker::serve(std::sync::Arc::clone(&broker), listener, shutdown));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        // A listener that fails ends the broker (its error below).
+        Some(done) = servers.join_next() => {
+            done.context("a listener's task")?.context("serving")?;
         }
-        eprintln!("fourleg broker: stopping");
-    };
-    fourleg_broker::serve(broker, listener, shutdown).await.context("serving")?;
+    }
+    eprintln!("fourleg broker: stopping");
+    let _ = stop.send(true);
+    while let Some(done) = servers.join_next().await {
+        done.context("a listener's task")?.context("serving")?;
+    }
     Ok(exit::OK)
 }
 

@@ -39,6 +39,9 @@ pub struct BrokerPlan {
     pub openbao_url: String,
     /// Keycloak's base URL (the lab realm's issuer is under it).
     pub keycloak_url: String,
+    /// Where the services reach the host, when not on loopback (containers:
+    /// the lab network's gateway): the broker listens there too.
+    pub host_address: Option<String>,
     pub log: PathBuf,
 }
 
@@ -51,6 +54,7 @@ pub fn render_config(config: &LabConfig, plan: &BrokerPlan, fixture: &BaoFixture
 # A replica: `fourleg broker --config {this} --listen 127.0.0.1:<port>`
 # with ${env} set to the broker's Postgres password.
 listen = "{LOOPBACK}:{port}"
+also_listen = [{also}]
 issuer = "http://{LOOPBACK}:{port}"
 catalog = {catalog}
 
@@ -72,6 +76,7 @@ transit_mount = "{transit}"
 wrap_key = "broker-keywrap"
 "#,
         this = config_path(config).display(),
+        also = plan.host_address.as_ref().map(|h| toml_string(&format!("{h}:{}", plan.port))).unwrap_or_default(),
         env = PASSWORD_ENV,
         port = plan.port,
         catalog = q(&config.fixtures_dir.join("broker/catalog.toml")),
@@ -145,6 +150,12 @@ pub fn start(config: &LabConfig, plan: &BrokerPlan, creds: &Credentials, progres
     Ok(Started { record, child: Some(child) })
 }
 
+/// Where the services post back-channel logout tokens to the broker.
+#[must_use]
+pub fn backchannel_logout_url(plan: &BrokerPlan) -> String {
+    format!("http://{}:{}/backchannel-logout", plan.host_address.as_deref().unwrap_or(LOOPBACK), plan.port)
+}
+
 /// Whether the broker answers `/health` with 200 (Postgres and OpenBao reachable).
 pub async fn healthy(url: &str) -> bool {
     crate::health::http()
@@ -168,12 +179,15 @@ mod tests {
             postgres_port: 5433,
             openbao_url: "http://127.0.0.1:8200/".into(),
             keycloak_url: "http://127.0.0.1:8080".into(),
+            host_address: Some("172.18.0.1".into()),
             log: dir.path().join("broker.log"),
         };
         let text = render_config(&config, &plan, &fixture);
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(v["upstream"]["issuer"].as_str(), Some("http://127.0.0.1:8080/realms/fourleg"));
         assert_eq!(v["postgres"]["password_env"].as_str(), Some(PASSWORD_ENV));
+        assert_eq!(v["also_listen"][0].as_str(), Some("172.18.0.1:9100"));
+        assert_eq!(backchannel_logout_url(&plan), "http://172.18.0.1:9100/backchannel-logout");
         assert!(v["openbao"]["approle_file"].as_str().unwrap().contains("lab \"quoted\""));
         assert!(!text.contains("secret_id") && !text.contains("password ="), "{text}");
     }

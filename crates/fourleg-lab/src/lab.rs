@@ -362,13 +362,20 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
     // Keycloak tells the broker when a user's session ends (OpenID Connect
     // Back-Channel Logout 1.0): set whenever either of them (re)starts, since
     // the broker's port may have changed while Keycloak kept running.
+    let plan = crate::broker::BrokerPlan {
+        port: ports["broker"],
+        postgres_port: pg_up.record.port,
+        openbao_url: bao_up.record.url.clone(),
+        keycloak_url: kc_up.record.url.clone(),
+        host_address: runtime.host_address().await?,
+        log: config.log_path(Service::Broker),
+    };
     let broker_running = state_has_running(&shared, &*runtime, Service::Broker).await;
     if !kc_up.reused || !broker_running {
-        let broker_url = format!("http://{}:{}", crate::LOOPBACK, ports["broker"]);
         provision::keycloak::set_backchannel_logout(
             &kc_up.record.url,
             &creds.keycloak_admin,
-            &format!("{broker_url}/backchannel-logout"),
+            &crate::broker::backchannel_logout_url(&plan),
         )
         .await?;
     }
@@ -390,13 +397,6 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
             progress.step(Service::Broker, "still not healthy: restarting it");
             stop(&*runtime, &rec).await?;
         }
-        let plan = crate::broker::BrokerPlan {
-            port: ports["broker"],
-            postgres_port: pg_up.record.port,
-            openbao_url: bao_up.record.url.clone(),
-            keycloak_url: kc_up.record.url.clone(),
-            log: config.log_path(Service::Broker),
-        };
         let started = crate::broker::start(config, &plan, &creds, progress)?;
         let mut started = keep(&shared, started).await?;
         progress.step(Service::Broker, "waiting for /health (Postgres and OpenBao reached, signing key loaded)");

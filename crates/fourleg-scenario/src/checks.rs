@@ -350,7 +350,7 @@ fn used_authorization_header(o: &Outcome) -> bool {
 fn challenges_basic(header: &str) -> bool {
     header
         .split(',')
-        .any(|part| part.trim().split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic")))
+        .any(|part| part.split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic")))
 }
 
 /// A header value shortened for a message (it came from the target).

@@ -90,8 +90,7 @@ impl OAuthError {
         if broken == Some(Breakage::ErrorsNotJson) {
             return (StatusCode::FORBIDDEN, format!("{}: {}", self.error, self.description)).into_response();
         }
-        let status = if broken == Some(Breakage::BasicRefusedAsBadRequest) && self.error == ErrorCode::InvalidClient
-        {
+        let status = if broken == Some(Breakage::BasicRefusedAsBadRequest) && self.error == ErrorCode::InvalidClient {
             StatusCode::BAD_REQUEST
         } else {
             self.status

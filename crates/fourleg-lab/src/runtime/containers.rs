@@ -394,6 +394,22 @@ impl ContainersRuntime {
         Ok(scope)
     }
 
+    /// The lab network's gateway: the host as the containers reach it.
+    async fn network_gateway(&self) -> Result<Option<String>> {
+        let docker = self.docker_answering().await?;
+        let scope = self.scope()?;
+        self.ensure_network(&docker, &scope).await?;
+        let net = docker
+            .inspect_network(&scope.network(), None::<testcontainers::bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .map_err(|e| engine_error("inspecting the lab network", &e))?;
+        Ok(net
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().find_map(|c| c.gateway))
+            .filter(|g| g.parse::<std::net::Ipv4Addr>().is_ok()))
+    }
+
     /// Creates the lab network unless it exists.
     async fn ensure_network(&self, docker: &Docker, scope: &LabScope) -> Result<()> {
         let _held = self.network.lock().await;
@@ -1071,6 +1087,10 @@ async fn pull(
 impl Runtime for ContainersRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Containers
+    }
+
+    async fn host_address(&self) -> Result<Option<String>> {
+        self.network_gateway().await
     }
 
     fn check(&self) -> Result<()> {

@@ -102,6 +102,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Starts Keycloak against the lab's Postgres.
     async fn start_keycloak(&self, plan: &KeycloakPlan, progress: &dyn Progress) -> Result<Started>;
 
+    /// The address at which the services reach a process on the host (the
+    /// reference broker, for Keycloak's back-channel logout), when it is not
+    /// loopback: for containers, the lab network's gateway. `None` (native):
+    /// the services share the host's loopback.
+    async fn host_address(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Whether the service of `record` still runs.
     fn is_running(&self, record: &ServiceRecord) -> bool;
 
