@@ -10,6 +10,10 @@
 //!   answer is a token or a 503, and afterwards every token that was answered
 //!   has its lineage row and its audit row. Each time the dependency comes
 //!   back, the same broker process issues again (no restart).
+//! - **Key rotation.** `fourleg lab broker-rotate-key`: a replica reloading
+//!   every second signs with the new key; the lab's broker verifies the new
+//!   key's tokens at once (an unknown `kid` reloads the keys) and the old
+//!   key's tokens still introspect active.
 //! - **Kill table.** Each of the policy crate's input faults (the test bed's
 //!   kill-table variants that break the shared decision) in an in-process
 //!   broker makes fail every scenario `reports/kill-table.md` lists for it;
@@ -310,6 +314,9 @@ async fn replicas_share_revocation_and_every_dependency_fails_closed() -> anyhow
     // 3. The kill table of the shared policy, on the broker.
     kill_table(&config, &broker_toml).await?;
 
+    // 4. Key rotation across replicas.
+    key_rotation(&config, &lab, &a, &broker_toml, &password).await?;
+
     // Nothing but tokens and 503s; every token answered has its lineage and audit rows.
     let (ok, unavailable, other) = counts(&seen);
     eprintln!("load answers: {ok} tokens, {unavailable} unavailable, {other} other");
@@ -424,5 +431,64 @@ async fn kill_table(config: &fourleg_lab::LabConfig, broker_toml: &std::path::Pa
         let survived: Vec<&String> = want.difference(&failing).collect();
         assert!(survived.is_empty(), "{} on the broker: scenarios that still pass: {survived:?}", fault.id());
     }
+    Ok(())
+}
+
+/// The `kid` of a JWT's header.
+fn kid(jwt: &str) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let head = jwt.split('.').next().context("not a JWT")?;
+    let v: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head)?)?;
+    Ok(v["kid"].as_str().context("no kid")?.to_owned())
+}
+
+async fn client_token(lab: &Lab, broker: &str) -> anyhow::Result<String> {
+    let r = lab
+        .http
+        .post(format!("{broker}/token"))
+        .basic_auth("agent", Some(lab.secret("agent")))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "client credentials at {broker}: {}", r.status());
+    let body: Value = r.json().await?;
+    Ok(body["access_token"].as_str().context("access_token")?.to_owned())
+}
+
+async fn key_rotation(
+    config: &fourleg_lab::LabConfig,
+    lab: &Lab,
+    a: &str,
+    broker_toml: &std::path::Path,
+    password: &str,
+) -> anyhow::Result<()> {
+    let before = client_token(lab, a).await?;
+    let old_kid = kid(&before)?;
+    let text = std::fs::read_to_string(broker_toml)?;
+    let d_toml = config.state_path("broker/broker-d.toml");
+    std::fs::write(&d_toml, text.replacen("listen = ", "key_reload_s = 1\nlisten = ", 1))?;
+    let (_d_proc, d) = replica(&d_toml, password, &config.state_path("logs/broker-d.log")).await?;
+    let rotated = Command::new(fourleg_binary())
+        .args(["lab", "broker-rotate-key", "--state-dir"])
+        .arg(&config.state_dir)
+        .output()?;
+    ensure!(rotated.status.success(), "broker-rotate-key: {}", String::from_utf8_lossy(&rotated.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let t = client_token(lab, &d).await?;
+        if kid(&t)? != old_kid {
+            break t;
+        }
+        ensure!(Instant::now() < deadline, "replica D still signs with {old_kid} 30 s after the rotation");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // The lab's broker (30 s reload) meets the new kid first here: it reloads at once.
+    let (_, new_at_a) = lab.introspect(a, "downstream-api", &after).await?;
+    assert_eq!(new_at_a["active"], true, "the new key's token at the lab's broker: {new_at_a}");
+    let (_, old_at_a) = lab.introspect(a, "downstream-api", &before).await?;
+    assert_eq!(old_at_a["active"], true, "a token of the retired key: {old_at_a}");
+    let jwks: Value = lab.http.get(format!("{a}/jwks")).send().await?.json().await?;
+    let kids: Vec<&str> = jwks["keys"].as_array().context("keys")?.iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&kid(&after)?.as_str()), "JWKS {kids:?}");
     Ok(())
 }

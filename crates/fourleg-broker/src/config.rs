@@ -28,6 +28,11 @@ pub struct Config {
     pub issuer: String,
     /// The catalog file (relative paths are relative to this file).
     pub catalog: PathBuf,
+    /// Seconds between two reloads of the signing keys from Postgres, so a
+    /// rotation (`fourleg lab broker-rotate-key`) reaches every replica; a
+    /// token of its own with an unknown `kid` reloads at once.
+    #[serde(default = "default_key_reload")]
+    pub key_reload_s: u64,
     pub upstream: Upstream,
     pub postgres: Postgres,
     pub openbao: Openbao,
@@ -54,6 +59,10 @@ pub struct Upstream {
     /// what a stream of forged `kid`s can make the broker do).
     #[serde(default = "default_jwks_refetch")]
     pub jwks_min_refetch_s: u64,
+}
+
+fn default_key_reload() -> u64 {
+    30
 }
 
 fn default_jwks_ttl() -> u64 {

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use fourleg_core::jose::VerifyError;
 use fourleg_core::jwt;
 use fourleg_core::oauth::{ErrorCode, ErrorCode as E, GrantType, TokenType};
 use fourleg_core::Secret;
@@ -249,7 +250,16 @@ impl Broker {
         let unverified = jwt::decode(token).map_err(|e| invalid(e.to_string()))?;
         let iss = unverified.claims["iss"].as_str().unwrap_or_default().to_owned();
         if iss == self.config.issuer {
-            let v = self.keys.read().await.verify(token).map_err(|e| invalid(e.to_string()))?;
+            let first = self.keys.read().await.verify(token);
+            let v = match first {
+                // Signed by a key another replica rotated in: load the keys again.
+                Err(VerifyError::UnknownKid(_)) => {
+                    self.reload_keys_bounded().await?;
+                    self.keys.read().await.verify(token)
+                }
+                other => other,
+            }
+            .map_err(|e| invalid(e.to_string()))?;
             let jti = str_claim(&v.claims, "jti").ok_or_else(|| invalid("no jti".into()))?;
             let lineage = self.store.lineage(&jti).await?.ok_or_else(|| invalid("not issued here".into()))?;
             if for_exchange && !lineage.active {

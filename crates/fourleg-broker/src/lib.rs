@@ -39,7 +39,7 @@ pub mod vault;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::RwLock;
 
@@ -63,6 +63,8 @@ pub struct Broker {
     http: reqwest::Client,
     /// OpenBao answered unsealed at the last look ([`OPENBAO_WATCH`]).
     openbao_up: AtomicBool,
+    /// When the signing keys were last loaded.
+    keys_loaded: tokio::sync::Mutex<Instant>,
     /// A policy input fault (kill table only).
     #[cfg(feature = "faults")]
     pub(crate) fault: Option<fourleg_policy::faults::InputFault>,
@@ -129,12 +131,30 @@ impl Broker {
             upstream,
             http,
             openbao_up: AtomicBool::new(true),
+            keys_loaded: tokio::sync::Mutex::new(Instant::now()),
             #[cfg(feature = "faults")]
             fault,
         });
         let weak = Arc::downgrade(&broker);
         tokio::spawn(watch_openbao(weak));
         Ok(broker)
+    }
+
+    /// Loads the signing keys again from Postgres (after a rotation).
+    pub async fn reload_keys(&self) -> Result<(), BrokerError> {
+        let keys = keys::Keys::load(&self.store, &self.vault).await?;
+        *self.keys.write().await = keys;
+        *self.keys_loaded.lock().await = Instant::now();
+        Ok(())
+    }
+
+    /// Reloads the keys unless they were loaded within the last second (a
+    /// stream of tokens with made-up `kid`s costs at most one load a second).
+    pub(crate) async fn reload_keys_bounded(&self) -> Result<(), BrokerError> {
+        if self.keys_loaded.lock().await.elapsed() < Duration::from_secs(1) {
+            return Ok(());
+        }
+        self.reload_keys().await
     }
 
     /// `Err` while OpenBao is sealed or unreachable: nothing is issued then.
@@ -158,6 +178,14 @@ async fn watch_openbao(broker: Weak<Broker>) {
     loop {
         tokio::time::sleep(OPENBAO_WATCH).await;
         let Some(b) = broker.upgrade() else { return };
+        let reload = Duration::from_secs(b.config.key_reload_s.max(1));
+        if b.keys_loaded.lock().await.elapsed() >= reload {
+            if let Err(e) = b.reload_keys().await {
+                // The keys in memory stay in use; the next round tries again.
+                *b.keys_loaded.lock().await = Instant::now();
+                eprintln!("fourleg broker: reloading the signing keys: {e}");
+            }
+        }
         let up = b.vault.healthy().await;
         if b.openbao_up.swap(up, Ordering::Relaxed) != up {
             eprintln!(

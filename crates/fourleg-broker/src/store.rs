@@ -282,6 +282,14 @@ impl Store {
         Ok(())
     }
 
+    /// Retires the active signing key (key rotation): the next
+    /// [`Store::signing_keys`] creates a new one; the retired key stays
+    /// published for a day, longer than any token it signed lives.
+    pub async fn retire_active_keys(&self) -> Result<u64, BrokerError> {
+        let c = self.client().await?;
+        Ok(c.execute("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL", &[]).await?)
+    }
+
     /// The signing keys, under an advisory lock so that replicas starting
     /// together create one key, not several: `create` makes the wrapped key
     /// when none is active.

@@ -51,9 +51,8 @@ pub async fn serve(file: &Path, listen: Option<&str>) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// Disables (revoking what the client holds, and what was exchanged from it)
-/// or enables a client at the lab's broker, through its Postgres store.
-pub async fn set_client_enabled(lab: &LabConfig, client_id: &str, enabled: bool) -> anyhow::Result<u8> {
+/// The lab broker's configuration, with its Postgres password set for this process.
+fn lab_broker(lab: &LabConfig) -> anyhow::Result<fourleg_broker::Config> {
     let file = fourleg_lab::broker::config_path(lab);
     let config = fourleg_broker::Config::load(&file)
         .with_context(|| format!("the lab's broker is not configured ({}); run `fourleg up`", file.display()))?;
@@ -62,6 +61,28 @@ pub async fn set_client_enabled(lab: &LabConfig, client_id: &str, enabled: bool)
     // The store reads its password from the variable the file names; this
     // process sets it for itself only.
     std::env::set_var(&config.postgres.password_env, creds.postgres_broker.expose());
+    Ok(config)
+}
+
+/// Retires the active signing key and makes a new one (see `fourleg lab broker-rotate-key`).
+pub async fn rotate_key(lab: &LabConfig) -> anyhow::Result<u8> {
+    let config = lab_broker(lab)?;
+    let store = fourleg_broker::store::Store::new(&config.postgres)?;
+    let http = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10)).build()?;
+    let vault = fourleg_broker::vault::Vault::new(&config.openbao, http);
+    let retired = store.retire_active_keys().await?;
+    fourleg_broker::keys::Keys::load(&store, &vault).await?;
+    eprintln!(
+        "retired {retired} signing key(s) (still published for a day); a new key is active; brokers sign with it within {} s",
+        config.key_reload_s
+    );
+    Ok(exit::OK)
+}
+
+/// Disables (revoking what the client holds, and what was exchanged from it)
+/// or enables a client at the lab's broker, through its Postgres store.
+pub async fn set_client_enabled(lab: &LabConfig, client_id: &str, enabled: bool) -> anyhow::Result<u8> {
+    let config = lab_broker(lab)?;
     let store = fourleg_broker::store::Store::new(&config.postgres)?;
     if enabled {
         store.enable_client(client_id).await?;

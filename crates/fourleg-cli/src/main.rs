@@ -248,6 +248,13 @@ enum LabCommand {
         #[arg(long)]
         enable: bool,
     },
+    /// Rotate the lab broker's signing key: the active key is retired (still
+    /// published, so the tokens it signed keep verifying), a new one is made,
+    /// wrapped by OpenBao Transit and stored; every replica signs with it
+    /// within its `key_reload_s`.
+    ///
+    /// Example:  fourleg lab broker-rotate-key
+    BrokerRotateKey,
 }
 
 #[derive(Debug, Args)]
@@ -544,6 +551,7 @@ async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8>
             }
             broker::set_client_enabled(&config, &client_id, enable).await
         }
+        Command::Lab { command: LabCommand::BrokerRotateKey } => broker::rotate_key(&config).await,
         Command::Broker { config: file, listen } => broker::serve(&file, listen.as_deref()).await,
         Command::Down { purge } => {
             let report = fourleg_lab::down(&config, purge).await?;
