@@ -93,6 +93,8 @@ async fn the_html_matrix_works_in_chromium() -> anyhow::Result<()> {
     driver.screenshot("matrix-100x6.png").await?;
     assert!(driver.severe_logs().await?.is_empty());
     driver.quit().await;
+    // The pages were written for this test alone.
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
