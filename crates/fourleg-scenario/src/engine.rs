@@ -917,8 +917,10 @@ impl Grader<'_> {
         let ((ok_status, message), figure) = self.assess(e, out, vars);
         let level = self.registry.get(&e.rule).map_or(Level::Must, |r| r.level);
         let status = if ok_status == Status::Fail { level.on_failure() } else { ok_status };
+        // The expectation's message describes the failure: it heads what was
+        // not met, never a check that did not apply (that says why itself).
         let message = match (&e.message, status) {
-            (Some(m), s) if s != Status::Pass => format!("{m} ({message})"),
+            (Some(m), s) if s != Status::Pass && s != Status::NotApplicable => format!("{m} ({message})"),
             _ => message,
         };
         (self.graded(e, step, status, message), figure)
