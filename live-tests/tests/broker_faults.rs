@@ -85,6 +85,24 @@ impl Lab {
         self.creds.clients[client].expose().to_owned()
     }
 
+    /// POSTs `form` to `broker``path` as `client` (HTTP Basic): status and JSON body.
+    async fn post(
+        &self,
+        broker: &str,
+        path: &str,
+        client: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{broker}{path}"))
+            .basic_auth(client, Some(self.secret(client)))
+            .form(form)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
     async fn exchange(
         &self,
         broker: &str,
@@ -92,41 +110,21 @@ impl Lab {
         subject: &str,
         audience: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{broker}/token"))
-            .basic_auth(client, Some(self.secret(client)))
-            .form(&[
-                ("grant_type", EXCHANGE),
-                ("subject_token", subject),
-                ("subject_token_type", ACCESS_TOKEN),
-                ("audience", audience),
-            ])
-            .send()
-            .await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        let form = [
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", audience),
+        ];
+        self.post(broker, "/token", client, &form).await
     }
 
     async fn introspect(&self, broker: &str, client: &str, token: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{broker}/introspect"))
-            .basic_auth(client, Some(self.secret(client)))
-            .form(&[("token", token)])
-            .send()
-            .await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        self.post(broker, "/introspect", client, &[("token", token)]).await
     }
 
     async fn revoke(&self, broker: &str, client: &str, token: &str) -> anyhow::Result<u16> {
-        let r = self
-            .http
-            .post(format!("{broker}/revoke"))
-            .basic_auth(client, Some(self.secret(client)))
-            .form(&[("token", token)])
-            .send()
-            .await?;
-        Ok(r.status().as_u16())
+        Ok(self.post(broker, "/revoke", client, &[("token", token)]).await?.0)
     }
 }
 

@@ -765,19 +765,14 @@ async fn revoke_upstream_refresh(b: &Broker, caller: &str, token: &str) -> Respo
         .form(&[("token", token), ("token_type_hint", "refresh_token"), ("client_id", caller)])
         .send()
         .await;
-    match forwarded {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => {
-            return Failure::Unavailable(BrokerError::Upstream(format!(
-                "revoking the refresh token at Keycloak answered {}",
-                r.status()
-            )))
-            .into_response()
-        }
-        Err(e) => {
-            return Failure::Unavailable(BrokerError::Upstream(format!("revoking the refresh token at Keycloak: {e}")))
-                .into_response()
-        }
+    let refused = match forwarded {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("answered {}", r.status())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = refused {
+        let e = BrokerError::Upstream(format!("revoking the refresh token at Keycloak: {why}"));
+        return Failure::Unavailable(e).into_response();
     }
     match b.store.revoke_upstream("session", &sid, "rfc7009 (upstream refresh token)", caller).await {
         Ok(_) => {

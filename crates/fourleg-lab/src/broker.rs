@@ -16,10 +16,10 @@ use crate::error::{LabError, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::provision::openbao::BaoFixture;
-use crate::runtime::native::process;
+use crate::runtime::native::{process, record};
 use crate::runtime::Started;
 use crate::service::Service;
-use crate::state::{Credentials, ServiceRecord};
+use crate::state::Credentials;
 use crate::LOOPBACK;
 
 /// The variable holding the broker's Postgres password.
@@ -132,21 +132,10 @@ pub fn start(config: &LabConfig, plan: &BrokerPlan, creds: &Credentials, progres
         .arg("--config")
         .arg(&path)
         // By environment, never on the command line (`ps` shows argv).
-        .env(PASSWORD_ENV, creds.postgres_broker.expose())
-        .env("RUST_LOG", std::env::var("FOURLEG_BROKER_LOG").unwrap_or_else(|_| "info".into()));
+        .env(PASSWORD_ENV, creds.postgres_broker.expose());
     let (child, handle) = process::spawn(&mut cmd, &plan.log, None)?;
-    let record = ServiceRecord {
-        service: Service::Broker,
-        version: env!("CARGO_PKG_VERSION").into(),
-        host: LOOPBACK.into(),
-        port: plan.port,
-        extra_ports: std::collections::BTreeMap::new(),
-        url: format!("http://{LOOPBACK}:{}", plan.port),
-        handle,
-        log: plan.log.clone(),
-        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        startup_ms: 0,
-    };
+    let url = format!("http://{LOOPBACK}:{}", plan.port);
+    let record = record(Service::Broker, env!("CARGO_PKG_VERSION").into(), plan.port, url, handle, &plan.log);
     Ok(Started { record, child: Some(child) })
 }
 

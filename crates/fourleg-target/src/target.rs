@@ -200,6 +200,21 @@ fn fill(template: &str, lab: Option<&LabContext>, target: &str) -> Result<String
     Ok(out)
 }
 
+/// An endpoint: the profile's explicit one (placeholders filled), else the
+/// discovery document's `key`.
+fn pick_endpoint(
+    explicit: Option<&String>,
+    metadata: Option<&Value>,
+    key: &str,
+    lab: Option<&LabContext>,
+    target: &str,
+) -> Result<Option<String>, TargetError> {
+    if let Some(e) = explicit {
+        return fill(e, lab, target).map(Some);
+    }
+    Ok(metadata.and_then(|m| m[key].as_str()).map(str::to_owned))
+}
+
 /// The discovery document of `issuer` (OpenID Connect Discovery 1.0 or RFC
 /// 8414 §3), and its URL; nothing without an issuer or with `discovery = "none"`.
 async fn discover(
@@ -279,13 +294,9 @@ impl Target {
         let ep = &profile.endpoints;
         let issuer = ep.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
         let (metadata, metadata_url) = discover(&http, issuer.as_deref(), ep.discovery, &name).await?;
-        let pick = |explicit: &Option<String>, key: &str| -> Result<Option<String>, TargetError> {
-            if let Some(e) = explicit {
-                return fill(e, l, &name).map(Some);
-            }
-            Ok(metadata.as_ref().and_then(|m| m[key].as_str()).map(str::to_owned))
-        };
-        let endpoints = ResolvedEndpoints {
+        let pick =
+            |explicit: &Option<String>, key: &str| pick_endpoint(explicit.as_ref(), metadata.as_ref(), key, l, &name);
+        let mut endpoints = ResolvedEndpoints {
             issuer: issuer.clone(),
             token: pick(&ep.token, "token_endpoint")?
                 .ok_or(TargetError::NoEndpoint { target: name.clone(), what: "token" })?,
@@ -296,15 +307,11 @@ impl Target {
             end_session: pick(&ep.end_session, "end_session_endpoint")?,
             login_token: None,
         };
-        let mut endpoints = endpoints;
         if let Some(up) = &profile.upstream {
             let up_issuer = up.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
             let (up_meta, _) = discover(&http, up_issuer.as_deref(), up.discovery, &name).await?;
-            let up_pick = |explicit: &Option<String>, key: &str| -> Result<Option<String>, TargetError> {
-                if let Some(e) = explicit {
-                    return fill(e, l, &name).map(Some);
-                }
-                Ok(up_meta.as_ref().and_then(|m| m[key].as_str()).map(str::to_owned))
+            let up_pick = |explicit: &Option<String>, key: &str| {
+                pick_endpoint(explicit.as_ref(), up_meta.as_ref(), key, l, &name)
             };
             endpoints.login_token = Some(
                 up_pick(&up.token, "token_endpoint")?

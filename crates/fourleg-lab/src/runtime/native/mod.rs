@@ -140,7 +140,14 @@ fn command_version(program: &Path, arg: &str) -> Option<String> {
         .map(|w| w.trim_start_matches('v').to_owned())
 }
 
-fn record(service: Service, version: String, port: u16, url: String, handle: Handle, log: &Path) -> ServiceRecord {
+pub(crate) fn record(
+    service: Service,
+    version: String,
+    port: u16,
+    url: String,
+    handle: Handle,
+    log: &Path,
+) -> ServiceRecord {
     ServiceRecord {
         service,
         version,
