@@ -36,6 +36,8 @@ i=0; for f in fixtures/targets/*.toml crates/fourleg-testbed/testbed.toml; do cp
 printf '%s' 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3' > "$work/jwt_decode/0"
 printf '%s' '{"error":"invalid_request","error_description":"bad eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3."}' > "$work/evidence_redactor/0"
 printf '%s' '{"access_token":"opaque-0123456789","refresh_token":"eyJhbGciOiJSUzI1NiJ9.e30.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}' > "$work/evidence_redactor/1"
+# A token that is also the tail of a longer one (a crash found in CI).
+printf '%s' '{"note":"eyJhbGciOiJSUzI1NiJ9.e30.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3 eyJhbGciOiJFUzI1NiJ9.e30.QUFBQUFBQUFBQUFBQUFBQUFBeyJhbGciOiJSUzI1NiJ9.e30.MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}' > "$work/evidence_redactor/2"
 
 # The fuzz crate has a lock file of its own: it must be current, or the run
 # would rewrite it (and the tree would no longer be the one committed).

@@ -148,14 +148,33 @@ pub fn body_value(bytes: &[u8], truncated: bool) -> Value {
     Value::String(kept)
 }
 
-/// Replaces every signed-JWT-shaped substring of `s`.
+/// Replaces every signed-JWT-shaped substring of `s`, at the place it was
+/// found, until none is left.
+///
+/// Replacing by value (`str::replace`) is not enough: a token found in one
+/// word can also sit inside a longer token of another word, and cutting it
+/// out there leaves a shorter token that still verifies-shaped. Each pass
+/// removes at least two dots from the words, so the loop ends.
 #[must_use]
 pub fn scrub(s: &str) -> String {
     let mut out = s.to_owned();
-    for t in jwt::find_signed_jwts(s) {
-        out = out.replace(t, "<jwt redacted>");
+    loop {
+        let found = jwt::find_signed_jwts(&out);
+        if found.is_empty() {
+            return out;
+        }
+        let base = out.as_ptr() as usize;
+        let mut next = String::with_capacity(out.len());
+        let mut at = 0;
+        for t in found {
+            let start = t.as_ptr() as usize - base;
+            next.push_str(&out[at..start]);
+            next.push_str("<jwt redacted>");
+            at = start + t.len();
+        }
+        next.push_str(&out[at..]);
+        out = next;
     }
-    out
 }
 
 /// A redacted copy of a response body; decoded tokens are returned beside it.
@@ -232,6 +251,21 @@ mod tests {
         assert!(v.as_str().unwrap().chars().count() <= MAX_TEXT_CHARS + 2);
         let v = body_value(b"{\"partial\": ", true);
         assert!(v.as_str().unwrap().contains("body cut"), "{v}");
+    }
+
+    /// A token that is also the tail of a longer token elsewhere: cutting it
+    /// out by value used to leave the longer one's shorter prefix, itself a
+    /// signed-JWT shape (found by the `evidence_redactor` fuzz target).
+    #[test]
+    fn a_token_inside_a_longer_token_leaves_no_token_behind() {
+        let inner = token();
+        let header = jwt::encode_unsigned(&json!({"alg": "ES256"}), &json!({})).split('.').next().unwrap().to_owned();
+        let outer = format!("{header}.e30.{}{inner}", "A".repeat(20));
+        assert_eq!(jwt::find_signed_jwts(&outer).len(), 1, "{outer}");
+        let text = format!("{inner} and {outer}");
+        let out = scrub(&text);
+        assert!(jwt::find_signed_jwts(&out).is_empty(), "{out}");
+        assert_eq!(out.matches("<jwt redacted>").count(), 2, "{out}");
     }
 
     #[test]
