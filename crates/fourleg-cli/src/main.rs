@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker;
+mod guide;
 mod matrix;
 mod progress;
 mod run;
@@ -201,11 +202,26 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
     },
-    /// Operations on the running lab used by the bundled targets' hooks.
-    #[command(after_help = AFTER_HELP, hide = true)]
+    /// Guided labs: each step done in the browser (or with curl, or fourleg) and checked against the running lab.
+    ///
+    /// `fourleg lab list` shows the labs; `fourleg lab <n>` starts the lab's
+    /// services when they do not run (reusing a running lab), serves the demo
+    /// chain on loopback (lab-web, an agent, an MCP server, a records API),
+    /// shows the current step, waits for you, then checks it against real
+    /// state: the chain's journal and Keycloak's events. Progress is kept in
+    /// the state directory: running it again resumes.
+    ///
+    /// Examples: fourleg lab list
+    ///           fourleg lab 1
+    ///           fourleg lab 1 --step 3      (jump to step 3)
+    ///           fourleg lab 1 --reset       (start over)
+    ///           fourleg lab 1 --auto        (do every step and check it; exit 0 when all pass)
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     Lab {
         #[command(subcommand)]
-        command: LabCommand,
+        command: Option<LabCommand>,
+        #[command(flatten)]
+        guided: GuidedArgs,
     },
     /// Stop everything `up` started, even after a crash; --purge also deletes the state.
     ///
@@ -219,11 +235,38 @@ enum Command {
     },
 }
 
+#[derive(Debug, Args)]
+struct GuidedArgs {
+    /// The lab's number (see `fourleg lab list`).
+    #[arg(value_name = "N")]
+    lab: Option<String>,
+    /// Do every step automatically (log in through the real login page, press
+    /// the buttons) and check each; exit 0 only when every check passed.
+    #[arg(long)]
+    auto: bool,
+    /// Forget this lab's progress and start at step 1.
+    #[arg(long)]
+    reset: bool,
+    /// Start at this step: its number or its id.
+    #[arg(long, value_name = "K")]
+    step: Option<String>,
+    /// First of four consecutive loopback ports for the demo chain (lab-web,
+    /// agent, MCP server, API); 0 picks free ones.
+    #[arg(long, default_value_t = 7600, value_name = "PORT")]
+    port_base: u16,
+    /// The labs directory (each lab is <n>/lab.toml) [default: nearest ./labs upwards].
+    #[arg(long, hide_env_values = true, env = "FOURLEG_LABS", value_name = "DIR")]
+    labs: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum LabCommand {
+    /// List the guided labs.
+    List,
     /// Enable or disable a client of the lab's Keycloak realm.
     ///
     /// Example:  fourleg lab keycloak-client agent --disable
+    #[command(hide = true)]
     KeycloakClient {
         /// The client_id.
         client_id: String,
@@ -238,6 +281,7 @@ enum LabCommand {
     /// revokes every token the client holds and everything exchanged from them.
     ///
     /// Example:  fourleg lab broker-client agent --disable
+    #[command(hide = true)]
     BrokerClient {
         /// The client_id.
         client_id: String,
@@ -254,6 +298,7 @@ enum LabCommand {
     /// within its `key_reload_s`.
     ///
     /// Example:  fourleg lab broker-rotate-key
+    #[command(hide = true)]
     BrokerRotateKey,
 }
 
@@ -539,19 +584,33 @@ async fn dispatch(command: Command, mut config: LabConfig) -> anyhow::Result<u8>
             bench::bench(&config, &a.target, &a.out, settings, !a.no_start).await
         }
         Command::Diff { old, new, markdown, tolerance } => matrix::diff(&old, &new, markdown, tolerance),
-        Command::Lab { command: LabCommand::KeycloakClient { client_id, disable, enable } } => {
+        Command::Lab { command: None, guided } => match guided.lab {
+            Some(n) => {
+                let opts = guide::Options {
+                    auto: guided.auto,
+                    reset: guided.reset,
+                    step: guided.step,
+                    port_base: if guided.auto { 0 } else { guided.port_base },
+                    labs_dir: guided.labs,
+                };
+                guide::run(&config, &n, &opts).await
+            }
+            None => guide::list(guided.labs.as_deref()),
+        },
+        Command::Lab { command: Some(LabCommand::List), guided } => guide::list(guided.labs.as_deref()),
+        Command::Lab { command: Some(LabCommand::KeycloakClient { client_id, disable, enable }), .. } => {
             if disable == enable {
                 anyhow::bail!("say --enable or --disable");
             }
             run::keycloak_client(&config, &client_id, enable).await
         }
-        Command::Lab { command: LabCommand::BrokerClient { client_id, disable, enable } } => {
+        Command::Lab { command: Some(LabCommand::BrokerClient { client_id, disable, enable }), .. } => {
             if disable == enable {
                 anyhow::bail!("say --enable or --disable");
             }
             broker::set_client_enabled(&config, &client_id, enable).await
         }
-        Command::Lab { command: LabCommand::BrokerRotateKey } => broker::rotate_key(&config).await,
+        Command::Lab { command: Some(LabCommand::BrokerRotateKey), .. } => broker::rotate_key(&config).await,
         Command::Broker { config: file, listen } => broker::serve(&file, listen.as_deref()).await,
         Command::Down { purge } => {
             let report = fourleg_lab::down(&config, purge).await?;

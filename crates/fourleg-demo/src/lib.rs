@@ -1,0 +1,237 @@
+//! The demo chain the guided labs run, served on loopback with nothing
+//! fetched from outside (no CDN): user → **lab-web** → **agent** →
+//! **MCP server** → **records API**.
+//!
+//! - [`web`]: the public client. Logs the user in with the authorization
+//!   code grant and PKCE S256 (RFC 7636), shows each hop's token decoded
+//!   (never the raw token) and the `act` chain.
+//! - [`agent`]: a confidential client that exchanges the user's token for
+//!   the MCP server (RFC 8693 §2.1) and calls the server's tool.
+//! - [`mcp`]: an MCP server on the official Rust SDK (streamable HTTP), its
+//!   one tool protected per the MCP authorization specification: a token
+//!   whose audience is not the server's is refused with 401 and
+//!   `WWW-Authenticate` pointing at its RFC 9728 metadata; the tool exchanges
+//!   the incoming token for the API and never passes it through.
+//! - [`api`]: the records API, accepting only tokens for its own audience and
+//!   logging who acted for whom.
+//!
+//! Every component appends what it did to one [`Journal`] (JSON lines in the
+//! lab's state directory), which the guided labs' checks read: decoded claims
+//! only, never a usable token.
+
+pub mod agent;
+pub mod api;
+pub mod auth;
+pub mod exchange;
+pub mod journal;
+pub mod mcp;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fourleg_core::Secret;
+
+pub use journal::{Entry, Journal, TokenView};
+
+/// A confidential client of the demo chain: its id and secret.
+#[derive(Debug, Clone)]
+pub struct ClientCreds {
+    pub client_id: String,
+    pub secret: Secret,
+}
+
+/// An issuer whose tokens a resource accepts: its `iss` and JWKS.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub issuer: String,
+    pub jwks_uri: String,
+}
+
+/// Where the chain gets and checks its tokens.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// The login server (Keycloak's realm): discovery gives the authorization
+    /// and token endpoints of the login.
+    pub login_issuer: String,
+    /// The public client the web app logs in as.
+    pub web_client_id: String,
+    /// The token endpoint the agent and the MCP server exchange at (Keycloak
+    /// in Lab 1, the reference broker in Lab 2).
+    pub exchange_endpoint: String,
+    /// The issuers the MCP server and the API trust (the login server's, and
+    /// the broker's in Lab 2).
+    pub trust: Vec<Trust>,
+    pub agent: ClientCreds,
+    pub mcp_server: ClientCreds,
+    /// The audience the MCP server accepts and the agent asks for.
+    pub mcp_audience: String,
+    /// The audience the API accepts and the MCP server asks for.
+    pub api_audience: String,
+    /// Where each component listens; port 0 picks a free one.
+    pub listen: Listen,
+    /// The journal's file.
+    pub journal: PathBuf,
+    /// The agent presents its own client_credentials token as `actor_token`
+    /// (delegation, RFC 8693 §1.1) instead of impersonating the user.
+    pub delegate: bool,
+}
+
+/// The four listening addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub web: SocketAddr,
+    pub agent: SocketAddr,
+    pub mcp: SocketAddr,
+    pub api: SocketAddr,
+}
+
+impl Listen {
+    /// Four consecutive loopback ports from `base` (0: any free ports).
+    #[must_use]
+    pub fn from_base(base: u16) -> Self {
+        let at = |i: u16| SocketAddr::from(([127, 0, 0, 1], if base == 0 { 0 } else { base + i }));
+        Self { web: at(0), agent: at(1), mcp: at(2), api: at(3) }
+    }
+}
+
+/// Why the demo chain could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot listen on {addr} for the demo {component}: {source} (is another lab already running? choose other ports)")]
+    Bind { component: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read the login server's discovery document at {url}: {reason}")]
+    Discovery { url: String, reason: String },
+    #[error("cannot write the demo journal {path}: {source}")]
+    Journal { path: PathBuf, source: std::io::Error },
+}
+
+/// The running demo chain: its URLs, stopped on drop or by [`Demo::stop`].
+#[derive(Debug)]
+pub struct Demo {
+    pub web_url: String,
+    pub agent_url: String,
+    /// The MCP server's endpoint (`…/mcp`).
+    pub mcp_url: String,
+    pub api_url: String,
+    pub journal: Journal,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Demo {
+    /// Binds the four listeners, reads the login server's discovery document
+    /// (OpenID Connect Discovery 1.0 §4) and serves the chain.
+    pub async fn start(config: DemoConfig) -> Result<Self, DemoError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a TLS backend is compiled in");
+        let discovery = format!("{}/.well-known/openid-configuration", config.login_issuer.trim_end_matches('/'));
+        let meta: serde_json::Value = async {
+            let r = http.get(&discovery).send().await.map_err(|e| e.without_url().to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {}", r.status().as_u16()));
+            }
+            r.json().await.map_err(|e| e.without_url().to_string())
+        }
+        .await
+        .map_err(|reason| DemoError::Discovery { url: discovery.clone(), reason })?;
+        let endpoint = |k: &str| {
+            meta.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| DemoError::Discovery { url: discovery.clone(), reason: format!("it has no {k}") })
+        };
+        let authorization_endpoint = endpoint("authorization_endpoint")?;
+        let login_token_endpoint = endpoint("token_endpoint")?;
+
+        let bind = |component: &'static str, addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| DemoError::Bind { component, addr, source })
+        };
+        let web_l = bind("web app", config.listen.web).await?;
+        let agent_l = bind("agent", config.listen.agent).await?;
+        let mcp_l = bind("MCP server", config.listen.mcp).await?;
+        let api_l = bind("records API", config.listen.api).await?;
+        let url = |l: &tokio::net::TcpListener| {
+            let a = l.local_addr().expect("a bound listener has an address");
+            format!("http://{a}")
+        };
+        let (web_url, agent_url, mcp_origin, api_url) = (url(&web_l), url(&agent_l), url(&mcp_l), url(&api_l));
+        let mcp_url = format!("{mcp_origin}/mcp");
+        let journal = Journal::new(&config.journal);
+
+        let web = web::router(
+            web::WebConfig {
+                client_id: config.web_client_id.clone(),
+                authorization_endpoint,
+                token_endpoint: login_token_endpoint,
+                origin: web_url.clone(),
+                agent_url: agent_url.clone(),
+                scope: "openid records:read records:write records:delete".into(),
+            },
+            journal.clone(),
+            http.clone(),
+        );
+        let agent = agent::router(
+            agent::AgentConfig {
+                exchange_endpoint: config.exchange_endpoint.clone(),
+                creds: config.agent.clone(),
+                mcp_url: mcp_url.clone(),
+                mcp_audience: config.mcp_audience.clone(),
+                api_url: api_url.clone(),
+                delegate: config.delegate,
+            },
+            journal.clone(),
+            http.clone(),
+        );
+        let mcp = mcp::router(mcp::McpState {
+            validator: auth::Validator::new(http.clone(), config.trust.clone(), config.mcp_audience.clone()),
+            journal: journal.clone(),
+            http: http.clone(),
+            exchange_endpoint: config.exchange_endpoint.clone(),
+            creds: config.mcp_server.clone(),
+            api_url: api_url.clone(),
+            api_audience: config.api_audience.clone(),
+            resource_url: mcp_url.clone(),
+            authorization_servers: config.trust.iter().map(|t| t.issuer.clone()).collect(),
+        });
+        let api = api::router(api::ApiState {
+            validator: auth::Validator::new(http.clone(), config.trust.clone(), config.api_audience.clone()),
+            journal: journal.clone(),
+        });
+
+        let (stop, watch) = tokio::sync::watch::channel(false);
+        let serve = |l: tokio::net::TcpListener, r: axum::Router| {
+            let mut w = watch.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(l, r)
+                    .with_graceful_shutdown(async move {
+                        let _ = w.wait_for(|s| *s).await;
+                    })
+                    .await;
+            })
+        };
+        let tasks = vec![serve(web_l, web), serve(agent_l, agent), serve(mcp_l, mcp), serve(api_l, api)];
+        Ok(Self { web_url, agent_url, mcp_url, api_url, journal, stop: Some(stop), tasks })
+    }
+
+    /// Stops serving and waits for the servers to finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+    }
+}
