@@ -1,6 +1,7 @@
 //! The guided labs against the real lab (Keycloak, OpenBao, Postgres, the
-//! broker): `fourleg lab 1 --auto` passes every check; the same lab with a
-//! step left undone fails that step's check with its hint; Lab 1 driven in
+//! broker): `fourleg lab 1 --auto` and `fourleg lab 2 --auto` pass every
+//! check; each lab with a step left undone (Lab 1's replay, Lab 2's logout)
+//! fails that step's checks with its hint; Lab 1 driven in
 //! headless Chromium through Keycloak's real login page draws the decoded
 //! chain (screenshot under `target/report-screenshots/`); the demo MCP
 //! server refuses a request without a token and a token for another
@@ -62,7 +63,37 @@ async fn guided_labs_against_the_real_lab() -> anyhow::Result<()> {
         assert!(t.contains("failed their checks: wrong-audience"), "{t}");
         assert_eq!(t.matches('✗').count(), 1, "only the skipped step fails: {t}");
 
-        // 4. Lab 1 in a real browser, and the MCP server's refusals.
+        // 4. Lab 2 on the broker: delegation, audit, cache, key rotation, and
+        // a logout that kills the chain; then the same with no logout.
+        let out = run_fourleg(&bin, &["lab", "2", "--auto"], &state);
+        let t = text(&out);
+        eprintln!("{t}");
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        let lab = fourleg_guide::Lab::load(&repo().join("labs/2/lab.toml"))?;
+        let checks: usize = lab.steps.iter().map(|s| s.checks.len()).sum();
+        assert_eq!(t.matches("   ✓ ").count(), checks, "{t}");
+        assert!(t.contains("the MCP server refused the agent's token after the logout"), "{t}");
+        assert!(fourleg_core::jwt::find_signed_jwts(&t).is_empty(), "a usable token in the output");
+        std::fs::create_dir_all(labs.path().join("2"))?;
+        let toml = std::fs::read_to_string(repo().join("labs/2/lab.toml"))?;
+        let skipped = toml.replace("auto = [{ action = \"logout-everywhere\" }]", "auto = []");
+        assert_ne!(skipped, toml);
+        std::fs::write(labs.path().join("2/lab.toml"), skipped)?;
+        let out = run_fourleg(&bin, &["lab", "2", "--auto", "--labs", labs.path().to_str().unwrap()], &state);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        for failed in [
+            "✗ lab-web ended alice's session at Keycloak",
+            "✗ the broker learned of the logout (back-channel) and marked the session",
+            "✗ the broker revoked the chain derived from the session",
+            "✗ the MCP server refused the agent's token after the logout",
+        ] {
+            assert!(t.contains(failed), "{failed}: {t}");
+        }
+        assert!(t.contains("hint: Press \"Log out everywhere\""), "{t}");
+        assert!(t.contains("failed their checks: revoke"), "{t}");
+
+        // 5. Lab 1 in a real browser, and the MCP server's refusals.
         browser_and_mcp(&config, &keycloak).await
     }
     .await;
@@ -79,14 +110,16 @@ async fn browser_and_mcp(config: &fourleg_lab::LabConfig, keycloak: &str) -> any
         login_issuer: issuer.clone(),
         web_client_id: "lab-web".into(),
         exchange_endpoint: format!("{issuer}/protocol/openid-connect/token"),
-        trust: vec![Trust { issuer: issuer.clone(), jwks_uri: format!("{issuer}/protocol/openid-connect/certs") }],
+        trust: vec![Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"))],
         agent: client("agent"),
         mcp_server: client("mcp-server"),
+        api: None,
         mcp_audience: "mcp-server".into(),
         api_audience: "downstream-api".into(),
         listen: Listen::from_base(0),
         journal: dir.path().join("journal.jsonl"),
         delegate: false,
+        cache_exchanges: false,
     })
     .await?;
 

@@ -52,7 +52,18 @@ pub fn list(dir: Option<&Path>) -> anyhow::Result<u8> {
 /// Replaces `{web}`, `{agent}`, `{mcp}`, `{api}`, `{keycloak}` and
 /// `{password:<user>}` in a step's text.
 fn render(text: &str, demo: &Demo, keycloak: &str, creds: &Credentials, state: &Path, show_passwords: bool) -> String {
+    let postgres = fourleg_lab::state::LabState::load(state)
+        .ok()
+        .flatten()
+        .and_then(|st| {
+            st.services
+                .get(&fourleg_lab::Service::Postgres)
+                .map(|r| format!("postgres://broker@{}:{}/broker", r.host, r.port))
+        })
+        .unwrap_or_else(|| "(Postgres does not run)".into());
     let mut out = text
+        .replace("{postgres}", &postgres)
+        .replace("{state}", &state.display().to_string())
         .replace("{web}", &demo.web_url)
         .replace("{agent}", &demo.agent_url)
         .replace("{mcp}", &demo.mcp_url)
@@ -117,23 +128,29 @@ pub async fn run(config: &LabConfig, id: &str, opts: &Options) -> anyhow::Result
             .with_context(|| format!("the lab has no secret for {name}; run `fourleg up`"))?;
         Ok(ClientCreds { client_id: name.to_owned(), secret })
     };
+    let keycloak_trust = Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"));
     let (exchange_endpoint, trust) = match lab.exchange_at {
-        ExchangeAt::Keycloak => (
-            format!("{issuer}/protocol/openid-connect/token"),
-            vec![Trust { issuer: issuer.clone(), jwks_uri: format!("{issuer}/protocol/openid-connect/certs") }],
-        ),
+        ExchangeAt::Keycloak => (format!("{issuer}/protocol/openid-connect/token"), vec![keycloak_trust]),
         ExchangeAt::Broker => {
             let broker =
                 ctx.urls.get("broker").cloned().context("the lab's broker does not run; `fourleg status` says why")?;
             (
                 format!("{broker}/token"),
                 vec![
-                    Trust { issuer: issuer.clone(), jwks_uri: format!("{issuer}/protocol/openid-connect/certs") },
-                    Trust { issuer: broker.clone(), jwks_uri: format!("{broker}/jwks") },
+                    keycloak_trust,
+                    // Every broker token is introspected: a revoked chain is
+                    // refused at once, not when its tokens expire.
+                    Trust {
+                        issuer: broker.clone(),
+                        jwks_uri: format!("{broker}/jwks"),
+                        introspection_endpoint: Some(format!("{broker}/introspect")),
+                    },
                 ],
             )
         }
     };
+    let postgres = fourleg_lab::state::LabState::load(&config.state_dir)?
+        .and_then(|st| st.services.get(&fourleg_lab::Service::Postgres).map(|r| (r.host.clone(), r.port)));
     let journal = config.state_path("demo/journal.jsonl");
     let demo = Demo::start(DemoConfig {
         login_issuer: issuer.clone(),
@@ -142,11 +159,13 @@ pub async fn run(config: &LabConfig, id: &str, opts: &Options) -> anyhow::Result
         trust,
         agent: client("agent")?,
         mcp_server: client("mcp-server")?,
+        api: Some(client("downstream-api")?),
         mcp_audience: "mcp-server".into(),
         api_audience: "downstream-api".into(),
         listen: Listen::from_base(opts.port_base),
         journal: journal.clone(),
         delegate: lab.exchange_at == ExchangeAt::Broker,
+        cache_exchanges: lab.exchange_at == ExchangeAt::Broker,
     })
     .await?;
 
@@ -168,10 +187,23 @@ pub async fn run(config: &LabConfig, id: &str, opts: &Options) -> anyhow::Result
             realm: REALM.into(),
             admin_password: creds.keycloak_admin.clone(),
         }),
+        database: postgres.as_ref().map(|(host, port)| fourleg_guide::check::Database {
+            host: host.clone(),
+            port: *port,
+            dbname: "broker".into(),
+            user: "broker".into(),
+            password: creds.postgres_broker.clone(),
+        }),
         http: reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(30)).build()?,
     };
     let show_passwords = !opts.auto && std::io::stdout().is_terminal();
-    let browser = if opts.auto { Some(auto::Browser::new(&demo.web_url, creds.users.clone())?) } else { None };
+    let browser = if opts.auto {
+        let fourleg =
+            std::env::current_exe().ok().map(|bin| auto::Fourleg { bin, state_dir: config.state_dir.clone() });
+        Some(auto::Browser::new(&demo.web_url, creds.users.clone(), fourleg)?)
+    } else {
+        None
+    };
 
     println!("Lab {} · {} (about {} min)", lab.id, lab.title, lab.minutes);
     println!("{}", wrap(&lab.summary, "  ", 80));
@@ -272,6 +304,8 @@ fn describe(a: &fourleg_guide::Action) -> String {
         fourleg_guide::Action::Login { user } => format!("log in to lab-web as {user} (the real login page)"),
         fourleg_guide::Action::Ask { what } => format!("press \"Ask the agent to {what}\""),
         fourleg_guide::Action::Replay => "press \"Replay the MCP server's token at the API\"".into(),
+        fourleg_guide::Action::LogoutEverywhere => "press \"Log out everywhere\"".into(),
+        fourleg_guide::Action::Fourleg { args } => format!("run `fourleg {}`", args.join(" ")),
     }
 }
 

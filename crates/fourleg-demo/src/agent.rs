@@ -5,7 +5,9 @@
 //! client_credentials token as `actor_token`, §1.1) and calls the MCP
 //! server's tool with the new token. It never forwards the user's token.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -31,7 +33,14 @@ pub struct AgentConfig {
     pub api_url: String,
     /// Present the agent's own token as `actor_token` (delegation).
     pub delegate: bool,
+    /// Reuse an exchanged token while it has more than
+    /// [`CACHE_MARGIN_S`] left, instead of exchanging again.
+    pub cache: bool,
 }
+
+/// A cached token is reused only while it has more than this many seconds
+/// left.
+pub const CACHE_MARGIN_S: i64 = 15;
 
 #[derive(Debug, Clone)]
 struct AgentState {
@@ -40,13 +49,15 @@ struct AgentState {
     http: reqwest::Client,
     /// The agent's last token for the MCP server, kept for the replay demonstration.
     last_hop: Arc<Mutex<Option<Secret>>>,
+    /// Exchanged tokens by (user token's `jti` or `sub`, scope).
+    cache: Arc<Mutex<HashMap<(String, String), Secret>>>,
 }
 
 /// The agent's routes: `POST /ask` and `POST /replay`, each with the user's
 /// token as a bearer token.
 pub fn router(config: AgentConfig, journal: Journal, http: reqwest::Client) -> Router {
-    let state = AgentState { config: Arc::new(config), journal, http, last_hop: Arc::default() };
-    Router::new().route("/ask", post(ask)).route("/replay", post(replay)).with_state(state)
+    let state = AgentState { config: Arc::new(config), journal, http, last_hop: Arc::default(), cache: Arc::default() };
+    Router::new().route("/ask", post(ask)).route("/replay", post(replay)).route("/watch", post(watch)).with_state(state)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<Secret> {
@@ -66,6 +77,23 @@ struct Ask {
 
 /// Exchanges the user's token for the MCP server and keeps the result.
 async fn hop(st: &AgentState, user: &Secret, scope: &str) -> Result<Secret, String> {
+    let user_view = TokenView::of(user.expose()).unwrap_or_default();
+    let key = (user_view.jti.clone().or(user_view.sub.clone()).unwrap_or_default(), scope.to_owned());
+    if st.config.cache {
+        let cached = st.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+        if let Some(t) = cached {
+            let view = TokenView::of(t.expose());
+            if view.as_ref().and_then(|v| v.exp).is_some_and(|exp| exp - now_s() > CACHE_MARGIN_S) {
+                st.journal.append(
+                    &Entry::new("agent", "exchange", true)
+                        .token(view)
+                        .detail(json!({"audience": st.config.mcp_audience, "scope": scope, "cached": true})),
+                );
+                *st.last_hop.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t.clone());
+                return Ok(t);
+            }
+        }
+    }
     let actor = if st.config.delegate {
         match exchange::client_token(&st.http, &st.config.exchange_endpoint, &st.config.creds).await {
             Ok(t) => Some(t),
@@ -84,7 +112,8 @@ async fn hop(st: &AgentState, user: &Secret, scope: &str) -> Result<Secret, Stri
         scope: Some(scope),
         actor_token: actor.as_ref(),
     };
-    let detail = json!({"audience": st.config.mcp_audience, "scope": scope, "actor_token": actor.is_some(), "subject": TokenView::of(user.expose())});
+    let detail =
+        json!({"audience": st.config.mcp_audience, "scope": scope, "actor_token": actor.is_some(), "cached": false});
     match exchange::exchange(&st.http, &st.config.exchange_endpoint, &st.config.creds, &request).await {
         Ok(t) => {
             st.journal.append(
@@ -94,6 +123,9 @@ async fn hop(st: &AgentState, user: &Secret, scope: &str) -> Result<Secret, Stri
                     .detail(detail),
             );
             *st.last_hop.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t.access_token.clone());
+            if st.config.cache {
+                st.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, t.access_token.clone());
+            }
             Ok(t.access_token)
         }
         Err(e) => {
@@ -174,5 +206,74 @@ async fn replay(State(st): State<AgentState>, headers: HeaderMap) -> Json<Value>
         )
     } else {
         answer(false, format!("the API accepted a token for another audience ({status}): {body}"), &Value::Null)
+    }
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// How long [`watch`] keeps trying.
+pub const WATCH_FOR: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+struct Watch {
+    /// When the user's session was ended (ms since the epoch).
+    since_ms: u64,
+}
+
+/// After the user's session ended: calls the MCP server with the agent's
+/// token every 100 ms until it is refused, and reports how long that took
+/// from the logout. A chain whose revocation reaches every hop dies within
+/// moments; one checked by signature alone lives until its `exp`.
+async fn watch(State(st): State<AgentState>, Json(w): Json<Watch>) -> Json<Value> {
+    let held = st.last_hop.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let Some(token) = held else {
+        return answer(
+            false,
+            "the agent holds no token for the MCP server: ask it to read records first",
+            &Value::Null,
+        );
+    };
+    let started = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        let r = crate::mcp::call_tool(&st.http, &st.config.mcp_url, &token, "read_records", json!({})).await;
+        let now_ms = crate::journal::Entry::new("agent", "watch", true).at_ms;
+        let latency_ms = now_ms.saturating_sub(w.since_ms);
+        match r {
+            Err(crate::mcp::McpCallError::Unauthorized { status, .. }) => {
+                st.journal.append(
+                    &Entry::new("agent", "watch", true)
+                        .status(status)
+                        .token(TokenView::of(token.expose()))
+                        .detail(json!({"latency_ms": latency_ms, "polls": polls})),
+                );
+                return answer(
+                    true,
+                    format!(
+                        "the MCP server refused the agent's token {latency_ms} ms after the logout ({polls} tries)"
+                    ),
+                    &Value::Null,
+                );
+            }
+            _ if started.elapsed() >= WATCH_FOR => {
+                let why = format!(
+                    "the MCP server still accepted the agent's token {} s after the logout",
+                    WATCH_FOR.as_secs()
+                );
+                st.journal.append(
+                    &Entry::new("agent", "watch", false)
+                        .reason(why.clone())
+                        .token(TokenView::of(token.expose()))
+                        .detail(json!({"latency_ms": latency_ms, "polls": polls})),
+                );
+                return answer(false, why, &Value::Null);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }

@@ -23,7 +23,7 @@ use fourleg_core::jose::{Jwks, VerifyError};
 use fourleg_core::Secret;
 use serde_json::Value;
 
-use crate::{TokenView, Trust};
+use crate::{ClientCreds, TokenView, Trust};
 
 /// Clock skew tolerated on `exp` and `nbf` (RFC 7519 §4.1.4: "some small
 /// leeway, usually no more than a few minutes").
@@ -62,6 +62,12 @@ pub enum Refusal {
     WrongAudience { aud: Vec<String>, expected: String },
     #[error("the issuer's keys could not be read from {jwks_uri}: {reason}")]
     Unverifiable { jwks_uri: String, reason: String },
+    /// RFC 7662 §2.2: the issuer says the token is not active (revoked, or
+    /// its chain or session ended).
+    #[error("the issuer's introspection says the token is not active (revoked, or its session ended)")]
+    Inactive,
+    #[error("the issuer's introspection endpoint {endpoint} could not be asked: {reason}")]
+    Uninspectable { endpoint: String, reason: String },
 }
 
 fn audiences(aud: &[String]) -> String {
@@ -86,7 +92,7 @@ impl Refusal {
     #[must_use]
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::Missing | Self::OtherScheme(_) | Self::Unverifiable { .. } => None,
+            Self::Missing | Self::OtherScheme(_) | Self::Unverifiable { .. } | Self::Uninspectable { .. } => None,
             _ => Some("invalid_token"),
         }
     }
@@ -96,7 +102,7 @@ impl Refusal {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            Self::Unverifiable { .. } => 503,
+            Self::Unverifiable { .. } | Self::Uninspectable { .. } => 503,
             _ => 401,
         }
     }
@@ -177,6 +183,8 @@ struct Inner {
     http: reqwest::Client,
     trust: Vec<Trust>,
     audience: String,
+    /// This resource's own credentials, for introspection.
+    credentials: Option<ClientCreds>,
     /// By issuer.
     keys: Mutex<HashMap<String, CachedKeys>>,
 }
@@ -193,7 +201,56 @@ impl Validator {
     /// names `audience`.
     #[must_use]
     pub fn new(http: reqwest::Client, trust: Vec<Trust>, audience: impl Into<String>) -> Self {
-        Self { inner: Arc::new(Inner { http, trust, audience: audience.into(), keys: Mutex::new(HashMap::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                trust,
+                audience: audience.into(),
+                credentials: None,
+                keys: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The same validator, introspecting with this resource's own client
+    /// credentials (RFC 7662 §2.1) at the issuers that have an endpoint.
+    #[must_use]
+    pub fn with_credentials(self, creds: ClientCreds) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                trust: self.inner.trust.clone(),
+                audience: self.inner.audience.clone(),
+                credentials: Some(creds),
+                keys: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// RFC 7662 §2.1: asks the issuer whether `token` is active, as this
+    /// resource.
+    async fn introspect(&self, endpoint: &str, token: &str) -> Result<(), Refusal> {
+        let Some(creds) = &self.inner.credentials else { return Ok(()) };
+        let fail = |reason: String| Refusal::Uninspectable { endpoint: endpoint.to_owned(), reason };
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let resp = self
+            .inner
+            .http
+            .post(endpoint)
+            .basic_auth(encode(&creds.client_id), Some(encode(creds.secret.expose())))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let body: Value = resp.json().await.map_err(|e| fail(e.without_url().to_string()))?;
+        match body.get("active").and_then(Value::as_bool) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Refusal::Inactive),
+            None => Err(fail("the answer has no boolean `active` (RFC 7662 §2.2)".into())),
+        }
     }
 
     /// The audience this validator accepts.
@@ -247,6 +304,9 @@ impl Validator {
         }
         if !view.aud.iter().any(|a| *a == self.inner.audience) {
             return Err(Refusal::WrongAudience { aud: view.aud, expected: self.inner.audience.clone() });
+        }
+        if let Some(endpoint) = &trust.introspection_endpoint {
+            self.introspect(endpoint, token).await?;
         }
         Ok((Secret::new(token), view))
     }
@@ -340,7 +400,7 @@ pub(crate) mod testkit {
         }
 
         pub(crate) fn trust(&self) -> Trust {
-            Trust { issuer: self.issuer.clone(), jwks_uri: format!("{}/jwks", self.issuer) }
+            Trust::jwks(self.issuer.clone(), format!("{}/jwks", self.issuer))
         }
 
         pub(crate) fn fetches(&self) -> usize {
@@ -486,7 +546,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_jwks_is_not_the_clients_fault() {
         let iss = TestIssuer::start("k1").await;
-        let trust = Trust { issuer: iss.issuer.clone(), jwks_uri: format!("{}/nowhere", iss.issuer) };
+        let trust = Trust::jwks(iss.issuer.clone(), format!("{}/nowhere", iss.issuer));
         let v = Validator::new(http(), vec![trust], "records-api");
         let r = v.validate(&with_bearer(&iss.token("records-api", "", &json!({})))).await.unwrap_err();
         assert!(matches!(r, Refusal::Unverifiable { .. }), "{r:?}");

@@ -46,6 +46,18 @@ pub struct ClientCreds {
 pub struct Trust {
     pub issuer: String,
     pub jwks_uri: String,
+    /// Its RFC 7662 introspection endpoint, asked about every token after
+    /// the signature checks (a revoked token is refused at once, not at its
+    /// `exp`); none: signature and claims only.
+    pub introspection_endpoint: Option<String>,
+}
+
+impl Trust {
+    /// An issuer checked by signature and claims only.
+    #[must_use]
+    pub fn jwks(issuer: impl Into<String>, jwks_uri: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), jwks_uri: jwks_uri.into(), introspection_endpoint: None }
+    }
 }
 
 /// Where the chain gets and checks its tokens.
@@ -64,6 +76,10 @@ pub struct DemoConfig {
     pub trust: Vec<Trust>,
     pub agent: ClientCreds,
     pub mcp_server: ClientCreds,
+    /// The records API's own credentials, for introspection (RFC 7662 §2.1
+    /// wants the caller authenticated); needed when a trusted issuer has an
+    /// introspection endpoint.
+    pub api: Option<ClientCreds>,
     /// The audience the MCP server accepts and the agent asks for.
     pub mcp_audience: String,
     /// The audience the API accepts and the MCP server asks for.
@@ -75,6 +91,8 @@ pub struct DemoConfig {
     /// The agent presents its own client_credentials token as `actor_token`
     /// (delegation, RFC 8693 §1.1) instead of impersonating the user.
     pub delegate: bool,
+    /// The agent reuses an exchanged token while it is fresh.
+    pub cache_exchanges: bool,
 }
 
 /// The four listening addresses.
@@ -145,6 +163,7 @@ impl Demo {
                 .ok_or_else(|| DemoError::Discovery { url: discovery.clone(), reason: format!("it has no {k}") })
         };
         let authorization_endpoint = endpoint("authorization_endpoint")?;
+        let end_session_endpoint = endpoint("end_session_endpoint").ok();
         let login_token_endpoint = endpoint("token_endpoint")?;
 
         let bind = |component: &'static str, addr: SocketAddr| async move {
@@ -170,6 +189,7 @@ impl Demo {
                 origin: web_url.clone(),
                 agent_url: agent_url.clone(),
                 scope: "openid records:read records:write records:delete".into(),
+                end_session_endpoint,
             },
             journal.clone(),
             http.clone(),
@@ -182,12 +202,14 @@ impl Demo {
                 mcp_audience: config.mcp_audience.clone(),
                 api_url: api_url.clone(),
                 delegate: config.delegate,
+                cache: config.cache_exchanges,
             },
             journal.clone(),
             http.clone(),
         );
         let mcp = mcp::router(mcp::McpState {
-            validator: auth::Validator::new(http.clone(), config.trust.clone(), config.mcp_audience.clone()),
+            validator: auth::Validator::new(http.clone(), config.trust.clone(), config.mcp_audience.clone())
+                .with_credentials(config.mcp_server.clone()),
             journal: journal.clone(),
             http: http.clone(),
             exchange_endpoint: config.exchange_endpoint.clone(),
@@ -196,9 +218,16 @@ impl Demo {
             api_audience: config.api_audience.clone(),
             resource_url: mcp_url.clone(),
             authorization_servers: config.trust.iter().map(|t| t.issuer.clone()).collect(),
+            delegate: config.delegate,
         });
         let api = api::router(api::ApiState {
-            validator: auth::Validator::new(http.clone(), config.trust.clone(), config.api_audience.clone()),
+            validator: {
+                let v = auth::Validator::new(http.clone(), config.trust.clone(), config.api_audience.clone());
+                match &config.api {
+                    Some(c) => v.with_credentials(c.clone()),
+                    None => v,
+                }
+            },
             journal: journal.clone(),
         });
 

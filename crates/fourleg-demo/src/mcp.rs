@@ -75,6 +75,10 @@ pub struct McpState {
     pub resource_url: String,
     /// The authorization servers the metadata names (RFC 9728 §2).
     pub authorization_servers: Vec<String>,
+    /// Present the MCP server's own client_credentials token as
+    /// `actor_token` (delegation, RFC 8693 §1.1): the issued token's `act`
+    /// then nests the MCP server over the agent (§4.1).
+    pub delegate: bool,
 }
 
 /// The validated incoming token, put in the request's extensions by the
@@ -240,11 +244,23 @@ impl Tools {
 
         // RFC 8693 §2.1: the incoming token is the subject_token; the API's
         // audience is asked for. The incoming token goes nowhere else.
+        let actor = if st.delegate {
+            match exchange::client_token(&st.http, &st.exchange_endpoint, &st.creds).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let why = format!("the MCP server could not get its own actor token: {e}");
+                    st.journal.append(&Entry::new("mcp", "exchange", false).reason(why.clone()));
+                    return tool_error(why);
+                }
+            }
+        } else {
+            None
+        };
         let request = ExchangeRequest {
             subject_token: &caller.token,
             audience: &st.api_audience,
             scope: Some(scope),
-            actor_token: None,
+            actor_token: actor.as_ref(),
         };
         let detail = json!({"audience": st.api_audience, "scope": scope, "tool": tool});
         let exchanged = match exchange::exchange(&st.http, &st.exchange_endpoint, &st.creds, &request).await {
@@ -633,6 +649,7 @@ mod tests {
                 api_audience: "records-api".into(),
                 resource_url: mcp_url.clone(),
                 authorization_servers: vec![iss.issuer.clone()],
+                delegate: false,
             }),
         );
         Chain { iss, mcp_url, origin, journal, seen, _dir: dir }

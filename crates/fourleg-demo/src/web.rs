@@ -41,6 +41,9 @@ pub struct WebConfig {
     pub agent_url: String,
     /// Scope requested at login.
     pub scope: String,
+    /// The login server's `end_session_endpoint` (OpenID Connect
+    /// RP-Initiated Logout), where "Log out everywhere" ends the session.
+    pub end_session_endpoint: Option<String>,
 }
 
 #[derive(Debug)]
@@ -51,6 +54,7 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Session {
     access_token: Option<Secret>,
+    refresh_token: Option<Secret>,
     view: Option<TokenView>,
     /// What the last action answered, shown once.
     message: Option<(bool, String)>,
@@ -75,6 +79,7 @@ pub fn router(config: WebConfig, journal: Journal, http: reqwest::Client) -> Rou
         .route("/ask", post(ask))
         .route("/replay", post(replay))
         .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
         .with_state(state)
 }
 
@@ -168,10 +173,15 @@ async fn callback(State(st): State<WebState>, Query(q): Query<CallbackQuery>) ->
             .detail(serde_json::json!({"client": st.config.client_id})),
     );
     let id = random(32);
-    st.sessions
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(id.clone(), Session { access_token: Some(Secret::new(token)), view, message: None });
+    st.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(
+        id.clone(),
+        Session {
+            access_token: Some(Secret::new(token)),
+            refresh_token: body.get("refresh_token").and_then(Value::as_str).map(Secret::new),
+            view,
+            message: None,
+        },
+    );
     let mut r = Redirect::to("/").into_response();
     if let Ok(v) = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/").parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -225,6 +235,72 @@ async fn call_agent(st: &WebState, path: &str, token: &Secret, body: &Value) -> 
         }
         Err(e) => (false, format!("the agent could not be reached: {}", e.without_url())),
     }
+}
+
+/// Ends the user's session at the login server (Keycloak's back-channel
+/// form: the refresh token posted to `end_session_endpoint` by the client
+/// that holds it), then asks the agent to watch its token die: with a broker
+/// told of the logout (OpenID Connect Back-Channel Logout 1.0), every token
+/// exchanged from the session is revoked.
+async fn logout_everywhere(State(st): State<WebState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_id(&headers) else { return Redirect::to("/").into_response() };
+    let refresh = st
+        .sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&id)
+        .and_then(|s| s.refresh_token.clone());
+    let (Some(refresh), Some(endpoint)) = (refresh, st.config.end_session_endpoint.clone()) else {
+        let why = "this login has no refresh token or the login server no end_session_endpoint: nothing to end";
+        st.journal.append(&Entry::new("web", "logout", false).reason(why));
+        set_message(&st, &id, false, why.into());
+        return Redirect::to("/").into_response();
+    };
+    let at = Entry::new("web", "logout", true).at_ms;
+    let resp = st
+        .http
+        .post(&endpoint)
+        .form(&[("client_id", st.config.client_id.as_str()), ("refresh_token", refresh.expose())])
+        .send()
+        .await;
+    let status = match resp {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => {
+            let why = format!("the login server could not be reached: {}", e.without_url());
+            st.journal.append(&Entry::new("web", "logout", false).reason(why.clone()));
+            set_message(&st, &id, false, why);
+            return Redirect::to("/").into_response();
+        }
+    };
+    let ok = (200..300).contains(&status);
+    let mut entry = Entry::new("web", "logout", ok).status(status);
+    entry.at_ms = at;
+    if !ok {
+        entry = entry.reason(format!("the login server answered {status} to the logout"));
+    }
+    st.journal.append(&entry);
+    if !ok {
+        set_message(&st, &id, false, format!("the login server answered {status} to the logout"));
+        return Redirect::to("/").into_response();
+    }
+    let (watched, text) = match st
+        .http
+        .post(format!("{}/watch", st.config.agent_url))
+        .json(&serde_json::json!({"since_ms": at}))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (
+                v.get("ok").and_then(Value::as_bool).unwrap_or(false),
+                v.get("summary").and_then(Value::as_str).unwrap_or("").to_owned(),
+            )
+        }
+        Err(e) => (false, format!("the agent could not be reached: {}", e.without_url())),
+    };
+    set_message(&st, &id, watched, format!("Your session ended. {text}"));
+    Redirect::to("/").into_response()
 }
 
 async fn logout(State(st): State<WebState>, headers: HeaderMap) -> Response {
@@ -374,6 +450,7 @@ async fn home(State(st): State<WebState>, headers: HeaderMap) -> Response {
          <p><form method=post action=/ask><input type=hidden name=action value=read><button id=ask-read>Ask the agent to read records</button></form>\
          <form method=post action=/ask><input type=hidden name=action value=write><button id=ask-write>Ask the agent to write a record</button></form>\
          <form method=post action=/replay><button id=replay>Replay the MCP server's token at the API</button></form>\
+         <form method=post action=/logout-everywhere><button id=logout-everywhere>Log out everywhere (end the session)</button></form>\
          <form method=post action=/logout><button id=logout>Log out of lab-web</button></form></p>",
         claims_table(&view)
     );

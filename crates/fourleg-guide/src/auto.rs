@@ -16,6 +16,14 @@ pub struct Browser {
     http: reqwest::Client,
     web: url::Url,
     passwords: BTreeMap<String, Secret>,
+    fourleg: Option<Fourleg>,
+}
+
+/// How to run `fourleg` on this lab: the binary and its state directory.
+#[derive(Debug, Clone)]
+pub struct Fourleg {
+    pub bin: std::path::PathBuf,
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Why an automatic action could not be done (the check that follows says
@@ -26,7 +34,7 @@ pub struct AutoError(String);
 
 impl Browser {
     /// A session on the web app at `web`, logging in with `passwords`.
-    pub fn new(web: &str, passwords: BTreeMap<String, Secret>) -> Result<Self, AutoError> {
+    pub fn new(web: &str, passwords: BTreeMap<String, Secret>, fourleg: Option<Fourleg>) -> Result<Self, AutoError> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .cookie_store(true)
@@ -35,7 +43,7 @@ impl Browser {
             .build()
             .expect("a TLS backend is compiled in");
         let web = url::Url::parse(web).map_err(|e| AutoError(format!("the web app's URL {web}: {e}")))?;
-        Ok(Self { http, web, passwords })
+        Ok(Self { http, web, passwords, fourleg })
     }
 
     /// Sends `req` and follows redirects (resolving relative `Location`s),
@@ -77,6 +85,30 @@ impl Browser {
             Action::Replay => {
                 let (_, status, _) = self.follow(self.http.post(self.at("/replay"))).await?;
                 ok_page(status, "the replay")
+            }
+            Action::LogoutEverywhere => {
+                let (_, status, _) = self.follow(self.http.post(self.at("/logout-everywhere"))).await?;
+                ok_page(status, "the logout")
+            }
+            Action::Fourleg { args } => {
+                let f = self.fourleg.as_ref().ok_or_else(|| AutoError("no fourleg binary to run".into()))?;
+                let out = tokio::process::Command::new(&f.bin)
+                    .args(args)
+                    .arg("--state-dir")
+                    .arg(&f.state_dir)
+                    .output()
+                    .await
+                    .map_err(|e| AutoError(format!("cannot run {}: {e}", f.bin.display())))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(AutoError(format!(
+                        "`fourleg {}` failed ({}): {}",
+                        args.join(" "),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )))
+                }
             }
         }
     }

@@ -19,11 +19,22 @@ pub struct KeycloakAdmin {
     pub admin_password: Secret,
 }
 
+/// The broker's database, for `sql` checks.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: Secret,
+}
+
 /// Where the checks look.
 #[derive(Debug, Clone)]
 pub struct Env {
     pub journal: PathBuf,
     pub keycloak: Option<KeycloakAdmin>,
+    pub database: Option<Database>,
     pub http: reqwest::Client,
 }
 
@@ -60,6 +71,10 @@ pub async fn run(check: &Check, env: &Env, since: Since) -> Outcome {
         Check::SameSubject { of, distinct_aud, window, .. } => {
             same_subject(of, *distinct_aud, &recent(env, since.of(*window)))
         }
+        Check::Sql { query, at_least, at_most, .. } => match &env.database {
+            Some(db) => sql(db, query, *at_least, *at_most, since_ms).await,
+            None => (false, "this lab has no broker database to ask".into()),
+        },
         Check::KeycloakEvent { event_type, client, user, .. } => match &env.keycloak {
             Some(kc) => keycloak_event(env, kc, event_type, client, user.as_deref(), since_ms).await,
             None => (false, "this lab has no Keycloak to ask".into()),
@@ -116,7 +131,8 @@ fn mismatch(j: &JournalCheck, e: &Entry, sub: Option<&str>) -> Option<String> {
         || !j.aud_has.is_empty()
         || !j.aud_lacks.is_empty()
         || !j.scope_has.is_empty()
-        || !j.scope_lacks.is_empty();
+        || !j.scope_lacks.is_empty()
+        || !j.act_has.is_empty();
     if !needs_token {
         return None;
     }
@@ -137,6 +153,14 @@ fn mismatch(j: &JournalCheck, e: &Entry, sub: Option<&str>) -> Option<String> {
     }
     if let Some(s) = j.scope_lacks.iter().find(|s| t.has_scope(s)) {
         return Some(format!("its token's scope [{}] has {s}", t.scope.as_deref().unwrap_or("")));
+    }
+    let actors = t.actors();
+    if actors.len() < j.act_has.len() || actors[..j.act_has.len()] != j.act_has[..] {
+        return Some(if actors.is_empty() {
+            "its token has no act claim".to_owned()
+        } else {
+            format!("its token's act chain is {}, not {}", actors.join(" ← "), j.act_has.join(" ← "))
+        });
     }
     None
 }
@@ -163,7 +187,15 @@ fn journal_check(j: &JournalCheck, entries: &[Entry]) -> (bool, String) {
         (Some(e), false) => (
             true,
             match &e.token {
-                Some(t) => format!("{what}: {}", describe(t)),
+                Some(t) => format!(
+                    "{what}: {}{}",
+                    describe(t),
+                    e.detail
+                        .get("latency_ms")
+                        .and_then(Value::as_u64)
+                        .map(|ms| format!("; after {ms} ms"))
+                        .unwrap_or_default()
+                ),
                 None => format!(
                     "{what}{}{}",
                     e.status.map(|s| format!(": status {s}")).unwrap_or_default(),
@@ -303,6 +335,43 @@ async fn user_id(env: &Env, kc: &KeycloakAdmin, admin: &Secret, user: &str) -> R
         .ok_or_else(|| format!("no user {user}"))
 }
 
+async fn sql(db: &Database, query: &str, at_least: Option<i64>, at_most: Option<i64>, since_ms: u64) -> (bool, String) {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&db.host).port(db.port).dbname(&db.dbname).user(&db.user).password(db.password.expose());
+    cfg.connect_timeout(std::time::Duration::from_secs(10));
+    let (client, conn) = match cfg.connect(tokio_postgres::NoTls).await {
+        Ok(c) => c,
+        Err(e) => return (false, format!("cannot reach the broker's database: {e}")),
+    };
+    let task = tokio::spawn(conn);
+    #[allow(clippy::cast_precision_loss)]
+    let since = since_ms as f64 / 1000.0;
+    // `$1` only when the query uses it: Postgres wants as many parameters as
+    // the statement has.
+    let row = if query.contains("$1") {
+        client.query_one(query, &[&since]).await
+    } else {
+        client.query_one(query, &[]).await
+    };
+    task.abort();
+    let n: i64 = match row {
+        Ok(r) => match r.try_get::<_, i64>(0).or_else(|_| r.try_get::<_, i32>(0).map(i64::from)) {
+            Ok(n) => n,
+            Err(e) => return (false, format!("the query's first column is not a count: {e}")),
+        },
+        Err(e) => return (false, format!("the query failed: {e}")),
+    };
+    let low = at_least.is_none_or(|l| n >= l);
+    let high = at_most.is_none_or(|h| n <= h);
+    let bounds = match (at_least, at_most) {
+        (Some(l), Some(h)) => format!("between {l} and {h}"),
+        (Some(l), None) => format!("at least {l}"),
+        (None, Some(h)) => format!("at most {h}"),
+        (None, None) => "any".into(),
+    };
+    (low && high, format!("the broker's database counts {n} (wanted {bounds})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +398,7 @@ mod tests {
         match c {
             Check::Journal(j) => journal_check(j, entries),
             Check::SameSubject { of, distinct_aud, .. } => same_subject(of, *distinct_aud, entries),
-            Check::KeycloakEvent { .. } => unreachable!(),
+            Check::KeycloakEvent { .. } | Check::Sql { .. } => unreachable!(),
         }
     }
 
@@ -358,6 +427,23 @@ mod tests {
         }
         let (p, d) = journal_of(&c, &[login, Entry::new("agent", "exchange", false).reason("invalid_scope")]);
         assert!(!p && d.contains("invalid_scope"), "{d}");
+    }
+
+    #[test]
+    fn act_has_wants_the_chain_outermost_first() {
+        let c = check("[check]\nkind = \"journal\"\nsays = \"x\"\ncomponent = \"mcp\"\nevent = \"exchange\"\nact_has = [\"mcp-server\", \"agent\"]");
+        let with = |act: serde_json::Value| {
+            entry("mcp", "exchange", true, Some(TokenView::from_claims(&json!({"sub": "u1", "act": act}))))
+        };
+        let (p, d) = journal_of(&c, &[with(json!({"client_id": "mcp-server", "act": {"client_id": "agent"}}))]);
+        assert!(p, "{d}");
+        // Impersonation (no act), the order reversed, the inner actor missing.
+        let (p, d) = journal_of(&c, &[entry("mcp", "exchange", true, Some(view("u1", None, &[], "")))]);
+        assert!(!p && d.contains("no act claim"), "{d}");
+        let (p, d) = journal_of(&c, &[with(json!({"client_id": "agent", "act": {"client_id": "mcp-server"}}))]);
+        assert!(!p && d.contains("agent ← mcp-server"), "{d}");
+        let (p, _) = journal_of(&c, &[with(json!({"client_id": "mcp-server"}))]);
+        assert!(!p);
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub enum Action {
     Ask { what: String },
     /// Press "Replay the MCP server's token at the API".
     Replay,
+    /// Press "Log out everywhere": the user's session ends at the login
+    /// server, and the agent watches its token die.
+    LogoutEverywhere,
+    /// Run `fourleg <args>` on the lab, as the learner would.
+    Fourleg { args: Vec<String> },
 }
 
 /// A check against the lab's state.
@@ -100,6 +105,17 @@ pub enum Check {
         #[serde(default)]
         window: Window,
     },
+    /// A query on the reference broker's database (Postgres) returns one
+    /// row whose first column, a count, is within the bounds. `$1` is when
+    /// the step began, in seconds since the epoch (`to_timestamp($1)`).
+    Sql {
+        says: String,
+        query: String,
+        #[serde(default)]
+        at_least: Option<i64>,
+        #[serde(default)]
+        at_most: Option<i64>,
+    },
     /// Keycloak recorded an event (its admin events API) since the step
     /// began.
     KeycloakEvent {
@@ -120,7 +136,8 @@ impl Check {
         match self {
             Self::Journal(JournalCheck { says, .. })
             | Self::SameSubject { says, .. }
-            | Self::KeycloakEvent { says, .. } => says,
+            | Self::KeycloakEvent { says, .. }
+            | Self::Sql { says, .. } => says,
         }
     }
 }
@@ -164,6 +181,9 @@ pub struct JournalCheck {
     pub scope_has: Vec<String>,
     #[serde(default)]
     pub scope_lacks: Vec<String>,
+    /// Clients in the token's `act` chain (RFC 8693 §4.1), outermost first.
+    #[serde(default)]
+    pub act_has: Vec<String>,
     /// Fields of the entry's `detail` with these values.
     #[serde(default)]
     pub detail: BTreeMap<String, toml::Value>,
@@ -223,6 +243,11 @@ impl Lab {
                             s.id
                         )));
                     }
+                }
+            }
+            for c in &s.checks {
+                if let Check::Sql { at_least: None, at_most: None, .. } = c {
+                    return Err(bad(format!("steps[{i}] ({}): a sql check needs at_least or at_most", s.id)));
                 }
             }
             if let Some(a) = s.auto.iter().find_map(|a| match a {
@@ -325,6 +350,10 @@ user = "alice"
         let text = MINIMAL.replace("kind = \"journal\"", "kind = \"jounral\"");
         let err = Lab::parse(&text, Path::new("lab.toml")).unwrap_err().to_string();
         assert!(err.contains("jounral") && err.contains("steps"), "{err}");
+        let text = MINIMAL.replace("kind = \"journal\"\nsays", "kind = \"sql\"\nquery = \"SELECT 1\"\nsays");
+        let text = text[..text.find("component").unwrap()].to_owned();
+        let err = Lab::parse(&text, Path::new("lab.toml")).unwrap_err().to_string();
+        assert!(err.contains("at_least or at_most"), "{err}");
         let text = MINIMAL.replace("action = \"login\", user = \"alice\"", "action = \"ask\", what = \"delete\"");
         let err = Lab::parse(&text, Path::new("lab.toml")).unwrap_err().to_string();
         assert!(err.contains("\"delete\""), "{err}");
@@ -333,6 +362,6 @@ user = "alice"
     #[test]
     fn the_bundled_labs_parse() {
         let labs = list(&default_labs_dir()).unwrap();
-        assert!(labs.iter().any(|l| l.id == 1), "{labs:?}");
+        assert_eq!(labs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![1, 2]);
     }
 }
