@@ -481,6 +481,51 @@ mod tests {
         assert!(view.has_scope("records:read"));
     }
 
+    /// RFC 7662: with an introspection endpoint, a token that verifies but
+    /// is no longer active is refused; the endpoint is asked as this
+    /// resource, with its own credentials.
+    #[tokio::test]
+    async fn a_revoked_token_is_refused_when_the_issuer_introspects() {
+        use axum::extract::State as S;
+        let iss = TestIssuer::start("k1").await;
+        let active = Arc::new(Mutex::new(true));
+        let seen_auth = Arc::new(Mutex::new(String::new()));
+        let endpoint = super::testkit::serve(
+            axum::Router::new()
+                .route(
+                    "/introspect",
+                    axum::routing::post(
+                        |S((active, seen)): S<(Arc<Mutex<bool>>, Arc<Mutex<String>>)>, h: HeaderMap| async move {
+                            *seen.lock().unwrap() =
+                                h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                            axum::Json(json!({"active": *active.lock().unwrap()}))
+                        },
+                    ),
+                )
+                .with_state((Arc::clone(&active), Arc::clone(&seen_auth))),
+        )
+        .await;
+        let trust = Trust { introspection_endpoint: Some(format!("{endpoint}/introspect")), ..iss.trust() };
+        let creds = ClientCreds { client_id: "records-api".into(), secret: Secret::new("api-secret") };
+        let v = Validator::new(http(), vec![trust.clone()], "records-api").with_credentials(creds);
+        let token = iss.token("records-api", "records:read", &json!({}));
+        assert!(v.validate(&with_bearer(&token)).await.is_ok());
+        assert!(seen_auth.lock().unwrap().starts_with("Basic "), "introspection must be authenticated");
+        *active.lock().unwrap() = false;
+        let refused = v.validate(&with_bearer(&token)).await.unwrap_err();
+        assert_eq!(refused, Refusal::Inactive);
+        assert_eq!((refused.status(), refused.error_code()), (401, Some("invalid_token")));
+        // Without credentials the validator does not introspect (Lab 1).
+        let plain = Validator::new(http(), vec![trust], "records-api");
+        assert!(plain.validate(&with_bearer(&token)).await.is_ok());
+        // An endpoint that cannot be asked fails closed, as the resource's fault (503).
+        let gone = Trust { introspection_endpoint: Some("http://127.0.0.1:9/introspect".into()), ..iss.trust() };
+        let v = Validator::new(http(), vec![gone], "records-api")
+            .with_credentials(ClientCreds { client_id: "records-api".into(), secret: Secret::new("x") });
+        let err = v.validate(&with_bearer(&token)).await.unwrap_err();
+        assert!(matches!(err, Refusal::Uninspectable { .. }) && err.status() == 503, "{err:?}");
+    }
+
     #[tokio::test]
     async fn each_broken_rule_is_refused_with_its_own_reason() {
         let iss = TestIssuer::start("k1").await;
