@@ -487,6 +487,7 @@ mod tests {
     #[tokio::test]
     async fn a_revoked_token_is_refused_when_the_issuer_introspects() {
         use axum::extract::State as S;
+        type Shared = (Arc<Mutex<bool>>, Arc<Mutex<String>>);
         let iss = TestIssuer::start("k1").await;
         let active = Arc::new(Mutex::new(true));
         let seen_auth = Arc::new(Mutex::new(String::new()));
@@ -494,13 +495,11 @@ mod tests {
             axum::Router::new()
                 .route(
                     "/introspect",
-                    axum::routing::post(
-                        |S((active, seen)): S<(Arc<Mutex<bool>>, Arc<Mutex<String>>)>, h: HeaderMap| async move {
-                            *seen.lock().unwrap() =
-                                h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                            axum::Json(json!({"active": *active.lock().unwrap()}))
-                        },
-                    ),
+                    axum::routing::post(|S((active, seen)): S<Shared>, h: HeaderMap| async move {
+                        *seen.lock().unwrap() =
+                            h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        axum::Json(json!({"active": *active.lock().unwrap()}))
+                    }),
                 )
                 .with_state((Arc::clone(&active), Arc::clone(&seen_auth))),
         )
