@@ -63,7 +63,39 @@ async fn guided_labs_against_the_real_lab() -> anyhow::Result<()> {
         assert!(t.contains("failed their checks: wrong-audience"), "{t}");
         assert_eq!(t.matches('✗').count(), 1, "only the skipped step fails: {t}");
 
-        // 4. Lab 2 on the broker: delegation, audit, cache, key rotation, and
+        // 4. Interactive: Enter checks (nothing done yet: ✗ and the hint), s
+        // skips, q quits keeping the progress; the next run resumes there,
+        // --reset starts over. No password is printed when stdout is no terminal.
+        let interactive = |args: &[&str], input: &str| -> anyhow::Result<String> {
+            use std::io::Write as _;
+            let mut child = std::process::Command::new(&bin)
+                .args(args)
+                .args(["--port-base", "0", "--state-dir"])
+                .arg(&state)
+                .current_dir(repo())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            child.stdin.take().expect("piped").write_all(input.as_bytes())?;
+            let out = child.wait_with_output()?;
+            assert!(out.status.success(), "{}", text(&out));
+            Ok(text(&out))
+        };
+        let t = interactive(&["lab", "1", "--reset"], "\ns\nq\n")?;
+        assert!(t.contains("Step 1/4") && t.contains("✗ lab-web holds a token for alice"), "{t}");
+        assert!(t.contains("hint: The check reads lab-web's journal"), "{t}");
+        assert!(t.contains("skipped") && t.contains("Step 2/4"), "{t}");
+        assert!(t.contains("progress saved: `fourleg lab 1` resumes at step 2"), "{t}");
+        assert!(!t.contains(creds_password(&state, "alice")?.as_str()), "a password on a pipe");
+        let t = interactive(&["lab", "1"], "q\n")?;
+        assert!(t.contains("Step 2/4") && !t.contains("Step 1/4"), "resumes: {t}");
+        let t = interactive(&["lab", "1", "--reset"], "q\n")?;
+        assert!(t.contains("Step 1/4"), "--reset starts over: {t}");
+        let t = interactive(&["lab", "1", "--step", "wrong-audience"], "q\n")?;
+        assert!(t.contains("Step 3/4") && !t.contains("Step 2/4"), "--step jumps: {t}");
+
+        // 5. Lab 2 on the broker: delegation, audit, cache, key rotation, and
         // a logout that kills the chain; then the same with no logout.
         let out = run_fourleg(&bin, &["lab", "2", "--auto"], &state);
         let t = text(&out);
@@ -93,12 +125,17 @@ async fn guided_labs_against_the_real_lab() -> anyhow::Result<()> {
         assert!(t.contains("hint: Press \"Log out everywhere\""), "{t}");
         assert!(t.contains("failed their checks: revoke"), "{t}");
 
-        // 5. Lab 1 in a real browser, and the MCP server's refusals.
+        // 6. Lab 1 in a real browser, and the MCP server's refusals.
         browser_and_mcp(&config, &keycloak).await
     }
     .await;
     let _ = fourleg_lab::down(&config, true).await;
     result
+}
+
+fn creds_password(state: &std::path::Path, user: &str) -> anyhow::Result<String> {
+    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join("credentials.json"))?)?;
+    Ok(creds["users"][user].as_str().unwrap_or("no password").to_owned())
 }
 
 async fn browser_and_mcp(config: &fourleg_lab::LabConfig, keycloak: &str) -> anyhow::Result<()> {
