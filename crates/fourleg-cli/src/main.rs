@@ -29,12 +29,13 @@ pub(crate) mod exit {
 const AFTER_HELP: &str = "\
 Exit codes:
   0  done; for `status`, every service runs and is healthy; for `run` and
-     `matrix`, no unexpected failure (with --baseline: no regression)
+     `matrix`, no unexpected failure (with --baseline: no regression); for
+     `lab <n>`, every step passed its checks (or you quit, progress kept)
   1  findings: `run`/`matrix` found an unexpected failure (fail, warn,
      untestable) or a stale expected failure (with --baseline: a cell that
      passed in the baseline and does not now, or a stale expectation);
      `diff` found a newly failing cell; `status` found a service stopped or
-     unhealthy
+     unhealthy; `lab <n>` ended with a step that failed its checks
   2  the harness or its setup failed (missing prerequisite, a service that did
      not start, bad input); the message says what to do
   130  interrupted (Ctrl-C) during up, run or matrix; what still runs is named,
@@ -208,8 +209,9 @@ enum Command {
     /// services when they do not run (reusing a running lab), serves the demo
     /// chain on loopback (lab-web, an agent, an MCP server, a records API),
     /// shows the current step, waits for you, then checks it against real
-    /// state: the chain's journal and Keycloak's events. Progress is kept in
-    /// the state directory: running it again resumes.
+    /// state: the chain's journal, Keycloak's events, the broker's tables in
+    /// Postgres. Progress is kept in the state directory: running it again
+    /// resumes.
     ///
     /// Examples: fourleg lab list
     ///           fourleg lab 1
