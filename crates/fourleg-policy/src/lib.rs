@@ -20,6 +20,9 @@
 //! 3. `may_act` of the subject token, when present, names the acting party:
 //!    the actor, or without actor token the requester (RFC 8693 §4.4).
 //! 4. The actor is not already in the `act` chain (agent profile: no loops).
+//!    Without an actor token, a subject whose `may_act` names the requester
+//!    makes the requester the actor recorded in `act` (agent profile: a
+//!    `may_act` subject is never silently impersonated).
 //! 5. The chain, with the new actor outermost, is at most
 //!    [`Limits::max_depth`] actors deep (RFC 8693 §4.1 nests; the profile bounds it).
 //! 6. Each requested `audience` is known and allowed for the requester; each
@@ -32,6 +35,8 @@
 //! 8. `exp` is never past the subject token's (agent profile: monotonic).
 //! 9. `sub` stays the subject's; `act` nests the new actor outermost over the
 //!    subject's chain (RFC 8693 §4.1); impersonation adds no `act` (§1.1).
+//!    The subject's `may_act` is not carried into the issued token: it
+//!    authorized this exchange, not the next one (agent profile).
 //!
 //! Every refusal is `invalid_request` (RFC 8693 §2.2.2: the subject or actor
 //! token is invalid for this request) except audience and resource
@@ -305,9 +310,14 @@ pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, 
         }
     }
 
-    // 4, 5. The chain: no loops, bounded depth.
+    // 4, 5. The chain: no loops, bounded depth. The party recorded as acting
+    // is the actor token's; without one, when the subject's may_act named the
+    // requester (checked above), the requester itself: may_act made it the
+    // authorized actor (§4.4), and a token without act would hide that it
+    // acts (agent profile: no silent impersonation of a may_act subject).
+    let recorded = actor.clone().or_else(|| subject.may_act.as_ref().map(|_| requester.party()));
     let mut act = subject.act.clone();
-    if let Some(a) = &actor {
+    if let Some(a) = &recorded {
         if act.iter().any(|p| p.same_as(a)) {
             return Err(Refusal::Circular { actor: a.client_id.clone().unwrap_or_else(|| a.sub.clone()) });
         }

@@ -493,15 +493,21 @@ fn grants_are_the_intersection_the_next_hop_and_the_nested_chain() {
             Want { act: Some(vec![party(AGENT, "agent")]), ..Want::default() },
         ),
         (
-            "may_act naming the requester by sub alone lets it impersonate",
+            "may_act naming the requester by sub alone, no actor token: the requester is recorded as the actor",
             hop1(),
             |x| x.subject.may_act = Some(MayAct { sub: Some(AGENT.into()), client_id: None }),
-            Want { act: Some(Vec::new()), ..Want::default() },
+            Want { act: Some(vec![party(AGENT, "agent")]), ..Want::default() },
         ),
         (
-            "may_act naming the requester by client_id alone lets it impersonate",
+            "may_act naming the requester by client_id alone, no actor token: the requester is recorded as the actor",
             hop1(),
             |x| x.subject.may_act = Some(MayAct { sub: None, client_id: Some("agent".into()) }),
+            Want { act: Some(vec![party(AGENT, "agent")]), ..Want::default() },
+        ),
+        (
+            "no may_act, no actor token: impersonation, no act",
+            hop1(),
+            |x| x.subject.may_act = None,
             Want { act: Some(Vec::new()), ..Want::default() },
         ),
         (

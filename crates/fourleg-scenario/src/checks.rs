@@ -134,7 +134,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 33] = [
+pub const TABLE: [CheckSpec; 34] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -248,6 +248,12 @@ pub const TABLE: [CheckSpec; 33] = [
         args: &[("principal", ArgType::Text)],
         args_doc: "`principal` (the planted actor)",
         passes: "refused, or no level of the issued token's `act` names that principal (by any identity the target gives it)",
+    },
+    CheckSpec {
+        name: "refused_or_act_names",
+        args: &[("principal", ArgType::Text)],
+        args_doc: "`principal`",
+        passes: "refused, or the issued token's outermost `act` level identifies that principal",
     },
     CheckSpec {
         name: "within_bound",
@@ -759,6 +765,24 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                         describe_act(c)
                     )),
                     Some(c) => Pass(format!("issued without the planted actor `{planted}` ({})", describe_act(c))),
+                    None => Untestable("a token was issued but cannot be decoded".into()),
+                },
+            }
+        }
+        "refused_or_act_names" => {
+            let who = arg_str(x.args, "principal").unwrap_or_default();
+            let id = ident(who);
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(_) => match x.claims {
+                    Some(c) => match act_levels(c).first() {
+                        Some(outer) if id.matches(outer) => {
+                            Pass(format!("issued with act naming `{who}` ({})", describe_act(c)))
+                        }
+                        Some(_) => Fail(format!("issued, but the current actor is not `{who}`: {}", describe_act(c))),
+                        None => Fail(format!("issued without act: `{who}` acts, and the token does not say so")),
+                    },
                     None => Untestable("a token was issued but cannot be decoded".into()),
                 },
             }

@@ -56,6 +56,8 @@ pub enum Breakage {
     // --- may_act (RFC 8693 §4.4, agent profile) ---
     MayActIgnored,
     MayActOnlyWithActorToken,
+    MayActSubjectImpersonated,
+    MayActCopied,
     // --- intersection (agent profile) ---
     UnionNotIntersection,
     SubjectScopeCopied,
@@ -110,7 +112,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 68] = [
+    pub const ALL: [Breakage; 70] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -149,6 +151,8 @@ impl Breakage {
         Breakage::CircularDelegationAccepted,
         Breakage::MayActIgnored,
         Breakage::MayActOnlyWithActorToken,
+        Breakage::MayActSubjectImpersonated,
+        Breakage::MayActCopied,
         Breakage::UnionNotIntersection,
         Breakage::SubjectScopeCopied,
         Breakage::IntersectionFirstHopOnly,
@@ -223,6 +227,8 @@ impl Breakage {
             Breakage::CircularDelegationAccepted => "A delegation that loops back to an actor already in the chain is accepted (agent profile: AGENT-ATTACK-circular).",
             Breakage::MayActIgnored => "`may_act` in the subject token is not enforced (RFC 8693 §4.4, agent profile).",
             Breakage::MayActOnlyWithActorToken => "`may_act` is enforced against the actor token only: without one, any requester passes (RFC 8693 §4.4, agent profile).",
+            Breakage::MayActSubjectImpersonated => "A subject token whose `may_act` names the requester, exchanged without actor token, yields a token without `act`: a clean impersonation (agent profile: AGENT-MAYACT-no-impersonation).",
+            Breakage::MayActCopied => "The issued token carries the subject token's `may_act` over to the next hop (agent profile: AGENT-MAYACT-not-copied).",
             Breakage::UnionNotIntersection => "Granted permissions are the user's plus the requester's baseline (union), not their intersection (agent profile: AGENT-INTERSECT).",
             Breakage::SubjectScopeCopied => "An exchanged token copies the subject token's scope instead of narrowing it (agent profile: AGENT-INTERSECT).",
             Breakage::IntersectionFirstHopOnly => "Requests for permissions outside the intersection are granted at the second hop (the first hop is right) (agent profile: AGENT-INTERSECT-hops).",

@@ -290,6 +290,14 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     if s.is(Breakage::ActHistoryTruncated) {
         grant.act.truncate(2);
     }
+    // The requester the policy recorded as the actor of a may_act subject is dropped.
+    if s.is(Breakage::MayActSubjectImpersonated)
+        && x.actor.is_none()
+        && x.subject.may_act.is_some()
+        && !grant.act.is_empty()
+    {
+        grant.act.remove(0);
+    }
     // Audience, scope, lifetime, subject.
     if s.is(Breakage::AudienceAccumulates) {
         for a in aud_list(&subject.claims).into_iter().rev() {
@@ -354,6 +362,8 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     }
     if let Some(m) = may_act {
         claims.insert("may_act".into(), m);
+    } else if let Some(m) = subject.claims.get("may_act").filter(|_| s.is(Breakage::MayActCopied)) {
+        claims.insert("may_act".into(), m.clone());
     }
     let claims = Value::Object(claims);
     s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, grant.exp);

@@ -194,8 +194,17 @@ fn expected(b: Breakage) -> Expect {
         B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
         B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
-        B::MayActIgnored => rules(&["AGENT-MAYACT-deny-actor", "AGENT-MAYACT-deny-noactor", "AGENT-MAYACT-subagent"]),
-        B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor"]),
+        // Without may_act in its inputs, the policy cannot know the requester
+        // of a may_act subject acts: a clean impersonation too.
+        B::MayActIgnored => rules(&[
+            "AGENT-MAYACT-deny-actor",
+            "AGENT-MAYACT-deny-noactor",
+            "AGENT-MAYACT-no-impersonation",
+            "AGENT-MAYACT-subagent",
+        ]),
+        B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor", "AGENT-MAYACT-no-impersonation"]),
+        B::MayActSubjectImpersonated => rules(&["AGENT-MAYACT-no-impersonation"]),
+        B::MayActCopied => rules(&["AGENT-MAYACT-not-copied"]),
         B::UnionNotIntersection => Expect {
             untestable_except: None,
             rules: &[
