@@ -177,9 +177,18 @@ impl Engine {
             preconditions: Vec::new(),
             duration_ms: 0,
         };
-        if let Some((missing, why)) = contract.missing_feature(&s.requires) {
+        let declared = s.probes_absent.iter().find(|f| contract.feature(f) == Some(true));
+        let not_applicable = match (contract.missing_feature(&s.requires), declared) {
+            (Some((missing, why)), _) => Some((format!("requires `{missing}`"), why)),
+            (None, Some(f)) => Some((
+                format!("probes `{f}` declared absent"),
+                format!("the target declares `{f}`, which its own scenarios check"),
+            )),
+            (None, None) => None,
+        };
+        if let Some((head, why)) = not_applicable {
             result.status = Status::NotApplicable;
-            result.reason = Some(format!("requires `{missing}`: {why}"));
+            result.reason = Some(format!("{head}: {why}"));
             result.checks = s
                 .requirements
                 .iter()

@@ -50,6 +50,12 @@ pub struct Scenario {
     /// `revocation`, `resource`, `logout`, `disable-client`).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Target features whose declared absence it probes (a server that says
+    /// it lacks `resource` should refuse the parameter, not ignore it): the
+    /// scenario runs only where each is declared absent, and is
+    /// not-applicable where one is declared (its own scenarios check it).
+    #[serde(default)]
+    pub probes_absent: Vec<String>,
     /// The rules it checks, with their levels (must match the registry).
     pub requirements: Vec<RequirementRef>,
     #[serde(deserialize_with = "deserialize_steps")]
@@ -1151,6 +1157,14 @@ impl Scenario {
         for f in &self.requires {
             if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
                 return Err(self.invalid("requires", fourleg_target::profile::Features::unknown(f)));
+            }
+        }
+        for f in &self.probes_absent {
+            if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
+                return Err(self.invalid("probes_absent", fourleg_target::profile::Features::unknown(f)));
+            }
+            if self.requires.contains(f) {
+                return Err(self.invalid("probes_absent", format!("`{f}` is also required: the scenario could never run")));
             }
         }
         if self.requirements.is_empty() {

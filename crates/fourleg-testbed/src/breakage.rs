@@ -21,6 +21,7 @@ pub enum Breakage {
     RequestedTokenTypeReplaced,
     ResourceNotValidated,
     UnknownResourceIgnored,
+    ResourceSilentlyIgnored,
     // --- RFC 8693 §2.2 responses ---
     InvalidGrantInsteadOfInvalidRequest,
     InvalidRequestInsteadOfInvalidTarget,
@@ -112,7 +113,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 70] = [
+    pub const ALL: [Breakage; 71] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -121,6 +122,7 @@ impl Breakage {
         Breakage::RequestedTokenTypeReplaced,
         Breakage::ResourceNotValidated,
         Breakage::UnknownResourceIgnored,
+        Breakage::ResourceSilentlyIgnored,
         Breakage::InvalidGrantInsteadOfInvalidRequest,
         Breakage::InvalidRequestInsteadOfInvalidTarget,
         Breakage::NoIssuedTokenType,
@@ -197,6 +199,7 @@ impl Breakage {
             Breakage::RequestedTokenTypeReplaced => "An unsupported `requested_token_type` is silently replaced by an access token (RFC 8693 §3).",
             Breakage::ResourceNotValidated => "`resource` is not checked: relative URIs and fragments are accepted (RFC 8693 §2.1, RFC 8707 §2).",
             Breakage::UnknownResourceIgnored => "A `resource` naming no known service is ignored instead of refused (RFC 8707 §2).",
+            Breakage::ResourceSilentlyIgnored => "The server declares no `resource` support (its profile says `resource = false`) and ignores the parameter instead of refusing it with invalid_target (RFC 8693 §2.2.2).",
             Breakage::InvalidGrantInsteadOfInvalidRequest => "Token-exchange errors that should be `invalid_request` are `invalid_grant` (RFC 8693 §2.2.2).",
             Breakage::InvalidRequestInsteadOfInvalidTarget => "An audience or resource the server will not issue for gets `invalid_request`, not `invalid_target` (RFC 8693 §2.2.2).",
             Breakage::NoIssuedTokenType => "The exchange response has no `issued_token_type` (RFC 8693 §2.2.1).",

@@ -397,4 +397,8 @@ fn perturb_inputs(broken: Option<Breakage>, x: &mut Exchange, second_hop: bool) 
     if let Some(fault) = broken.and_then(Breakage::input_fault) {
         fault.perturb(catalog(), x, second_hop);
     }
+    // A server without resource support that does not refuse the parameter.
+    if broken == Some(Breakage::ResourceSilentlyIgnored) {
+        x.resource.clear();
+    }
 }

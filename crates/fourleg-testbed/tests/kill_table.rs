@@ -204,6 +204,9 @@ fn expected(b: Breakage) -> Expect {
         ]),
         B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor", "AGENT-MAYACT-no-impersonation"]),
         B::MayActSubjectImpersonated => rules(&["AGENT-MAYACT-no-impersonation"]),
+        // Run with a profile that declares `resource = false` (see
+        // `profile_for`): the resource scenarios are not applicable there.
+        B::ResourceSilentlyIgnored => pairs(&[("resource-not-silently-ignored", "RFC8693-2.2.2-invalid-target")]),
         B::MayActCopied => rules(&["AGENT-MAYACT-not-copied"]),
         B::UnionNotIntersection => Expect {
             untestable_except: None,
@@ -470,6 +473,24 @@ async fn run_one(
     Ok(run)
 }
 
+/// The test bed's profile as a variant is run with: the one committed,
+/// except for a variant that breaks a rule only a server declaring a feature
+/// absent can break (`probes_absent` scenarios).
+fn profile_for(b: Option<Breakage>, committed: &Arc<String>, without_resource: &Arc<String>) -> Arc<String> {
+    if b == Some(Breakage::ResourceSilentlyIgnored) {
+        Arc::clone(without_resource)
+    } else {
+        Arc::clone(committed)
+    }
+}
+
+/// The committed test-bed profile with `resource` declared absent.
+fn without_resource(text: &str) -> String {
+    let out = text.replacen("\nresource = true", "\nresource = false", 1);
+    assert_ne!(out, text, "testbed.toml no longer declares `resource = true` in [features]");
+    out
+}
+
 fn name(b: Option<Breakage>) -> String {
     b.map_or_else(|| "conformant".to_owned(), Breakage::id)
 }
@@ -482,6 +503,7 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     let registry = Arc::new(Registry::load(&suites.join("requirements.toml"))?);
     let scenarios = Arc::new(fourleg_scenario::scenario::load_all(&suites, &registry)?);
     let profile_text = Arc::new(std::fs::read_to_string(TestBed::profile_path())?);
+    let no_resource_text = Arc::new(without_resource(&profile_text));
     let only: Option<BTreeSet<String>> =
         std::env::var("FOURLEG_KILL_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     let variants: Vec<Option<Breakage>> = std::iter::once(None)
@@ -494,8 +516,13 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
         let pool = Arc::new(tokio::sync::Semaphore::new(VARIANTS_AT_ONCE));
         let mut tasks = Vec::new();
         for b in &variants {
-            let (b, scenarios, registry, text, pool) =
-                (*b, Arc::clone(&scenarios), Arc::clone(&registry), Arc::clone(&profile_text), Arc::clone(&pool));
+            let (b, scenarios, registry, text, pool) = (
+                *b,
+                Arc::clone(&scenarios),
+                Arc::clone(&registry),
+                profile_for(*b, &profile_text, &no_resource_text),
+                Arc::clone(&pool),
+            );
             tasks.push(tokio::spawn(async move {
                 let _permit = pool.acquire_owned().await?;
                 let run =
@@ -517,6 +544,26 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     );
 
     let mut problems: Vec<String> = Vec::new();
+    // The positive control of the `probes_absent` scenarios: the conformant
+    // test bed declaring `resource` absent (it refuses every resource it
+    // cannot honour) passes them; with the committed profile they are not
+    // applicable.
+    let probing: Vec<Scenario> = scenarios.iter().filter(|s| !s.probes_absent.is_empty()).cloned().collect();
+    if !probing.is_empty() {
+        let control = rt.block_on(run_one(None, Arc::new(probing), Arc::clone(&registry), Arc::clone(&no_resource_text)))?;
+        let not_passed: Vec<String> = control
+            .scenarios
+            .iter()
+            .filter(|s| s.status != Status::Pass)
+            .map(|s| format!("{} ({})", s.id, s.status))
+            .collect();
+        if !not_passed.is_empty() {
+            problems.push(format!(
+                "the conformant test bed declaring `resource` absent does not pass {not_passed:?}:\n{}",
+                failures(&control)
+            ));
+        }
+    }
     let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
     for (b, run) in &runs {
@@ -540,8 +587,13 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
             eprintln!("{b}:\n{}", failures(run));
         }
         let e = expected(*b);
+        // A scenario not applicable under this variant's profile cannot fail
+        // (the `probes_absent` ones, under the committed profile).
+        let applicable: BTreeSet<&str> =
+            run.scenarios.iter().filter(|s| s.status != Status::NotApplicable).map(|s| s.id.as_str()).collect();
         let want: BTreeSet<(&str, &str)> = scenarios
             .iter()
+            .filter(|s| applicable.contains(s.id.as_str()))
             .flat_map(|s| s.requirements.iter().map(move |r| (s.id.as_str(), r.id.as_str())))
             .filter(|(_, r)| e.rules.contains(r))
             .chain(e.pairs.iter().copied())
