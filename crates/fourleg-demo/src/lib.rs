@@ -116,7 +116,7 @@ impl Listen {
 /// Why the demo chain could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("cannot listen on {addr} for the demo {component}: {source} (is another lab already running? choose other ports)")]
+    #[error("cannot listen on {addr} for the demo {component}: {source} (is another `fourleg lab` running? `--port-base` moves the four demo ports, 0 picks free ones)")]
     Bind { component: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot read the login server's discovery document at {url}: {reason}")]
     Discovery { url: String, reason: String },

@@ -1164,7 +1164,9 @@ impl Scenario {
                 return Err(self.invalid("probes_absent", fourleg_target::profile::Features::unknown(f)));
             }
             if self.requires.contains(f) {
-                return Err(self.invalid("probes_absent", format!("`{f}` is also required: the scenario could never run")));
+                return Err(
+                    self.invalid("probes_absent", format!("`{f}` is also required: the scenario could never run"))
+                );
             }
         }
         if self.requirements.is_empty() {

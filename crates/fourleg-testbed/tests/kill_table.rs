@@ -550,7 +550,8 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     // applicable.
     let probing: Vec<Scenario> = scenarios.iter().filter(|s| !s.probes_absent.is_empty()).cloned().collect();
     if !probing.is_empty() {
-        let control = rt.block_on(run_one(None, Arc::new(probing), Arc::clone(&registry), Arc::clone(&no_resource_text)))?;
+        let control =
+            rt.block_on(run_one(None, Arc::new(probing), Arc::clone(&registry), Arc::clone(&no_resource_text)))?;
         let not_passed: Vec<String> = control
             .scenarios
             .iter()
