@@ -499,7 +499,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let starts_things =
         matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Matrix(_) | Command::Bench(_));
     if !starts_things {
-        return dispatch(cli.command, config).await;
+        return Box::pin(dispatch(cli.command, config)).await;
     }
     // Services and peers run in process groups of their own, so Ctrl-C
     // reaches fourleg alone: they go on running. Say which, and how to stop them.

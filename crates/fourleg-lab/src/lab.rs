@@ -346,7 +346,7 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
         progress.step(Service::Keycloak, "waiting for the master realm's discovery document");
         let url = started.record.url.clone();
         health::wait_ready(&mut started, config.timeouts.keycloak, || health::keycloak_realm(&url, "master")).await?;
-        progress.step(Service::Keycloak, "importing realm fourleg");
+        progress.step(Service::Keycloak, "importing realms fourleg and fourleg-foreign");
         provision::keycloak::provision(&url, &creds, &config.fixtures_dir).await?;
         health::wait_ready(&mut started, Duration::from_secs(30), || {
             health::keycloak_realm(&url, provision::keycloak::REALM)

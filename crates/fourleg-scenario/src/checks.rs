@@ -134,7 +134,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 34] = [
+pub const TABLE: [CheckSpec; 36] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -188,6 +188,18 @@ pub const TABLE: [CheckSpec; 34] = [
         args: &[("audience", ArgType::Text)],
         args_doc: "`audience`",
         passes: "`aud` does not contain it",
+    },
+    CheckSpec {
+        name: "aud_has",
+        args: &[("audience", ArgType::Text)],
+        args_doc: "`audience`",
+        passes: "`aud` contains it (among others or alone)",
+    },
+    CheckSpec {
+        name: "iss_differs",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (variable)",
+        passes: "`iss` is present and differs from that token's `iss`",
     },
     CheckSpec {
         name: "has_permission",
@@ -597,7 +609,19 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 }
             }
         },
-        "aud_only" | "aud_excludes" => {
+        "iss_differs" => match (need_claims(), x.than) {
+            (Err(v), _) => v,
+            (_, None) => Untestable("the token to compare with is missing".into()),
+            (Ok(c), Some(t)) => {
+                let msg = format!("iss {} vs {}", c["iss"], t["iss"]);
+                if c["iss"].is_string() && t["iss"].is_string() && c["iss"] != t["iss"] {
+                    Pass(msg)
+                } else {
+                    Fail(msg)
+                }
+            }
+        },
+        "aud_only" | "aud_excludes" | "aud_has" => {
             let abstract_aud = arg_str(x.args, "audience").unwrap_or_default();
             let value = x.contract.aud_value(abstract_aud);
             match need_claims() {
@@ -608,6 +632,13 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     if name == "aud_only" {
                         let msg = format!("expected aud exactly [{value}], found [{shown}]");
                         if aud.len() == 1 && aud.contains(&value) {
+                            Pass(msg)
+                        } else {
+                            Fail(msg)
+                        }
+                    } else if name == "aud_has" {
+                        let msg = format!("expected aud with {value}, found [{shown}]");
+                        if aud.contains(&value) {
                             Pass(msg)
                         } else {
                             Fail(msg)
@@ -1138,6 +1169,8 @@ mod tests {
         assert!(matches!(check("aud_only", &json!({"aud": "mcp-server"}), &a), Verdict::Pass(_)));
         assert!(matches!(check("aud_only", &json!({"aud": ["mcp-server", "x"]}), &a), Verdict::Fail(_)));
         assert!(matches!(check("aud_excludes", &json!({"aud": ["mcp-server"]}), &a), Verdict::Fail(_)));
+        assert!(matches!(check("aud_has", &json!({"aud": ["x", "mcp-server"]}), &a), Verdict::Pass(_)));
+        assert!(matches!(check("aud_has", &json!({"aud": "x"}), &a), Verdict::Fail(_)));
         let p = args(&[("permission", toml::Value::String("records:delete".into()))]);
         assert!(matches!(check("lacks_permission", &json!({"scope": "records:read"}), &p), Verdict::Pass(_)));
         assert!(matches!(
@@ -1152,7 +1185,7 @@ mod tests {
         let p = profile();
         let ids = ids();
         let none = BTreeMap::new();
-        let prev = json!({"exp": 100, "scope": "records:read"});
+        let prev = json!({"exp": 100, "scope": "records:read", "iss": "https://idp/realms/lab"});
         let wider = json!({"exp": 90, "scope": "records:read records:write"});
         let later = json!({"exp": 110, "scope": "records:read"});
         let go = |name: &str, c: &Value| {
@@ -1176,6 +1209,9 @@ mod tests {
         assert!(matches!(go("scope_within", &later), Verdict::Pass(_)));
         assert!(matches!(go("exp_not_after", &later), Verdict::Fail(_)));
         assert!(matches!(go("exp_not_after", &wider), Verdict::Pass(_)));
+        assert!(matches!(go("iss_differs", &json!({"iss": "https://idp/realms/lab-foreign"})), Verdict::Pass(_)));
+        assert!(matches!(go("iss_differs", &json!({"iss": "https://idp/realms/lab"})), Verdict::Fail(_)));
+        assert!(matches!(go("iss_differs", &json!({"sub": "alice"})), Verdict::Fail(_)));
     }
 
     fn outcome(status: u16, body: Value, headers: &[(&str, &str)], auth: &str) -> Outcome {

@@ -143,7 +143,7 @@ impl Engine {
                             Some(sub) => {
                                 identity.names.insert(sub);
                                 source = match recipe {
-                                    Recipe::Login { .. } => IdentitySource::Login,
+                                    Recipe::Login { .. } | Recipe::Foreign { .. } => IdentitySource::Login,
                                     Recipe::ClientCredentials { .. } => IdentitySource::ClientCredentials,
                                 };
                             }
@@ -478,7 +478,12 @@ impl Engine {
             scope.extend(self.may_act_scope(m)?);
         }
         let contract = t.contract();
-        let recipe = contract.token_recipe(&x.principal, scope, x.short_lived).map_err(Skip::gap)?;
+        let recipe = if x.foreign {
+            contract.foreign_recipe(&x.principal)
+        } else {
+            contract.token_recipe(&x.principal, scope, x.short_lived)
+        }
+        .map_err(Skip::gap)?;
         let o = match t.obtain(&recipe).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),

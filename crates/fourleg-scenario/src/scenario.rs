@@ -435,6 +435,11 @@ pub struct TokenStep {
     /// A user token that expires within seconds (profile `[short_lived]`).
     #[serde(default)]
     pub short_lived: bool,
+    /// A well-signed token for this user from an issuer the target must not
+    /// trust (profile `[foreign_issuer]`): the untrusted-issuer attack's
+    /// subject token. `scope` is ignored: the profile says what to request.
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or

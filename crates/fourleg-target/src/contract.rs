@@ -73,6 +73,9 @@ pub enum Recipe {
     Login { user: String, client: String, scope: Vec<String>, params: BTreeMap<String, String> },
     /// A confidential client's own token (RFC 6749 §4.4), with extra scope values.
     ClientCredentials { client: String, scope: Vec<String> },
+    /// A token for `user` from the issuer the target must not trust
+    /// (`[foreign_issuer]`).
+    Foreign { user: String },
 }
 
 impl Recipe {
@@ -80,7 +83,7 @@ impl Recipe {
     #[must_use]
     pub fn user(&self) -> Option<&str> {
         match self {
-            Recipe::Login { user, .. } => Some(user),
+            Recipe::Login { user, .. } | Recipe::Foreign { user } => Some(user),
             Recipe::ClientCredentials { .. } => None,
         }
     }
@@ -313,12 +316,28 @@ impl<'a> Contract<'a> {
         Ok(Recipe::ClientCredentials { client: principal.to_owned(), scope })
     }
 
+    /// How to get a token for `user` from an issuer the target must not
+    /// trust.
+    pub fn foreign_recipe(self, user: &str) -> Result<Recipe, Gap> {
+        if !self.is_user(user) {
+            return Err(Gap(format!("`{user}` is not a user of the profile")));
+        }
+        if self.profile.foreign_issuer.is_none() {
+            return Err(Gap(
+                "the profile has no way to obtain a token from an issuer the target must not trust ([foreign_issuer])"
+                    .into(),
+            ));
+        }
+        Ok(Recipe::Foreign { user: user.to_owned() })
+    }
+
     /// The client a token obtained by `recipe` counts as obtained by: the
-    /// user's own login client, or the client itself.
+    /// user's own login client (also for the untrusted issuer's token, which
+    /// stands in for it), or the client itself.
     #[must_use]
     pub fn obtained_by(self, recipe: &Recipe) -> String {
         match recipe {
-            Recipe::Login { user, .. } => self.profile.users[user].client.clone(),
+            Recipe::Login { user, .. } | Recipe::Foreign { user } => self.profile.users[user].client.clone(),
             Recipe::ClientCredentials { client, .. } => client.clone(),
         }
     }

@@ -81,6 +81,11 @@ pub struct Profile {
     /// How users get a token that expires within seconds (expired-token checks).
     #[serde(default)]
     pub short_lived: Option<ShortLived>,
+    /// How to get a well-signed token from an issuer this target must not
+    /// trust (another tenant, realm or deployment): the subject token of the
+    /// untrusted-issuer attack. Without it that attack is untestable.
+    #[serde(default)]
+    pub foreign_issuer: Option<ForeignIssuer>,
     #[serde(default)]
     pub introspection: Introspection,
     #[serde(default)]
@@ -391,6 +396,52 @@ pub struct ShortLived {
     /// much longer, so a declared leeway is never reported as a deviation.
     #[serde(default)]
     pub leeway_s: u64,
+}
+
+/// A token from an issuer the target must not trust, obtained by an ordinary
+/// token request there (RFC 6749 §4.3 or §4.4) or printed by a command.
+///
+/// The attack proves its rule only when the token would be acceptable but
+/// for its issuer: the same user, an `aud` naming the requesting client, the
+/// scope the genuine login gets. A second realm or tenant of the same product,
+/// configured like the first, is the natural source.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignIssuer {
+    /// The untrusted issuer's token endpoint (`{lab.…}` placeholders allowed).
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// `password` or `client_credentials`.
+    #[serde(default)]
+    pub grant: Option<ForeignGrant>,
+    /// The client at the untrusted issuer.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its secret, sent as `client_secret` in the form; none for a public client.
+    #[serde(default)]
+    pub client_secret: Option<SecretSource>,
+    /// For `grant = "password"`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// Scope values requested there.
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// Instead of a token request: a command that prints a JSON token
+    /// response or a bare token.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+/// The grant a [`ForeignIssuer`] token is requested with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ForeignGrant {
+    /// Resource owner password credentials (RFC 6749 §4.3).
+    Password,
+    /// Client credentials (RFC 6749 §4.4).
+    ClientCredentials,
 }
 
 /// Which client makes a request about a token (introspection, revocation).
@@ -830,6 +881,33 @@ impl Profile {
                 ));
             }
         }
+        if let Some(f) = &self.foreign_issuer {
+            if f.command.is_none() {
+                let missing = [
+                    ("token_endpoint", f.token_endpoint.is_none()),
+                    ("grant", f.grant.is_none()),
+                    ("client_id", f.client_id.is_none()),
+                    ("username", f.grant == Some(ForeignGrant::Password) && f.username.is_none()),
+                    ("password", f.grant == Some(ForeignGrant::Password) && f.password.is_none()),
+                ];
+                if let Some((field, _)) = missing.iter().find(|(_, m)| *m) {
+                    return Err(bad(
+                        format!("foreign_issuer.{field}"),
+                        "missing: say how a token of the untrusted issuer is requested (`token_endpoint`, `grant`, `client_id`, and `username`/`password` for the password grant), or give a `command`".into(),
+                    ));
+                }
+            }
+            for (field, src) in [("client_secret", &f.client_secret), ("password", &f.password)] {
+                if let Some(SecretSource::Literal(_) | SecretSource::Lab(_)) = src {
+                    if self.lab.is_none() {
+                        return Err(bad(
+                            format!("foreign_issuer.{field}"),
+                            "literal and lab secrets are allowed only in bundled lab targets".into(),
+                        ));
+                    }
+                }
+            }
+        }
         for (field, caller, default) in [
             ("introspection.as", &self.introspection.r#as, "audience"),
             ("revocation.as", &self.revocation.r#as, "issued-to"),
@@ -1094,6 +1172,21 @@ resource = false
         let err = parse(&format!("{text}\n[logout]\nmethod = \"end-session\"\n")).unwrap_err().to_string();
         assert!(err.contains("logout.method") && err.contains("rp-initiated"), "{err}");
         assert!(parse(&format!("{text}\n[logout]\nmethod = \"rp-initiated\"\n")).is_ok());
+    }
+
+    #[test]
+    fn a_foreign_issuer_names_what_is_missing() {
+        let err = parse(&format!(
+            "{MINIMAL}\n[foreign_issuer]\ntoken_endpoint = \"http://other/token\"\ngrant = \"password\"\nclient_id = \"web\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("field `foreign_issuer.username`"), "{err}");
+        let ok = "[foreign_issuer]\ntoken_endpoint = \"http://other/token\"\ngrant = \"client_credentials\"\nclient_id = \"x\"\nclient_secret = { env = \"X\" }\n";
+        assert!(parse(&format!("{MINIMAL}\n{ok}")).is_ok());
+        assert!(parse(&format!("{MINIMAL}\n[foreign_issuer]\ncommand = [\"mint\"]\n")).is_ok());
+        let err = parse(&format!("{MINIMAL}\n[foreign_issuer]\ngrant = \"implicit\"\n")).unwrap_err().to_string();
+        assert!(err.contains("implicit"), "{err}");
     }
 
     #[test]

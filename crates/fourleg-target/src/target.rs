@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::contract::{Contract, Recipe};
 use crate::evidence::{self, HttpEvidence};
 use crate::login::{self, LoginError};
-use crate::profile::{AuthMethod, Discovery, LoginMethod, LogoutMethod, Profile, SecretSource};
+use crate::profile::{AuthMethod, Discovery, ForeignGrant, LoginMethod, LogoutMethod, Profile, SecretSource};
 
 /// The harness could not talk to the target as its profile says. Never a
 /// finding about the target.
@@ -180,6 +180,8 @@ pub struct Target {
     http: reqwest::Client,
     client_secrets: BTreeMap<String, Secret>,
     user_passwords: BTreeMap<String, Secret>,
+    /// The untrusted issuer's client secret and password (`[foreign_issuer]`).
+    foreign_secrets: ForeignSecrets,
     lab: Option<LabContext>,
     /// Every secret and token this target was given or issued, scrubbed
     /// from whatever it answers.
@@ -278,6 +280,13 @@ fn load_secret(
     }
 }
 
+/// The secrets of `[foreign_issuer]`, loaded at connect.
+#[derive(Debug, Default)]
+struct ForeignSecrets {
+    client_secret: Option<Secret>,
+    password: Option<Secret>,
+}
+
 impl Target {
     /// Resolves endpoints (discovery when configured) and loads every secret.
     pub async fn connect(profile: Profile, lab: Option<LabContext>) -> Result<Self, TargetError> {
@@ -338,6 +347,18 @@ impl Target {
                 user_passwords.insert(uname.clone(), s);
             }
         }
+        let mut foreign_secrets = ForeignSecrets::default();
+        if let Some(f) = &profile.foreign_issuer {
+            let lab_clients = l.map(|x| &x.client_secrets);
+            let lab_users = l.map(|x| &x.user_passwords);
+            if let Some(src) = &f.client_secret {
+                foreign_secrets.client_secret =
+                    Some(load_secret(src, "foreign_issuer.client_secret", &name, lab_clients)?);
+            }
+            if let Some(src) = &f.password {
+                foreign_secrets.password = Some(load_secret(src, "foreign_issuer.password", &name, lab_users)?);
+            }
+        }
         let version = if let Some(v) = &profile.version.value {
             Some(v.clone())
         } else if let Some(cmd) = &profile.version.command {
@@ -351,6 +372,12 @@ impl Target {
         }
         for (u, password) in &user_passwords {
             redactor.learn(password, &format!("password of {u}"));
+        }
+        if let Some(secret) = &foreign_secrets.client_secret {
+            redactor.learn(secret, "secret of the untrusted issuer's client");
+        }
+        if let Some(password) = &foreign_secrets.password {
+            redactor.learn(password, "password at the untrusted issuer");
         }
         if let Some(lab) = &lab {
             for (c, secret) in &lab.client_secrets {
@@ -369,6 +396,7 @@ impl Target {
             http,
             client_secrets,
             user_passwords,
+            foreign_secrets,
             lab,
             redactor,
         })
@@ -411,7 +439,57 @@ impl Target {
         match recipe {
             Recipe::Login { user, client, scope, params } => self.login(user, client, scope, params).await,
             Recipe::ClientCredentials { client, scope } => self.client_credentials(client, scope).await,
+            Recipe::Foreign { user } => self.foreign_token(user).await,
         }
+    }
+
+    /// A token for `user` from the issuer the target must not trust, as
+    /// `[foreign_issuer]` says: a token request there, or a command.
+    pub async fn foreign_token(&self, user: &str) -> Result<Outcome, TargetError> {
+        let f = self.profile.foreign_issuer.as_ref().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "untrusted issuer ([foreign_issuer])",
+        })?;
+        if let Some(cmd) = &f.command {
+            return self.token_from_command(
+                cmd,
+                &format!("token of {user} from the untrusted issuer (command)"),
+                "foreign_issuer.command",
+            );
+        }
+        let url = fill(f.token_endpoint.as_deref().unwrap_or_default(), self.lab.as_ref(), &self.profile.name)?;
+        let grant = match f.grant {
+            Some(ForeignGrant::ClientCredentials) => GrantType::ClientCredentials,
+            _ => GrantType::Password,
+        };
+        let mut form = vec![("grant_type".to_owned(), FormValue::Plain(grant.as_str().into()))];
+        if grant == GrantType::Password {
+            form.push(("username".into(), FormValue::Plain(f.username.clone().unwrap_or_default())));
+            let password = self.foreign_secrets.password.clone().unwrap_or_else(|| Secret::new(""));
+            form.push((
+                "password".into(),
+                FormValue::Secret { value: password, label: "password at the untrusted issuer".into() },
+            ));
+        }
+        if !f.scope.is_empty() {
+            form.push(("scope".into(), FormValue::Plain(f.scope.join(" "))));
+        }
+        let client_id = f.client_id.clone().unwrap_or_default();
+        form.push(("client_id".into(), FormValue::Plain(client_id.clone())));
+        let mut auth = format!("client_id only as {client_id} at the untrusted issuer");
+        if let Some(secret) = &self.foreign_secrets.client_secret {
+            form.push((
+                "client_secret".into(),
+                FormValue::Secret { value: secret.clone(), label: "client_secret at the untrusted issuer".into() },
+            ));
+            auth = format!("client_secret_post as {client_id} at the untrusted issuer");
+        }
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let shown: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), v.shown(k))).collect();
+        let begin = Instant::now();
+        let resp = self.http.post(&url).form(&pairs).send().await.map_err(|source| self.transport(&url, source))?;
+        let label = format!("token of {user} from the untrusted issuer ({})", grant.as_str());
+        self.finish(&label, "POST", &url, auth, shown, resp, begin).await
     }
 
     fn unknown(&self, kind: &'static str, name: &str) -> TargetError {
@@ -684,38 +762,44 @@ impl Target {
                     .iter()
                     .map(|a| a.replace("{scope}", &scope_str).replace("{username}", &u.username))
                     .collect();
-                let begin = Instant::now();
-                let out = run_capture(&cmd).map_err(|message| TargetError::Hook {
-                    target: self.profile.name.clone(),
-                    hook: format!("users.{user}.command"),
-                    message,
-                })?;
-                let body = serde_json::from_str::<Value>(&out)
-                    .ok()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| serde_json::json!({"access_token": out.trim()}));
-                self.redactor.learn_tokens(&body);
-                let (red, tokens) = evidence::redact_body(&body);
-                let red = self.redactor.scrub_value(&red);
-                Ok(Outcome {
-                    status: 200,
-                    headers: BTreeMap::new(),
-                    evidence: HttpEvidence {
-                        label: format!("login of {user} (command)"),
-                        method: "EXEC".into(),
-                        url: cmd.first().cloned().unwrap_or_default(),
-                        auth: "none".into(),
-                        form: Vec::new(),
-                        status: 200,
-                        headers: BTreeMap::new(),
-                        body: red,
-                        tokens,
-                        elapsed_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    },
-                    body,
-                })
+                self.token_from_command(&cmd, &format!("login of {user} (command)"), &format!("users.{user}.command"))
             }
         }
+    }
+
+    /// Runs a command that prints a JSON token response or a bare token, and
+    /// records it as evidence like a token response.
+    fn token_from_command(&self, cmd: &[String], label: &str, field: &str) -> Result<Outcome, TargetError> {
+        let begin = Instant::now();
+        let out = run_capture(cmd).map_err(|message| TargetError::Hook {
+            target: self.profile.name.clone(),
+            hook: field.to_owned(),
+            message,
+        })?;
+        let body = serde_json::from_str::<Value>(&out)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({"access_token": out.trim()}));
+        self.redactor.learn_tokens(&body);
+        let (red, tokens) = evidence::redact_body(&body);
+        let red = self.redactor.scrub_value(&red);
+        Ok(Outcome {
+            status: 200,
+            headers: BTreeMap::new(),
+            evidence: HttpEvidence {
+                label: label.to_owned(),
+                method: "EXEC".into(),
+                url: cmd.first().cloned().unwrap_or_default(),
+                auth: "none".into(),
+                form: Vec::new(),
+                status: 200,
+                headers: BTreeMap::new(),
+                body: red,
+                tokens,
+                elapsed_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+            body,
+        })
     }
 
     /// Introspects `token` as `client` (RFC 7662 §2.1).

@@ -87,6 +87,8 @@ pub enum Breakage {
     AlgNoneAccepted,
     KeyConfusionAccepted,
     ForeignIssuerAccepted,
+    SecondIssuerTrusted,
+    IssuerMatchedByPrefix,
     ExpiredAccepted,
     UndecodableSubjectAccepted,
     SignatureNotVerified,
@@ -113,7 +115,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 71] = [
+    pub const ALL: [Breakage; 73] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -180,6 +182,8 @@ impl Breakage {
         Breakage::AlgNoneAccepted,
         Breakage::KeyConfusionAccepted,
         Breakage::ForeignIssuerAccepted,
+        Breakage::SecondIssuerTrusted,
+        Breakage::IssuerMatchedByPrefix,
         Breakage::ExpiredAccepted,
         Breakage::UndecodableSubjectAccepted,
         Breakage::SignatureNotVerified,
@@ -257,6 +261,8 @@ impl Breakage {
             Breakage::AlgNoneAccepted => "A subject token with `alg: none` is accepted (RFC 8725 §2.1).",
             Breakage::KeyConfusionAccepted => "An HS256 token keyed with the server's public key is accepted (RFC 8725 §2.1).",
             Breakage::ForeignIssuerAccepted => "Tokens whose `iss` is another issuer are accepted without checking their signature (agent profile: AGENT-ATTACK-foreign-issuer).",
+            Breakage::SecondIssuerTrusted => "A second issuer (`{issuer}/foreign`) is kept in the trust store: its well-signed tokens are exchanged as the server's own (agent profile: AGENT-ATTACK-foreign-issuer).",
+            Breakage::IssuerMatchedByPrefix => "An `iss` that merely starts with the server's issuer is trusted, its signature checked with keys from that issuer (agent profile: AGENT-ATTACK-foreign-issuer).",
             Breakage::ExpiredAccepted => "An expired subject token is accepted (RFC 7519 §4.1.4).",
             Breakage::UndecodableSubjectAccepted => "A subject token that is not a JWT is taken as an opaque token of an anonymous user (RFC 8693 §2.1: validate it).",
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",

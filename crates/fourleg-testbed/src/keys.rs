@@ -65,6 +65,48 @@ pub fn shared() -> Arc<Keys> {
     Arc::clone(KEYS.get_or_init(|| Arc::new(Keys::generate())))
 }
 
+/// The key of the untrusted second issuer the test bed also serves
+/// (`{issuer}/foreign`): ES256, a `kid` of its own, never trusted by the
+/// conformant server.
+#[derive(Debug)]
+pub struct ForeignKeys {
+    signer: LocalSigner,
+    jwks: Value,
+    verifier: Jwks,
+}
+
+/// The untrusted issuer's key, shared by every test bed in the process.
+pub fn foreign() -> &'static ForeignKeys {
+    static KEYS: OnceLock<ForeignKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let signer = LocalSigner::generate(JwsAlg::ES256, "foreign-es256").expect("a P-256 key generates");
+        let jwks = json!({"keys": [signer.public_jwk()]});
+        let verifier = Jwks::from_value(&jwks).expect("the foreign issuer's JWKS is readable");
+        ForeignKeys { signer, jwks, verifier }
+    })
+}
+
+impl ForeignKeys {
+    /// The JWKS the untrusted issuer publishes.
+    #[must_use]
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// Signs claims as the untrusted issuer.
+    #[must_use]
+    pub fn sign(&self, claims: &Value) -> String {
+        self.signer.sign(claims).expect("the foreign issuer's in-memory key signs")
+    }
+}
+
+/// The untrusted issuer's URL for a test bed whose issuer is `issuer`. It
+/// extends the trusted issuer, as a second realm's does on one server.
+#[must_use]
+pub fn foreign_issuer(issuer: &str) -> String {
+    format!("{issuer}/foreign")
+}
+
 impl Keys {
     fn generate() -> Self {
         let sk = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("2048-bit RSA key generation works");
@@ -105,6 +147,22 @@ impl Keys {
         }
         let iss = d.claims["iss"].as_str().unwrap_or_default().to_owned();
         let foreign = iss != issuer;
+        // The near misses of issuer trust: a second issuer kept in the trust
+        // store, or any `iss` that starts with the server's own, its keys
+        // fetched from there. Both verify the signature, with the wrong keys.
+        let wrongly_trusted = match broken {
+            Some(Breakage::SecondIssuerTrusted) => iss == foreign_issuer(issuer),
+            Some(Breakage::IssuerMatchedByPrefix) => foreign && iss.starts_with(issuer),
+            _ => false,
+        };
+        if wrongly_trusted {
+            self::foreign().verifier.verify(token)?;
+            let exp = d.claims["exp"].as_i64().unwrap_or(0);
+            if exp <= now {
+                return Err(Invalid::Expired);
+            }
+            return Ok(d.claims);
+        }
         let alg = d.header["alg"].as_str().unwrap_or_default();
         match alg {
             "RS256" if broken == Some(Breakage::SignatureNotVerified) => {}

@@ -21,7 +21,7 @@ use fourleg_core::oauth::{ErrorCode, ErrorCode as E, GrantType};
 use crate::breakage::Breakage;
 use crate::exchange;
 use crate::fixture::{self, Client, Kind};
-use crate::keys::Keys;
+use crate::keys::{self, Keys};
 use crate::store::{Purpose, Store};
 
 /// Shared state of one server.
@@ -217,6 +217,9 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
         .route("/admin/clients/{client_id}/{action}", post(admin))
+        .route("/foreign/.well-known/openid-configuration", get(foreign_metadata))
+        .route("/foreign/token", post(foreign_token))
+        .route("/foreign/jwks", get(foreign_jwks))
         .with_state(s)
 }
 
@@ -251,6 +254,59 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
 
 async fn jwks(State(s): State<Arc<Server>>) -> Response {
     Json(s.keys.jwks().clone()).into_response()
+}
+
+/// The untrusted second issuer's discovery: a real issuer with keys of its
+/// own, which the conformant server never trusts.
+async fn foreign_metadata(State(s): State<Arc<Server>>) -> Response {
+    let i = keys::foreign_issuer(&s.issuer);
+    Json(json!({
+        "issuer": i,
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/jwks"),
+        "grant_types_supported": [GrantType::Password],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    }))
+    .into_response()
+}
+
+async fn foreign_jwks() -> Response {
+    Json(keys::foreign().jwks().clone()).into_response()
+}
+
+/// The untrusted issuer's password grant: Alice's token there is the genuine
+/// login's twin (same `sub`, `aud`, `azp` and scope rules) but for its
+/// `iss` and its signing key.
+async fn foreign_token(State(s): State<Arc<Server>>, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let refuse = |e: ErrorCode, d: &str| OAuthError::new(e, d).into_response(None);
+    if form.get("grant_type").map(GrantType::from) != Some(GrantType::Password) {
+        return refuse(E::UnsupportedGrantType, "the untrusted issuer has the password grant only");
+    }
+    let Some(client) = form.get("client_id").and_then(fixture::client).filter(|c| c.kind == Kind::Login) else {
+        return refuse(E::InvalidClient, "unknown login client");
+    };
+    let Some(user) = form
+        .get("username")
+        .and_then(fixture::user)
+        .filter(|u| s.passwords.get(u.username).map(String::as_str) == form.get("password"))
+    else {
+        return refuse(E::InvalidGrant, "wrong username or password");
+    };
+    let granted: Vec<&str> = scope_values(&form)
+        .iter()
+        .filter_map(|v| fixture::PERMISSIONS.iter().find(|p| **p == v && user.permissions.contains(p)).copied())
+        .collect();
+    let now = now();
+    let claims = json!({
+        "iss": keys::foreign_issuer(&s.issuer), "sub": user.sub, "aud": client.targets, "azp": client.client_id,
+        "client_id": client.client_id, "preferred_username": user.username,
+        "iat": now, "exp": now + client.lifetime_s, "jti": random_id(22), "scope": granted.join(" "),
+    });
+    token_response(
+        json!({"access_token": keys::foreign().sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s}),
+        None,
+    )
 }
 
 /// The test bed logs users in with the password grant only.

@@ -303,8 +303,17 @@ fn expected(b: Breakage) -> Expect {
             pairs: &[
                 ("foreign-issuer-subject", "RFC8693-2.1-validate"),
                 ("foreign-issuer-subject", "RFC8693-2.2.2-invalid-request"),
+                ("untrusted-issuer-subject", "RFC8693-2.1-validate"),
+                ("untrusted-issuer-subject", "RFC8693-2.2.2-invalid-request"),
             ],
         },
+        // The harness's own forgeries (foreign-issuer-subject) are refused
+        // for their signature; only a real second issuer catches these.
+        B::SecondIssuerTrusted | B::IssuerMatchedByPrefix => pairs(&[
+            ("untrusted-issuer-subject", "AGENT-ATTACK-foreign-issuer"),
+            ("untrusted-issuer-subject", "RFC8693-2.1-validate"),
+            ("untrusted-issuer-subject", "RFC8693-2.2.2-invalid-request"),
+        ]),
         B::ExpiredAccepted => Expect {
             untestable_except: None,
             rules: &["AGENT-ATTACK-expired"],

@@ -1,6 +1,8 @@
 //! Keycloak: import the realm export `fixtures/keycloak/realm-fourleg.json`
 //! through the admin REST API, with the lab's generated secrets in place of
-//! its `{{secret:CLIENT}}` and `{{password:USER}}` placeholders.
+//! its `{{secret:CLIENT}}` and `{{password:USER}}` placeholders; then the
+//! second realm `fourleg-foreign`, an issuer no target may trust (the
+//! untrusted-issuer attack's source of well-signed foreign tokens).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,10 +19,18 @@ use crate::state::Credentials;
 /// The lab's realm.
 pub const REALM: &str = "fourleg";
 
+/// The untrusted realm: its name extends the lab realm's, so an issuer
+/// matched by prefix is caught too.
+pub const FOREIGN_REALM: &str = "fourleg-foreign";
+
 /// Path of the realm export.
 #[must_use]
 pub fn realm_file(fixtures: &Path) -> PathBuf {
-    fixtures.join("keycloak").join(format!("realm-{REALM}.json"))
+    realm_file_of(fixtures, REALM)
+}
+
+fn realm_file_of(fixtures: &Path, realm: &str) -> PathBuf {
+    fixtures.join("keycloak").join(format!("realm-{realm}.json"))
 }
 
 /// The placeholders of a realm export: `(client ids, usernames)`.
@@ -45,7 +55,11 @@ pub fn placeholders(text: &str) -> (Vec<String>, Vec<String>) {
 
 /// Reads the realm export and lists its placeholders.
 pub fn read_realm(fixtures: &Path) -> Result<(String, Vec<String>, Vec<String>)> {
-    let path = realm_file(fixtures);
+    read_realm_of(fixtures, REALM)
+}
+
+fn read_realm_of(fixtures: &Path, realm: &str) -> Result<(String, Vec<String>, Vec<String>)> {
+    let path = realm_file_of(fixtures, realm);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| LabError::Fixture { path: path.clone(), message: format!("cannot read the realm export: {e}") })?;
     serde_json::from_str::<Value>(&text)
@@ -102,14 +116,22 @@ pub async fn admin_token(base: &str, password: &Secret) -> Result<Secret> {
     })
 }
 
-/// Imports the realm unless it exists; returns whether it was imported now.
+/// Imports the lab realm and the untrusted realm, each unless it exists;
+/// returns whether the lab realm was imported now. A lab provisioned before
+/// the untrusted realm existed gains it at its next `up`.
 pub async fn provision(base: &str, creds: &Credentials, fixtures: &Path) -> Result<bool> {
-    let (text, _, _) = read_realm(fixtures)?;
-    let realm = render_realm(&text, creds, &realm_file(fixtures))?;
     let token = admin_token(base, &creds.keycloak_admin).await?;
+    let imported = import(base, &token, creds, fixtures, REALM).await?;
+    import(base, &token, creds, fixtures, FOREIGN_REALM).await?;
+    Ok(imported)
+}
+
+async fn import(base: &str, token: &Secret, creds: &Credentials, fixtures: &Path, name: &str) -> Result<bool> {
+    let (text, _, _) = read_realm_of(fixtures, name)?;
+    let realm = render_realm(&text, creds, &realm_file_of(fixtures, name))?;
     let http = health::http();
     let exists = http
-        .get(format!("{base}/admin/realms/{REALM}"))
+        .get(format!("{base}/admin/realms/{name}"))
         .bearer_auth(token.expose())
         .send()
         .await
@@ -130,7 +152,7 @@ pub async fn provision(base: &str, creds: &Credentials, fixtures: &Path) -> Resu
         let body = resp.text().await.unwrap_or_default();
         return Err(LabError::provision(
             Service::Keycloak,
-            format!("importing realm {REALM} answered {status}: {}", body.chars().take(500).collect::<String>()),
+            format!("importing realm {name} answered {status}: {}", body.chars().take(500).collect::<String>()),
         ));
     }
     Ok(true)
@@ -224,6 +246,16 @@ mod tests {
         assert_eq!(v["p"], "pw");
         let err = render_realm(r#"{"s":"{{secret:nobody}}"}"#, &creds(), Path::new("r.json")).unwrap_err().to_string();
         assert!(err.contains("{{secret:nobody}}"), "{err}");
+    }
+
+    #[test]
+    fn the_untrusted_realm_extends_the_lab_realm_name_and_needs_only_lab_passwords() {
+        assert!(FOREIGN_REALM.starts_with(REALM) && FOREIGN_REALM != REALM);
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let (_, foreign_clients, foreign_users) = read_realm_of(&fixtures, FOREIGN_REALM).unwrap();
+        let (_, clients, users) = read_realm(&fixtures).unwrap();
+        assert!(foreign_clients.iter().all(|c| clients.contains(c)), "{foreign_clients:?}");
+        assert!(foreign_users.iter().all(|u| users.contains(u)), "{foreign_users:?}");
     }
 
     #[test]
