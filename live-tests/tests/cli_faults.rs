@@ -111,6 +111,23 @@ fn sigkill_mid_run_then_down_leaves_nothing_running() {
     assert!(left.is_empty(), "processes left after down: {left:#?}");
 }
 
+/// The lines of a run's progress that report an unexpected result (and the
+/// check lines under each), so a failed matrix says which cell broke.
+fn unexpected_lines(stderr: &str) -> String {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in stderr.lines() {
+        if !line.starts_with(' ') {
+            keep = !line.contains("(expected)")
+                && ["FAIL", "UNTESTABLE", "ERROR", "STALE"].iter().any(|w| line.starts_with(w));
+        }
+        if keep {
+            out.push(line);
+        }
+    }
+    out.join("\n")
+}
+
 /// `git status --porcelain` of the repository (tracked changes and untracked
 /// files that are not ignored).
 fn tree_status() -> Option<String> {
@@ -168,7 +185,12 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
     }
     let tail: String =
         stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-    assert_eq!(out.status.code(), Some(0), "matrix exit; last lines:\n{tail}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "matrix exit; last lines:\n{tail}\nsummary:\n{stdout}\nunexpected:\n{}",
+        unexpected_lines(&stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&doc.expect("matrix.json written")).unwrap();
     let runs = doc["runs"].as_array().unwrap();
     assert!(runs.len() >= 4, "every bundled target ran");
