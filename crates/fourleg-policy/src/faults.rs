@@ -18,6 +18,9 @@ pub enum InputFault {
     MayActIgnored,
     /// `may_act` is dropped when no actor token is presented.
     MayActOnlyWithActorToken,
+    /// `may_act` is dropped when the actor token is the requester's own: a
+    /// server that checks it only against a third-party actor.
+    MayActSkippedForOwnActorToken,
     /// The acting party is removed from the subject's `act` chain.
     CircularDelegationAccepted,
     /// Malformed `resource` values are dropped instead of refused.
@@ -32,10 +35,11 @@ pub enum InputFault {
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 8] = [
+    pub const ALL: [InputFault; 9] = [
         InputFault::AudienceNotChecked,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
+        InputFault::MayActSkippedForOwnActorToken,
         InputFault::CircularDelegationAccepted,
         InputFault::ResourceNotValidated,
         InputFault::UnknownResourceIgnored,
@@ -50,6 +54,7 @@ impl InputFault {
             InputFault::AudienceNotChecked => "audience-not-checked",
             InputFault::MayActIgnored => "may-act-ignored",
             InputFault::MayActOnlyWithActorToken => "may-act-only-with-actor-token",
+            InputFault::MayActSkippedForOwnActorToken => "may-act-skipped-for-own-actor-token",
             InputFault::CircularDelegationAccepted => "circular-delegation-accepted",
             InputFault::ResourceNotValidated => "resource-not-validated",
             InputFault::UnknownResourceIgnored => "unknown-resource-ignored",
@@ -73,6 +78,11 @@ impl InputFault {
             InputFault::AudienceNotChecked => x.subject.aud.push(x.requester.client_id.clone()),
             InputFault::MayActIgnored => x.subject.may_act = None,
             InputFault::MayActOnlyWithActorToken if x.actor.is_none() => x.subject.may_act = None,
+            InputFault::MayActSkippedForOwnActorToken
+                if x.actor.as_ref().is_some_and(|a| a.client_id.as_deref() == Some(x.requester.client_id.as_str())) =>
+            {
+                x.subject.may_act = None;
+            }
             InputFault::CircularDelegationAccepted => {
                 if let Some(a) =
                     x.actor.as_ref().and_then(|a| a.client_id.as_deref().map(|c| Party::new(a.sub.clone(), Some(c))))
@@ -103,7 +113,9 @@ impl InputFault {
                 x.user_permissions = Some(all.clone());
                 x.requester.baseline = all;
             }
-            InputFault::MayActOnlyWithActorToken | InputFault::IntersectionFirstHopOnly => {}
+            InputFault::MayActOnlyWithActorToken
+            | InputFault::MayActSkippedForOwnActorToken
+            | InputFault::IntersectionFirstHopOnly => {}
         }
     }
 }

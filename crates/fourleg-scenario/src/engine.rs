@@ -477,6 +477,9 @@ impl Engine {
         if let Some(m) = &x.may_act {
             scope.extend(self.may_act_scope(m)?);
         }
+        if let Some(p) = &x.audience_also {
+            scope.extend(t.contract().audience_also_recipe(p).map(|r| r.scope.clone()).map_err(Skip::gap)?);
+        }
         let contract = t.contract();
         let recipe = if x.foreign {
             contract.foreign_recipe(&x.principal)

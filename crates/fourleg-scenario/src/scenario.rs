@@ -435,6 +435,11 @@ pub struct TokenStep {
     /// A user token that expires within seconds (profile `[short_lived]`).
     #[serde(default)]
     pub short_lived: bool,
+    /// A user token whose `aud` also names this principal (profile recipe
+    /// `[audience_also.<principal>]`), so that an attack's requester passes
+    /// the audience rule and only the rule under test can refuse it.
+    #[serde(default)]
+    pub audience_also: Option<String>,
     /// A well-signed token for this user from an issuer the target must not
     /// trust (profile `[foreign_issuer]`): the untrusted-issuer attack's
     /// subject token. `scope` is ignored: the profile says what to request.

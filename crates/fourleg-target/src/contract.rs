@@ -222,6 +222,15 @@ impl<'a> Contract<'a> {
         }
     }
 
+    /// How to obtain a login token whose `aud` also names `principal`.
+    pub fn audience_also_recipe(self, principal: &str) -> Result<&'a MayActRecipe, Gap> {
+        self.profile.audience_also.get(principal).ok_or_else(|| {
+            Gap(format!(
+                "the profile has no way to obtain a user token whose aud also names `{principal}` ([audience_also.{principal}])"
+            ))
+        })
+    }
+
     /// How to obtain a token whose `may_act` names `principal`.
     pub fn may_act_recipe(self, principal: &str) -> Result<&'a MayActRecipe, Gap> {
         self.profile.may_act.get(principal).ok_or_else(|| {

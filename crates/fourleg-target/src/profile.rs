@@ -78,6 +78,11 @@ pub struct Profile {
     /// How to obtain a token whose `may_act` names a principal, by principal.
     #[serde(default)]
     pub may_act: BTreeMap<String, MayActRecipe>,
+    /// How to obtain a user's login token whose `aud` also names a principal
+    /// (`lab-web`, `rogue-agent`), by principal: extra login scope values.
+    /// Attacks use it so that only the rule under test can refuse them.
+    #[serde(default)]
+    pub audience_also: BTreeMap<String, MayActRecipe>,
     /// How users get a token that expires within seconds (expired-token checks).
     #[serde(default)]
     pub short_lived: Option<ShortLived>,

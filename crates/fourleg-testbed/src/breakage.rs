@@ -57,6 +57,7 @@ pub enum Breakage {
     // --- may_act (RFC 8693 §4.4, agent profile) ---
     MayActIgnored,
     MayActOnlyWithActorToken,
+    MayActSkippedForOwnActorToken,
     MayActSubjectImpersonated,
     MayActCopied,
     // --- intersection (agent profile) ---
@@ -105,6 +106,7 @@ impl Breakage {
             Breakage::AudienceNotChecked => F::AudienceNotChecked,
             Breakage::MayActIgnored => F::MayActIgnored,
             Breakage::MayActOnlyWithActorToken => F::MayActOnlyWithActorToken,
+            Breakage::MayActSkippedForOwnActorToken => F::MayActSkippedForOwnActorToken,
             Breakage::CircularDelegationAccepted => F::CircularDelegationAccepted,
             Breakage::ResourceNotValidated => F::ResourceNotValidated,
             Breakage::UnknownResourceIgnored => F::UnknownResourceIgnored,
@@ -115,7 +117,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 73] = [
+    pub const ALL: [Breakage; 74] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -155,6 +157,7 @@ impl Breakage {
         Breakage::CircularDelegationAccepted,
         Breakage::MayActIgnored,
         Breakage::MayActOnlyWithActorToken,
+        Breakage::MayActSkippedForOwnActorToken,
         Breakage::MayActSubjectImpersonated,
         Breakage::MayActCopied,
         Breakage::UnionNotIntersection,
@@ -234,6 +237,7 @@ impl Breakage {
             Breakage::CircularDelegationAccepted => "A delegation that loops back to an actor already in the chain is accepted (agent profile: AGENT-ATTACK-circular).",
             Breakage::MayActIgnored => "`may_act` in the subject token is not enforced (RFC 8693 §4.4, agent profile).",
             Breakage::MayActOnlyWithActorToken => "`may_act` is enforced against the actor token only: without one, any requester passes (RFC 8693 §4.4, agent profile).",
+            Breakage::MayActSkippedForOwnActorToken => "`may_act` is checked only against a third party's actor token: a client in `aud` acting with its own token passes (RFC 8693 §4.4, agent profile).",
             Breakage::MayActSubjectImpersonated => "A subject token whose `may_act` names the requester, exchanged without actor token, yields a token without `act`: a clean impersonation (agent profile: AGENT-MAYACT-no-impersonation).",
             Breakage::MayActCopied => "The issued token carries the subject token's `may_act` over to the next hop (agent profile: AGENT-MAYACT-not-copied).",
             Breakage::UnionNotIntersection => "Granted permissions are the user's plus the requester's baseline (union), not their intersection (agent profile: AGENT-INTERSECT).",

@@ -367,7 +367,16 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         .ok_or_else(|| OAuthError::new(E::InvalidGrant, "wrong username or password"))?;
     let now = now();
     let mut granted: Vec<String> = Vec::new();
+    let mut aud: Vec<&str> = client.targets.to_vec();
     for v in scope_values(form) {
+        // `aud-<client>` (contract §4, attack isolation): that client is
+        // added to the login token's audience, as Keycloak's audience scopes do.
+        if let Some(extra) = v.strip_prefix("aud-").and_then(fixture::client) {
+            if !aud.contains(&extra.client_id) {
+                aud.push(extra.client_id);
+            }
+            continue;
+        }
         let permitted = fixture::PERMISSIONS.contains(&v.as_str()) && user.permissions.contains(&v.as_str());
         let may_act = v == fixture::MAY_ACT_AGENT;
         if (permitted || may_act) && client.baseline.contains(&v.as_str()) {
@@ -380,7 +389,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
     let jti = random_id(22);
     let exp = now + client.lifetime_s;
     let mut claims = json!({
-        "iss": s.issuer, "sub": user.sub, "aud": client.targets, "azp": client.client_id,
+        "iss": s.issuer, "sub": user.sub, "aud": aud, "azp": client.client_id,
         "client_id": client.client_id, "preferred_username": user.username,
         "iat": now, "exp": exp, "jti": jti, "sid": sid, "scope": scope_claim(s, &granted),
     });

@@ -149,7 +149,8 @@ fn expected(b: Breakage) -> Expect {
             ],
         },
         // Still refused on the audience, but no longer with unauthorized_client.
-        B::PublicClientMayExchange => rules(&["RFC6749-5.2-unauthorized-client"]),
+        // Caught on its own rule only by the isolated attempt (lab-web in aud).
+        B::PublicClientMayExchange => rules(&["AGENT-ATTACK-public-client", "RFC6749-5.2-unauthorized-client"]),
         B::ActWithNonIdentityClaims => rules(&["RFC8693-4.1-act-no-nonidentity"]),
         // Only the format rule: the rights in an array are still read, so
         // the chain and intersection checks judge the scopes themselves.
@@ -203,6 +204,11 @@ fn expected(b: Breakage) -> Expect {
             "AGENT-MAYACT-subagent",
         ]),
         B::MayActOnlyWithActorToken => rules(&["AGENT-MAYACT-deny-noactor", "AGENT-MAYACT-no-impersonation"]),
+        // deny-rogue-actor's isolated attempt (rogue-agent in aud, its own
+        // actor token) and subagent-only (the MCP server with its own).
+        B::MayActSkippedForOwnActorToken => {
+            pairs(&[("deny-rogue-actor", "AGENT-MAYACT-deny-actor"), ("subagent-only", "AGENT-MAYACT-subagent")])
+        }
         B::MayActSubjectImpersonated => rules(&["AGENT-MAYACT-no-impersonation"]),
         // Run with a profile that declares `resource = false` (see
         // `profile_for`): the resource scenarios are not applicable there.
