@@ -31,11 +31,14 @@ pub enum InputFault {
     UnionNotIntersection,
     /// From the second hop on, nobody's permissions narrow the request.
     IntersectionFirstHopOnly,
+    /// From the second hop on, the requester's own baseline is not applied
+    /// (the user's permissions and the presented token's scope still are).
+    BaselineFirstHopOnly,
 }
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 9] = [
+    pub const ALL: [InputFault; 10] = [
         InputFault::AudienceNotChecked,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
@@ -45,6 +48,7 @@ impl InputFault {
         InputFault::UnknownResourceIgnored,
         InputFault::UnionNotIntersection,
         InputFault::IntersectionFirstHopOnly,
+        InputFault::BaselineFirstHopOnly,
     ];
 
     /// The kill table's id of the variant (kebab-case).
@@ -60,6 +64,7 @@ impl InputFault {
             InputFault::UnknownResourceIgnored => "unknown-resource-ignored",
             InputFault::UnionNotIntersection => "union-not-intersection",
             InputFault::IntersectionFirstHopOnly => "intersection-first-hop-only",
+            InputFault::BaselineFirstHopOnly => "baseline-first-hop-only",
         }
     }
 
@@ -113,9 +118,11 @@ impl InputFault {
                 x.user_permissions = Some(all.clone());
                 x.requester.baseline = all;
             }
+            InputFault::BaselineFirstHopOnly if second_hop => x.requester.baseline = all,
             InputFault::MayActOnlyWithActorToken
             | InputFault::MayActSkippedForOwnActorToken
-            | InputFault::IntersectionFirstHopOnly => {}
+            | InputFault::IntersectionFirstHopOnly
+            | InputFault::BaselineFirstHopOnly => {}
         }
     }
 }

@@ -64,6 +64,7 @@ pub enum Breakage {
     UnionNotIntersection,
     SubjectScopeCopied,
     IntersectionFirstHopOnly,
+    BaselineFirstHopOnly,
     GrantsNothing,
     // --- revocation, introspection, sessions ---
     RevocationNotCascading,
@@ -112,12 +113,13 @@ impl Breakage {
             Breakage::UnknownResourceIgnored => F::UnknownResourceIgnored,
             Breakage::UnionNotIntersection => F::UnionNotIntersection,
             Breakage::IntersectionFirstHopOnly => F::IntersectionFirstHopOnly,
+            Breakage::BaselineFirstHopOnly => F::BaselineFirstHopOnly,
             _ => return None,
         })
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 74] = [
+    pub const ALL: [Breakage; 75] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -163,6 +165,7 @@ impl Breakage {
         Breakage::UnionNotIntersection,
         Breakage::SubjectScopeCopied,
         Breakage::IntersectionFirstHopOnly,
+        Breakage::BaselineFirstHopOnly,
         Breakage::GrantsNothing,
         Breakage::RevocationNotCascading,
         Breakage::RevocationCascadesUp,
@@ -242,6 +245,7 @@ impl Breakage {
             Breakage::MayActCopied => "The issued token carries the subject token's `may_act` over to the next hop (agent profile: AGENT-MAYACT-not-copied).",
             Breakage::UnionNotIntersection => "Granted permissions are the user's plus the requester's baseline (union), not their intersection (agent profile: AGENT-INTERSECT).",
             Breakage::SubjectScopeCopied => "An exchanged token copies the subject token's scope instead of narrowing it (agent profile: AGENT-INTERSECT).",
+            Breakage::BaselineFirstHopOnly => "From the second hop on, the requesting client's own baseline is not applied; the user and the presented token still narrow the grant (agent profile: AGENT-INTERSECT-own-baseline).",
             Breakage::IntersectionFirstHopOnly => "Requests for permissions outside the intersection are granted at the second hop (the first hop is right) (agent profile: AGENT-INTERSECT-hops).",
             Breakage::GrantsNothing => "Every exchanged token has an empty scope (the intersection met by granting nothing) (agent profile: AGENT-INTERSECT-both).",
             Breakage::RevocationNotCascading => "Revoking a token leaves the tokens exchanged from it active (RFC 7009 §2.1, agent profile).",

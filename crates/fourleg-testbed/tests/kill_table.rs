@@ -110,6 +110,7 @@ fn expected(b: Breakage) -> Expect {
                 "AGENT-INTERSECT-agent-lacks",
                 "AGENT-INTERSECT-escalate",
                 "AGENT-INTERSECT-hops",
+                "AGENT-INTERSECT-own-baseline",
                 "AGENT-INTERSECT-user-lacks",
                 "RFC8693-2.2.1-scope",
             ],
@@ -220,17 +221,22 @@ fn expected(b: Breakage) -> Expect {
                 "AGENT-INTERSECT-agent-lacks",
                 "AGENT-INTERSECT-escalate",
                 "AGENT-INTERSECT-hops",
+                "AGENT-INTERSECT-own-baseline",
                 "AGENT-INTERSECT-user-lacks",
             ],
             pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
         },
-        B::SubjectScopeCopied => rules(&["AGENT-INTERSECT-agent-lacks", "AGENT-INTERSECT-hops"]),
+        B::SubjectScopeCopied => {
+            rules(&["AGENT-INTERSECT-agent-lacks", "AGENT-INTERSECT-hops", "AGENT-INTERSECT-own-baseline"])
+        }
         B::IntersectionFirstHopOnly => Expect {
             untestable_except: None,
-            rules: &["AGENT-INTERSECT-escalate", "AGENT-INTERSECT-hops"],
+            rules: &["AGENT-INTERSECT-escalate", "AGENT-INTERSECT-hops", "AGENT-INTERSECT-own-baseline"],
             pairs: &[("chain-scope-never-widens", "AGENT-CHAIN-monotonic")],
         },
-        B::GrantsNothing => rules(&["AGENT-INTERSECT-both", "AGENT-INTERSECT-hops"]),
+        // hops and own-baseline: untestable, their precondition (a hop carrying the permission) fails.
+        B::BaselineFirstHopOnly => rules(&["AGENT-INTERSECT-own-baseline"]),
+        B::GrantsNothing => rules(&["AGENT-INTERSECT-both", "AGENT-INTERSECT-hops", "AGENT-INTERSECT-own-baseline"]),
         B::RevocationNotCascading => Expect {
             untestable_except: None,
             rules: &["AGENT-REVOKE-client", "AGENT-REVOKE-midchain"],
