@@ -7,7 +7,6 @@
 //! when the test fails; the browser profile is a temporary directory removed
 //! with it.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -52,7 +51,7 @@ impl Driver {
         )?;
         let browser = which(&["chromium", "chromium-browser", "google-chrome"])
             .context("chromium not found: `apt-get install chromium`")?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = fourleg_lab::free_port()?;
         let profile = std::env::temp_dir().join(format!("fourleg-chromium-{}-{port}", std::process::id()));
         let child = Command::new(driver)
             .arg(format!("--port={port}"))

@@ -22,7 +22,6 @@
 //! Starts its own lab (native runtime) and purges it at the end.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +48,7 @@ impl Drop for Replica {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port()
+    fourleg_lab::free_port().unwrap()
 }
 
 /// Starts `fourleg broker` on its own port with `config`, waits for `/health`.

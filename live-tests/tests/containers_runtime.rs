@@ -223,7 +223,7 @@ impl Drop for ComposeDown<'_> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    fourleg_lab::free_port().unwrap()
 }
 
 /// `docker/compose.yaml` serves the lab by hand, as its header tells, with

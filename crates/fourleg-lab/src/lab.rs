@@ -83,8 +83,71 @@ pub struct UpReport {
     pub total: Duration,
 }
 
-/// A free port on 127.0.0.1.
-pub(crate) fn free_port() -> Result<u16> {
+/// The kernel's ephemeral port range, from which it picks the source port of
+/// every outgoing connection (`net.ipv4.ip_local_port_range`).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| parse_port_range(&s))
+        .unwrap_or((32768, 60999))
+}
+
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let mut it = s.split_whitespace().map(str::parse::<u16>);
+    match (it.next(), it.next()) {
+        (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => Some((lo, hi)),
+        _ => None,
+    }
+}
+
+/// The ports a service may be given: above the privileged and well-known
+/// ones, outside the ephemeral range.
+fn listen_ranges() -> Vec<std::ops::RangeInclusive<u16>> {
+    let (lo, hi) = ephemeral_range();
+    let mut out = Vec::new();
+    if lo > 10_000 {
+        out.push(10_000..=lo - 1);
+    }
+    if hi < u16::MAX {
+        out.push(hi.saturating_add(1).max(10_000)..=u16::MAX);
+    }
+    out
+}
+
+/// True when `port` lies in the kernel's ephemeral range.
+fn is_ephemeral(port: u16) -> bool {
+    let (lo, hi) = ephemeral_range();
+    (lo..=hi).contains(&port)
+}
+
+/// A free port on 127.0.0.1, outside the ephemeral range.
+///
+/// A port the kernel hands out for `bind(0)` is an ephemeral one: between the
+/// moment it is found free and the moment the service binds it, any outgoing
+/// connection (Keycloak's own connections to Postgres among them) may be
+/// given it as its source port, and the service fails with "address already
+/// in use". Ports outside that range are only taken by listeners.
+pub fn free_port() -> Result<u16> {
+    use rand::Rng;
+    let ranges = listen_ranges();
+    let size: u32 = ranges.iter().map(|r| u32::from(r.end() - r.start()) + 1).sum();
+    if size > 0 {
+        let mut rng = rand::thread_rng();
+        for _ in 0..256 {
+            let mut k = rng.gen_range(0..size);
+            for r in &ranges {
+                let n = u32::from(r.end() - r.start()) + 1;
+                if k < n {
+                    let p = r.start() + u16::try_from(k).unwrap_or(0);
+                    if port_free(p) {
+                        return Ok(p);
+                    }
+                    break;
+                }
+                k -= n;
+            }
+        }
+    }
     TcpListener::bind((LOOPBACK, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -96,7 +159,8 @@ fn port_free(port: u16) -> bool {
 }
 
 /// Picks the ports: an override wins, then the port of the last `up` when it
-/// is still free (so URLs stay stable), else a fresh free one.
+/// is still free and not ephemeral (so URLs stay stable), else a fresh free
+/// one.
 fn choose_ports(
     config: &LabConfig,
     previous: &BTreeMap<String, u16>,
@@ -123,7 +187,7 @@ fn choose_ports(
             p
         } else {
             match previous.get(name) {
-                Some(p) if port_free(*p) => *p,
+                Some(p) if !is_ephemeral(*p) && port_free(*p) => *p,
                 _ => loop {
                     let p = free_port()?;
                     if !out.values().any(|v| *v == p) {
@@ -591,6 +655,38 @@ mod tests {
         assert_eq!(seen.len(), 6);
         let second = choose_ports(&config, &first, &[]).unwrap();
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn chosen_ports_avoid_the_ephemeral_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LabConfig::new(dir.path());
+        for _ in 0..20 {
+            for (name, p) in choose_ports(&config, &BTreeMap::new(), &[]).unwrap() {
+                assert!(!is_ephemeral(p), "{name} got {p}, in the ephemeral range {:?}", ephemeral_range());
+                assert!(p >= 10_000, "{name} got {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_previous_ephemeral_port_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LabConfig::new(dir.path());
+        let (lo, hi) = ephemeral_range();
+        // A free port inside the range, as an older fourleg may have recorded.
+        let old = (lo..=hi).find(|p| port_free(*p)).unwrap();
+        let previous = BTreeMap::from([("keycloak".to_owned(), old)]);
+        let ports = choose_ports(&config, &previous, &[]).unwrap();
+        assert_ne!(ports["keycloak"], old);
+    }
+
+    #[test]
+    fn port_ranges_parse_or_fall_back() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("junk"), None);
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub mod state;
 pub use config::{LabConfig, Ports, RuntimeKind, Timeouts};
 pub use error::{LabError, Result};
 pub use lab::{
-    detect_runtime, down, runtime_for, status, up, DownReport, ServiceStatus, ServiceUp, StatusReport, UpReport,
+    detect_runtime, down, free_port, runtime_for, status, up, DownReport, ServiceStatus, ServiceUp, StatusReport,
+    UpReport,
 };
 pub use progress::{Progress, Silent};
 pub use service::Service;
