@@ -34,11 +34,17 @@ pub enum InputFault {
     /// From the second hop on, the requester's own baseline is not applied
     /// (the user's permissions and the presented token's scope still are).
     BaselineFirstHopOnly,
+    /// Without an actor token, the subject's `act` history is dropped: a
+    /// delegated token re-exchanged alone comes back as an impersonation.
+    ActDroppedWithoutActor,
+    /// Without an actor token, only the latest actor of the subject's `act`
+    /// is kept (the prior ones are lost).
+    ActLatestOnlyWithoutActor,
 }
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 10] = [
+    pub const ALL: [InputFault; 12] = [
         InputFault::AudienceNotChecked,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
@@ -49,6 +55,8 @@ impl InputFault {
         InputFault::UnionNotIntersection,
         InputFault::IntersectionFirstHopOnly,
         InputFault::BaselineFirstHopOnly,
+        InputFault::ActDroppedWithoutActor,
+        InputFault::ActLatestOnlyWithoutActor,
     ];
 
     /// The kill table's id of the variant (kebab-case).
@@ -65,6 +73,8 @@ impl InputFault {
             InputFault::UnionNotIntersection => "union-not-intersection",
             InputFault::IntersectionFirstHopOnly => "intersection-first-hop-only",
             InputFault::BaselineFirstHopOnly => "baseline-first-hop-only",
+            InputFault::ActDroppedWithoutActor => "act-dropped-without-actor",
+            InputFault::ActLatestOnlyWithoutActor => "act-latest-only-without-actor",
         }
     }
 
@@ -119,10 +129,14 @@ impl InputFault {
                 x.requester.baseline = all;
             }
             InputFault::BaselineFirstHopOnly if second_hop => x.requester.baseline = all,
+            InputFault::ActDroppedWithoutActor if x.actor.is_none() => x.subject.act.clear(),
+            InputFault::ActLatestOnlyWithoutActor if x.actor.is_none() => x.subject.act.truncate(1),
             InputFault::MayActOnlyWithActorToken
             | InputFault::MayActSkippedForOwnActorToken
             | InputFault::IntersectionFirstHopOnly
-            | InputFault::BaselineFirstHopOnly => {}
+            | InputFault::BaselineFirstHopOnly
+            | InputFault::ActDroppedWithoutActor
+            | InputFault::ActLatestOnlyWithoutActor => {}
         }
     }
 }

@@ -134,7 +134,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 36] = [
+pub const TABLE: [CheckSpec; 37] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -266,6 +266,12 @@ pub const TABLE: [CheckSpec; 36] = [
         args: &[("principal", ArgType::Text)],
         args_doc: "`principal`",
         passes: "refused, or the issued token's outermost `act` level identifies that principal",
+    },
+    CheckSpec {
+        name: "refused_or_act_keeps",
+        args: &[("actors", ArgType::Texts)],
+        args_doc: "`actors` (the subject's `act`, outermost first)",
+        passes: "refused, or the issued token's innermost `act` levels are exactly these actors in this order (a new actor may be added outside them)",
     },
     CheckSpec {
         name: "within_bound",
@@ -814,6 +820,41 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                         Some(_) => Fail(format!("issued, but the current actor is not `{who}`: {}", describe_act(c))),
                         None => Fail(format!("issued without act: `{who}` acts, and the token does not say so")),
                     },
+                    None => Untestable("a token was issued but cannot be decoded".into()),
+                },
+            }
+        }
+        "refused_or_act_keeps" => {
+            // RFC 8693 §4.1: nested act claims represent prior actors. The
+            // subject's chain must survive as the innermost levels, whatever
+            // the server adds outside it (the requester as the current actor).
+            let prior = arg_list(x.args, "actors");
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+                Some(_) => match x.claims {
+                    Some(c) => {
+                        let levels = act_levels(c);
+                        let kept = levels.len() >= prior.len()
+                            && levels[levels.len() - prior.len()..]
+                                .iter()
+                                .zip(&prior)
+                                .all(|(l, p)| ident(p).matches(l));
+                        if kept {
+                            Pass(format!("issued with the history kept: {}", describe_act(c)))
+                        } else if levels.is_empty() {
+                            Fail(format!(
+                                "issued without act: the subject's delegation history ({}) was dropped",
+                                prior.join(" <- ")
+                            ))
+                        } else {
+                            Fail(format!(
+                                "issued with act {}, which no longer nests the subject's history {} innermost",
+                                describe_act(c),
+                                prior.join(" <- ")
+                            ))
+                        }
+                    }
                     None => Untestable("a token was issued but cannot be decoded".into()),
                 },
             }
@@ -1392,6 +1433,30 @@ mod tests {
         let e = args(&[("error", toml::Value::String("invalid_request".into()))]);
         assert!(matches!(on_args("error_if_refused", &issued, &p, None, &e, None), Verdict::NotApplicable(_)));
         assert!(matches!(on_args("error_if_refused", &refused, &p, None, &e, None), Verdict::Fail(_)));
+    }
+
+    /// The subject's act history survives a re-exchange without actor token:
+    /// dropped, truncated to the latest actor or reordered, it fails.
+    #[test]
+    fn refused_or_act_keeps_needs_the_whole_history_innermost() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let issued = outcome(200, json!({"access_token": "x"}), &json, "none");
+        let refused = outcome(400, json!({"error": "invalid_request"}), &json, "none");
+        let two = actors(&["mcp-server", "agent"]);
+        let verdict = |claims: &Value| on_args("refused_or_act_keeps", &issued, &p, None, &two, Some(claims));
+        assert!(matches!(on_args("refused_or_act_keeps", &refused, &p, None, &two, None), Verdict::Pass(_)));
+        let kept = json!({"act": {"sub": "sa-mcp", "act": {"client_id": "agent"}}});
+        assert!(matches!(verdict(&kept), Verdict::Pass(_)));
+        let added_outside = json!({"act": {"sub": "sa-agent2", "act": {"sub": "sa-mcp", "act": {"sub": "sa-agent"}}}});
+        assert!(matches!(verdict(&added_outside), Verdict::Pass(_)));
+        assert!(matches!(verdict(&json!({"sub": "u-alice"})), Verdict::Fail(_)));
+        let latest_only = json!({"act": {"sub": "sa-mcp"}});
+        assert!(matches!(verdict(&latest_only), Verdict::Fail(_)));
+        let reordered = json!({"act": {"sub": "sa-agent", "act": {"sub": "sa-mcp"}}});
+        assert!(matches!(verdict(&reordered), Verdict::Fail(_)));
+        let wrapped_inside = json!({"act": {"sub": "sa-mcp", "act": {"sub": "sa-agent", "act": {"sub": "x"}}}});
+        assert!(matches!(verdict(&wrapped_inside), Verdict::Fail(_)));
     }
 
     /// jwks_uri is REQUIRED by OpenID Connect Discovery §3 only; RFC 8414 §2 makes it OPTIONAL.

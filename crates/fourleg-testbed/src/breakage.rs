@@ -53,6 +53,8 @@ pub enum Breakage {
     ExpExtended,
     ChainLimitedToThreeHops,
     ActHistoryTruncated,
+    ActDroppedWithoutActor,
+    ActLatestOnlyWithoutActor,
     CircularDelegationAccepted,
     // --- may_act (RFC 8693 §4.4, agent profile) ---
     MayActIgnored,
@@ -114,12 +116,14 @@ impl Breakage {
             Breakage::UnionNotIntersection => F::UnionNotIntersection,
             Breakage::IntersectionFirstHopOnly => F::IntersectionFirstHopOnly,
             Breakage::BaselineFirstHopOnly => F::BaselineFirstHopOnly,
+            Breakage::ActDroppedWithoutActor => F::ActDroppedWithoutActor,
+            Breakage::ActLatestOnlyWithoutActor => F::ActLatestOnlyWithoutActor,
             _ => return None,
         })
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 75] = [
+    pub const ALL: [Breakage; 77] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -156,6 +160,8 @@ impl Breakage {
         Breakage::ExpExtended,
         Breakage::ChainLimitedToThreeHops,
         Breakage::ActHistoryTruncated,
+        Breakage::ActDroppedWithoutActor,
+        Breakage::ActLatestOnlyWithoutActor,
         Breakage::CircularDelegationAccepted,
         Breakage::MayActIgnored,
         Breakage::MayActOnlyWithActorToken,
@@ -237,6 +243,8 @@ impl Breakage {
             Breakage::ExpExtended => "An exchanged token's `exp` goes past its subject token's (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::ChainLimitedToThreeHops => "Chains of more than three exchanges are refused (agent profile: five hops must work).",
             Breakage::ActHistoryTruncated => "`act` keeps the current and the previous actor only; older ones are dropped (agent profile: the whole history).",
+            Breakage::ActDroppedWithoutActor => "A delegated token exchanged without an actor token comes back without `act`: the delegation is laundered into an impersonation (agent profile: AGENT-CHAIN-act-kept).",
+            Breakage::ActLatestOnlyWithoutActor => "A delegated token exchanged without an actor token keeps only its latest actor in `act`; the prior ones are dropped (agent profile: AGENT-CHAIN-act-kept).",
             Breakage::CircularDelegationAccepted => "A delegation that loops back to an actor already in the chain is accepted (agent profile: AGENT-ATTACK-circular).",
             Breakage::MayActIgnored => "`may_act` in the subject token is not enforced (RFC 8693 §4.4, agent profile).",
             Breakage::MayActOnlyWithActorToken => "`may_act` is enforced against the actor token only: without one, any requester passes (RFC 8693 §4.4, agent profile).",

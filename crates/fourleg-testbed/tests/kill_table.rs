@@ -176,25 +176,37 @@ fn expected(b: Breakage) -> Expect {
                 ("replay-other-audience", "RFC6749-5.2-shape"),
             ],
         },
+        // chain-act-kept-without-actor: untestable, its two-actor attempt
+        // needs hop 2 nested right (the precondition this variant breaks).
         B::ActNotAnObject => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act", "RFC8693-4.1-act-shape"],
-            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+            pairs: &[
+                ("chain-act-kept-without-actor", "AGENT-CHAIN-act-kept"),
+                ("chain-depth-delegation", "AGENT-CHAIN-depth"),
+            ],
         },
         B::ActReplaced => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act"],
-            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+            pairs: &[
+                ("chain-act-kept-without-actor", "AGENT-CHAIN-act-kept"),
+                ("chain-depth-delegation", "AGENT-CHAIN-depth"),
+            ],
         },
         B::ActReversed => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act", "AGENT-MAYACT-subagent"],
-            pairs: &[("chain-depth-delegation", "AGENT-CHAIN-depth")],
+            pairs: &[
+                ("chain-act-kept-without-actor", "AGENT-CHAIN-act-kept"),
+                ("chain-depth-delegation", "AGENT-CHAIN-depth"),
+            ],
         },
         B::ActInvented => rules(&["AGENT-CHAIN-impersonation"]),
         B::ExpExtended => pairs(&[("chain-exp-never-grows", "AGENT-CHAIN-monotonic")]),
         B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
         B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
+        B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
         // Without may_act in its inputs, the policy cannot know the requester
         // of a may_act subject acts: a clean impersonation too.
