@@ -119,7 +119,7 @@ impl Broker {
             Duration::from_secs(config.upstream.jwks_min_refetch_s),
         );
         let policy = catalog.policy();
-        let limits = fourleg_policy::Limits { max_depth: catalog.max_depth };
+        let limits = fourleg_policy::Limits { max_depth: catalog.max_depth, ..fourleg_policy::Limits::default() };
         let broker = Arc::new(Self {
             config,
             catalog,

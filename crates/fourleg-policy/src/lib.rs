@@ -11,8 +11,9 @@
 //! proves the suite also proves this crate; the reference broker decides
 //! with it too.
 //!
-//! The rules, in the order they are checked (the first that fails decides
-//! the error):
+//! The rules, in the order they are checked by default (the first that
+//! fails decides the error; [`Limits::order`] changes the order of the
+//! groups, [`Check`]):
 //!
 //! 1. The requester is an audience of the subject token (agent profile, no
 //!    replay; RFC 8693 §2.1 "validated per its type").
@@ -158,11 +159,17 @@ pub struct Catalog {
     pub other_scopes: BTreeSet<String>,
 }
 
-/// Limits of the profile.
+/// Limits of the profile, and the order the refusals are checked in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The deepest `act` chain issued (agent profile: at least 5).
     pub max_depth: usize,
+    /// The order of the groups of checks; the first that refuses decides the
+    /// error. A conformant decision is the same in every order for a request
+    /// that breaks one rule; the test bed runs the other orders to prove the
+    /// suite's attacks are isolated (a scenario must catch its defect
+    /// whatever order a server evaluates its rules in).
+    pub order: [Check; 4],
 }
 
 /// The agent profile's default: 8 actors.
@@ -170,8 +177,28 @@ pub const MAX_DEPTH: usize = 8;
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: MAX_DEPTH }
+        Self { max_depth: MAX_DEPTH, order: Check::DOCUMENTED }
     }
+}
+
+/// A group of the decision's refusals (see the crate documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// Rule 1: the requester is an audience of the subject token.
+    Audience,
+    /// Rules 2–5: the actor, `may_act`, no loops, the depth limit.
+    Actor,
+    /// Rule 6: audience and resource.
+    Targets,
+    /// Rule 7: known scope values.
+    Scope,
+}
+
+impl Check {
+    /// The order of the crate documentation.
+    pub const DOCUMENTED: [Check; 4] = [Check::Audience, Check::Actor, Check::Targets, Check::Scope];
+    /// The same checks, last first.
+    pub const REVERSED: [Check; 4] = [Check::Scope, Check::Targets, Check::Actor, Check::Audience];
 }
 
 /// One token-exchange request, validated.
@@ -282,15 +309,57 @@ pub fn well_formed_resource(r: &str) -> bool {
     url::Url::parse(r).is_ok_and(|u| u.fragment().is_none())
 }
 
-/// The decision. See the crate documentation for the rules and their order.
+/// The decision. See the crate documentation for the rules; the groups of
+/// refusals are checked in `limits.order` (a group left out is checked last).
 pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, Refusal> {
+    let (mut audience_checked, mut act, mut aud, mut scope) = (false, None, None, None);
+    for check in limits.order {
+        match check {
+            Check::Audience => {
+                requester_is_audience(x)?;
+                audience_checked = true;
+            }
+            Check::Actor => act = Some(chain(limits, x)?),
+            Check::Targets => aud = Some(targets(catalog, x)?),
+            Check::Scope => scope = Some(granted_scope(catalog, x)?),
+        }
+    }
+    if !audience_checked {
+        requester_is_audience(x)?;
+    }
+    let act = match act {
+        Some(a) => a,
+        None => chain(limits, x)?,
+    };
+    let aud = match aud {
+        Some(a) => a,
+        None => targets(catalog, x)?,
+    };
+    let scope = match scope {
+        Some(s) => s,
+        None => granted_scope(catalog, x)?,
+    };
+
+    // 8. Lifetime: never past the subject token's.
+    let exp = x.subject.exp.min(x.now.saturating_add(x.requester.lifetime_s));
+
+    Ok(Grant { sub: x.subject.sub.clone(), aud, scope, exp, act })
+}
+
+/// 1. The requester is an audience of the subject token.
+fn requester_is_audience(x: &Exchange) -> Result<(), Refusal> {
+    if x.subject.aud.contains(&x.requester.client_id) {
+        Ok(())
+    } else {
+        Err(Refusal::NotAnAudience { requester: x.requester.client_id.clone() })
+    }
+}
+
+/// 2–5. The actor, `may_act`, no loops, bounded depth: the issued `act`
+/// chain, outermost first.
+fn chain(limits: Limits, x: &Exchange) -> Result<Vec<Party>, Refusal> {
     let requester = &x.requester;
     let subject = &x.subject;
-
-    // 1. The requester is an audience of the subject token.
-    if !subject.aud.contains(&requester.client_id) {
-        return Err(Refusal::NotAnAudience { requester: requester.client_id.clone() });
-    }
 
     // 2. The actor is a client that may act.
     let actor = match &x.actor {
@@ -315,7 +384,7 @@ pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, 
     // requester (checked above), the requester itself: may_act made it the
     // authorized actor (§4.4), and a token without act would hide that it
     // acts (agent profile: no silent impersonation of a may_act subject).
-    let recorded = actor.clone().or_else(|| subject.may_act.as_ref().map(|_| requester.party()));
+    let recorded = actor.or_else(|| subject.may_act.as_ref().map(|_| requester.party()));
     let mut act = subject.act.clone();
     if let Some(a) = &recorded {
         if act.iter().any(|p| p.same_as(a)) {
@@ -326,8 +395,12 @@ pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, 
     if act.len() > limits.max_depth {
         return Err(Refusal::TooDeep { max: limits.max_depth });
     }
+    Ok(act)
+}
 
-    // 6. Audience and resource: the next hop only.
+/// 6. Audience and resource: the next hop only.
+fn targets(catalog: &Catalog, x: &Exchange) -> Result<Vec<String>, Refusal> {
+    let requester = &x.requester;
     let allowed = |target: &str| requester.targets.iter().any(|t| t == target);
     let not_allowed =
         |target: &str| Refusal::TargetNotAllowed { client: requester.client_id.clone(), target: target.to_owned() };
@@ -355,8 +428,11 @@ pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, 
         aud.clone_from(&requester.targets);
     }
     aud.dedup();
+    Ok(aud)
+}
 
-    // 7. Scope: known values; requested ∩ subject's ∩ user's ∩ baseline.
+/// 7. Scope: known values; requested ∩ subject's ∩ user's ∩ baseline.
+fn granted_scope(catalog: &Catalog, x: &Exchange) -> Result<Vec<String>, Refusal> {
     if let Some(bad) = x
         .scope
         .iter()
@@ -365,20 +441,16 @@ pub fn decide(catalog: &Catalog, limits: Limits, x: &Exchange) -> Result<Grant, 
     {
         return Err(Refusal::UnknownScope(bad.clone()));
     }
+    let subject = &x.subject;
     let held = |p: &String| subject.scope.contains(p);
     let wanted = |p: &String| x.scope.as_ref().map_or_else(|| held(p), |s| s.contains(p));
     let user = |p: &String| x.user_permissions.as_ref().map_or_else(|| held(p), |u| u.contains(p));
-    let scope = catalog
+    Ok(catalog
         .permissions
         .iter()
-        .filter(|p| wanted(p) && held(p) && user(p) && requester.baseline.contains(p.as_str()))
+        .filter(|p| wanted(p) && held(p) && user(p) && x.requester.baseline.contains(p.as_str()))
         .cloned()
-        .collect();
-
-    // 8. Lifetime: never past the subject token's.
-    let exp = subject.exp.min(x.now.saturating_add(requester.lifetime_s));
-
-    Ok(Grant { sub: subject.sub.clone(), aud, scope, exp, act })
+        .collect())
 }
 
 #[cfg(test)]

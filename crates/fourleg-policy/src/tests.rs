@@ -556,7 +556,7 @@ fn grants_are_the_intersection_the_next_hop_and_the_nested_chain() {
 
 #[test]
 fn a_smaller_depth_limit_is_honoured_off_by_one() {
-    let limits = Limits { max_depth: 3 };
+    let limits = Limits { max_depth: 3, ..Limits::default() };
     let mut x = hop2();
     x.subject.act = chain(2);
     assert_eq!(decide(&catalog(), limits, &x).map(|g| g.act.len()), Ok(3));
@@ -601,4 +601,61 @@ fn party_and_may_act_matching_is_exact() {
     assert!(!MayAct::default().names(&agent));
     assert!(well_formed_resource("https://a.example/x?y=1"));
     assert!(!well_formed_resource("a.example/x") && !well_formed_resource("https://a.example/#f"));
+}
+
+/// Every order of the four groups of checks.
+fn orders() -> Vec<[Check; 4]> {
+    let all = Check::DOCUMENTED;
+    let mut out = Vec::new();
+    for a in 0..4 {
+        for b in (0..4).filter(|b| *b != a) {
+            for c in (0..4).filter(|c| *c != a && *c != b) {
+                let d = 6 - a - b - c;
+                out.push([all[a], all[b], all[c], all[d]]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_request_that_breaks_one_rule_is_decided_alike_in_every_order() {
+    let cases: Vec<(&str, Exchange, Mutate)> = vec![
+        ("hop 1 granted", hop1(), |_| {}),
+        ("hop 2 granted", hop2(), |_| {}),
+        ("requester not in aud", hop1(), |x| x.subject.aud = list(&["mcp-server"])),
+        ("may_act names another actor", hop1(), |x| {
+            x.subject.may_act = Some(MayAct { sub: Some(AGENT.into()), client_id: Some("agent".into()) });
+            x.actor = actor(ROGUE, "rogue-agent");
+        }),
+        ("circular", hop2(), |x| x.actor = actor(AGENT, "agent")),
+        ("too deep", hop2(), |x| x.subject.act = chain(MAX_DEPTH)),
+        ("unknown audience", hop1(), |x| x.audience = list(&["nobody"])),
+        ("malformed resource", hop1(), |x| x.resource = list(&["/records"])),
+        ("unknown scope", hop1(), |x| x.scope = Some(list(&["admin"]))),
+    ];
+    let orders = orders();
+    assert_eq!(orders.len(), 24);
+    for (what, mut x, mutate) in cases {
+        mutate(&mut x);
+        let documented = decide_default(&x);
+        for order in &orders {
+            let limits = Limits { order: *order, ..Limits::default() };
+            assert_eq!(decide(&catalog(), limits, &x), documented, "{what} in the order {order:?}");
+        }
+    }
+}
+
+#[test]
+fn a_request_that_breaks_two_rules_is_refused_by_the_first_group_checked() {
+    let mut x = hop1();
+    x.audience = list(&["nobody"]);
+    x.scope = Some(list(&["admin"]));
+    assert_eq!(decide_default(&x), Err(Refusal::UnknownAudience("nobody".into())));
+    let reversed = Limits { order: Check::REVERSED, ..Limits::default() };
+    assert_eq!(decide(&catalog(), reversed, &x), Err(Refusal::UnknownScope("admin".into())));
+    // A group left out of the order is still checked, last.
+    let partial = Limits { order: [Check::Scope; 4], ..Limits::default() };
+    x.scope = None;
+    assert_eq!(decide(&catalog(), partial, &x), Err(Refusal::UnknownAudience("nobody".into())));
 }

@@ -64,17 +64,32 @@ impl TestBed {
     /// Starts a server on `127.0.0.1:0`, conformant (`None`) or with one rule broken.
     /// Client secrets and user passwords are fresh random values.
     pub async fn start(broken: Option<Breakage>) -> Result<Self, TestBedError> {
-        Self::serve(broken, false).await
+        Self::serve(broken, false, fourleg_policy::Check::DOCUMENTED).await
+    }
+
+    /// Like [`TestBed::start`], with the exchange policy's groups of checks
+    /// run in `order`: the evaluation-order variants of the kill table. The
+    /// checks before the policy (client authentication, token validation)
+    /// keep their order.
+    pub async fn start_ordered(
+        broken: Option<Breakage>,
+        order: [fourleg_policy::Check; 4],
+    ) -> Result<Self, TestBedError> {
+        Self::serve(broken, false, order).await
     }
 
     /// Starts the conformant server behind the [`hostile`] layer: markup and
     /// echoed secrets in every error, a huge JWKS, oversized and non-UTF-8
     /// bodies.
     pub async fn start_hostile() -> Result<Self, TestBedError> {
-        Self::serve(None, true).await
+        Self::serve(None, true, fourleg_policy::Check::DOCUMENTED).await
     }
 
-    async fn serve(broken: Option<Breakage>, hostile: bool) -> Result<Self, TestBedError> {
+    async fn serve(
+        broken: Option<Breakage>,
+        hostile: bool,
+        order: [fourleg_policy::Check; 4],
+    ) -> Result<Self, TestBedError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(TestBedError::Bind)?;
         let addr = listener.local_addr().map_err(TestBedError::Bind)?;
         let url = format!("http://{addr}");
@@ -85,8 +100,9 @@ impl TestBed {
             .collect();
         let passwords: BTreeMap<String, String> =
             fixture::USERS.iter().map(|u| (u.username.to_owned(), server::random_id(16))).collect();
-        let state =
-            Arc::new(server::Server::new(url.clone(), keys::shared(), broken, secrets.clone(), passwords.clone()));
+        let mut server = server::Server::new(url.clone(), keys::shared(), broken, secrets.clone(), passwords.clone());
+        server.order = order;
+        let state = Arc::new(server);
         let (tx, rx) = oneshot::channel::<()>();
         let app = server::router(state);
         let app = if hostile { app.layer(axum::middleware::from_fn(hostile::layer)) } else { app };

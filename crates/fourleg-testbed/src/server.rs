@@ -33,6 +33,9 @@ pub struct Server {
     /// Client secrets by `client_id`; user passwords by username.
     pub secrets: std::collections::BTreeMap<String, String>,
     pub passwords: std::collections::BTreeMap<String, String>,
+    /// The order of the exchange policy's groups of checks
+    /// ([`fourleg_policy::Limits::order`]).
+    pub order: [fourleg_policy::Check; 4],
     store: Mutex<Store>,
 }
 
@@ -44,7 +47,15 @@ impl Server {
         secrets: std::collections::BTreeMap<String, String>,
         passwords: std::collections::BTreeMap<String, String>,
     ) -> Self {
-        Self { issuer, keys, broken, secrets, passwords, store: Mutex::new(Store::default()) }
+        Self {
+            issuer,
+            keys,
+            broken,
+            secrets,
+            passwords,
+            order: fourleg_policy::Check::DOCUMENTED,
+            store: Mutex::new(Store::default()),
+        }
     }
 
     /// Whether this server runs with that switch.

@@ -6,7 +6,10 @@
 //! variant, where exactly the (scenario, rule) pairs declared in
 //! [`expected`] must fail: each variant is caught by the scenarios that
 //! check the rule it breaks, with that rule's id, and by no scenario that
-//! should not care. It then renders `reports/kill-table.md` and fails when
+//! should not care. The conformant server and every fault of the exchange
+//! policy's inputs run a second time with the policy's checks in reverse
+//! order (the evaluation-order variants), against the same expectations. It
+//! then renders `reports/kill-table.md` and fails when
 //! the committed file differs, when a scenario has no variant that makes it
 //! fail, or when a variant is caught by nothing (unless the pair is one of
 //! the [`KNOWN_GAPS`], each a scenario defect with its reason).
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use fourleg_policy::Check;
 use fourleg_scenario::runner::{self, Quiet};
 use fourleg_scenario::{Engine, Registry, Run, Scenario, Status};
 use fourleg_target::{Profile, Target};
@@ -485,11 +489,12 @@ fn failures(run: &Run) -> String {
 
 async fn run_one(
     broken: Option<Breakage>,
+    order: Order,
     scenarios: Arc<Vec<Scenario>>,
     registry: Arc<Registry>,
     profile_text: Arc<String>,
 ) -> anyhow::Result<Run> {
-    let bed = TestBed::start(broken).await?;
+    let bed = TestBed::start_ordered(broken, order).await?;
     let profile = Profile::parse(&profile_text, &TestBed::profile_path())?;
     let target = Target::connect(profile, Some(bed.lab_context())).await?;
     let engine = Arc::new(Engine::new(Arc::new(target), Arc::clone(&registry)));
@@ -528,6 +533,26 @@ fn name(b: Option<Breakage>) -> String {
     b.map_or_else(|| "conformant".to_owned(), Breakage::id)
 }
 
+/// The order of the exchange policy's groups of checks a variant runs with.
+type Order = [Check; 4];
+
+/// A variant as the messages name it: with its order when not the documented one.
+fn label(b: Option<Breakage>, order: Order) -> String {
+    if order == Check::DOCUMENTED {
+        name(b)
+    } else {
+        format!("{} (policy checks reversed)", name(b))
+    }
+}
+
+/// The evaluation-order variants: the conformant server and every fault of
+/// the exchange policy's inputs run again with its checks in the reverse
+/// order. An isolated attack is caught whatever order a server evaluates
+/// its rules in, and a conformant server passes in every order.
+fn reordered(b: Option<Breakage>) -> bool {
+    b.is_none_or(|b| b.input_fault().is_some())
+}
+
 #[test]
 #[expect(clippy::too_many_lines, reason = "run, compare, render: one story read top to bottom")]
 fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Result<()> {
@@ -539,18 +564,20 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     let no_resource_text = Arc::new(without_resource(&profile_text));
     let only: Option<BTreeSet<String>> =
         std::env::var("FOURLEG_KILL_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
-    let variants: Vec<Option<Breakage>> = std::iter::once(None)
+    let variants: Vec<(Option<Breakage>, Order)> = std::iter::once(None)
         .chain(Breakage::ALL.iter().copied().map(Some))
         .filter(|b| only.as_ref().is_none_or(|o| o.contains(&name(*b))))
+        .flat_map(|b| std::iter::once((b, Check::DOCUMENTED)).chain(reordered(b).then_some((b, Check::REVERSED))))
         .collect();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let runs: Vec<(Option<Breakage>, Run)> = rt.block_on(async {
+    let runs: Vec<(Option<Breakage>, Order, Run)> = rt.block_on(async {
         let pool = Arc::new(tokio::sync::Semaphore::new(VARIANTS_AT_ONCE));
         let mut tasks = Vec::new();
-        for b in &variants {
-            let (b, scenarios, registry, text, pool) = (
+        for (b, order) in &variants {
+            let (b, order, scenarios, registry, text, pool) = (
                 *b,
+                *order,
                 Arc::clone(&scenarios),
                 Arc::clone(&registry),
                 profile_for(*b, &profile_text, &no_resource_text),
@@ -558,9 +585,10 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
             );
             tasks.push(tokio::spawn(async move {
                 let _permit = pool.acquire_owned().await?;
-                let run =
-                    run_one(b, scenarios, registry, text).await.with_context(|| format!("variant {}", name(b)))?;
-                anyhow::Ok((b, run))
+                let run = run_one(b, order, scenarios, registry, text)
+                    .await
+                    .with_context(|| format!("variant {}", label(b, order)))?;
+                anyhow::Ok((b, order, run))
             }));
         }
         let mut out = Vec::new();
@@ -583,8 +611,13 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     // applicable.
     let probing: Vec<Scenario> = scenarios.iter().filter(|s| !s.probes_absent.is_empty()).cloned().collect();
     if !probing.is_empty() {
-        let control =
-            rt.block_on(run_one(None, Arc::new(probing), Arc::clone(&registry), Arc::clone(&no_resource_text)))?;
+        let control = rt.block_on(run_one(
+            None,
+            Check::DOCUMENTED,
+            Arc::new(probing),
+            Arc::clone(&registry),
+            Arc::clone(&no_resource_text),
+        ))?;
         let not_passed: Vec<String> = control
             .scenarios
             .iter()
@@ -600,25 +633,27 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     }
     let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
-    for (b, run) in &runs {
+    let mut table_reversed: BTreeMap<Breakage, Kills> = BTreeMap::new();
+    for (b, order, run) in &runs {
         let found = kills(run);
         let errors: Vec<&str> =
             run.scenarios.iter().filter(|s| s.status == Status::Error).map(|s| s.id.as_str()).collect();
+        let which = label(*b, *order);
         if !errors.is_empty() {
-            problems.push(format!("{}: the harness broke in {errors:?}:\n{}", name(*b), failures(run)));
+            problems.push(format!("{which}: the harness broke in {errors:?}:\n{}", failures(run)));
         }
         let Some(b) = b else {
             let unexpected: Vec<&String> = found.keys().filter(|id| !exceptions.contains_key(id.as_str())).collect();
             if !unexpected.is_empty() {
-                problems.push(format!("the conformant test bed fails {unexpected:?}:\n{}", failures(run)));
+                problems.push(format!("the {which} test bed fails {unexpected:?}:\n{}", failures(run)));
             }
             for (id, _) in exceptions.iter().filter(|(id, _)| !found.contains_key(**id)) {
-                problems.push(format!("conformant exception `{id}` is stale: it passes now; remove it"));
+                problems.push(format!("conformant exception `{id}` is stale: it passes now ({which}); remove it"));
             }
             continue;
         };
         if only.is_some() {
-            eprintln!("{b}:\n{}", failures(run));
+            eprintln!("{which}:\n{}", failures(run));
         }
         let e = expected(*b);
         // A scenario not applicable under this variant's profile cannot fail
@@ -647,7 +682,7 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
                 .collect();
             if !graded.is_empty() {
                 problems.push(format!(
-                    "{b}: a failed precondition must make what depends on it untestable, never graded: {graded:?}"
+                    "{which}: a failed precondition must make what depends on it untestable, never graded: {graded:?}"
                 ));
             }
         }
@@ -655,11 +690,15 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
         let extra: Vec<_> = got.difference(&want).collect();
         if !missing.is_empty() || !extra.is_empty() {
             problems.push(format!(
-                "{b}: expected to fail but passed: {missing:?}; failed but not expected: {extra:?}\n{}",
+                "{which}: expected to fail but passed: {missing:?}; failed but not expected: {extra:?}\n{}",
                 failures(run)
             ));
         }
-        table.insert(*b, found);
+        if *order == Check::DOCUMENTED {
+            table.insert(*b, found);
+        } else {
+            table_reversed.insert(*b, found);
+        }
     }
     if only.is_some() {
         assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -689,7 +728,7 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
         }
     }
 
-    let doc = render(&scenarios, &table);
+    let doc = render(&scenarios, &table, &table_reversed);
     let path = root().join("reports/kill-table.md");
     if std::env::var_os("FOURLEG_REGENERATE").is_some() {
         std::fs::write(&path, &doc).with_context(|| format!("writing {}", path.display()))?;
@@ -706,7 +745,7 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
 
 /// `reports/kill-table.md`: deterministic (sorted, no timings, no statuses
 /// that depend on timing).
-fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
+fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>, reversed: &BTreeMap<Breakage, Kills>) -> String {
     let mut d = String::new();
     let _ = writeln!(
         d,
@@ -743,6 +782,23 @@ fn render(scenarios: &[Scenario], table: &BTreeMap<Breakage, Kills>) -> String {
         let caught: Vec<String> = k.keys().map(|id| format!("`{id}`")).collect();
         let cell = if caught.is_empty() { "**nothing** (known gap)".to_owned() } else { caught.join(", ") };
         let _ = writeln!(d, "| `{b}` | {} | {cell} |", b.what());
+    }
+    let _ = writeln!(d, "\n## Evaluation order\n");
+    let _ = writeln!(
+        d,
+        "A server may check its rules in any order, and a request that breaks two rules is refused by \
+         whichever it checks first. An attack proves its rule only when every other rule would have \
+         allowed the request. So the variants that break an input of the exchange policy \
+         (`fourleg-policy`: audience, actor, targets, scope) run a second time with the policy's groups \
+         of checks reversed (scope, targets, actor, audience), and must be caught by the same \
+         (scenario, rule) pairs; the conformant test bed passes in both orders.\n"
+    );
+    let _ = writeln!(d, "| variant | caught with the checks reversed |");
+    let _ = writeln!(d, "|---|---|");
+    for (b, k) in reversed {
+        let caught: Vec<String> = k.keys().map(|id| format!("`{id}`")).collect();
+        let cell = if caught.is_empty() { "**nothing**".to_owned() } else { caught.join(", ") };
+        let _ = writeln!(d, "| `{b}` | {cell} |");
     }
     let _ = writeln!(d, "\n## Known gaps\n");
     if KNOWN_GAPS.is_empty() {
