@@ -40,11 +40,16 @@ pub enum InputFault {
     /// Without an actor token, only the latest actor of the subject's `act`
     /// is kept (the prior ones are lost).
     ActLatestOnlyWithoutActor,
+    /// Any known audience may be requested: the requester's own targets are
+    /// not enforced.
+    TargetsNotRestricted,
+    /// The requester's targets are enforced on the first hop only.
+    TargetsRestrictedFirstHopOnly,
 }
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 12] = [
+    pub const ALL: [InputFault; 14] = [
         InputFault::AudienceNotChecked,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
@@ -57,6 +62,8 @@ impl InputFault {
         InputFault::BaselineFirstHopOnly,
         InputFault::ActDroppedWithoutActor,
         InputFault::ActLatestOnlyWithoutActor,
+        InputFault::TargetsNotRestricted,
+        InputFault::TargetsRestrictedFirstHopOnly,
     ];
 
     /// The kill table's id of the variant (kebab-case).
@@ -75,6 +82,8 @@ impl InputFault {
             InputFault::BaselineFirstHopOnly => "baseline-first-hop-only",
             InputFault::ActDroppedWithoutActor => "act-dropped-without-actor",
             InputFault::ActLatestOnlyWithoutActor => "act-latest-only-without-actor",
+            InputFault::TargetsNotRestricted => "targets-not-restricted",
+            InputFault::TargetsRestrictedFirstHopOnly => "targets-restricted-first-hop-only",
         }
     }
 
@@ -131,12 +140,17 @@ impl InputFault {
             InputFault::BaselineFirstHopOnly if second_hop => x.requester.baseline = all,
             InputFault::ActDroppedWithoutActor if x.actor.is_none() => x.subject.act.clear(),
             InputFault::ActLatestOnlyWithoutActor if x.actor.is_none() => x.subject.act.truncate(1),
+            InputFault::TargetsNotRestricted => x.requester.targets = catalog.audiences.iter().cloned().collect(),
+            InputFault::TargetsRestrictedFirstHopOnly if second_hop => {
+                x.requester.targets = catalog.audiences.iter().cloned().collect();
+            }
             InputFault::MayActOnlyWithActorToken
             | InputFault::MayActSkippedForOwnActorToken
             | InputFault::IntersectionFirstHopOnly
             | InputFault::BaselineFirstHopOnly
             | InputFault::ActDroppedWithoutActor
-            | InputFault::ActLatestOnlyWithoutActor => {}
+            | InputFault::ActLatestOnlyWithoutActor
+            | InputFault::TargetsRestrictedFirstHopOnly => {}
         }
     }
 }

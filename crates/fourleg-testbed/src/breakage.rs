@@ -98,6 +98,8 @@ pub enum Breakage {
     SignatureNotVerified,
     AudienceNotChecked,
     SubjectActorSwapAccepted,
+    TargetsNotRestricted,
+    TargetsRestrictedFirstHopOnly,
 }
 
 impl Breakage {
@@ -118,12 +120,14 @@ impl Breakage {
             Breakage::BaselineFirstHopOnly => F::BaselineFirstHopOnly,
             Breakage::ActDroppedWithoutActor => F::ActDroppedWithoutActor,
             Breakage::ActLatestOnlyWithoutActor => F::ActLatestOnlyWithoutActor,
+            Breakage::TargetsNotRestricted => F::TargetsNotRestricted,
+            Breakage::TargetsRestrictedFirstHopOnly => F::TargetsRestrictedFirstHopOnly,
             _ => return None,
         })
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 77] = [
+    pub const ALL: [Breakage; 79] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -201,6 +205,8 @@ impl Breakage {
         Breakage::SignatureNotVerified,
         Breakage::AudienceNotChecked,
         Breakage::SubjectActorSwapAccepted,
+        Breakage::TargetsNotRestricted,
+        Breakage::TargetsRestrictedFirstHopOnly,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -283,6 +289,8 @@ impl Breakage {
             Breakage::UndecodableSubjectAccepted => "A subject token that is not a JWT is taken as an opaque token of an anonymous user (RFC 8693 §2.1: validate it).",
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
+            Breakage::TargetsNotRestricted => "Any audience the server knows may be requested: a client's own next hops are not enforced (agent profile: AGENT-ATTACK-skip-hop).",
+            Breakage::TargetsRestrictedFirstHopOnly => "A client's own next hops are enforced on the first hop only; from the second hop on, any known audience may be requested (agent profile: AGENT-ATTACK-skip-hop).",
             Breakage::SubjectActorSwapAccepted => "Subject and actor tokens are told apart by content: a client token as subject with a user token as actor is swapped back (agent profile: AGENT-ATTACK-swap).",
         }
     }

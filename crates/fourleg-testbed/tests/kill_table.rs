@@ -211,6 +211,7 @@ fn expected(b: Breakage) -> Expect {
         B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
         B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
         B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
+        B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
         // Without may_act in its inputs, the policy cannot know the requester
         // of a may_act subject acts: a clean impersonation too.
