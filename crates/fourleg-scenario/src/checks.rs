@@ -134,7 +134,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 37] = [
+pub const TABLE: [CheckSpec; 38] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -272,6 +272,12 @@ pub const TABLE: [CheckSpec; 37] = [
         args: &[("actors", ArgType::Texts)],
         args_doc: "`actors` (the subject's `act`, outermost first)",
         passes: "refused, or the issued token's innermost `act` levels are exactly these actors in this order (a new actor may be added outside them)",
+    },
+    CheckSpec {
+        name: "refused_or_no_refresh_token",
+        args: &[],
+        args_doc: "",
+        passes: "refused, or a response with no `refresh_token` whose `issued_token_type` is not the refresh-token URI",
     },
     CheckSpec {
         name: "within_bound",
@@ -859,6 +865,24 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 },
             }
         }
+        // RFC 8693 §2.2.1: "A refresh token will typically not be issued when
+        // the exchange is of one temporary credential (the subject_token)
+        // for a different temporary credential (the issued token)".
+        "refused_or_no_refresh_token" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if !o.is_success() => Pass(format!("refused ({} {})", o.status, o.error().unwrap_or(""))),
+            Some(o) => {
+                let issued = o.body["issued_token_type"].as_str().unwrap_or("(none)");
+                let refresh = o.body.get("refresh_token").is_some_and(|v| !v.is_null());
+                if issued.eq_ignore_ascii_case(fourleg_core::oauth::uri::REFRESH_TOKEN) {
+                    Fail(format!("issued a refresh token (issued_token_type {issued})"))
+                } else if refresh {
+                    Fail(format!("the exchange response (issued_token_type {issued}) also carries a refresh_token"))
+                } else {
+                    Pass(format!("issued {issued}, no refresh token"))
+                }
+            }
+        },
         "within_bound" => {
             let bound = x.args.get("bound_ms").and_then(toml::Value::as_integer).unwrap_or(0);
             match x.wait {

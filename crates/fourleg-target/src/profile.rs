@@ -646,6 +646,12 @@ pub struct Features {
     /// with the note as the reason.
     #[serde(default = "yes", alias = "client_credentials")]
     pub client_credentials: bool,
+    /// Token exchange issues refresh tokens when asked (`requested_token_type`
+    /// refresh_token), which RFC 8693 §2.2.1 says is typically not done for
+    /// one temporary credential exchanged for another. Default false: the
+    /// agent profile then requires that no exchange yield one.
+    #[serde(default, alias = "exchange_refresh_tokens")]
+    pub exchange_refresh_tokens: bool,
     /// Why features are off, by feature name (shown with not-applicable results).
     #[serde(default)]
     pub notes: BTreeMap<String, String>,
@@ -671,6 +677,7 @@ impl Features {
             "disable-client" => self.disable_client,
             "client-credentials" => self.client_credentials,
             "revokes-subtree" => self.revokes_subtree,
+            "exchange-refresh-tokens" => self.exchange_refresh_tokens,
             _ => return None,
         })
     }
@@ -682,7 +689,7 @@ impl Features {
     }
 
     /// Every feature name, as `[features]`, `[features.notes]` and scenarios spell it.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "delegation",
         "may-act",
         "introspection",
@@ -694,6 +701,7 @@ impl Features {
         "disable-client",
         "client-credentials",
         "revokes-subtree",
+        "exchange-refresh-tokens",
     ];
 
     /// An unknown feature name: what to say, with the nearest known name.

@@ -100,6 +100,8 @@ pub enum Breakage {
     SubjectActorSwapAccepted,
     TargetsNotRestricted,
     TargetsRestrictedFirstHopOnly,
+    RefreshTokenByExchange,
+    RefreshTokenWithEveryExchange,
 }
 
 impl Breakage {
@@ -127,7 +129,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 79] = [
+    pub const ALL: [Breakage; 81] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -207,6 +209,8 @@ impl Breakage {
         Breakage::SubjectActorSwapAccepted,
         Breakage::TargetsNotRestricted,
         Breakage::TargetsRestrictedFirstHopOnly,
+        Breakage::RefreshTokenByExchange,
+        Breakage::RefreshTokenWithEveryExchange,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -289,6 +293,8 @@ impl Breakage {
             Breakage::UndecodableSubjectAccepted => "A subject token that is not a JWT is taken as an opaque token of an anonymous user (RFC 8693 §2.1: validate it).",
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
+            Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
+            Breakage::RefreshTokenWithEveryExchange => "The explicit request for a refresh token is refused, but every exchange response carries a `refresh_token` (agent profile: AGENT-ATTACK-refresh-escalation).",
             Breakage::TargetsNotRestricted => "Any audience the server knows may be requested: a client's own next hops are not enforced (agent profile: AGENT-ATTACK-skip-hop).",
             Breakage::TargetsRestrictedFirstHopOnly => "A client's own next hops are enforced on the first hop only; from the second hop on, any known audience may be requested (agent profile: AGENT-ATTACK-skip-hop).",
             Breakage::SubjectActorSwapAccepted => "Subject and actor tokens are told apart by content: a client token as subject with a user token as actor is swapped back (agent profile: AGENT-ATTACK-swap).",

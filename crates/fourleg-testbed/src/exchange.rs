@@ -203,6 +203,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         None => TokenType::AccessToken,
         Some(t) if type_supported(&t) => t,
         Some(_) if s.is(Breakage::RequestedTokenTypeReplaced) => TokenType::AccessToken,
+        Some(TokenType::RefreshToken) if s.is(Breakage::RefreshTokenByExchange) => TokenType::RefreshToken,
         Some(t) => return Err(invalid_request(format!("unsupported requested_token_type {t}"))),
     };
 
@@ -386,6 +387,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     }
     if s.is(Breakage::ScopeNotReported) {
         m.remove("scope");
+    }
+    if s.is(Breakage::RefreshTokenWithEveryExchange) {
+        m.insert("refresh_token".into(), Value::from(random_id(32)));
     }
     Ok(body)
 }

@@ -212,6 +212,7 @@ fn expected(b: Breakage) -> Expect {
         B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
         B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
         B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
+        B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
         // Without may_act in its inputs, the policy cannot know the requester
         // of a may_act subject acts: a clean impersonation too.
