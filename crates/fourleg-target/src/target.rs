@@ -31,6 +31,11 @@ pub enum TargetError {
     TooSlow { target: String, url: String, seconds: u64 },
     #[error("target `{target}`: discovery document {url} answered {status}; set the endpoints explicitly in the profile or fix `endpoints.issuer`")]
     Discovery { target: String, url: String, status: u16 },
+    /// The discovery document answered 200 with a body that is not a JSON
+    /// object of at most [`evidence::MAX_BODY_BYTES`]: a finding about the
+    /// target, named with what was wrong.
+    #[error("target `{target}`: discovery document {url}: {message}; set the endpoints explicitly in the profile or fix the document")]
+    DiscoveryBody { target: String, url: String, message: String },
     #[error("target `{target}`: no {what} endpoint (not in the profile's [endpoints] nor in discovery)")]
     NoEndpoint { target: String, what: &'static str },
     #[error("target `{target}`: {field}: {message}")]
@@ -250,11 +255,24 @@ async fn discover(
     if status != 200 {
         return Err(TargetError::Discovery { target: name.to_owned(), url, status });
     }
-    let doc: Value = resp.json().await.map_err(|source| TargetError::Unreachable {
+    // Read at most MAX_BODY_BYTES: a hostile or broken target may send megabytes.
+    let bad = |message: String| TargetError::DiscoveryBody { target: name.to_owned(), url: url.clone(), message };
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|source| TargetError::Unreachable {
         target: name.to_owned(),
         url: url.clone(),
         source,
-    })?;
+    })? {
+        if bytes.len() + chunk.len() > evidence::MAX_BODY_BYTES {
+            return Err(bad(format!("longer than {} bytes", evidence::MAX_BODY_BYTES)));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON ({e})")))?;
+    if !doc.is_object() {
+        return Err(bad("not a JSON object (RFC 8414 §3.2)".into()));
+    }
     Ok((Some(doc), Some(url)))
 }
 
