@@ -1483,6 +1483,38 @@ mod tests {
         assert!(matches!(verdict(&wrapped_inside), Verdict::Fail(_)));
     }
 
+    /// RFC 8693 §2.2.1: no refresh token from an exchange, asked for or not.
+    #[test]
+    fn refused_or_no_refresh_token_catches_both_ways_of_handing_one_out() {
+        let p = profile();
+        let json = [("content-type", "application/json")];
+        let none = BTreeMap::new();
+        let verdict = |o: &Outcome| on_args("refused_or_no_refresh_token", o, &p, None, &none, None);
+        let refused = outcome(400, json!({"error": "invalid_request"}), &json, "none");
+        assert!(matches!(verdict(&refused), Verdict::Pass(_)));
+        let access = outcome(
+            200,
+            json!({"access_token": "x", "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}),
+            &json,
+            "none",
+        );
+        assert!(matches!(verdict(&access), Verdict::Pass(_)));
+        let typed = outcome(
+            200,
+            json!({"access_token": "x", "issued_token_type": "urn:ietf:params:oauth:token-type:refresh_token"}),
+            &json,
+            "none",
+        );
+        assert!(matches!(verdict(&typed), Verdict::Fail(_)));
+        let extra = outcome(
+            200,
+            json!({"access_token": "x", "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "refresh_token": "r"}),
+            &json,
+            "none",
+        );
+        assert!(matches!(verdict(&extra), Verdict::Fail(_)));
+    }
+
     /// jwks_uri is REQUIRED by OpenID Connect Discovery §3 only; RFC 8414 §2 makes it OPTIONAL.
     #[test]
     fn jwks_uri_is_required_only_in_an_openid_discovery_document() {
