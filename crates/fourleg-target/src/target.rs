@@ -700,56 +700,59 @@ impl Target {
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
                 // A scripted browser login is a conversation of several
                 // requests; a server warming up can answer one of them oddly
-                // (Spring once sent a 302 to the first). Such a login is tried
-                // again, a bounded number of times, each with a fresh cookie
-                // jar (a session of its own); a refused password is not.
+                // (Spring once sent a 302 to the first request of the
+                // authorization, and once to the code's token request). Such
+                // a login is tried again, a bounded number of times, each with
+                // a fresh cookie jar (a session of its own) and a fresh code;
+                // a refused password is not, and a token endpoint's answer
+                // other than a redirect (RFC 6749 §5.1, §5.2 know none) is
+                // returned as it is.
                 let mut attempt = 1;
-                let code = loop {
-                    let browser = reqwest::Client::builder()
-                        .no_proxy()
-                        .cookie_store(true)
-                        .timeout(Duration::from_secs(30))
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .expect("a TLS backend is compiled in");
-                    let request = login::Authorize {
-                        authorization_endpoint: &authz,
-                        client_id: &client_id,
-                        redirect_uri: &redirect,
-                        scope: &scope_str,
-                        params,
-                        form: &u.form,
-                    };
-                    match login::authorize(&browser, &request, &u.username, &password).await {
-                        Ok(code) => break code,
+                loop {
+                    let code = match self
+                        .authorize_once(&u, &authz, &client_id, &redirect, &scope_str, params, &password)
+                        .await
+                    {
+                        Ok(code) => code,
                         Err(e) if e.is_transient() && attempt < LOGIN_ATTEMPTS => {
                             attempt += 1;
                             tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                            continue;
                         }
                         Err(e) if attempt > 1 => {
                             return Err(login_err(login::LoginError::Attempts { attempts: attempt, last: Box::new(e) }))
                         }
                         Err(e) => return Err(login_err(e)),
+                    };
+                    let mut form = vec![
+                        ("grant_type".to_owned(), FormValue::Plain(GrantType::AuthorizationCode.as_str().into())),
+                        ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
+                        ("redirect_uri".into(), FormValue::Plain(redirect.clone())),
+                        (
+                            "code_verifier".into(),
+                            FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() },
+                        ),
+                    ];
+                    // RFC 8707 §2.2: the resource the access token is for.
+                    if let Some(resource) = &u.resource {
+                        form.push(("resource".into(), FormValue::Plain(resource.clone())));
                     }
-                };
-                let mut form = vec![
-                    ("grant_type".to_owned(), FormValue::Plain(GrantType::AuthorizationCode.as_str().into())),
-                    ("code".into(), FormValue::Secret { value: code.code, label: "authorization code".into() }),
-                    ("redirect_uri".into(), FormValue::Plain(redirect)),
-                    ("code_verifier".into(), FormValue::Secret { value: code.verifier, label: "PKCE verifier".into() }),
-                ];
-                // RFC 8707 §2.2: the resource the access token is for.
-                if let Some(resource) = &u.resource {
-                    form.push(("resource".into(), FormValue::Plain(resource.clone())));
+                    let outcome = self
+                        .post_form(
+                            &format!("login of {user} (authorization code + PKCE)"),
+                            self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
+                            Some(&u.client),
+                            ClientAuthMode::Profile,
+                            form,
+                        )
+                        .await?;
+                    if (300..400).contains(&outcome.status) && attempt < LOGIN_ATTEMPTS {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Ok(outcome);
                 }
-                self.post_form(
-                    &format!("login of {user} (authorization code + PKCE)"),
-                    self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
-                    Some(&u.client),
-                    ClientAuthMode::Profile,
-                    form,
-                )
-                .await
             }
             LoginMethod::Password => {
                 let password = self.user_passwords.get(user).cloned().unwrap_or_else(|| Secret::new(""));
@@ -783,6 +786,37 @@ impl Target {
                 self.token_from_command(&cmd, &format!("login of {user} (command)"), &format!("users.{user}.command"))
             }
         }
+    }
+
+    /// One scripted browser authorization (RFC 6749 §4.1 with PKCE), in a
+    /// cookie jar of its own: the code and its verifier.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one authorization request")]
+    async fn authorize_once(
+        &self,
+        u: &crate::profile::UserProfile,
+        authz: &str,
+        client_id: &str,
+        redirect: &str,
+        scope: &str,
+        params: &BTreeMap<String, String>,
+        password: &Secret,
+    ) -> Result<login::Code, login::LoginError> {
+        let browser = reqwest::Client::builder()
+            .no_proxy()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a TLS backend is compiled in");
+        let request = login::Authorize {
+            authorization_endpoint: authz,
+            client_id,
+            redirect_uri: redirect,
+            scope,
+            params,
+            form: &u.form,
+        };
+        login::authorize(&browser, &request, &u.username, password).await
     }
 
     /// Runs a command that prints a JSON token response or a bare token, and
