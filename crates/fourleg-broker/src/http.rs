@@ -572,9 +572,14 @@ async fn parse_and_decide(b: &Broker, caller: &Caller<'_>, form: &Form) -> Resul
         fault.perturb(&b.policy, &mut x, subject.lineage.is_some());
     }
 
+    #[cfg(feature = "faults")]
+    let limits = b.fault.map_or(b.limits, |f| f.limits(b.limits));
+    #[cfg(not(feature = "faults"))]
+    let limits = b.limits;
+
     // The decision (RFC 8693 §2.1–§2.2.2, §4.1, §4.4; RFC 8707 §2; agent profile).
     let grant =
-        policy::decide(&b.policy, b.limits, &x).map_err(|r| with_parties(Failure::oauth(r.code(), r.to_string())))?;
+        policy::decide(&b.policy, limits, &x).map_err(|r| with_parties(Failure::oauth(r.code(), r.to_string())))?;
 
     // A delegation scope (contract §5) mints a may_act naming its client.
     let mut granted = grant.scope.clone();

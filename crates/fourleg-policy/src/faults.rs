@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{well_formed_resource, Catalog, Exchange, Party};
+use crate::{well_formed_resource, Catalog, Exchange, Limits, Party};
 
 /// One rule of the decision broken by its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,11 +45,19 @@ pub enum InputFault {
     TargetsNotRestricted,
     /// The requester's targets are enforced on the first hop only.
     TargetsRestrictedFirstHopOnly,
+    /// No delegation depth limit at all.
+    DepthNotLimited,
+    /// The depth limit counts the subject's `act` without the new actor: one
+    /// actor more than the limit is issued.
+    DepthLimitOffByOne,
+    /// The limit is one actor lower than the profile declares: the chain at
+    /// the declared limit is refused.
+    DepthLimitBelowDeclared,
 }
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 14] = [
+    pub const ALL: [InputFault; 17] = [
         InputFault::AudienceNotChecked,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
@@ -64,6 +72,9 @@ impl InputFault {
         InputFault::ActLatestOnlyWithoutActor,
         InputFault::TargetsNotRestricted,
         InputFault::TargetsRestrictedFirstHopOnly,
+        InputFault::DepthNotLimited,
+        InputFault::DepthLimitOffByOne,
+        InputFault::DepthLimitBelowDeclared,
     ];
 
     /// The kill table's id of the variant (kebab-case).
@@ -84,6 +95,20 @@ impl InputFault {
             InputFault::ActLatestOnlyWithoutActor => "act-latest-only-without-actor",
             InputFault::TargetsNotRestricted => "targets-not-restricted",
             InputFault::TargetsRestrictedFirstHopOnly => "targets-restricted-first-hop-only",
+            InputFault::DepthNotLimited => "depth-not-limited",
+            InputFault::DepthLimitOffByOne => "depth-limit-off-by-one",
+            InputFault::DepthLimitBelowDeclared => "depth-limit-below-declared",
+        }
+    }
+
+    /// The limits a server with this fault decides with.
+    #[must_use]
+    pub fn limits(self, limits: Limits) -> Limits {
+        match self {
+            InputFault::DepthNotLimited => Limits { max_depth: usize::MAX, ..limits },
+            InputFault::DepthLimitOffByOne => Limits { max_depth: limits.max_depth + 1, ..limits },
+            InputFault::DepthLimitBelowDeclared => Limits { max_depth: limits.max_depth - 1, ..limits },
+            _ => limits,
         }
     }
 
@@ -150,7 +175,10 @@ impl InputFault {
             | InputFault::BaselineFirstHopOnly
             | InputFault::ActDroppedWithoutActor
             | InputFault::ActLatestOnlyWithoutActor
-            | InputFault::TargetsRestrictedFirstHopOnly => {}
+            | InputFault::TargetsRestrictedFirstHopOnly
+            | InputFault::DepthNotLimited
+            | InputFault::DepthLimitOffByOne
+            | InputFault::DepthLimitBelowDeclared => {}
         }
     }
 }

@@ -659,3 +659,25 @@ fn a_request_that_breaks_two_rules_is_refused_by_the_first_group_checked() {
     x.scope = None;
     assert_eq!(decide(&catalog(), partial, &x), Err(Refusal::UnknownAudience("nobody".into())));
 }
+
+#[cfg(feature = "faults")]
+#[test]
+fn depth_faults_move_the_limit_and_no_other_fault_does() {
+    use crate::faults::InputFault as F;
+    let limits = Limits { max_depth: 3, ..Limits::default() };
+    let issued_at = |f: F, n: usize| {
+        let mut x = hop2();
+        x.subject.act = chain(n - 1);
+        decide(&catalog(), f.limits(limits), &x).is_ok()
+    };
+    // Conformant at 3 and refused at 4; each fault breaks it its own way.
+    assert!(issued_at(F::DepthNotLimited, 4) && issued_at(F::DepthNotLimited, 7));
+    assert!(issued_at(F::DepthLimitOffByOne, 4) && !issued_at(F::DepthLimitOffByOne, 5));
+    assert!(!issued_at(F::DepthLimitBelowDeclared, 3) && issued_at(F::DepthLimitBelowDeclared, 2));
+    for f in F::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, F::DepthNotLimited | F::DepthLimitOffByOne | F::DepthLimitBelowDeclared))
+    {
+        assert_eq!(f.limits(limits), limits, "{f:?}");
+    }
+}

@@ -134,12 +134,18 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 38] = [
+pub const TABLE: [CheckSpec; 39] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
         args_doc: r#"`actors = ["mcp-server", "agent"]`"#,
         passes: "`act` nests exactly these actors, outermost (current) first",
+    },
+    CheckSpec {
+        name: "act_depth_at_limit",
+        args: &[],
+        args_doc: "",
+        passes: "`act` nests exactly as many levels as the target's delegation depth limit (profile `[delegation] max_depth`, default 8)",
     },
     CheckSpec {
         name: "no_act",
@@ -532,6 +538,23 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 }
             }
         }
+        "act_depth_at_limit" => match need_claims() {
+            Err(v) => v,
+            Ok(c) => {
+                let (limit, declared) = x.contract.max_delegation_depth();
+                let found = act_levels(c).len();
+                let msg = format!(
+                    "expected act {limit} levels deep ({}), found {found}: {}",
+                    if declared { "the declared limit" } else { "the agent profile's default limit" },
+                    describe_act(c)
+                );
+                if found == limit {
+                    Pass(msg)
+                } else {
+                    Fail(msg)
+                }
+            }
+        },
         "no_act" => match need_claims() {
             Err(v) => v,
             Ok(c) => {

@@ -28,8 +28,8 @@ use crate::result::{
 };
 use crate::scenario::{
     AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
-    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RevokeStep, Scenario, SleepStep, Step, StepKind,
-    TokenStep, WaitStep, WaitUntil,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RelayStep, RevokeStep, Scenario, SleepStep, Step,
+    StepKind, TokenStep, WaitStep, WaitUntil,
 };
 
 /// The pseudo-rule of a failed cleanup hook's result, a finding of its own
@@ -74,6 +74,9 @@ struct StepOut {
     revoked_access_token: Option<bool>,
     summary: String,
     var: Option<Var>,
+    /// The step could not do what its checks need (a relay chain stopped
+    /// short): every check and precondition is untestable, with this reason.
+    unmade: Option<String>,
 }
 
 /// Runs scenarios against one target. Cheap to share across tasks.
@@ -244,9 +247,21 @@ impl Engine {
                         elapsed_ms: ms(t.elapsed()),
                         skipped: None,
                     });
-                    let mut failed_here: Option<String> = None;
+                    let mut failed_here: Option<String> = out.unmade.clone();
                     let depends_before = unmet_later.clone().or_else(|| Self::unmet_for(step, &unmet));
-                    for e in &step.require {
+                    if let Some(why) = &out.unmade {
+                        for v in step.action_tokens() {
+                            unmet.push((step.dependency_kind(), v.to_owned(), why.clone()));
+                        }
+                        for _ in &step.require {
+                            result.preconditions.push(PreconditionResult {
+                                step: i,
+                                held: false,
+                                message: format!("not checked: {why}"),
+                            });
+                        }
+                    }
+                    for e in step.require.iter().filter(|_| out.unmade.is_none()) {
                         let (held, message) = grader.precondition(e, &out, &vars);
                         if !held {
                             let why = format!("precondition of step {i} not met: {message}");
@@ -467,7 +482,102 @@ impl Engine {
             Action::Accept(x) => self.accept(x, vars).await,
             Action::Metadata(_) => self.metadata().await,
             Action::Sleep(x) => self.sleep(x).await,
+            Action::Relay(x) => self.relay(x, vars).await,
         }
+    }
+
+    /// The `relay` action: delegation hop after hop through the contract's
+    /// relay clients (§4), each with its own actor token, from the subject's
+    /// depth to `until` actors. Every hop's traffic is evidence; a hop before
+    /// the last that is refused leaves the step unmade (its checks
+    /// untestable: the chain the rule needs could not be built).
+    async fn relay(&self, x: &RelayStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let contract = self.target.contract();
+        let (limit, declared) = contract.max_delegation_depth();
+        let limit_says = if declared {
+            format!("the declared limit is {limit}")
+        } else {
+            format!("no limit declared: the agent profile's default, {limit}")
+        };
+        let (from, until) = (x.from.actors(limit), x.until.actors(limit));
+        if until <= from {
+            return Err(Skip::Error(format!("relay from {from} to {until} actors makes no hop")));
+        }
+        // Every hop's client must exist before the first is sent.
+        let mut hops = Vec::new();
+        for depth in from + 1..=until {
+            hops.push((
+                depth,
+                contract.relay_client(depth).map_err(|g| Skip::Untestable(format!("{} ({limit_says})", g.0)))?,
+            ));
+        }
+        // The subject must hold a token: name its variable if not.
+        Self::token_of(vars, &x.subject, None)?;
+        let mut http = Vec::new();
+        let mut local: HashMap<String, Var> = HashMap::new();
+        let subject =
+            vars.get(&x.subject).cloned().ok_or_else(|| Skip::Error(format!("no variable `{}`", x.subject)))?;
+        local.insert("subject".into(), subject);
+        let mut last = None;
+        for (depth, client) in hops {
+            let actor_step = TokenStep {
+                principal: client.clone(),
+                scope: Vec::new(),
+                may_act: None,
+                short_lived: false,
+                audience_also: None,
+                foreign: false,
+            };
+            let actor = self.token(&actor_step).await?;
+            http.extend(actor.http);
+            let Some(var @ Var::Http { .. }) = actor.var else {
+                let why = format!("the relay chain stopped before {depth} actors: no actor token for `{client}`");
+                return Ok(StepOut {
+                    summary: why.clone(),
+                    http,
+                    unmade: Some(why.clone()),
+                    var: Some(Var::Missing(why)),
+                    ..StepOut::default()
+                });
+            };
+            local.insert("actor".into(), var);
+            let hop = ExchangeStep {
+                client: client.clone(),
+                subject: Some("subject".into()),
+                actor: Some("actor".into()),
+                audience: vec![contract.relay_audience(depth)],
+                scope: x.scope.clone(),
+                ..ExchangeStep::default()
+            };
+            let out = self.exchange(&hop, &local).await?;
+            http.extend(out.http);
+            let o = out.outcome.expect("an exchange has an outcome");
+            if depth < until && !(o.is_success() && o.body["access_token"].is_string()) {
+                let why = format!(
+                    "the relay chain stopped before {until} actors ({limit_says}): `{client}`'s exchange for a token {depth} actors deep was refused: {}",
+                    describe(&o)
+                );
+                return Ok(StepOut {
+                    summary: why.clone(),
+                    http,
+                    unmade: Some(why.clone()),
+                    var: Some(Var::Missing(why)),
+                    ..StepOut::default()
+                });
+            }
+            if let Some(v) = out.var {
+                local.insert("subject".into(), v);
+            }
+            last = Some((depth, client, o));
+        }
+        let (depth, client, o) = last.expect("at least one hop");
+        Ok(StepOut {
+            summary: format!("relay to {depth} actors ({limit_says}); last hop by {client}: {}", describe(&o)),
+            http,
+            var: local.remove("subject"),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
     }
 
     /// The `token` action.

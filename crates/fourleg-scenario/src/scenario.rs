@@ -115,6 +115,7 @@ pub enum Action {
     Accept(AcceptStep),
     Metadata(MetadataStep),
     Sleep(SleepStep),
+    Relay(RelayStep),
 }
 
 /// The kind of a step's action without its parameters: the name of its
@@ -132,11 +133,12 @@ pub enum StepKind {
     Accept,
     Metadata,
     Sleep,
+    Relay,
 }
 
 impl StepKind {
     /// Every kind, in the order the format documents them.
-    pub const ALL: [StepKind; 11] = [
+    pub const ALL: [StepKind; 12] = [
         StepKind::Token,
         StepKind::Exchange,
         StepKind::Introspect,
@@ -148,6 +150,7 @@ impl StepKind {
         StepKind::Accept,
         StepKind::Metadata,
         StepKind::Sleep,
+        StepKind::Relay,
     ];
 
     /// The name of the action's table in the TOML (`exchange`).
@@ -165,6 +168,7 @@ impl StepKind {
             StepKind::Accept => "accept",
             StepKind::Metadata => "metadata",
             StepKind::Sleep => "sleep",
+            StepKind::Relay => "relay",
         }
     }
 
@@ -202,6 +206,7 @@ impl Action {
             Action::Accept(_) => StepKind::Accept,
             Action::Metadata(_) => StepKind::Metadata,
             Action::Sleep(_) => StepKind::Sleep,
+            Action::Relay(_) => StepKind::Relay,
         }
     }
 
@@ -219,6 +224,7 @@ impl Action {
             StepKind::Accept => Action::Accept(map.next_value()?),
             StepKind::Metadata => Action::Metadata(map.next_value()?),
             StepKind::Sleep => Action::Sleep(map.next_value()?),
+            StepKind::Relay => Action::Relay(map.next_value()?),
         })
     }
 }
@@ -353,6 +359,7 @@ impl schemars::JsonSchema for Step {
                 StepKind::Accept => generator.subschema_for::<AcceptStep>(),
                 StepKind::Metadata => generator.subschema_for::<MetadataStep>(),
                 StepKind::Sleep => generator.subschema_for::<SleepStep>(),
+                StepKind::Relay => generator.subschema_for::<RelayStep>(),
             };
             field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
         }
@@ -721,6 +728,63 @@ pub struct SleepStep {
     pub ms: u64,
 }
 
+/// Delegation through the fixture contract's relay clients (contract §4):
+/// the hop that issues a token whose `act` nests `d` actors is made by
+/// `agent` when `d` is 1 and by `relay-<d-1>` after that, each with its own
+/// actor token (RFC 8693 §2.1, §4.1), for the audience `relay-<d>` (or
+/// `downstream-api` when the profile declares no `relay-<d>`). The step
+/// exchanges from the depth `from` of its subject token until a token
+/// `until` actors deep is issued; its outcome is that last exchange. A hop
+/// before the last that is refused makes the step's checks untestable: the
+/// chain the rule needs could not be built.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayStep {
+    /// Variable holding the subject token of the first hop.
+    pub subject: String,
+    /// How many actors the subject token's `act` nests: `0` for a user's
+    /// login token, or `"limit"` for a token the previous relay step took to
+    /// the declared limit.
+    pub from: Depth,
+    /// How many actors the last issued token nests: a number, `"limit"` (the
+    /// profile's `[delegation] max_depth`) or `"past-limit"` (one more).
+    pub until: Depth,
+    /// Abstract permissions asked for at every hop; omitted means no `scope`.
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+}
+
+/// A delegation depth: a count of actors, or one relative to the target's
+/// declared limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Depth {
+    Actors(usize),
+    Named(DepthName),
+}
+
+/// A depth named after the target's declared delegation limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepthName {
+    /// The profile's `[delegation] max_depth`.
+    Limit,
+    /// One actor past it.
+    PastLimit,
+}
+
+impl Depth {
+    /// The count of actors, given the target's declared limit.
+    #[must_use]
+    pub fn actors(self, limit: usize) -> usize {
+        match self {
+            Depth::Actors(n) => n,
+            Depth::Named(DepthName::Limit) => limit,
+            Depth::Named(DepthName::PastLimit) => limit + 1,
+        }
+    }
+}
+
 /// A check on a step's outcome, as the TOML spells it: exactly one
 /// assertion (status, status_in, success, error, error_in, header, field,
 /// claim, check) and, for header, field and claim, exactly one modifier.
@@ -901,6 +965,7 @@ impl Step {
             Action::Introspect(x) => v.push(&x.token),
             Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
             Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            Action::Relay(x) => v.push(&x.subject),
             _ => {}
         }
         v.extend(self.save.as_deref());
@@ -922,6 +987,7 @@ impl Step {
             Action::Forge(x) => v.push(&x.from),
             Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Accept(x) => v.push(&x.token),
+            Action::Relay(x) => v.push(&x.subject),
             _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {

@@ -246,6 +246,45 @@ impl<'a> Contract<'a> {
         self.profile.short_lived.as_ref().map_or(0, |s| s.leeway_s)
     }
 
+    /// The target's delegation depth limit in actors, and whether the
+    /// profile declares it (else the agent profile's default).
+    #[must_use]
+    pub fn max_delegation_depth(self) -> (usize, bool) {
+        match self.profile.delegation.max_depth {
+            Some(n) => (n, true),
+            None => (crate::profile::DEFAULT_MAX_DEPTH, false),
+        }
+    }
+
+    /// The client that issues a token `depth` actors deep in a relay chain
+    /// (contract §4): `agent` for the first actor, `relay-<depth-1>` after.
+    ///
+    /// # Errors
+    /// The profile declares no such client.
+    pub fn relay_client(self, depth: usize) -> Result<String, Gap> {
+        let name = if depth <= 1 { "agent".to_owned() } else { format!("relay-{}", depth - 1) };
+        if self.profile.clients.contains_key(&name) {
+            Ok(name)
+        } else {
+            let declared = self.profile.clients.keys().filter(|c| c.starts_with("relay-")).count();
+            Err(Gap(format!(
+                "a chain {depth} actors deep needs the contract's relay client `{name}` (§4), and the profile declares {declared} relay client(s)"
+            )))
+        }
+    }
+
+    /// The audience the relay hop issuing a token `depth` actors deep asks
+    /// for: the next relay, or `downstream-api` past the declared relays.
+    #[must_use]
+    pub fn relay_audience(self, depth: usize) -> String {
+        let next = format!("relay-{depth}");
+        if self.profile.clients.contains_key(&next) {
+            next
+        } else {
+            "downstream-api".to_owned()
+        }
+    }
+
     /// Whether a feature (named as in [`crate::profile::Features::NAMES`]) is declared;
     /// `None` for an unknown name.
     #[must_use]

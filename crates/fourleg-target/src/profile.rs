@@ -91,6 +91,9 @@ pub struct Profile {
     /// untrusted-issuer attack. Without it that attack is untestable.
     #[serde(default)]
     pub foreign_issuer: Option<ForeignIssuer>,
+    /// How deep the target nests delegation (RFC 8693 §4.1).
+    #[serde(default)]
+    pub delegation: Delegation,
     #[serde(default)]
     pub introspection: Introspection,
     #[serde(default)]
@@ -105,6 +108,21 @@ pub struct Profile {
     #[serde(default)]
     pub expected_failures: Vec<ExpectedFailure>,
 }
+
+/// The target's delegation depth limit (agent profile, AGENT-CHAIN-limit).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delegation {
+    /// The most actors an issued token's `act` nests; a request that would
+    /// nest one more is refused. Undeclared: the agent profile's default, 8.
+    /// The contract's relay clients (`relay-1` … `relay-8`, §4) build a chain
+    /// one past it, so a limit above 8 cannot be checked.
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+}
+
+/// The agent profile's default delegation depth limit, in actors.
+pub const DEFAULT_MAX_DEPTH: usize = 8;
 
 /// Where the version of the target comes from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

@@ -102,6 +102,9 @@ pub enum Breakage {
     TargetsRestrictedFirstHopOnly,
     RefreshTokenByExchange,
     RefreshTokenWithEveryExchange,
+    DepthNotLimited,
+    DepthLimitOffByOne,
+    DepthLimitBelowDeclared,
 }
 
 impl Breakage {
@@ -124,12 +127,15 @@ impl Breakage {
             Breakage::ActLatestOnlyWithoutActor => F::ActLatestOnlyWithoutActor,
             Breakage::TargetsNotRestricted => F::TargetsNotRestricted,
             Breakage::TargetsRestrictedFirstHopOnly => F::TargetsRestrictedFirstHopOnly,
+            Breakage::DepthNotLimited => F::DepthNotLimited,
+            Breakage::DepthLimitOffByOne => F::DepthLimitOffByOne,
+            Breakage::DepthLimitBelowDeclared => F::DepthLimitBelowDeclared,
             _ => return None,
         })
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 81] = [
+    pub const ALL: [Breakage; 84] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -211,6 +217,9 @@ impl Breakage {
         Breakage::TargetsRestrictedFirstHopOnly,
         Breakage::RefreshTokenByExchange,
         Breakage::RefreshTokenWithEveryExchange,
+        Breakage::DepthNotLimited,
+        Breakage::DepthLimitOffByOne,
+        Breakage::DepthLimitBelowDeclared,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -297,6 +306,9 @@ impl Breakage {
             Breakage::RefreshTokenWithEveryExchange => "The explicit request for a refresh token is refused, but every exchange response carries a `refresh_token` (agent profile: AGENT-ATTACK-refresh-escalation).",
             Breakage::TargetsNotRestricted => "Any audience the server knows may be requested: a client's own next hops are not enforced (agent profile: AGENT-ATTACK-skip-hop).",
             Breakage::TargetsRestrictedFirstHopOnly => "A client's own next hops are enforced on the first hop only; from the second hop on, any known audience may be requested (agent profile: AGENT-ATTACK-skip-hop).",
+            Breakage::DepthNotLimited => "Delegation is not bounded: a token nesting any number of actors is issued (agent profile: AGENT-CHAIN-limit).",
+            Breakage::DepthLimitOffByOne => "The depth limit counts the subject's `act` before the new actor is added: one actor past the limit is issued, two are refused (agent profile: AGENT-CHAIN-limit).",
+            Breakage::DepthLimitBelowDeclared => "The depth limit is one actor lower than the profile declares: the chain at the declared limit is refused (agent profile: AGENT-CHAIN-limit).",
             Breakage::SubjectActorSwapAccepted => "Subject and actor tokens are told apart by content: a client token as subject with a user token as actor is swapped back (agent profile: AGENT-ATTACK-swap).",
         }
     }

@@ -266,7 +266,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     perturb_inputs(s.broken, &mut x, second_hop);
 
     // The decision (RFC 8693 §2.1–§2.2.2, §4.1, §4.4; RFC 8707 §2; agent profile).
-    let decided = policy::decide(catalog(), Limits { order: s.order, ..Limits::default() }, &x);
+    let limits = Limits { order: s.order, ..Limits::default() };
+    let limits = s.broken.and_then(Breakage::input_fault).map_or(limits, |f| f.limits(limits));
+    let decided = policy::decide(catalog(), limits, &x);
     // The three-hop variant refuses where the policy would have gone on to audience and scope.
     if s.is(Breakage::ChainLimitedToThreeHops)
         && hops > 3

@@ -74,7 +74,7 @@ pub const USERS: [User; 3] = [
 
 const LOGIN_BASELINE: &[&str] = &["records:read", "records:write", "records:delete", MAY_ACT_AGENT];
 
-pub const CLIENTS: [Client; 7] = [
+pub const CLIENTS: [Client; 15] = [
     Client {
         client_id: "lab-web",
         kind: Kind::Login,
@@ -96,7 +96,7 @@ pub const CLIENTS: [Client; 7] = [
         kind: Kind::Exchanging,
         sub: Some("f0000000-0000-4000-8000-000000000101"),
         baseline: &["records:read", "records:delete", MAY_ACT_SUB_AGENT],
-        targets: &["mcp-server", "sub-agent"],
+        targets: &["mcp-server", "sub-agent", "relay-1"],
         lifetime_s: LIFETIME_S,
     },
     Client {
@@ -121,6 +121,70 @@ pub const CLIENTS: [Client; 7] = [
         sub: Some("f0000000-0000-4000-8000-000000000104"),
         baseline: &["records:read", "records:write", "records:delete"],
         targets: &["mcp-server", "sub-agent"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-1",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000111"),
+        baseline: &["records:read"],
+        targets: &["relay-2", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-2",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000112"),
+        baseline: &["records:read"],
+        targets: &["relay-3", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-3",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000113"),
+        baseline: &["records:read"],
+        targets: &["relay-4", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-4",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000114"),
+        baseline: &["records:read"],
+        targets: &["relay-5", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-5",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000115"),
+        baseline: &["records:read"],
+        targets: &["relay-6", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-6",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000116"),
+        baseline: &["records:read"],
+        targets: &["relay-7", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-7",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000117"),
+        baseline: &["records:read"],
+        targets: &["relay-8", "downstream-api"],
+        lifetime_s: LIFETIME_S,
+    },
+    Client {
+        client_id: "relay-8",
+        kind: Kind::Exchanging,
+        sub: Some("f0000000-0000-4000-8000-000000000118"),
+        baseline: &["records:read"],
+        targets: &["downstream-api"],
         lifetime_s: LIFETIME_S,
     },
     Client {
@@ -158,7 +222,21 @@ pub fn user_by_sub(sub: &str) -> Option<&'static User> {
 }
 
 /// Every audience value the server issues for (contract §4).
-pub const AUDIENCES: [&str; 5] = ["agent", "mcp-server", "sub-agent", "rogue-agent", "downstream-api"];
+pub const AUDIENCES: [&str; 13] = [
+    "agent",
+    "mcp-server",
+    "sub-agent",
+    "rogue-agent",
+    "downstream-api",
+    "relay-1",
+    "relay-2",
+    "relay-3",
+    "relay-4",
+    "relay-5",
+    "relay-6",
+    "relay-7",
+    "relay-8",
+];
 
 /// Resource indicators (RFC 8707) the server knows, and the audience each stands for.
 pub const RESOURCES: [(&str, &str); 3] = [

@@ -185,17 +185,21 @@ fn expected(b: Breakage) -> Expect {
         B::ActNotAnObject => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act", "RFC8693-4.1-act-shape"],
+            // The relay chain does not nest every actor: the limit is untestable.
             pairs: &[
                 ("chain-act-kept-without-actor", "AGENT-CHAIN-act-kept"),
                 ("chain-depth-delegation", "AGENT-CHAIN-depth"),
+                ("chain-depth-limit", "AGENT-CHAIN-limit"),
             ],
         },
         B::ActReplaced => Expect {
             untestable_except: None,
             rules: &["AGENT-CHAIN-act"],
+            // The relay chain does not nest every actor: the limit is untestable.
             pairs: &[
                 ("chain-act-kept-without-actor", "AGENT-CHAIN-act-kept"),
                 ("chain-depth-delegation", "AGENT-CHAIN-depth"),
+                ("chain-depth-limit", "AGENT-CHAIN-limit"),
             ],
         },
         B::ActReversed => Expect {
@@ -208,11 +212,17 @@ fn expected(b: Breakage) -> Expect {
         },
         B::ActInvented => rules(&["AGENT-CHAIN-impersonation"]),
         B::ExpExtended => pairs(&[("chain-exp-never-grows", "AGENT-CHAIN-monotonic")]),
-        B::ChainLimitedToThreeHops => pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth")]),
-        B::ActHistoryTruncated => pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth")]),
+        // A chain cut short or not nested cannot reach the limit: untestable.
+        B::ChainLimitedToThreeHops => {
+            pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth"), ("chain-depth-limit", "AGENT-CHAIN-limit")])
+        }
+        B::ActHistoryTruncated => {
+            pairs(&[("chain-depth-delegation", "AGENT-CHAIN-depth"), ("chain-depth-limit", "AGENT-CHAIN-limit")])
+        }
         B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
         B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
         B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
+        B::DepthNotLimited | B::DepthLimitOffByOne | B::DepthLimitBelowDeclared => rules(&["AGENT-CHAIN-limit"]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
         // Without may_act in its inputs, the policy cannot know the requester
         // of a may_act subject acts: a clean impersonation too.
