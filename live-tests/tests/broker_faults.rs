@@ -358,7 +358,7 @@ fn kill_table_expectations() -> anyhow::Result<std::collections::BTreeMap<String
     Ok(out)
 }
 
-fn fourleg_policy_faults() -> [fourleg_broker::InputFault; 17] {
+fn fourleg_policy_faults() -> [fourleg_broker::InputFault; 18] {
     fourleg_broker::InputFault::ALL
 }
 

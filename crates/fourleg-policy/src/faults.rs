@@ -14,6 +14,8 @@ use crate::{well_formed_resource, Catalog, Exchange, Limits, Party};
 pub enum InputFault {
     /// The requester is put in the subject token's `aud`.
     AudienceNotChecked,
+    /// The audience rule is skipped when the subject token has no `aud`.
+    AudienceSkippedWhenAbsent,
     /// The subject token's `may_act` is dropped.
     MayActIgnored,
     /// `may_act` is dropped when no actor token is presented.
@@ -57,8 +59,9 @@ pub enum InputFault {
 
 impl InputFault {
     /// Every fault.
-    pub const ALL: [InputFault; 17] = [
+    pub const ALL: [InputFault; 18] = [
         InputFault::AudienceNotChecked,
+        InputFault::AudienceSkippedWhenAbsent,
         InputFault::MayActIgnored,
         InputFault::MayActOnlyWithActorToken,
         InputFault::MayActSkippedForOwnActorToken,
@@ -82,6 +85,7 @@ impl InputFault {
     pub fn id(self) -> &'static str {
         match self {
             InputFault::AudienceNotChecked => "audience-not-checked",
+            InputFault::AudienceSkippedWhenAbsent => "audience-skipped-when-absent",
             InputFault::MayActIgnored => "may-act-ignored",
             InputFault::MayActOnlyWithActorToken => "may-act-only-with-actor-token",
             InputFault::MayActSkippedForOwnActorToken => "may-act-skipped-for-own-actor-token",
@@ -125,6 +129,9 @@ impl InputFault {
         };
         match self {
             InputFault::AudienceNotChecked => x.subject.aud.push(x.requester.client_id.clone()),
+            InputFault::AudienceSkippedWhenAbsent if x.subject.aud.is_empty() => {
+                x.subject.aud.push(x.requester.client_id.clone());
+            }
             InputFault::MayActIgnored => x.subject.may_act = None,
             InputFault::MayActOnlyWithActorToken if x.actor.is_none() => x.subject.may_act = None,
             InputFault::MayActSkippedForOwnActorToken
@@ -169,7 +176,8 @@ impl InputFault {
             InputFault::TargetsRestrictedFirstHopOnly if second_hop => {
                 x.requester.targets = catalog.audiences.iter().cloned().collect();
             }
-            InputFault::MayActOnlyWithActorToken
+            InputFault::AudienceSkippedWhenAbsent
+            | InputFault::MayActOnlyWithActorToken
             | InputFault::MayActSkippedForOwnActorToken
             | InputFault::IntersectionFirstHopOnly
             | InputFault::BaselineFirstHopOnly

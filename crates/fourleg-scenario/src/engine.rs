@@ -527,6 +527,7 @@ impl Engine {
                 short_lived: false,
                 audience_also: None,
                 foreign: false,
+                no_audience: false,
             };
             let actor = self.token(&actor_step).await?;
             http.extend(actor.http);
@@ -593,6 +594,8 @@ impl Engine {
         let contract = t.contract();
         let recipe = if x.foreign {
             contract.foreign_recipe(&x.principal)
+        } else if x.no_audience {
+            contract.audience_none_recipe(&x.principal, scope)
         } else {
             contract.token_recipe(&x.principal, scope, x.short_lived)
         }

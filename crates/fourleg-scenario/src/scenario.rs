@@ -452,6 +452,10 @@ pub struct TokenStep {
     /// subject token. `scope` is ignored: the profile says what to request.
     #[serde(default)]
     pub foreign: bool,
+    /// A user's login token with no `aud` claim at all (profile recipe
+    /// `[audience_none]`).
+    #[serde(default)]
+    pub no_audience: bool,
 }
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or

@@ -364,6 +364,27 @@ impl<'a> Contract<'a> {
         Ok(Recipe::ClientCredentials { client: principal.to_owned(), scope })
     }
 
+    /// How `user` logs in for a token with no `aud` claim
+    /// (`[audience_none]`).
+    ///
+    /// # Errors
+    /// The profile has no such recipe, or `user` is not a user.
+    pub fn audience_none_recipe(self, user: &str, scope: Vec<String>) -> Result<Recipe, Gap> {
+        let u = self.profile.users.get(user).ok_or_else(|| Gap(format!("`{user}` is not a user of the profile")))?;
+        let none =
+            self.profile.audience_none.as_ref().ok_or_else(|| {
+                Gap("the profile has no way to obtain a user token without aud ([audience_none])".into())
+            })?;
+        let mut scope = scope;
+        scope.extend(none.scope.iter().cloned());
+        Ok(Recipe::Login {
+            user: user.to_owned(),
+            client: none.client.clone().unwrap_or_else(|| u.client.clone()),
+            scope,
+            params: BTreeMap::new(),
+        })
+    }
+
     /// How to get a token for `user` from an issuer the target must not
     /// trust.
     pub fn foreign_recipe(self, user: &str) -> Result<Recipe, Gap> {

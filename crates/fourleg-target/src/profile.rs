@@ -86,6 +86,12 @@ pub struct Profile {
     /// How users get a token that expires within seconds (expired-token checks).
     #[serde(default)]
     pub short_lived: Option<ShortLived>,
+    /// How users get a login token with no `aud` claim at all (another login
+    /// client, extra scope values, or both): the subject of the attack that
+    /// checks the audience rule is not skipped when `aud` is absent. Without
+    /// it that attack is untestable.
+    #[serde(default)]
+    pub audience_none: Option<AudienceNone>,
     /// How to get a well-signed token from an issuer this target must not
     /// trust (another tenant, realm or deployment): the subject token of the
     /// untrusted-issuer attack. Without it that attack is untestable.
@@ -107,6 +113,18 @@ pub struct Profile {
     /// Scenarios this target is known to fail, each with a reason.
     #[serde(default)]
     pub expected_failures: Vec<ExpectedFailure>,
+}
+
+/// How a user's login token comes without `aud`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceNone {
+    /// A login client of the profile whose tokens carry no `aud`.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Scope values added to the login.
+    #[serde(default)]
+    pub scope: Vec<String>,
 }
 
 /// The target's delegation depth limit (agent profile, AGENT-CHAIN-limit).
@@ -912,6 +930,19 @@ impl Profile {
                 ));
             }
         }
+        if let Some(none) = &self.audience_none {
+            if let Some(c) = &none.client {
+                if !self.clients.contains_key(c) {
+                    return Err(unknown_client("audience_none.client".into(), c));
+                }
+            }
+            if none.client.is_none() && none.scope.is_empty() {
+                return Err(bad(
+                    "audience_none".into(),
+                    "say how a token without aud is obtained: `client` or `scope` (or drop [audience_none])".into(),
+                ));
+            }
+        }
         if let Some(f) = &self.foreign_issuer {
             if f.command.is_none() {
                 let missing = [
@@ -1218,6 +1249,15 @@ resource = false
         assert!(parse(&format!("{MINIMAL}\n[foreign_issuer]\ncommand = [\"mint\"]\n")).is_ok());
         let err = parse(&format!("{MINIMAL}\n[foreign_issuer]\ngrant = \"implicit\"\n")).unwrap_err().to_string();
         assert!(err.contains("implicit"), "{err}");
+    }
+
+    #[test]
+    fn a_token_without_aud_needs_a_recipe_with_a_known_client() {
+        let err = parse(&format!("{MINIMAL}\n[audience_none]\n")).unwrap_err().to_string();
+        assert!(err.contains("field `audience_none`"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[audience_none]\nclient = \"nobody\"\n")).unwrap_err().to_string();
+        assert!(err.contains("audience_none.client"), "{err}");
+        assert!(parse(&format!("{MINIMAL}\n[audience_none]\nscope = [\"no-aud\"]\n")).is_ok());
     }
 
     #[test]

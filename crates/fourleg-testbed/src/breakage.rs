@@ -105,6 +105,7 @@ pub enum Breakage {
     DepthNotLimited,
     DepthLimitOffByOne,
     DepthLimitBelowDeclared,
+    AudienceSkippedWhenAbsent,
 }
 
 impl Breakage {
@@ -130,12 +131,13 @@ impl Breakage {
             Breakage::DepthNotLimited => F::DepthNotLimited,
             Breakage::DepthLimitOffByOne => F::DepthLimitOffByOne,
             Breakage::DepthLimitBelowDeclared => F::DepthLimitBelowDeclared,
+            Breakage::AudienceSkippedWhenAbsent => F::AudienceSkippedWhenAbsent,
             _ => return None,
         })
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 84] = [
+    pub const ALL: [Breakage; 85] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -220,6 +222,7 @@ impl Breakage {
         Breakage::DepthNotLimited,
         Breakage::DepthLimitOffByOne,
         Breakage::DepthLimitBelowDeclared,
+        Breakage::AudienceSkippedWhenAbsent,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -309,6 +312,7 @@ impl Breakage {
             Breakage::DepthNotLimited => "Delegation is not bounded: a token nesting any number of actors is issued (agent profile: AGENT-CHAIN-limit).",
             Breakage::DepthLimitOffByOne => "The depth limit counts the subject's `act` before the new actor is added: one actor past the limit is issued, two are refused (agent profile: AGENT-CHAIN-limit).",
             Breakage::DepthLimitBelowDeclared => "The depth limit is one actor lower than the profile declares: the chain at the declared limit is refused (agent profile: AGENT-CHAIN-limit).",
+            Breakage::AudienceSkippedWhenAbsent => "The requester must be in the subject token's `aud` only when the token has one: a token with no `aud` is exchangeable by any client (agent profile: AGENT-ATTACK-replay-aud).",
             Breakage::SubjectActorSwapAccepted => "Subject and actor tokens are told apart by content: a client token as subject with a user token as actor is swapped back (agent profile: AGENT-ATTACK-swap).",
         }
     }

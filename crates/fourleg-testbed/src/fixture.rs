@@ -74,7 +74,7 @@ pub const USERS: [User; 3] = [
 
 const LOGIN_BASELINE: &[&str] = &["records:read", "records:write", "records:delete", MAY_ACT_AGENT];
 
-pub const CLIENTS: [Client; 15] = [
+pub const CLIENTS: [Client; 16] = [
     Client {
         client_id: "lab-web",
         kind: Kind::Login,
@@ -90,6 +90,15 @@ pub const CLIENTS: [Client; 15] = [
         baseline: LOGIN_BASELINE,
         targets: &["agent"],
         lifetime_s: SHORT_LIFETIME_S,
+    },
+    // Like lab-web, with login tokens that carry no `aud` (contract §4).
+    Client {
+        client_id: "lab-web-noaud",
+        kind: Kind::Login,
+        sub: None,
+        baseline: LOGIN_BASELINE,
+        targets: &[],
+        lifetime_s: LIFETIME_S,
     },
     Client {
         client_id: "agent",

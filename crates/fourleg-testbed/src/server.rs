@@ -404,6 +404,10 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         "client_id": client.client_id, "preferred_username": user.username,
         "iat": now, "exp": exp, "jti": jti, "sid": sid, "scope": scope_claim(s, &granted),
     });
+    if aud.is_empty() {
+        // A login client with no audience (contract §4): no `aud` claim at all.
+        claims.as_object_mut().map(|o| o.remove("aud"));
+    }
     if granted.iter().any(|g| g == fixture::MAY_ACT_AGENT) {
         let agent = fixture::client("agent").and_then(|c| c.sub).unwrap_or_default();
         claims["may_act"] = json!({"sub": agent, "client_id": "agent"});

@@ -159,7 +159,7 @@ async fn import(base: &str, token: &Secret, creds: &Credentials, fixtures: &Path
 }
 
 /// The realm's login clients, through which users log in for the broker too.
-pub const LOGIN_CLIENTS: [&str; 2] = ["lab-web", "lab-web-short"];
+pub const LOGIN_CLIENTS: [&str; 3] = ["lab-web", "lab-web-short", "lab-web-noaud"];
 
 /// Points the login clients' OpenID Connect Back-Channel Logout 1.0 at `url`
 /// (the broker's `/backchannel-logout`), `sid` required (§2.2): when a user's
