@@ -106,6 +106,7 @@ pub enum Breakage {
     DepthLimitOffByOne,
     DepthLimitBelowDeclared,
     AudienceSkippedWhenAbsent,
+    DisabledClientDelegatedTokensStayActive,
 }
 
 impl Breakage {
@@ -137,7 +138,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 85] = [
+    pub const ALL: [Breakage; 86] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -223,6 +224,7 @@ impl Breakage {
         Breakage::DepthLimitOffByOne,
         Breakage::DepthLimitBelowDeclared,
         Breakage::AudienceSkippedWhenAbsent,
+        Breakage::DisabledClientDelegatedTokensStayActive,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -285,6 +287,7 @@ impl Breakage {
             Breakage::RevokedSubjectExchangeable => "A revoked subject token can still be exchanged (agent profile: AGENT-REVOKE-no-reexchange).",
             Breakage::LogoutKeepsDerived => "Logout ends the login token only, not the tokens derived from it (agent profile: AGENT-REVOKE-subject).",
             Breakage::DisabledClientTokensStayActive => "Disabling a client leaves its issued tokens active (agent profile: AGENT-REVOKE-client).",
+            Breakage::DisabledClientDelegatedTokensStayActive => "Disabling a client revokes the tokens issued to it, except those it obtained with an actor token (delegation), and so what was derived from them (agent profile: AGENT-REVOKE-client).",
             Breakage::DisabledClientMayExchange => "A disabled client can still exchange (agent profile: AGENT-REVOKE-client).",
             Breakage::NoRefreshToken => "Logins get no refresh token (conformant: RFC 6749 §5.1 makes it OPTIONAL) while the profile declares refresh-tokens: the revocation or logout that needs one does not happen, so what it should have changed is untestable, never fail.",
             Breakage::EnableClientFails => "The admin API refuses to enable a client again (500): a scenario's cleanup hook fails and leaves the client disabled, which is reported as a finding of its own, never skipped silently.",

@@ -371,6 +371,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let claims = Value::Object(claims);
     s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, grant.exp);
     s.store().set_audience(&jti, grant.aud.clone());
+    if actor_token.is_some() {
+        s.store().mark_delegated(&jti);
+    }
 
     // The response (RFC 8693 §2.2.1).
     let mut body = json!({

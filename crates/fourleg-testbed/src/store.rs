@@ -50,6 +50,8 @@ pub struct Store {
     /// The audience of each exchanged token, as the server knows it (which
     /// the token's own `aud` may not say).
     audiences: HashMap<String, Vec<String>>,
+    /// Tokens issued by an exchange with an actor token (delegation).
+    delegated: BTreeSet<String>,
 }
 
 /// How long the slow-revocation variant takes to make a revocation effective.
@@ -62,6 +64,11 @@ impl Store {
             jti.to_owned(),
             Record { parent, sid, client_id: client_id.to_owned(), exp, depth, revoked_at: None },
         );
+    }
+
+    /// Records that `jti` was issued by a delegated exchange (an actor token).
+    pub fn mark_delegated(&mut self, jti: &str) {
+        self.delegated.insert(jti.to_owned());
     }
 
     pub fn set_audience(&mut self, jti: &str, aud: Vec<String>) {
@@ -162,7 +169,11 @@ impl Store {
             return;
         }
         let now = Instant::now();
-        for r in self.tokens.values_mut().filter(|r| r.client_id == client_id) {
+        let keep_delegated = broken == Some(Breakage::DisabledClientDelegatedTokensStayActive);
+        for (jti, r) in self.tokens.iter_mut().filter(|(_, r)| r.client_id == client_id) {
+            if keep_delegated && self.delegated.contains(jti) {
+                continue;
+            }
             r.revoked_at.get_or_insert(now);
         }
     }

@@ -316,9 +316,22 @@ fn expected(b: Breakage) -> Expect {
             ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-latency"),
             ("revoke-user-refresh-token-revokes-chain", "AGENT-REVOKE-subject"),
         ]),
-        B::DisabledClientTokensStayActive | B::DisabledClientMayExchange => rules(&["AGENT-REVOKE-client"]),
+        B::DisabledClientTokensStayActive => rules(&["AGENT-REVOKE-client"]),
+        // With actor tokens the disabled agent's actor token is revoked, so
+        // its delegated exchange is refused for that: only the plain one shows it.
+        B::DisabledClientMayExchange => pairs(&[("disabled-agent-loses-chain", "AGENT-REVOKE-client")]),
+        B::DisabledClientDelegatedTokensStayActive => {
+            pairs(&[("disabled-actor-loses-delegated-chain", "AGENT-REVOKE-client")])
+        }
         // A failed cleanup is a result of its own, not a silent skip.
-        B::EnableClientFails => pairs(&[("disabled-agent-loses-chain", fourleg_scenario::engine::CLEANUP_RULE)]),
+        // The exclusive scenarios run one after the other in file order: the
+        // first one's failed cleanup leaves the agent disabled for the next,
+        // whose exchange is then refused from the start.
+        B::EnableClientFails => pairs(&[
+            ("disabled-actor-loses-delegated-chain", fourleg_scenario::engine::CLEANUP_RULE),
+            ("disabled-agent-loses-chain", fourleg_scenario::engine::CLEANUP_RULE),
+            ("disabled-agent-loses-chain", "AGENT-REVOKE-client"),
+        ]),
         B::IntrospectionUnauthenticated => rules(&["RFC7662-2.1-auth"]),
         B::InactiveIntrospectionLeaksClaims => rules(&["RFC7662-2.2-inactive-only"]),
         B::RevokeUnknownTokenError => pairs(&[("revoke-unknown-token-ok", "RFC7009-2.2-ok")]),
