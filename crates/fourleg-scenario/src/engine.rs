@@ -28,8 +28,8 @@ use crate::result::{
 };
 use crate::scenario::{
     AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
-    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RelayStep, RevokeStep, Scenario, SleepStep, Step,
-    StepKind, TokenStep, WaitStep, WaitUntil,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RefreshStep, RelayStep, RevokeStep, Scenario,
+    SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
 };
 
 /// The pseudo-rule of a failed cleanup hook's result, a finding of its own
@@ -483,7 +483,55 @@ impl Engine {
             Action::Metadata(_) => self.metadata().await,
             Action::Sleep(x) => self.sleep(x).await,
             Action::Relay(x) => self.relay(x, vars).await,
+            Action::Refresh(x) => self.refresh(x, vars).await,
         }
+    }
+
+    /// The `refresh` action (RFC 6749 §6).
+    async fn refresh(&self, x: &RefreshStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let found = x.tokens.iter().find_map(|v| match vars.get(v) {
+            Some(Var::Http { outcome, .. }) => outcome.token("refresh_token").map(|tok| (v, tok)),
+            _ => None,
+        });
+        let Some((from, token)) = found else {
+            let why = format!("no refresh token in {}", x.tokens.join(", "));
+            return Ok(StepOut {
+                summary: why.clone(),
+                unmade: Some(why.clone()),
+                var: Some(Var::Missing(why)),
+                ..StepOut::default()
+            });
+        };
+        let form = vec![
+            ("grant_type".to_owned(), FormValue::Plain("refresh_token".into())),
+            ("refresh_token".to_owned(), FormValue::Secret { value: token, label: format!("refresh_token: {from}") }),
+        ];
+        let o = match t
+            .post_form(
+                &format!("refresh as {}", x.client),
+                &t.endpoints.token,
+                Some(&x.client),
+                ClientAuthMode::Profile,
+                form,
+            )
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("refresh by {} with {from}'s refresh token: {}", x.client, describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http {
+                outcome: o.clone(),
+                client: Some(x.client.clone()),
+                user: None,
+                audience: Vec::new(),
+            }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
     }
 
     /// The `relay` action: delegation hop after hop through the contract's

@@ -116,6 +116,7 @@ pub enum Action {
     Metadata(MetadataStep),
     Sleep(SleepStep),
     Relay(RelayStep),
+    Refresh(RefreshStep),
 }
 
 /// The kind of a step's action without its parameters: the name of its
@@ -134,11 +135,12 @@ pub enum StepKind {
     Metadata,
     Sleep,
     Relay,
+    Refresh,
 }
 
 impl StepKind {
     /// Every kind, in the order the format documents them.
-    pub const ALL: [StepKind; 12] = [
+    pub const ALL: [StepKind; 13] = [
         StepKind::Token,
         StepKind::Exchange,
         StepKind::Introspect,
@@ -151,6 +153,7 @@ impl StepKind {
         StepKind::Metadata,
         StepKind::Sleep,
         StepKind::Relay,
+        StepKind::Refresh,
     ];
 
     /// The name of the action's table in the TOML (`exchange`).
@@ -169,6 +172,7 @@ impl StepKind {
             StepKind::Metadata => "metadata",
             StepKind::Sleep => "sleep",
             StepKind::Relay => "relay",
+            StepKind::Refresh => "refresh",
         }
     }
 
@@ -207,6 +211,7 @@ impl Action {
             Action::Metadata(_) => StepKind::Metadata,
             Action::Sleep(_) => StepKind::Sleep,
             Action::Relay(_) => StepKind::Relay,
+            Action::Refresh(_) => StepKind::Refresh,
         }
     }
 
@@ -225,6 +230,7 @@ impl Action {
             StepKind::Metadata => Action::Metadata(map.next_value()?),
             StepKind::Sleep => Action::Sleep(map.next_value()?),
             StepKind::Relay => Action::Relay(map.next_value()?),
+            StepKind::Refresh => Action::Refresh(map.next_value()?),
         })
     }
 }
@@ -360,6 +366,7 @@ impl schemars::JsonSchema for Step {
                 StepKind::Metadata => generator.subschema_for::<MetadataStep>(),
                 StepKind::Sleep => generator.subschema_for::<SleepStep>(),
                 StepKind::Relay => generator.subschema_for::<RelayStep>(),
+                StepKind::Refresh => generator.subschema_for::<RefreshStep>(),
             };
             field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
         }
@@ -758,6 +765,19 @@ pub struct RelayStep {
     pub scope: Option<Vec<String>>,
 }
 
+/// A refresh-token grant (RFC 6749 §6) by the client a refresh token was
+/// issued to, with the `refresh_token` of the first of `tokens` whose
+/// response carried one (a renewal that rotated the refresh token first, then
+/// the response that issued it). None carrying one leaves the step unmade.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshStep {
+    /// The client (contract name) the refresh token was issued to.
+    pub client: String,
+    /// Variables to take the `refresh_token` from, first that has one.
+    pub tokens: Vec<String>,
+}
+
 /// A delegation depth: a count of actors, or one relative to the target's
 /// declared limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -970,6 +990,7 @@ impl Step {
             Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),
             Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Relay(x) => v.push(&x.subject),
+            Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
             _ => {}
         }
         v.extend(self.save.as_deref());
@@ -992,6 +1013,7 @@ impl Step {
             Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Accept(x) => v.push(&x.token),
             Action::Relay(x) => v.push(&x.subject),
+            Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
             _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {

@@ -107,6 +107,7 @@ pub enum Breakage {
     DepthLimitBelowDeclared,
     AudienceSkippedWhenAbsent,
     DisabledClientDelegatedTokensStayActive,
+    ExchangedRefreshSurvivesRevocation,
 }
 
 impl Breakage {
@@ -138,7 +139,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 86] = [
+    pub const ALL: [Breakage; 87] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -225,6 +226,7 @@ impl Breakage {
         Breakage::DepthLimitBelowDeclared,
         Breakage::AudienceSkippedWhenAbsent,
         Breakage::DisabledClientDelegatedTokensStayActive,
+        Breakage::ExchangedRefreshSurvivesRevocation,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -309,6 +311,7 @@ impl Breakage {
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
             Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
+            Breakage::ExchangedRefreshSurvivesRevocation => "Refresh tokens by exchange are declared (`exchange-refresh-tokens`), but one keeps renewing its access token after the user's session is revoked (agent profile: AGENT-REVOKE-exchanged-refresh).",
             Breakage::RefreshTokenWithEveryExchange => "The explicit request for a refresh token is refused, but every exchange response carries a `refresh_token` (agent profile: AGENT-ATTACK-refresh-escalation).",
             Breakage::TargetsNotRestricted => "Any audience the server knows may be requested: a client's own next hops are not enforced (agent profile: AGENT-ATTACK-skip-hop).",
             Breakage::TargetsRestrictedFirstHopOnly => "A client's own next hops are enforced on the first hop only; from the second hop on, any known audience may be requested (agent profile: AGENT-ATTACK-skip-hop).",

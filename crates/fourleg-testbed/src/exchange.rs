@@ -203,7 +203,11 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         None => TokenType::AccessToken,
         Some(t) if type_supported(&t) => t,
         Some(_) if s.is(Breakage::RequestedTokenTypeReplaced) => TokenType::AccessToken,
-        Some(TokenType::RefreshToken) if s.is(Breakage::RefreshTokenByExchange) => TokenType::RefreshToken,
+        Some(TokenType::RefreshToken)
+            if s.is(Breakage::RefreshTokenByExchange) || s.is(Breakage::ExchangedRefreshSurvivesRevocation) =>
+        {
+            TokenType::RefreshToken
+        }
         Some(t) => return Err(invalid_request(format!("unsupported requested_token_type {t}"))),
     };
 
@@ -369,7 +373,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         claims.insert("may_act".into(), m.clone());
     }
     let claims = Value::Object(claims);
-    s.store().record(&jti, subject.jti.clone(), sid, requester.client_id, grant.exp);
+    s.store().record(&jti, subject.jti.clone(), sid.clone(), requester.client_id, grant.exp);
     s.store().set_audience(&jti, grant.aud.clone());
     if actor_token.is_some() {
         s.store().mark_delegated(&jti);
@@ -395,6 +399,16 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     }
     if s.is(Breakage::RefreshTokenWithEveryExchange) {
         m.insert("refresh_token".into(), Value::from(random_id(32)));
+    }
+    // Refresh tokens by exchange (declared `exchange-refresh-tokens` in the
+    // variants that issue them): a refresh token in the subject's session that
+    // renews this access token (RFC 6749 §6).
+    if issued_type == TokenType::RefreshToken {
+        if let Some(sid) = &sid {
+            let refresh = random_id(40);
+            s.store().add_exchanged_refresh(&refresh, sid, requester.client_id, claims, subject.jti.clone());
+            m.insert("refresh_token".into(), Value::from(refresh));
+        }
     }
     Ok(body)
 }

@@ -22,7 +22,7 @@ use crate::breakage::Breakage;
 use crate::exchange;
 use crate::fixture::{self, Client, Kind};
 use crate::keys::{self, Keys};
-use crate::store::{Purpose, Store};
+use crate::store::{Purpose, Refresh, Store};
 
 /// Shared state of one server.
 #[derive(Debug)]
@@ -333,6 +333,7 @@ async fn token(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) ->
         Some(GrantType::Password) => password(&s, &headers, &form),
         Some(GrantType::ClientCredentials) => client_credentials(&s, &headers, &form),
         Some(GrantType::TokenExchange) => exchange::exchange(&s, &headers, &form),
+        Some(GrantType::RefreshToken) => refresh(&s, &headers, &form),
         Some(_) => Err(OAuthError::new(E::UnsupportedGrantType, "unsupported grant_type")),
         None => Err(OAuthError::new(E::InvalidRequest, "grant_type is required")),
     };
@@ -426,6 +427,35 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         body.as_object_mut().map(|o| o.remove("refresh_token"));
     }
     Ok(body)
+}
+
+/// Refresh (RFC 6749 §6) of a refresh token issued by an exchange: a new
+/// access token with the same claims, while the subject's session lasts.
+fn refresh(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
+    let caller = authenticate(s, headers, form, false)?;
+    let client = caller.client();
+    let token =
+        form.get("refresh_token").ok_or_else(|| OAuthError::new(E::InvalidRequest, "refresh_token is required"))?;
+    let found = s.store().refresh(token).cloned().filter(|r| r.client_id == client.client_id);
+    let Some(Refresh { sid, exchanged: Some((claims, parent)), .. }) = found else {
+        return Err(OAuthError::new(E::InvalidGrant, "not a refresh token of this client issued by an exchange"));
+    };
+    let survives = s.is(Breakage::ExchangedRefreshSurvivesRevocation);
+    if s.store().session_ended(&sid, s.broken) && !survives {
+        return Err(OAuthError::new(E::InvalidGrant, "the session of this refresh token has ended"));
+    }
+    let now = now();
+    let jti = random_id(22);
+    let exp = now + client.lifetime_s;
+    let mut claims = claims;
+    claims["jti"] = json!(jti);
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(exp);
+    s.store().record(&jti, parent, Some(sid), client.client_id, exp);
+    Ok(json!({
+        "access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s,
+        "refresh_token": token, "scope": claims["scope"].clone(),
+    }))
 }
 
 /// Client credentials (RFC 6749 §4.4): a client's own token, its actor token.

@@ -30,6 +30,10 @@ pub struct Record {
 pub struct Refresh {
     pub sid: String,
     pub client_id: String,
+    /// For a refresh token issued by an exchange: the claims of the access
+    /// token it renews (a new `jti`, `iat` and `exp` each time), and the
+    /// token it was exchanged from.
+    pub exchanged: Option<(serde_json::Value, Option<String>)>,
 }
 
 /// Why a check of activity is made: the switches that break introspection
@@ -85,7 +89,25 @@ impl Store {
     }
 
     pub fn add_refresh(&mut self, token: &str, sid: &str, client_id: &str) {
-        self.refresh.insert(token.to_owned(), Refresh { sid: sid.to_owned(), client_id: client_id.to_owned() });
+        self.refresh.insert(
+            token.to_owned(),
+            Refresh { sid: sid.to_owned(), client_id: client_id.to_owned(), exchanged: None },
+        );
+    }
+
+    /// A refresh token issued by an exchange, in the subject's session.
+    pub fn add_exchanged_refresh(
+        &mut self,
+        token: &str,
+        sid: &str,
+        client_id: &str,
+        claims: serde_json::Value,
+        parent: Option<String>,
+    ) {
+        self.refresh.insert(
+            token.to_owned(),
+            Refresh { sid: sid.to_owned(), client_id: client_id.to_owned(), exchanged: Some((claims, parent)) },
+        );
     }
 
     pub fn refresh(&self, token: &str) -> Option<&Refresh> {

@@ -225,6 +225,8 @@ fn expected(b: Breakage) -> Expect {
         B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
         B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
         B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
+        // Declared (its profile says exchange-refresh-tokens, see `profile_for`).
+        B::ExchangedRefreshSurvivesRevocation => rules(&["AGENT-REVOKE-exchanged-refresh"]),
         B::DepthNotLimited | B::DepthLimitOffByOne | B::DepthLimitBelowDeclared => rules(&["AGENT-CHAIN-limit"]),
         B::CircularDelegationAccepted => rules(&["AGENT-ATTACK-circular"]),
         // Without may_act in its inputs, the policy cannot know the requester
@@ -544,11 +546,18 @@ async fn run_one(
 /// except for a variant that breaks a rule only a server declaring a feature
 /// absent can break (`probes_absent` scenarios).
 fn profile_for(b: Option<Breakage>, committed: &Arc<String>, without_resource: &Arc<String>) -> Arc<String> {
-    if b == Some(Breakage::ResourceSilentlyIgnored) {
-        Arc::clone(without_resource)
-    } else {
-        Arc::clone(committed)
+    match b {
+        Some(Breakage::ResourceSilentlyIgnored) => Arc::clone(without_resource),
+        Some(Breakage::ExchangedRefreshSurvivesRevocation) => Arc::new(with_exchange_refresh_tokens(committed)),
+        _ => Arc::clone(committed),
     }
+}
+
+/// The committed test-bed profile declaring refresh tokens by exchange.
+fn with_exchange_refresh_tokens(text: &str) -> String {
+    let out = text.replacen("\n[features]\n", "\n[features]\nexchange-refresh-tokens = true\n", 1);
+    assert_ne!(out, text, "testbed.toml has no [features] table");
+    out
 }
 
 /// The committed test-bed profile with `resource` declared absent.
@@ -656,6 +665,33 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
         if !not_passed.is_empty() {
             problems.push(format!(
                 "the conformant test bed declaring `resource` absent does not pass {not_passed:?}:\n{}",
+                failures(&control)
+            ));
+        }
+    }
+    // The positive control of the scenarios that need refresh tokens by
+    // exchange: a test bed that issues them (as refresh-token-by-exchange
+    // does) and declares it passes them; with the committed profile they are
+    // not applicable.
+    let declaring: Vec<Scenario> =
+        scenarios.iter().filter(|s| s.requires.iter().any(|f| f == "exchange-refresh-tokens")).cloned().collect();
+    if !declaring.is_empty() {
+        let control = rt.block_on(run_one(
+            Some(Breakage::RefreshTokenByExchange),
+            Check::DOCUMENTED,
+            Arc::new(declaring),
+            Arc::clone(&registry),
+            Arc::new(with_exchange_refresh_tokens(&profile_text)),
+        ))?;
+        let not_passed: Vec<String> = control
+            .scenarios
+            .iter()
+            .filter(|s| s.status != Status::Pass)
+            .map(|s| format!("{} ({})", s.id, s.status))
+            .collect();
+        if !not_passed.is_empty() {
+            problems.push(format!(
+                "the test bed issuing and declaring refresh tokens by exchange does not pass {not_passed:?}:\n{}",
                 failures(&control)
             ));
         }
