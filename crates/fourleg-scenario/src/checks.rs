@@ -1238,6 +1238,50 @@ mod tests {
     }
 
     #[test]
+    fn act_depth_at_limit_counts_act_levels_against_the_declared_or_default_limit() {
+        fn nested(n: usize) -> Value {
+            let mut v = json!({"sub": "alice"});
+            for i in (0..n).rev() {
+                let inner = v.get("act").cloned();
+                let mut level = json!({"sub": format!("relay-{i}")});
+                if let Some(a) = inner {
+                    level["act"] = a;
+                }
+                v["act"] = level;
+            }
+            v
+        }
+        let none = BTreeMap::new();
+        // keycloak.toml declares no limit: the agent profile's default, 8.
+        assert!(matches!(check("act_depth_at_limit", &nested(8), &none), Verdict::Pass(_)));
+        assert!(matches!(check("act_depth_at_limit", &nested(7), &none), Verdict::Fail(_)));
+        assert!(matches!(check("act_depth_at_limit", &nested(9), &none), Verdict::Fail(_)));
+        let mut p = profile();
+        p.delegation.max_depth = Some(3);
+        let ids = ids();
+        let verdict = |claims: &Value| {
+            run(
+                "act_depth_at_limit",
+                &Input {
+                    outcome: None,
+                    claims: Some(claims),
+                    than: None,
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &none,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                },
+            )
+            .0
+        };
+        assert!(matches!(verdict(&nested(3)), Verdict::Pass(m) if m.contains("declared limit")));
+        assert!(matches!(verdict(&nested(8)), Verdict::Fail(_)));
+        assert!(matches!(verdict(&json!({"sub": "alice"})), Verdict::Fail(_)));
+    }
+
+    #[test]
     fn no_act_and_act_shape_and_nonidentity() {
         let none = BTreeMap::new();
         assert!(matches!(check("no_act", &json!({"sub": "x"}), &none), Verdict::Pass(_)));

@@ -780,11 +780,39 @@ pub struct RefreshStep {
 
 /// A delegation depth: a count of actors, or one relative to the target's
 /// declared limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Depth {
     Actors(usize),
     Named(DepthName),
+}
+
+impl<'de> Deserialize<'de> for Depth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Depth;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"a count of actors (0, 1, …), "limit" or "past-limit""#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Depth, E> {
+                usize::try_from(v).map(Depth::Actors).map_err(|_| E::custom(format!("{v} is not a count of actors")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Depth, E> {
+                usize::try_from(v).map(Depth::Actors).map_err(|_| E::custom(format!("{v} is not a count of actors")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Depth, E> {
+                match v {
+                    "limit" => Ok(Depth::Named(DepthName::Limit)),
+                    "past-limit" => Ok(Depth::Named(DepthName::PastLimit)),
+                    other => Err(E::custom(format!(
+                        r#"unknown depth `{other}`: a count of actors (0, 1, …), "limit" or "past-limit""#
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A depth named after the target's declared delegation limit.
@@ -1572,6 +1600,25 @@ success = false
         );
         let err = parse(&with("error = \"extension:invalid_grant\"")).unwrap_err().to_string();
         assert!(err.contains("`invalid_grant` is registered"), "{err}");
+    }
+
+    #[test]
+    fn a_relay_depth_is_a_count_or_named_after_the_limit() {
+        let relay = |from: &str, until: &str| {
+            OK.replace(
+                "[[steps]]\n[steps.exchange]",
+                &format!("[[steps]]\n[steps.relay]\nsubject = \"user\"\nfrom = {from}\nuntil = {until}\n\n[[steps]]\n[steps.exchange]"),
+            )
+        };
+        let s = parse(&relay("0", "\"limit\"")).unwrap();
+        let Action::Relay(r) = &s.steps[2].action else { panic!("not a relay step") };
+        assert_eq!((r.from, r.until), (Depth::Actors(0), Depth::Named(DepthName::Limit)));
+        assert_eq!((r.from.actors(8), r.until.actors(8)), (0, 8));
+        assert_eq!(Depth::Named(DepthName::PastLimit).actors(3), 4);
+        let err = parse(&relay("\"limit\"", "\"past-limt\"")).unwrap_err().to_string();
+        assert!(err.contains("unknown depth `past-limt`") && err.contains("line"), "{err}");
+        let err = parse(&relay("-1", "2")).unwrap_err().to_string();
+        assert!(err.contains("-1 is not a count of actors"), "{err}");
     }
 
     #[test]

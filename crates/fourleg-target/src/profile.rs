@@ -930,6 +930,12 @@ impl Profile {
                 ));
             }
         }
+        if self.delegation.max_depth == Some(0) {
+            return Err(bad(
+                "delegation.max_depth".into(),
+                "a delegation depth limit counts the actors an issued token's act may nest: at least 1 (or drop [delegation] for the agent profile's default, 8)".into(),
+            ));
+        }
         if let Some(none) = &self.audience_none {
             if let Some(c) = &none.client {
                 if !self.clients.contains_key(c) {
@@ -1249,6 +1255,16 @@ resource = false
         assert!(parse(&format!("{MINIMAL}\n[foreign_issuer]\ncommand = [\"mint\"]\n")).is_ok());
         let err = parse(&format!("{MINIMAL}\n[foreign_issuer]\ngrant = \"implicit\"\n")).unwrap_err().to_string();
         assert!(err.contains("implicit"), "{err}");
+    }
+
+    #[test]
+    fn a_delegation_depth_limit_is_at_least_one_actor() {
+        let err = parse(&format!("{MINIMAL}\n[delegation]\nmax_depth = 0\n")).unwrap_err().to_string();
+        assert!(err.contains("delegation.max_depth"), "{err}");
+        let p = parse(&format!("{MINIMAL}\n[delegation]\nmax_depth = 5\n")).unwrap();
+        assert_eq!(crate::Contract::new(&p).max_delegation_depth(), (5, true));
+        let p = parse(MINIMAL).unwrap();
+        assert_eq!(crate::Contract::new(&p).max_delegation_depth(), (DEFAULT_MAX_DEPTH, false));
     }
 
     #[test]
