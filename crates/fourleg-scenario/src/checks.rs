@@ -49,6 +49,9 @@ pub struct Input<'a> {
     pub accept: Option<&'a AcceptOutcome>,
     /// On a revocation step: whether the revoked token is an access token.
     pub revoked_access_token: Option<bool>,
+    /// On a metadata step: the issuer identifier the document's URL was
+    /// made from (RFC 8414 §3.1).
+    pub issuer: Option<&'a str>,
 }
 
 /// What a check concluded.
@@ -134,7 +137,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 39] = [
+pub const TABLE: [CheckSpec; 40] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -362,6 +365,12 @@ pub const TABLE: [CheckSpec; 39] = [
         args: &[],
         args_doc: "",
         passes: "`jwks_uri` in an OpenID discovery document (OIDC Discovery §3); not-applicable for RFC 8414 metadata, where it is OPTIONAL",
+    },
+    CheckSpec {
+        name: "metadata_issuer_identical",
+        args: &[],
+        args_doc: "",
+        passes: "the metadata document's `issuer` is identical to the issuer identifier its URL was made from (RFC 8414 §3.3; no trailing slash, case or port added or dropped)",
     },
     CheckSpec {
         name: "grant_advertised",
@@ -1139,6 +1148,18 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 None => Untestable("no metadata fetched".into()),
             }
         }
+        "metadata_issuer_identical" => match (x.outcome, x.issuer) {
+            (_, None) => Untestable("the profile names no issuer the metadata URL was made from".into()),
+            (Some(o), Some(want)) if o.is_success() => match o.body["issuer"].as_str() {
+                Some(got) if got == want => {
+                    Pass(format!("issuer {got} is the issuer identifier the metadata URL was made from"))
+                }
+                Some(got) => Fail(format!("the document says issuer {got:?}, and its URL was made from {want:?}")),
+                None => Fail("the document has no issuer".into()),
+            },
+            (Some(o), _) => Fail(format!("the metadata document answered {}", o.status)),
+            (None, _) => Untestable("no metadata fetched".into()),
+        },
         "grant_advertised" => match x.outcome {
             Some(o) if o.is_success() => {
                 let grants = o.body["grant_types_supported"].as_array();
@@ -1213,6 +1234,7 @@ mod tests {
                 wait: None,
                 accept: None,
                 revoked_access_token: None,
+                issuer: None,
             },
         )
         .0
@@ -1272,6 +1294,7 @@ mod tests {
                     wait: None,
                     accept: None,
                     revoked_access_token: None,
+                    issuer: None,
                 },
             )
             .0
@@ -1333,6 +1356,7 @@ mod tests {
                     wait: None,
                     accept: None,
                     revoked_access_token: None,
+                    issuer: None,
                 },
             )
             .0
@@ -1393,9 +1417,49 @@ mod tests {
                 wait: None,
                 accept: None,
                 revoked_access_token,
+                issuer: None,
             },
         )
         .0
+    }
+
+    /// RFC 8414 §3.3: identical, character for character.
+    #[test]
+    fn metadata_issuer_identical_compares_exactly() {
+        let p = profile();
+        let ids = ids();
+        let none = BTreeMap::new();
+        let verdict = |doc: Value, issuer: Option<&str>| {
+            let o = outcome(200, doc, &[], "none");
+            run(
+                "metadata_issuer_identical",
+                &Input {
+                    outcome: Some(&o),
+                    claims: None,
+                    than: None,
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &none,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer,
+                },
+            )
+            .0
+        };
+        let want = Some("http://127.0.0.1:8080/realms/fourleg");
+        assert!(matches!(verdict(json!({"issuer": "http://127.0.0.1:8080/realms/fourleg"}), want), Verdict::Pass(_)));
+        for near in [
+            "http://127.0.0.1:8080/realms/fourleg/",
+            "HTTP://127.0.0.1:8080/realms/fourleg",
+            "http://localhost:8080/realms/fourleg",
+            "http://127.0.0.1:8080/realms/Fourleg",
+        ] {
+            assert!(matches!(verdict(json!({"issuer": near}), want), Verdict::Fail(_)), "{near}");
+        }
+        assert!(matches!(verdict(json!({}), want), Verdict::Fail(_)));
+        assert!(matches!(verdict(json!({"issuer": "x"}), None), Verdict::Untestable(_)));
     }
 
     /// RFC 8693 §4.1 asks only for a JSON object; sub/client_id is the
@@ -1645,6 +1709,7 @@ mod tests {
                     wait: Some(w),
                     accept: None,
                     revoked_access_token: None,
+                    issuer: None,
                 },
             )
         };

@@ -74,6 +74,8 @@ struct StepOut {
     revoked_access_token: Option<bool>,
     summary: String,
     var: Option<Var>,
+    /// A metadata step: the issuer identifier its URL was made from.
+    issuer: Option<String>,
     /// The step could not do what its checks need (a relay chain stopped
     /// short): every check and precondition is untestable, with this reason.
     unmade: Option<String>,
@@ -991,6 +993,7 @@ impl Engine {
         Ok(StepOut {
             summary: format!("metadata {}: {}", url, o.status),
             http: vec![o.evidence.clone()],
+            issuer: t.endpoints.issuer.clone(),
             var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
             outcome: Some(o),
             ..StepOut::default()
@@ -1207,6 +1210,7 @@ impl Grader<'_> {
                     wait: out.wait.as_ref(),
                     accept: out.accept.as_ref(),
                     revoked_access_token: out.revoked_access_token,
+                    issuer: out.issuer.as_deref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;

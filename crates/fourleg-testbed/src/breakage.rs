@@ -108,6 +108,7 @@ pub enum Breakage {
     AudienceSkippedWhenAbsent,
     DisabledClientDelegatedTokensStayActive,
     ExchangedRefreshSurvivesRevocation,
+    MetadataIssuerTrailingSlash,
 }
 
 impl Breakage {
@@ -139,7 +140,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 87] = [
+    pub const ALL: [Breakage; 88] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -227,6 +228,7 @@ impl Breakage {
         Breakage::AudienceSkippedWhenAbsent,
         Breakage::DisabledClientDelegatedTokensStayActive,
         Breakage::ExchangedRefreshSurvivesRevocation,
+        Breakage::MetadataIssuerTrailingSlash,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -311,6 +313,7 @@ impl Breakage {
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
             Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
+            Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",
             Breakage::ExchangedRefreshSurvivesRevocation => "Refresh tokens by exchange are declared (`exchange-refresh-tokens`), but one keeps renewing its access token after the user's session is revoked (agent profile: AGENT-REVOKE-exchanged-refresh).",
             Breakage::RefreshTokenWithEveryExchange => "The explicit request for a refresh token is refused, but every exchange response carries a `refresh_token` (agent profile: AGENT-ATTACK-refresh-escalation).",
             Breakage::TargetsNotRestricted => "Any audience the server knows may be requested: a client's own next hops are not enforced (agent profile: AGENT-ATTACK-skip-hop).",

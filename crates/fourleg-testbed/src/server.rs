@@ -254,6 +254,9 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": fixture::PERMISSIONS.iter().chain(&[fixture::MAY_ACT_AGENT, fixture::MAY_ACT_SUB_AGENT]).collect::<Vec<_>>(),
     });
+    if s.is(Breakage::MetadataIssuerTrailingSlash) {
+        doc["issuer"] = json!(format!("{i}/"));
+    }
     if s.is(Breakage::MetadataWithoutJwksUri) {
         doc.as_object_mut().map(|m| m.remove("jwks_uri"));
     }

@@ -225,6 +225,7 @@ fn expected(b: Breakage) -> Expect {
         B::ActDroppedWithoutActor | B::ActLatestOnlyWithoutActor => rules(&["AGENT-CHAIN-act-kept"]),
         B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
         B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
+        B::MetadataIssuerTrailingSlash => rules(&["RFC8414-3.3-issuer"]),
         // Declared (its profile says exchange-refresh-tokens, see `profile_for`).
         B::ExchangedRefreshSurvivesRevocation => rules(&["AGENT-REVOKE-exchanged-refresh"]),
         B::DepthNotLimited | B::DepthLimitOffByOne | B::DepthLimitBelowDeclared => rules(&["AGENT-CHAIN-limit"]),
