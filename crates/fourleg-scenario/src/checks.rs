@@ -743,13 +743,22 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         "exp_not_after" => match (need_claims(), x.than) {
             (Err(v), _) => v,
             (_, None) => Untestable("the token to compare with is missing".into()),
-            (Ok(c), Some(t)) => match (c["exp"].as_i64(), t["exp"].as_i64()) {
-                (Some(a), Some(b)) if a <= b => Pass(format!("exp {a} not after the previous hop's {b}")),
-                (Some(a), Some(b)) => {
-                    Fail(format!("exp grew along the chain: {a} is {}s after the previous hop's {b}", a - b))
+            (Ok(c), Some(t)) => {
+                // The clock-skew leeway the profile declares (RFC 7519 §4.1.4) is
+                // tolerated; anything past it is growth.
+                let leeway = i64::try_from(x.contract.expiry_leeway_s()).unwrap_or(i64::MAX);
+                let within = if leeway > 0 { format!(" (declared leeway {leeway}s)") } else { String::new() };
+                match (c["exp"].as_i64(), t["exp"].as_i64()) {
+                    (Some(a), Some(b)) if a <= b.saturating_add(leeway) => {
+                        Pass(format!("exp {a} not after the previous hop's {b}{within}"))
+                    }
+                    (Some(a), Some(b)) => Fail(format!(
+                        "exp grew along the chain: {a} is {}s after the previous hop's {b}{within}",
+                        a - b
+                    )),
+                    _ => Untestable("exp missing".into()),
                 }
-                _ => Untestable("exp missing".into()),
-            },
+            }
         },
         "scope_is_string" => match need_claims() {
             Err(v) => v,
@@ -1368,6 +1377,40 @@ mod tests {
         assert!(matches!(go("iss_differs", &json!({"iss": "https://idp/realms/lab-foreign"})), Verdict::Pass(_)));
         assert!(matches!(go("iss_differs", &json!({"iss": "https://idp/realms/lab"})), Verdict::Fail(_)));
         assert!(matches!(go("iss_differs", &json!({"sub": "alice"})), Verdict::Fail(_)));
+        // One second past is growth when no leeway is declared.
+        assert!(matches!(go("exp_not_after", &json!({"exp": 101})), Verdict::Fail(_)));
+    }
+
+    /// The clock-skew leeway a profile declares (`[short_lived] leeway_s`)
+    /// is tolerated, and not a second more.
+    #[test]
+    fn exp_growth_within_the_declared_leeway_is_tolerated() {
+        let mut p = profile();
+        p.short_lived.get_or_insert_with(|| toml::from_str("scope = [\"x\"]").unwrap()).leeway_s = 5;
+        let ids = ids();
+        let none = BTreeMap::new();
+        let prev = json!({"exp": 100});
+        let go = |exp: i64| {
+            let c = json!({ "exp": exp });
+            run(
+                "exp_not_after",
+                &Input {
+                    outcome: None,
+                    claims: Some(&c),
+                    than: Some(&prev),
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &none,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer: None,
+                },
+            )
+            .0
+        };
+        assert!(matches!(go(105), Verdict::Pass(m) if m.contains("leeway 5s")));
+        assert!(matches!(go(106), Verdict::Fail(_)));
     }
 
     fn outcome(status: u16, body: Value, headers: &[(&str, &str)], auth: &str) -> Outcome {

@@ -109,6 +109,7 @@ pub enum Breakage {
     DisabledClientDelegatedTokensStayActive,
     ExchangedRefreshSurvivesRevocation,
     MetadataIssuerTrailingSlash,
+    ExpExtendedSlightly,
 }
 
 impl Breakage {
@@ -140,7 +141,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 88] = [
+    pub const ALL: [Breakage; 89] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -229,6 +230,7 @@ impl Breakage {
         Breakage::DisabledClientDelegatedTokensStayActive,
         Breakage::ExchangedRefreshSurvivesRevocation,
         Breakage::MetadataIssuerTrailingSlash,
+        Breakage::ExpExtendedSlightly,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -313,6 +315,7 @@ impl Breakage {
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
             Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
+            Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",
             Breakage::ExchangedRefreshSurvivesRevocation => "Refresh tokens by exchange are declared (`exchange-refresh-tokens`), but one keeps renewing its access token after the user's session is revoked (agent profile: AGENT-REVOKE-exchanged-refresh).",
             Breakage::RefreshTokenWithEveryExchange => "The explicit request for a refresh token is refused, but every exchange response carries a `refresh_token` (agent profile: AGENT-ATTACK-refresh-escalation).",

@@ -318,6 +318,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         Some(Breakage::SubjectScopeCopied) => grant.scope.clone_from(&held),
         Some(Breakage::GrantsNothing) => grant.scope.clear(),
         Some(Breakage::ExpExtended) => grant.exp = subject_exp + 600,
+        Some(Breakage::ExpExtendedSlightly) => grant.exp = subject_exp + 2,
         Some(Breakage::SubjectReplacedByClient) => {
             requester.sub.unwrap_or(requester.client_id).clone_into(&mut grant.sub);
         }
