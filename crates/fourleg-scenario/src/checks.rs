@@ -137,7 +137,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 40] = [
+pub const TABLE: [CheckSpec; 41] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -371,6 +371,12 @@ pub const TABLE: [CheckSpec; 40] = [
         args: &[],
         args_doc: "",
         passes: "the metadata document's `issuer` is identical to the issuer identifier its URL was made from (RFC 8414 §3.3; no trailing slash, case or port added or dropped)",
+    },
+    CheckSpec {
+        name: "jwks_public_only",
+        args: &[],
+        args_doc: "",
+        passes: "the JWK Set's `keys` hold no private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) and no symmetric key (`kty` `oct` or a `k`)",
     },
     CheckSpec {
         name: "grant_advertised",
@@ -1169,6 +1175,38 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             (Some(o), _) => Fail(format!("the metadata document answered {}", o.status)),
             (None, _) => Untestable("no metadata fetched".into()),
         },
+        "jwks_public_only" => match x.outcome {
+            Some(o) if o.is_success() => match o.body["keys"].as_array() {
+                None => Untestable("the JWK Set has no keys array".into()),
+                Some(keys) => {
+                    let leaks: Vec<String> = keys
+                        .iter()
+                        .filter_map(|k| {
+                            let kid = k["kid"].as_str().unwrap_or("(no kid)");
+                            let private: Vec<&str> = fourleg_target::evidence::PRIVATE_JWK_MEMBERS
+                                .iter()
+                                .copied()
+                                .filter(|m| k.get(*m).is_some())
+                                .collect();
+                            let symmetric = k["kty"] == "oct";
+                            (symmetric || !private.is_empty()).then(|| {
+                                format!("key {kid} ({}): {}", k["kty"].as_str().unwrap_or("?"), private.join(", "))
+                            })
+                        })
+                        .collect();
+                    if leaks.is_empty() {
+                        Pass(format!("{} public key(s), no private or symmetric material", keys.len()))
+                    } else {
+                        Fail(format!(
+                            "the published JWK Set carries private or symmetric key material: {}",
+                            leaks.join("; ")
+                        ))
+                    }
+                }
+            },
+            Some(o) => Untestable(format!("the JWK Set answered {}", o.status)),
+            None => Untestable("no JWK Set fetched".into()),
+        },
         "grant_advertised" => match x.outcome {
             Some(o) if o.is_success() => {
                 let grants = o.body["grant_types_supported"].as_array();
@@ -1464,6 +1502,21 @@ mod tests {
             },
         )
         .0
+    }
+
+    #[test]
+    fn jwks_public_only_finds_private_and_symmetric_material() {
+        let p = profile();
+        let go = |doc: Value| on("jwks_public_only", &outcome(200, doc, &[], "none"), &p, None);
+        let ec = json!({"kty": "EC", "kid": "e", "crv": "P-256", "x": "x", "y": "y"});
+        assert!(matches!(go(json!({"keys": [ec.clone()]})), Verdict::Pass(_)));
+        let mut with_d = ec.clone();
+        with_d["d"] = json!("s");
+        assert!(matches!(go(json!({"keys": [ec.clone(), with_d]})), Verdict::Fail(m) if m.contains("key e (EC): d")));
+        let rsa_p = json!({"kty": "RSA", "kid": "r", "n": "n", "e": "AQAB", "p": "s"});
+        assert!(matches!(go(json!({"keys": [rsa_p]})), Verdict::Fail(_)));
+        assert!(matches!(go(json!({"keys": [{"kty": "oct", "kid": "h", "k": "s"}]})), Verdict::Fail(_)));
+        assert!(matches!(go(json!({"no": "keys"})), Verdict::Untestable(_)));
     }
 
     /// RFC 8414 §3.3: identical, character for character.

@@ -482,6 +482,7 @@ impl Engine {
             Action::Hook(x) => self.hook(x).await,
             Action::Wait(x) => self.wait(x, vars).await,
             Action::Accept(x) => self.accept(x, vars).await,
+            Action::Metadata(x) if x.jwks => self.jwks_document().await,
             Action::Metadata(_) => self.metadata().await,
             Action::Sleep(x) => self.sleep(x).await,
             Action::Relay(x) => self.relay(x, vars).await,
@@ -995,6 +996,26 @@ impl Engine {
             http: vec![o.evidence.clone()],
             issuer: t.endpoints.issuer.clone(),
             var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `metadata` action with `jwks`: the JWK Set at `jwks_uri`.
+    async fn jwks_document(&self) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let url = t
+            .endpoints
+            .jwks
+            .clone()
+            .ok_or_else(|| Skip::Untestable("the target has no jwks_uri (metadata or profile)".into()))?;
+        let o = match t.get("jwks", &url).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("JWK Set {}: {}", url, o.status),
+            http: vec![o.evidence.clone()],
             outcome: Some(o),
             ..StepOut::default()
         })

@@ -727,10 +727,15 @@ pub struct AcceptStep {
     pub resource: String,
 }
 
-/// Fetches the target's metadata document.
+/// Fetches the target's metadata document, or its JWK Set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MetadataStep {}
+pub struct MetadataStep {
+    /// Fetch the JWK Set at `jwks_uri` instead (RFC 7517 §5). Its private
+    /// or symmetric key members are never shown in evidence.
+    #[serde(default)]
+    pub jwks: bool,
+}
 
 /// Sleeps (bounded to 60 s).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -202,11 +202,29 @@ pub fn redact_body(body: &Value) -> (Value, BTreeMap<String, jwt::Decoded>) {
     (redacted, tokens)
 }
 
+/// The members of a JWK that hold private or symmetric key material (RFC
+/// 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2): never shown, wherever a target
+/// publishes them.
+pub const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
 fn scrub_value(v: &Value) -> Value {
     match v {
         Value::String(s) => Value::String(scrub(s)),
         Value::Array(a) => Value::Array(a.iter().map(scrub_value).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), scrub_value(v))).collect()),
+        Value::Object(m) => {
+            let is_jwk = m.get("kty").is_some_and(Value::is_string);
+            Value::Object(
+                m.iter()
+                    .map(|(k, v)| {
+                        if is_jwk && PRIVATE_JWK_MEMBERS.contains(&k.as_str()) {
+                            (k.clone(), Value::String("<private key material, not shown>".into()))
+                        } else {
+                            (k.clone(), scrub_value(v))
+                        }
+                    })
+                    .collect(),
+            )
+        }
         other => other.clone(),
     }
 }
@@ -278,5 +296,20 @@ mod tests {
         assert_eq!(red["access_token"], "<access_token>");
         assert_eq!(tokens["access_token"].claims["sub"], "alice");
         assert!(red["note"].as_str().unwrap().contains("<jwt redacted>"));
+    }
+
+    #[test]
+    fn private_jwk_members_are_never_shown() {
+        let body = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "x": "xx", "y": "yy", "d": "SECRET-D"},
+            {"kty": "RSA", "n": "nn", "e": "AQAB", "p": "SECRET-P", "q": "SECRET-Q", "dp": "1", "dq": "2", "qi": "3"},
+            {"kty": "oct", "k": "SECRET-K"},
+        ], "d": "not a jwk member"});
+        let (red, _) = redact_body(&body);
+        let text = red.to_string();
+        assert!(!text.contains("SECRET"), "{text}");
+        assert_eq!(red["keys"][0]["x"], "xx");
+        assert_eq!(red["keys"][2]["kty"], "oct");
+        assert_eq!(red["d"], "not a jwk member");
     }
 }

@@ -110,6 +110,8 @@ pub enum Breakage {
     ExchangedRefreshSurvivesRevocation,
     MetadataIssuerTrailingSlash,
     ExpExtendedSlightly,
+    JwksLeaksPrivateKey,
+    JwksPublishesSymmetricKey,
 }
 
 impl Breakage {
@@ -141,7 +143,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 89] = [
+    pub const ALL: [Breakage; 91] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -231,6 +233,8 @@ impl Breakage {
         Breakage::ExchangedRefreshSurvivesRevocation,
         Breakage::MetadataIssuerTrailingSlash,
         Breakage::ExpExtendedSlightly,
+        Breakage::JwksLeaksPrivateKey,
+        Breakage::JwksPublishesSymmetricKey,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -315,6 +319,8 @@ impl Breakage {
             Breakage::SignatureNotVerified => "RS256 signatures are not verified: edited claims are accepted (RFC 7515 §5.2).",
             Breakage::AudienceNotChecked => "The requester need not be in the subject token's `aud` (agent profile: AGENT-ATTACK-replay-aud).",
             Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
+            Breakage::JwksLeaksPrivateKey => "The published JWK Set carries each signing key's private member `d` (agent profile: AGENT-JWKS-public-only).",
+            Breakage::JwksPublishesSymmetricKey => "The published JWK Set also carries a symmetric `oct` key with its `k` (agent profile: AGENT-JWKS-public-only).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",
             Breakage::ExchangedRefreshSurvivesRevocation => "Refresh tokens by exchange are declared (`exchange-refresh-tokens`), but one keeps renewing its access token after the user's session is revoked (agent profile: AGENT-REVOKE-exchanged-refresh).",

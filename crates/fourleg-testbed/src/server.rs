@@ -267,7 +267,19 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
 }
 
 async fn jwks(State(s): State<Arc<Server>>) -> Response {
-    Json(s.keys.jwks().clone()).into_response()
+    let mut set = s.keys.jwks().clone();
+    if let Some(keys) = set["keys"].as_array_mut() {
+        if s.is(Breakage::JwksLeaksPrivateKey) {
+            // A private member beside the public ones (as a key exported whole).
+            for k in keys.iter_mut() {
+                k["d"] = json!(random_id(43));
+            }
+        }
+        if s.is(Breakage::JwksPublishesSymmetricKey) {
+            keys.push(json!({"kty": "oct", "kid": "hs-shared", "alg": "HS256", "k": random_id(43)}));
+        }
+    }
+    Json(set).into_response()
 }
 
 /// The untrusted second issuer's discovery: a real issuer with keys of its

@@ -135,7 +135,13 @@ fn expected(b: Breakage) -> Expect {
         ]),
         B::MetadataWithoutJwksUri => Expect {
             untestable_except: None,
-            rules: &["AGENT-ATTACK-key-confusion", "AGENT-REVOKE-stateless-window", "RFC8414-3-metadata"],
+            // No jwks_uri: the JWK Set cannot be fetched, so its check is untestable.
+            rules: &[
+                "AGENT-ATTACK-key-confusion",
+                "AGENT-JWKS-public-only",
+                "AGENT-REVOKE-stateless-window",
+                "RFC8414-3-metadata",
+            ],
             pairs: &[
                 ("chain-aud-next-hop-only", "AGENT-CHAIN-aud"),
                 ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
@@ -226,6 +232,7 @@ fn expected(b: Breakage) -> Expect {
         B::TargetsNotRestricted | B::TargetsRestrictedFirstHopOnly => rules(&["AGENT-ATTACK-skip-hop"]),
         B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
         B::MetadataIssuerTrailingSlash => rules(&["RFC8414-3.3-issuer"]),
+        B::JwksLeaksPrivateKey | B::JwksPublishesSymmetricKey => rules(&["AGENT-JWKS-public-only"]),
         // Declared (its profile says exchange-refresh-tokens, see `profile_for`).
         B::ExchangedRefreshSurvivesRevocation => rules(&["AGENT-REVOKE-exchanged-refresh"]),
         B::DepthNotLimited | B::DepthLimitOffByOne | B::DepthLimitBelowDeclared => rules(&["AGENT-CHAIN-limit"]),
