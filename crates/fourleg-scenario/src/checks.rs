@@ -1327,25 +1327,7 @@ mod tests {
         assert!(matches!(check("act_depth_at_limit", &nested(9), &none), Verdict::Fail(_)));
         let mut p = profile();
         p.delegation.max_depth = Some(3);
-        let ids = ids();
-        let verdict = |claims: &Value| {
-            run(
-                "act_depth_at_limit",
-                &Input {
-                    outcome: None,
-                    claims: Some(claims),
-                    than: None,
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &none,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer: None,
-                },
-            )
-            .0
-        };
+        let verdict = |claims: &Value| on_token("act_depth_at_limit", &p, None, Some(claims), None, None);
         assert!(matches!(verdict(&nested(3)), Verdict::Pass(m) if m.contains("declared limit")));
         assert!(matches!(verdict(&nested(8)), Verdict::Fail(_)));
         assert!(matches!(verdict(&json!({"sub": "alice"})), Verdict::Fail(_)));
@@ -1425,28 +1407,8 @@ mod tests {
     fn exp_growth_within_the_declared_leeway_is_tolerated() {
         let mut p = profile();
         p.short_lived.get_or_insert_with(|| toml::from_str("scope = [\"x\"]").unwrap()).leeway_s = 5;
-        let ids = ids();
-        let none = BTreeMap::new();
         let prev = json!({"exp": 100});
-        let go = |exp: i64| {
-            let c = json!({ "exp": exp });
-            run(
-                "exp_not_after",
-                &Input {
-                    outcome: None,
-                    claims: Some(&c),
-                    than: Some(&prev),
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &none,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer: None,
-                },
-            )
-            .0
-        };
+        let go = |exp: i64| on_token("exp_not_after", &p, None, Some(&json!({ "exp": exp })), Some(&prev), None);
         assert!(matches!(go(105), Verdict::Pass(m) if m.contains("leeway 5s")));
         assert!(matches!(go(106), Verdict::Fail(_)));
     }
@@ -1504,6 +1466,36 @@ mod tests {
         .0
     }
 
+    /// A check without arguments on a decoded token (`claims`, compared
+    /// with `than`) or a response (`o`, fetched from `issuer`'s metadata URL).
+    fn on_token(
+        name: &str,
+        p: &Profile,
+        o: Option<&Outcome>,
+        claims: Option<&Value>,
+        than: Option<&Value>,
+        issuer: Option<&str>,
+    ) -> Verdict {
+        let ids = ids();
+        let none = BTreeMap::new();
+        run(
+            name,
+            &Input {
+                outcome: o,
+                claims,
+                than,
+                identities: &ids,
+                contract: Contract::new(p),
+                args: &none,
+                wait: None,
+                accept: None,
+                revoked_access_token: None,
+                issuer,
+            },
+        )
+        .0
+    }
+
     #[test]
     fn jwks_public_only_finds_private_and_symmetric_material() {
         let p = profile();
@@ -1523,26 +1515,8 @@ mod tests {
     #[test]
     fn metadata_issuer_identical_compares_exactly() {
         let p = profile();
-        let ids = ids();
-        let none = BTreeMap::new();
         let verdict = |doc: Value, issuer: Option<&str>| {
-            let o = outcome(200, doc, &[], "none");
-            run(
-                "metadata_issuer_identical",
-                &Input {
-                    outcome: Some(&o),
-                    claims: None,
-                    than: None,
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &none,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer,
-                },
-            )
-            .0
+            on_token("metadata_issuer_identical", &p, Some(&outcome(200, doc, &[], "none")), None, None, issuer)
         };
         let want = Some("http://127.0.0.1:8080/realms/fourleg");
         assert!(matches!(verdict(json!({"issuer": "http://127.0.0.1:8080/realms/fourleg"}), want), Verdict::Pass(_)));

@@ -81,6 +81,33 @@ struct StepOut {
     unmade: Option<String>,
 }
 
+impl StepOut {
+    /// A step that could not do what its checks need, with the traffic it
+    /// sent on the way: its checks are untestable, and what it saves is
+    /// missing, with this reason.
+    fn unmade(why: String, http: Vec<fourleg_target::HttpEvidence>) -> Self {
+        StepOut {
+            summary: why.clone(),
+            http,
+            unmade: Some(why.clone()),
+            var: Some(Var::Missing(why)),
+            ..StepOut::default()
+        }
+    }
+
+    /// A token endpoint's answer to `client`: its outcome, saved as a
+    /// variable (with the contract audiences it was asked for).
+    fn token_response(summary: String, o: Outcome, client: &str, audience: Vec<String>) -> Self {
+        StepOut {
+            summary,
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: Some(client.to_owned()), user: None, audience }),
+            outcome: Some(o),
+            ..StepOut::default()
+        }
+    }
+}
+
 /// Runs scenarios against one target. Cheap to share across tasks.
 #[derive(Debug)]
 pub struct Engine {
@@ -498,13 +525,7 @@ impl Engine {
             _ => None,
         });
         let Some((from, token)) = found else {
-            let why = format!("no refresh token in {}", x.tokens.join(", "));
-            return Ok(StepOut {
-                summary: why.clone(),
-                unmade: Some(why.clone()),
-                var: Some(Var::Missing(why)),
-                ..StepOut::default()
-            });
+            return Ok(StepOut::unmade(format!("no refresh token in {}", x.tokens.join(", ")), Vec::new()));
         };
         let form = vec![
             ("grant_type".to_owned(), FormValue::Plain("refresh_token".into())),
@@ -523,18 +544,8 @@ impl Engine {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
-        Ok(StepOut {
-            summary: format!("refresh by {} with {from}'s refresh token: {}", x.client, describe(&o)),
-            http: vec![o.evidence.clone()],
-            var: Some(Var::Http {
-                outcome: o.clone(),
-                client: Some(x.client.clone()),
-                user: None,
-                audience: Vec::new(),
-            }),
-            outcome: Some(o),
-            ..StepOut::default()
-        })
+        let summary = format!("refresh by {} with {from}'s refresh token: {}", x.client, describe(&o));
+        Ok(StepOut::token_response(summary, o, &x.client, Vec::new()))
     }
 
     /// The `relay` action: delegation hop after hop through the contract's
@@ -584,13 +595,7 @@ impl Engine {
             http.extend(actor.http);
             let Some(var @ Var::Http { .. }) = actor.var else {
                 let why = format!("the relay chain stopped before {depth} actors: no actor token for `{client}`");
-                return Ok(StepOut {
-                    summary: why.clone(),
-                    http,
-                    unmade: Some(why.clone()),
-                    var: Some(Var::Missing(why)),
-                    ..StepOut::default()
-                });
+                return Ok(StepOut::unmade(why, http));
             };
             local.insert("actor".into(), var);
             let hop = ExchangeStep {
@@ -609,13 +614,7 @@ impl Engine {
                     "the relay chain stopped before {until} actors ({limit_says}): `{client}`'s exchange for a token {depth} actors deep was refused: {}",
                     describe(&o)
                 );
-                return Ok(StepOut {
-                    summary: why.clone(),
-                    http,
-                    unmade: Some(why.clone()),
-                    var: Some(Var::Missing(why)),
-                    ..StepOut::default()
-                });
+                return Ok(StepOut::unmade(why, http));
             }
             if let Some(v) = out.var {
                 local.insert("subject".into(), v);
@@ -759,18 +758,8 @@ impl Engine {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
-        Ok(StepOut {
-            summary: format!("token exchange by {}: {}", x.client, describe(&o)),
-            http: vec![o.evidence.clone()],
-            var: Some(Var::Http {
-                outcome: o.clone(),
-                client: Some(x.client.clone()),
-                user: None,
-                audience: x.audience.clone(),
-            }),
-            outcome: Some(o),
-            ..StepOut::default()
-        })
+        let summary = format!("token exchange by {}: {}", x.client, describe(&o));
+        Ok(StepOut::token_response(summary, o, &x.client, x.audience.clone()))
     }
 
     /// The `introspect` action.

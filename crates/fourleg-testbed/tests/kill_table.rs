@@ -575,6 +575,28 @@ fn without_resource(text: &str) -> String {
     out
 }
 
+/// Runs `scenarios` against the test bed `b` under `profile`, which must
+/// pass them all; says which did not ("does not pass …"), if any.
+fn positive_control(
+    rt: &tokio::runtime::Runtime,
+    b: Option<Breakage>,
+    scenarios: Vec<Scenario>,
+    registry: &Arc<Registry>,
+    profile: Arc<String>,
+) -> anyhow::Result<Option<String>> {
+    if scenarios.is_empty() {
+        return Ok(None);
+    }
+    let control = rt.block_on(run_one(b, Check::DOCUMENTED, Arc::new(scenarios), Arc::clone(registry), profile))?;
+    let not_passed: Vec<String> = control
+        .scenarios
+        .iter()
+        .filter(|s| s.status != Status::Pass)
+        .map(|s| format!("{} ({})", s.id, s.status))
+        .collect();
+    Ok((!not_passed.is_empty()).then(|| format!("does not pass {not_passed:?}:\n{}", failures(&control))))
+}
+
 fn name(b: Option<Breakage>) -> String {
     b.map_or_else(|| "conformant".to_owned(), Breakage::id)
 }
@@ -656,54 +678,17 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     // cannot honour) passes them; with the committed profile they are not
     // applicable.
     let probing: Vec<Scenario> = scenarios.iter().filter(|s| !s.probes_absent.is_empty()).cloned().collect();
-    if !probing.is_empty() {
-        let control = rt.block_on(run_one(
-            None,
-            Check::DOCUMENTED,
-            Arc::new(probing),
-            Arc::clone(&registry),
-            Arc::clone(&no_resource_text),
-        ))?;
-        let not_passed: Vec<String> = control
-            .scenarios
-            .iter()
-            .filter(|s| s.status != Status::Pass)
-            .map(|s| format!("{} ({})", s.id, s.status))
-            .collect();
-        if !not_passed.is_empty() {
-            problems.push(format!(
-                "the conformant test bed declaring `resource` absent does not pass {not_passed:?}:\n{}",
-                failures(&control)
-            ));
-        }
-    }
+    let control = positive_control(&rt, None, probing, &registry, Arc::clone(&no_resource_text))?;
+    problems.extend(control.map(|c| format!("the conformant test bed declaring `resource` absent {c}")));
     // The positive control of the scenarios that need refresh tokens by
     // exchange: a test bed that issues them (as refresh-token-by-exchange
     // does) and declares it passes them; with the committed profile they are
     // not applicable.
     let declaring: Vec<Scenario> =
         scenarios.iter().filter(|s| s.requires.iter().any(|f| f == "exchange-refresh-tokens")).cloned().collect();
-    if !declaring.is_empty() {
-        let control = rt.block_on(run_one(
-            Some(Breakage::RefreshTokenByExchange),
-            Check::DOCUMENTED,
-            Arc::new(declaring),
-            Arc::clone(&registry),
-            Arc::new(with_exchange_refresh_tokens(&profile_text)),
-        ))?;
-        let not_passed: Vec<String> = control
-            .scenarios
-            .iter()
-            .filter(|s| s.status != Status::Pass)
-            .map(|s| format!("{} ({})", s.id, s.status))
-            .collect();
-        if !not_passed.is_empty() {
-            problems.push(format!(
-                "the test bed issuing and declaring refresh tokens by exchange does not pass {not_passed:?}:\n{}",
-                failures(&control)
-            ));
-        }
-    }
+    let with_refresh = Arc::new(with_exchange_refresh_tokens(&profile_text));
+    let control = positive_control(&rt, Some(Breakage::RefreshTokenByExchange), declaring, &registry, with_refresh)?;
+    problems.extend(control.map(|c| format!("the test bed issuing and declaring refresh tokens by exchange {c}")));
     let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
     let mut table_reversed: BTreeMap<Breakage, Kills> = BTreeMap::new();
