@@ -1,9 +1,13 @@
 //! The containers runtime for real, through the real binary, on a Docker
 //! engine with the lab's images built here (`docker/build-images.sh`):
-//! - `fourleg up --runtime containers` brings the three services up healthy,
-//!   `docker ps` shows them, `fourleg run --target keycloak` gives the same
-//!   verdicts as the same run on the native runtime (`fourleg diff`: no cell
-//!   changed), and `down` leaves no container, network or volume behind;
+//! - `fourleg up --runtime containers` brings the three services and the
+//!   reference broker up healthy, `docker ps` shows them, `fourleg run
+//!   --target keycloak` gives the same verdicts as the same run on the native
+//!   runtime (`fourleg diff`: no cell changed);
+//! - the four peers start as containers too (`up --with`), and the matrix of
+//!   all seven bundled targets run on this lab has the committed reference
+//!   matrix's verdicts (made on the native runtime): no cell changed;
+//! - `down` leaves no container, network or volume behind;
 //! - SIGKILL of the harness during `up --runtime containers`, then `down`:
 //!   no container, network or volume of the lab is left.
 //!
@@ -96,14 +100,10 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     ok(&up, "fourleg up --runtime containers");
     eprintln!("containers up: {:.1}s", t.elapsed().as_secs_f64());
 
-    // The three services run in containers the engine shows.
-    let ps = Command::new("docker")
-        .args(["ps", "--filter", &format!("label=fourleg.lab={}", st.display()), "--format", "{{.Names}}"])
-        .output()
-        .unwrap();
-    let running = String::from_utf8_lossy(&ps.stdout);
-    for service in ["postgres", "openbao", "keycloak"] {
-        assert!(running.lines().any(|n| n.ends_with(&format!("-{service}"))), "docker ps lacks {service}:\n{running}");
+    // The three services and the broker run in containers the engine shows.
+    let running = running_containers(&st);
+    for service in ["postgres", "openbao", "keycloak", "broker"] {
+        assert!(running.iter().any(|n| n.ends_with(&format!("-{service}"))), "docker ps lacks {service}:\n{running:?}");
     }
     let status = run(&bin, &["status", "--json"], &st);
     ok(&status, "fourleg status");
@@ -111,12 +111,7 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     assert_eq!(status["runtime"], "containers", "{status}");
     for s in status["services"].as_array().unwrap() {
         assert_eq!(s["healthy"], true, "{s}");
-        // The broker is fourleg itself, a host process in every runtime.
-        if s["name"] == "broker" {
-            assert!(s["pid"].is_number(), "{s}");
-        } else {
-            assert!(s["container"].is_string(), "{s}");
-        }
+        assert!(s["container"].is_string(), "{s}");
     }
 
     let in_containers = runs.join("containers.json");
@@ -124,12 +119,32 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     let out = run(&bin, &["run", "--target", "keycloak", "--json", in_containers.to_str().unwrap()], &st);
     ok(&out, "fourleg run --target keycloak (containers)");
     eprintln!("keycloak suite in containers: {:.1}s", t.elapsed().as_secs_f64());
-    // The reference broker, a host process here too: every scenario passes,
-    // logout included (Keycloak's container posts the back-channel logout
-    // token to the broker at the lab network's gateway).
+    // The peers as containers, then every bundled target, the broker
+    // included (its logout scenarios too: Keycloak's container posts the
+    // back-channel logout token to the broker at the lab network's gateway):
+    // the reference matrix's verdicts, made on the native runtime.
     let t = Instant::now();
-    ok(&run(&bin, &["run", "--target", "broker"], &st), "fourleg run --target broker (containers)");
-    eprintln!("broker suite in containers: {:.1}s", t.elapsed().as_secs_f64());
+    let peers = ["spring-authorization-server", "idpyoidc", "hydra", "toolhive"];
+    ok(
+        &run(&bin, &["up", "--runtime", "containers", "--with", &peers.join(",")], &st),
+        "fourleg up --with (containers)",
+    );
+    eprintln!("peers in containers: {:.1}s", t.elapsed().as_secs_f64());
+    let running = running_containers(&st);
+    for peer in peers {
+        assert!(running.iter().any(|n| n.ends_with(&format!("-peer-{peer}"))), "docker ps lacks {peer}:\n{running:?}");
+    }
+    let matrix_dir = runs.join("matrix");
+    let t = Instant::now();
+    let targets = "broker,hydra,idpyoidc,keycloak,keycloak-delegation,spring-authorization-server,toolhive";
+    ok(
+        &run(&bin, &["matrix", "--targets", targets, "--out", matrix_dir.to_str().unwrap()], &st),
+        "fourleg matrix (containers)",
+    );
+    eprintln!("matrix of 7 targets in containers: {:.1}s", t.elapsed().as_secs_f64());
+    let reference = repo().join("reports/matrix.json");
+    let in_containers_matrix = matrix_dir.join("matrix.json");
+    assert_same_verdicts(&bin, &reference, &in_containers_matrix, "the reference matrix and the containers matrix");
 
     // The same suite on the native runtime.
     let t = Instant::now();
@@ -142,21 +157,7 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     eprintln!("keycloak suite native: {:.1}s", t.elapsed().as_secs_f64());
     ok(&run(&bin, &["down", "--purge"], &native_st), "fourleg down --purge (native)");
 
-    let diff = Command::new(&bin)
-        .args(["diff", native.to_str().unwrap(), in_containers.to_str().unwrap()])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&diff.stdout);
-    ok(&diff, "fourleg diff native containers");
-    // Timing figures may move; no cell may change (the sections of `diff`).
-    for section in ["newly failing (", "newly passing (", "changed (", "new (", "removed ("] {
-        assert!(
-            !text.lines().any(|l| l.starts_with(section)),
-            "verdicts differ between native and containers:\n{text}"
-        );
-    }
-    eprintln!("fourleg diff native containers:\n{text}");
+    assert_same_verdicts(&bin, &native, &in_containers, "native and containers");
 
     // The lab's data lives in two volumes while it runs; `down` leaves no
     // container, network or volume, and `down --purge` the state directory.
@@ -169,6 +170,31 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     ok(&run(&bin, &["down", "--purge"], &st), "fourleg down --purge");
     assert!(!st.exists());
     let _ = std::fs::remove_dir_all(&runs);
+}
+
+/// The names of the running containers of the lab in `state`.
+fn running_containers(state: &Path) -> Vec<String> {
+    let ps = Command::new("docker")
+        .args(["ps", "--filter", &format!("label=fourleg.lab={}", state.display()), "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout).lines().map(str::to_owned).collect()
+}
+
+/// `fourleg diff before after` shows no changed cell (timing figures may
+/// move; the sections of `diff` that name a cell must be absent).
+fn assert_same_verdicts(bin: &Path, before: &Path, after: &Path, what: &str) {
+    let diff = Command::new(bin)
+        .args(["diff", before.to_str().unwrap(), after.to_str().unwrap()])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&diff.stdout);
+    ok(&diff, &format!("fourleg diff ({what})"));
+    for section in ["newly failing (", "newly passing (", "changed (", "new (", "removed ("] {
+        assert!(!text.lines().any(|l| l.starts_with(section)), "verdicts differ between {what}:\n{text}");
+    }
+    eprintln!("fourleg diff ({what}):\n{text}");
 }
 
 #[test]

@@ -719,19 +719,25 @@ async fn status(config: &LabConfig, json: bool) -> anyhow::Result<u8> {
     let lab_ok = report.all_healthy() || (report.services.is_empty() && !peers.is_empty());
     let healthy = lab_ok && peers.iter().all(|(_, ok)| *ok);
     let code = if healthy { exit::OK } else { exit::FINDINGS };
+    // A container by its short id, as `docker ps` shows it.
     let pid_of = |h: &fourleg_lab::state::Handle| match h {
         fourleg_lab::state::Handle::Process { pid, .. } => pid.to_string(),
-        fourleg_lab::state::Handle::Container { id } => id.clone(),
+        fourleg_lab::state::Handle::Container { id } => id.chars().take(12).collect(),
     };
     if json {
         let mut doc = serde_json::to_value(&report).context("serialising the status")?;
         doc["peers"] = peers
             .iter()
             .map(|(p, ok)| {
-                serde_json::json!({
-                    "name": p.name, "version": p.version, "url": p.url, "pid": pid_of(&p.handle),
-                    "healthy": ok, "log": p.log,
-                })
+                // As the services: `pid` for a process, `container` for a container.
+                let mut peer = serde_json::json!({
+                    "name": p.name, "version": p.version, "url": p.url, "healthy": ok, "log": p.log,
+                });
+                match &p.handle {
+                    fourleg_lab::state::Handle::Process { pid, .. } => peer["pid"] = (*pid).into(),
+                    fourleg_lab::state::Handle::Container { id } => peer["container"] = id.clone().into(),
+                }
+                peer
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&doc).context("serialising the status")?);

@@ -1,8 +1,11 @@
 //! The reference broker as the lab's fourth service (`fourleg broker`).
 //!
-//! It is a host process in every runtime: it is this project's own binary,
-//! already built, and it reaches Postgres, OpenBao and Keycloak on the
-//! loopback ports both runtimes publish. Its configuration is written to
+//! It is this project's own binary, already built. The native runtime runs
+//! it as a host process; the containers runtime as a container of an image
+//! made from that binary ([`start_container`], on the host's network; see
+//! [`crate::runtime::host_programs`]). Either way it reaches Postgres,
+//! OpenBao and Keycloak on the loopback ports both runtimes publish, with
+//! the same configuration file. Its configuration is written to
 //! `<state>/broker/broker.toml` on every start; it holds no secret: the
 //! Postgres password goes to the process by environment
 //! ([`PASSWORD_ENV`]), OpenBao's AppRole credential stays in its owner-only
@@ -137,6 +140,77 @@ pub fn start(config: &LabConfig, plan: &BrokerPlan, creds: &Credentials, progres
     let url = format!("http://{LOOPBACK}:{}", plan.port);
     let record = record(Service::Broker, env!("CARGO_PKG_VERSION").into(), plan.port, url, handle, &plan.log);
     Ok(Started { record, child: Some(child) })
+}
+
+/// Writes the configuration and starts the broker's container (the
+/// containers runtime): an image of this very binary, built once per
+/// binary, run on the host's network with its configuration, its AppRole
+/// file and its catalog mounted read-only, and nothing else of the state
+/// directory (which holds every lab secret).
+#[cfg(feature = "containers")]
+pub async fn start_container(
+    config: &LabConfig,
+    plan: &BrokerPlan,
+    creds: &Credentials,
+    progress: &dyn Progress,
+) -> Result<Started> {
+    use crate::runtime::containers::{ContainersRuntime, EnvValue};
+    use crate::runtime::host_programs::{current_user, Bind, ImageInput, ProgramSpec};
+    use crate::state::Handle;
+
+    let bin = binary(config)?;
+    let fixture = BaoFixture::load(&config.fixtures_dir)?;
+    let path = config_path(config);
+    if let Some(dir) = path.parent() {
+        fsutil::private_dir(dir)?;
+    }
+    fsutil::write_private(&path, render_config(config, plan, &fixture).as_bytes())?;
+    let runtime = ContainersRuntime::new(config.clone());
+    progress.step(Service::Broker, "building its image from this binary (once per binary)");
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    let image = runtime
+        .program_image(
+            ImageInput::Broker { binary: bin, version: version.clone() },
+            &config.state_path("logs/broker-image.log"),
+        )
+        .await?;
+    let (name, labels) = runtime.program_identity("broker")?;
+    let config_dir = path.parent().map_or_else(|| path.clone(), Path::to_path_buf);
+    let spec = ProgramSpec {
+        name,
+        image,
+        cmd: vec!["broker".into(), "--config".into(), crate::runtime::host_programs::absolute(&path)?],
+        // By environment, never on the command line (`docker inspect` shows it
+        // to whoever may use the engine, as it shows Keycloak's).
+        env: vec![(PASSWORD_ENV.into(), EnvValue::Secret(creds.postgres_broker.clone()))],
+        binds: vec![
+            Bind::read_only(&config_dir)?,
+            Bind::read_only(&config.state_path("openbao/broker-approle.json"))?,
+            Bind::read_only(&config.fixtures_dir.join("broker"))?,
+        ],
+        working_dir: None,
+        user: current_user(),
+        labels,
+    };
+    progress.step(
+        Service::Broker,
+        &format!("starting container {} ({}) on {LOOPBACK}:{}", spec.name, spec.image.reference(), plan.port),
+    );
+    let id = runtime.start_program(&spec, &plan.log).await?;
+    let url = format!("http://{LOOPBACK}:{}", plan.port);
+    let record = crate::state::ServiceRecord {
+        service: Service::Broker,
+        version,
+        host: LOOPBACK.into(),
+        port: plan.port,
+        extra_ports: std::collections::BTreeMap::new(),
+        url,
+        handle: Handle::Container { id },
+        log: plan.log.clone(),
+        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        startup_ms: 0,
+    };
+    Ok(Started { record, child: None })
 }
 
 /// Where the services post back-channel logout tokens to the broker.

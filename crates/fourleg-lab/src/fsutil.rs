@@ -63,6 +63,23 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_private(path, &bytes)
 }
 
+/// Copies the directory `from` into `to`, recursively (files and
+/// directories only; permissions kept, times not).
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| LabError::io(format!("creating {}", to.display()), e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| LabError::io(format!("reading {}", from.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LabError::io(format!("reading {}", from.display()), e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| LabError::io(format!("copying {}", src.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The last `lines` lines of a log file (at most the last 64 KiB are read).
 #[must_use]
 pub fn tail(path: &Path, lines: usize) -> String {

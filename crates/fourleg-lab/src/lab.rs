@@ -18,7 +18,7 @@ use crate::provision;
 use crate::runtime::native::{process, NativeRuntime};
 use crate::runtime::{KeycloakPlan, OpenbaoPlan, PostgresPlan, Runtime, Started};
 use crate::service::Service;
-use crate::state::{Credentials, LabState, ServiceRecord};
+use crate::state::{Credentials, Handle, LabState, ServiceRecord};
 use crate::LOOPBACK;
 
 /// The runtime for `kind` and `config`.
@@ -226,18 +226,21 @@ async fn healthy(record: &ServiceRecord, creds: &Credentials) -> bool {
 }
 
 /// Whether the service of `record` still runs. The broker is a host process
-/// in every runtime ([`crate::broker`]); the others belong to the runtime.
+/// (native) or a container ([`crate::broker`]), told apart by its handle;
+/// the others belong to the runtime.
 fn is_running(runtime: &dyn Runtime, record: &ServiceRecord) -> bool {
-    match record.service {
-        Service::Broker => process::is_alive(&record.handle),
+    match (&record.service, &record.handle) {
+        (Service::Broker, Handle::Process { .. }) => process::is_alive(&record.handle),
         _ => runtime.is_running(record),
     }
 }
 
 /// Stops the service of `record` (see [`is_running`]).
 async fn stop(runtime: &dyn Runtime, record: &ServiceRecord) -> Result<()> {
-    match record.service {
-        Service::Broker => process::stop(&record.handle, Signal::SIGTERM, true, Duration::from_secs(15)).await,
+    match (&record.service, &record.handle) {
+        (Service::Broker, Handle::Process { .. }) => {
+            process::stop(&record.handle, Signal::SIGTERM, true, Duration::from_secs(15)).await
+        }
         _ => runtime.stop(record).await,
     }
 }
@@ -461,7 +464,13 @@ pub async fn up(config: &LabConfig, kind: RuntimeKind, progress: &dyn Progress) 
             progress.step(Service::Broker, "still not healthy: restarting it");
             stop(&*runtime, &rec).await?;
         }
-        let started = crate::broker::start(config, &plan, &creds, progress)?;
+        let started = match kind {
+            #[cfg(feature = "containers")]
+            RuntimeKind::Containers => {
+                Box::pin(crate::broker::start_container(config, &plan, &creds, progress)).await?
+            }
+            _ => crate::broker::start(config, &plan, &creds, progress)?,
+        };
         let mut started = keep(&shared, started).await?;
         progress.step(Service::Broker, "waiting for /health (Postgres and OpenBao reached, signing key loaded)");
         let url = started.record.url.clone();

@@ -4,9 +4,11 @@
 //! A peer is described as data, never as a special case in code: how to
 //! install it into the cache, the command that runs it, and the URL path that
 //! answers when it is ready. It gets every lab secret as
-//! `FOURLEG_SECRET_<CLIENT>` and `FOURLEG_PASSWORD_<USER>`, runs as a local
-//! process on a free port of 127.0.0.1 with its log in the state directory,
-//! and is stopped by `fourleg down`.
+//! `FOURLEG_SECRET_<CLIENT>` and `FOURLEG_PASSWORD_<USER>`, runs on a free
+//! port of 127.0.0.1 with its log in the state directory, and is stopped by
+//! `fourleg down`. It runs as the lab does: a local process, or (containers
+//! runtime) a container of an image built from its install
+//! ([`crate::runtime::host_programs`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -134,7 +136,7 @@ fn default_go_package() -> String {
 }
 
 /// What an install produced, for the command's placeholders.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Installed {
     python: Option<PathBuf>,
     artifact: Option<PathBuf>,
@@ -501,17 +503,19 @@ async fn ready(url: &str) -> bool {
 }
 
 /// Starts a peer (or finds it running) and returns its record.
+///
+/// It runs as the lab runs: a container of an image built from its install
+/// when the lab's state says `containers` (see
+/// [`crate::runtime::host_programs`]), else a local process.
 pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let spec = PeerSpec::load(&config.fixtures_dir, name)?;
     let name = spec.name.as_str();
     let mut peers = load(config)?;
     if let Some(rec) = peers.get(name) {
-        if process::is_alive(&rec.handle) && ready(&format!("{}{}", rec.url, spec.ready.path)).await {
+        if alive(config, &rec.handle).await && ready(&format!("{}{}", rec.url, spec.ready.path)).await {
             return Ok(rec.clone());
         }
-        if process::is_alive(&rec.handle) {
-            process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(10)).await?;
-        }
+        stop_one(config, rec).await?;
     }
     // A peer may run without the lab's services: the state may be new.
     fsutil::private_dir(&config.state_dir)?;
@@ -528,30 +532,38 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let port = crate::lab::free_port()?;
     let state = config.state_path("peers").join(name);
     fsutil::private_dir(&state)?;
-    let fill = |s: &str| {
-        s.replace("{port}", &port.to_string())
-            .replace("{state}", &state.display().to_string())
-            .replace("{dir}", &crate::config::absolute(spec.dir.clone()).display().to_string())
-            .replace(
-                "{python}",
-                &installed.python.as_ref().map_or_else(|| "python3".into(), |p| p.display().to_string()),
-            )
-            .replace("{artifact}", &installed.artifact.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
-    };
-    let argv: Vec<String> = spec.run.command.iter().map(|a| fill(a)).collect();
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(&state);
-    for (k, v) in &spec.run.env {
-        cmd.env(k, fill(v));
-    }
+    let mut env: Vec<(String, String)> = Vec::new();
     for (client, secret) in &creds.clients {
-        cmd.env(env_name("FOURLEG_SECRET_", client), secret.expose());
+        env.push((env_name("FOURLEG_SECRET_", client), secret.expose().to_owned()));
     }
     for (user, password) in &creds.users {
-        cmd.env(env_name("FOURLEG_PASSWORD_", user), password.expose());
+        env.push((env_name("FOURLEG_PASSWORD_", user), password.expose().to_owned()));
     }
     let log = logs.join(format!("peer-{name}.log"));
-    let (mut child, handle) = process::spawn(&mut cmd, &log, None)?;
+    let in_containers = matches!(
+        crate::state::LabState::load(&config.state_dir)?.map(|s| s.runtime),
+        Some(crate::config::RuntimeKind::Containers)
+    ) && !matches!(spec.install, Install::Nothing);
+    let (handle, mut child) = if in_containers {
+        start_container(config, &spec, &installed, port, &state, env, &log).await?
+    } else {
+        let paths = Paths {
+            port,
+            state: state.display().to_string(),
+            dir: crate::config::absolute(spec.dir.clone()).display().to_string(),
+            python: installed.python.as_ref().map_or_else(|| "python3".into(), |p| p.display().to_string()),
+            artifact: installed.artifact.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        };
+        let argv: Vec<String> = spec.run.command.iter().map(|a| paths.fill(a)).collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).current_dir(&state);
+        for (k, v) in &spec.run.env {
+            cmd.env(k, paths.fill(v));
+        }
+        cmd.envs(env);
+        let (child, handle) = process::spawn(&mut cmd, &log, None)?;
+        (handle, Some(child))
+    };
     let url = format!("http://{LOOPBACK}:{port}");
     let rec = PeerRecord {
         name: name.to_owned(),
@@ -570,7 +582,11 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
         if ready(&probe).await {
             break;
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        let exited = match child.as_mut() {
+            Some(child) => child.try_wait().ok().flatten().map(|status| status.to_string()),
+            None => (!alive(config, &rec.handle).await).then(|| "its container stopped".to_owned()),
+        };
+        if let Some(status) = exited {
             return Err(LabError::Config(format!(
                 "peer {name} exited during start ({status}) (see {})\n--- last lines ---\n{}",
                 log.display(),
@@ -578,7 +594,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
             )));
         }
         if Instant::now() > deadline {
-            let _ = process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(5)).await;
+            let _ = stop_one(config, &rec).await;
             return Err(LabError::Config(format!(
                 "peer {name} did not answer {probe} within {}s (see {})\n--- last lines ---\n{}",
                 spec.ready.timeout_s,
@@ -594,11 +610,202 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     Ok(rec)
 }
 
+/// What a peer's command and environment may name (`peer.toml`'s `[run]`).
+struct Paths {
+    port: u16,
+    state: String,
+    dir: String,
+    python: String,
+    artifact: String,
+}
+
+impl Paths {
+    fn fill(&self, s: &str) -> String {
+        s.replace("{port}", &self.port.to_string())
+            .replace("{state}", &self.state)
+            .replace("{dir}", &self.dir)
+            .replace("{python}", &self.python)
+            .replace("{artifact}", &self.artifact)
+    }
+}
+
+/// Whether a peer's process or container runs.
+async fn alive(config: &LabConfig, handle: &Handle) -> bool {
+    match handle {
+        Handle::Process { .. } => process::is_alive(handle),
+        #[cfg(feature = "containers")]
+        Handle::Container { id } => {
+            crate::runtime::containers::ContainersRuntime::new(config.clone()).container_running(id).await
+        }
+        #[cfg(not(feature = "containers"))]
+        Handle::Container { .. } => {
+            let _ = config;
+            false
+        }
+    }
+}
+
+/// Stops a peer's process or container, if it runs.
+async fn stop_one(config: &LabConfig, rec: &PeerRecord) -> Result<()> {
+    match &rec.handle {
+        Handle::Process { .. } => {
+            if process::is_alive(&rec.handle) {
+                process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(15)).await?;
+            }
+            Ok(())
+        }
+        #[cfg(feature = "containers")]
+        Handle::Container { id } => {
+            crate::runtime::containers::ContainersRuntime::new(config.clone())
+                .stop_program(id, &format!("peer {}", rec.name))
+                .await
+        }
+        #[cfg(not(feature = "containers"))]
+        Handle::Container { .. } => {
+            let _ = config;
+            Ok(())
+        }
+    }
+}
+
+/// The image kind (`docker/peer-<kind>/`) of a peer's install.
+fn image_kind(install: &Install) -> Option<&'static str> {
+    match install {
+        Install::Maven(_) => Some("java"),
+        Install::Python(_) => Some("python"),
+        Install::Go(_) => Some("binary"),
+        Install::Nothing => None,
+    }
+}
+
+/// Starts a peer's container: its image built from its install (once per
+/// content), its command with the image's paths, its state directory
+/// mounted writable at the same path, on the host's network.
+#[cfg(feature = "containers")]
+async fn start_container(
+    config: &LabConfig,
+    spec: &PeerSpec,
+    installed: &Installed,
+    port: u16,
+    state: &Path,
+    env: Vec<(String, String)>,
+    log: &Path,
+) -> Result<(Handle, Option<std::process::Child>)> {
+    use crate::runtime::containers::{ContainersRuntime, EnvValue};
+    use crate::runtime::host_programs::{absolute, current_user, Bind, ImageInput, ProgramSpec};
+
+    let kind = image_kind(&spec.install).ok_or_else(|| {
+        LabError::Config(format!("peer {} installs nothing, so it has no image; run the lab natively", spec.name))
+    })?;
+    let context = config.state_path("peers").join(format!("{}.image", spec.name));
+    let (cfg, sp, inst, ctx) = (config.clone(), spec.clone(), installed.clone(), context.clone());
+    tokio::task::spawn_blocking(move || image_context(&cfg, &sp, &inst, &ctx))
+        .await
+        .map_err(|e| LabError::Config(e.to_string()))??;
+    let runtime = ContainersRuntime::new(config.clone());
+    let image_log = config.state_path(format!("logs/peer-{}-image.log", spec.name));
+    let image = runtime
+        .program_image(
+            ImageInput::Peer { kind, name: spec.name.clone(), version: spec.version.clone(), context: context.clone() },
+            &image_log,
+        )
+        .await;
+    let _ = std::fs::remove_dir_all(&context);
+    let image = image?;
+    let paths = Paths {
+        port,
+        state: absolute(state)?,
+        dir: "/peer/fixture".into(),
+        python: "/opt/venv/bin/python".into(),
+        artifact: installed
+            .artifact
+            .as_ref()
+            .and_then(|a| a.file_name())
+            .map(|f| format!("/peer/artifact/{}", f.to_string_lossy()))
+            .unwrap_or_default(),
+    };
+    let mut all_env: Vec<(String, EnvValue)> =
+        spec.run.env.iter().map(|(k, v)| (k.clone(), EnvValue::Plain(paths.fill(v)))).collect();
+    // Any user may run it: HOME must be somewhere it can write.
+    all_env.push(("HOME".into(), EnvValue::Plain("/tmp".into())));
+    all_env.extend(env.into_iter().map(|(k, v)| (k, EnvValue::Secret(fourleg_core::Secret::new(v)))));
+    let (name, labels) = runtime.program_identity(&format!("peer-{}", spec.name))?;
+    let program = ProgramSpec {
+        name,
+        image,
+        cmd: spec.run.command.iter().map(|a| paths.fill(a)).collect(),
+        env: all_env,
+        binds: vec![Bind::writable(state)?],
+        working_dir: Some(paths.state.clone()),
+        user: current_user(),
+        labels,
+    };
+    let id = runtime.start_program(&program, log).await?;
+    Ok((Handle::Container { id }, None))
+}
+
+#[cfg(not(feature = "containers"))]
+async fn start_container(
+    _config: &LabConfig,
+    spec: &PeerSpec,
+    _installed: &Installed,
+    _port: u16,
+    _state: &Path,
+    _env: Vec<(String, String)>,
+    _log: &Path,
+) -> Result<(Handle, Option<std::process::Child>)> {
+    Err(LabError::Config(format!(
+        "peer {}: this fourleg was built without the containers runtime (cargo feature `containers`)",
+        spec.name
+    )))
+}
+
+/// Fills `context` with what a peer's image is built from (the build
+/// script puts it at `peer/` of the build context): `fixture/` (the peer's
+/// directory), and `artifact/<file>` (a jar, a binary) or
+/// `requirements.txt` and `wheels/` (made once per install with the
+/// install's own pip, so the image build needs no package index).
+fn image_context(config: &LabConfig, spec: &PeerSpec, installed: &Installed, context: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(context);
+    let peer = context;
+    fsutil::copy_dir(&spec.dir, &peer.join("fixture"))?;
+    if let Some(artifact) = &installed.artifact {
+        let dir = peer.join("artifact");
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("creating the image context", e))?;
+        let to = dir.join(artifact.file_name().unwrap_or_default());
+        std::fs::copy(artifact, &to).map_err(|e| LabError::io(format!("copying {}", artifact.display()), e))?;
+    }
+    if let (Install::Python(req), Some(python)) = (&spec.install, &installed.python) {
+        let req_path = spec.dir.join(req);
+        std::fs::copy(&req_path, peer.join("requirements.txt"))
+            .map_err(|e| LabError::io(format!("copying {}", req_path.display()), e))?;
+        let venv = python.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        let wheels = venv.join("wheels");
+        if !wheels.join(".fourleg-complete").is_file() {
+            let _ = std::fs::remove_dir_all(&wheels);
+            let log = config.state_path(format!("logs/peer-{}-wheels.log", spec.name));
+            run_logged(
+                spec,
+                Command::new(venv.join("bin/pip"))
+                    .args(["wheel", "--disable-pip-version-check", "--no-input", "-w"])
+                    .arg(&wheels)
+                    .arg("-r")
+                    .arg(&req_path),
+                "pip wheel",
+                &log,
+            )?;
+            std::fs::write(wheels.join(".fourleg-complete"), b"").map_err(|e| LabError::io("marking the wheels", e))?;
+        }
+        fsutil::copy_dir(&wheels, &peer.join("wheels"))?;
+    }
+    Ok(())
+}
+
 /// Running peers with whether they answer.
 pub async fn status(config: &LabConfig) -> Result<Vec<(PeerRecord, bool)>> {
     let mut out = Vec::new();
     for rec in load(config)?.into_values() {
-        let alive = process::is_alive(&rec.handle);
+        let alive = alive(config, &rec.handle).await;
         let ok = alive
             && match PeerSpec::load(&config.fixtures_dir, &rec.name) {
                 Ok(spec) => ready(&format!("{}{}", rec.url, spec.ready.path)).await,
@@ -616,8 +823,8 @@ pub async fn down(config: &LabConfig) -> Result<Vec<String>> {
     let mut stopped = Vec::new();
     let peers = load(config)?;
     for rec in peers.values() {
-        if process::is_alive(&rec.handle) {
-            process::stop(&rec.handle, nix::sys::signal::Signal::SIGTERM, true, Duration::from_secs(15)).await?;
+        if alive(config, &rec.handle).await {
+            stop_one(config, rec).await?;
             stopped.push(rec.name.clone());
         }
     }

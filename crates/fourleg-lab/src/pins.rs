@@ -43,10 +43,15 @@ pub const JAVA_MIN_MAJOR: u32 = 17;
 /// Container images of the containers runtime: the official images at pinned
 /// tags, matching the native versions where the image exists.
 pub mod images {
-    /// `quay.io/keycloak/keycloak`, the same release as the native distribution.
-    pub const KEYCLOAK: (&str, &str) = ("quay.io/keycloak/keycloak", super::KEYCLOAK_VERSION);
+    /// `keycloak/keycloak`, the same release as the native distribution.
+    pub const KEYCLOAK: (&str, &str) = ("keycloak/keycloak", super::KEYCLOAK_VERSION);
     /// `openbao/openbao`, the same release as the native binary.
     pub const OPENBAO: (&str, &str) = ("openbao/openbao", super::OPENBAO_VERSION);
     /// `postgres`, the Debian 12 major the native runtime uses.
     pub const POSTGRES: (&str, &str) = ("postgres", "15.14");
+    /// `debian`, Debian 12: the base of the broker's and the peers' images,
+    /// which are always built here (no registry has them), when the lab's
+    /// own images are pulled (`FOURLEG_IMAGES=pull`) and no debootstrap
+    /// base is made.
+    pub const DEBIAN: (&str, &str) = ("debian", "bookworm-slim");
 }

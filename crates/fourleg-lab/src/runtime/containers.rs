@@ -285,8 +285,33 @@ impl ContainersRuntime {
         })
     }
 
+    /// The lab's configuration.
+    pub(crate) fn config(&self) -> &LabConfig {
+        &self.config
+    }
+
+    /// The engine's address (for the build script's `DOCKER_HOST`).
+    pub(crate) fn engine_address(&self) -> String {
+        self.engine()
+    }
+
+    /// A client of an engine that answered (see `docker_answering`).
+    pub(crate) async fn engine_client(&self) -> Result<Docker> {
+        self.docker_answering().await
+    }
+
+    /// Points testcontainers at the engine (see `route_testcontainers`).
+    pub(crate) fn route_engine(&self, docker: &Docker) -> Result<()> {
+        self.route_testcontainers(docker)
+    }
+
+    /// The lab's names and labels (see [`LabScope`]).
+    pub(crate) fn lab_scope(&self) -> Result<LabScope> {
+        self.scope()
+    }
+
     /// `docker/build-images.sh` of the source tree the fixtures come from.
-    fn build_script(&self) -> PathBuf {
+    pub(crate) fn build_script(&self) -> PathBuf {
         self.config.fixtures_dir.join("../docker/build-images.sh")
     }
 
@@ -657,7 +682,7 @@ impl std::fmt::Debug for EnvValue {
 }
 
 impl EnvValue {
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         match self {
             EnvValue::Plain(s) => s,
             EnvValue::Secret(s) => s.expose(),
@@ -961,19 +986,39 @@ async fn ensure_volume(docker: &Docker, name: &str, labels: &BTreeMap<String, St
 /// or running but unhealthy): its name and ports are needed. One of another
 /// lab is never touched.
 async fn remove_stale(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
-    let found = match docker.inspect_container(&spec.name, None).await {
+    remove_stale_named(docker, &spec.name, &spec.labels).await
+}
+
+/// Removes the container `name` when it is this lab's (`labels`); refuses
+/// when a container of that name belongs to something else.
+pub(crate) async fn remove_stale_named(docker: &Docker, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+    let found = match docker.inspect_container(name, None).await {
         Ok(found) => found,
         Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(engine_error(&format!("inspecting container {}", spec.name), &e)),
+        Err(e) => return Err(engine_error(&format!("inspecting container {name}"), &e)),
     };
     let owner = found.config.and_then(|c| c.labels).and_then(|l| l.get(LABEL_LAB).cloned());
-    if owner.as_deref() != spec.labels.get(LABEL_LAB).map(String::as_str) {
+    if owner.as_deref() != labels.get(LABEL_LAB).map(String::as_str) {
         return Err(LabError::Containers(format!(
-            "a container named {} exists and is not this lab's; remove it (`docker rm -f {}`)",
-            spec.name, spec.name
+            "a container named {name} exists and is not this lab's; remove it (`docker rm -f {name}`)"
         )));
     }
-    remove(docker, &spec.name).await
+    remove(docker, name).await
+}
+
+/// Force-removes a container (see `remove`).
+pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
+    remove(docker, id).await
+}
+
+/// Whether the engine said "no such container".
+pub(crate) fn not_found(e: &DockerError) -> bool {
+    is_not_found(e)
+}
+
+/// A log consumer copying a container's output to `log` (see `LogCopy`).
+pub(crate) fn log_copy(log: &Path, container: &str) -> Result<impl Fn(&LogFrame) + Send + Sync> {
+    LogCopy::open(log, container)
 }
 
 /// Force-removes a container and its anonymous volumes; gone already is fine.

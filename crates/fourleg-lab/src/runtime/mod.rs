@@ -17,6 +17,8 @@ use crate::state::ServiceRecord;
 pub mod api_shim;
 #[cfg(feature = "containers")]
 pub mod containers;
+#[cfg(feature = "containers")]
+pub mod host_programs;
 pub mod native;
 
 /// Ports chosen for the lab, by purpose (`postgres`, `openbao`,
