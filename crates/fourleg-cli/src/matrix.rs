@@ -54,11 +54,7 @@ enum Prepared {
 /// scenarios disable clients and end sessions on the same server); targets
 /// that share nothing run side by side.
 fn shared_by(target: &Target) -> String {
-    target
-        .profile
-        .lab
-        .clone()
-        .unwrap_or_else(|| target.endpoints.issuer.clone().unwrap_or_else(|| target.endpoints.token.clone()))
+    target.profile.lab.clone().unwrap_or_else(|| target.address())
 }
 
 /// `fourleg matrix`.

@@ -344,8 +344,13 @@ pub async fn run_connected(
         target.name(),
         target.profile.product,
         target.version.as_deref().unwrap_or("?"),
-        target.endpoints.issuer.as_deref().unwrap_or(&target.endpoints.token)
+        target.address()
     );
+    if let Some(problem) = &target.discovery_problem {
+        eprintln!(
+            "warning: {problem}\n  the metadata scenarios grade it; what needs an endpoint only the document would give is untestable"
+        );
+    }
     let engine = Arc::new(fourleg_scenario::Engine::new(Arc::clone(&target), Arc::new(registry.clone())));
     runner::run(engine, scenarios, concurrency, profile_bytes, &registry.profile_version, observer)
         .await

@@ -137,7 +137,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 41] = [
+pub const TABLE: [CheckSpec; 42] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -353,6 +353,12 @@ pub const TABLE: [CheckSpec; 41] = [
         args: &[("audience", ArgType::Text)],
         args_doc: "`audience` (literal)",
         passes: "refused (not-applicable: refusing is policy), or the issued token's `aud` contains it (RFC 8707 §2)",
+    },
+    CheckSpec {
+        name: "metadata_served",
+        args: &[],
+        args_doc: "",
+        passes: "the well-known metadata URL answers 200 with a JSON object (RFC 8414 §3, §3.2); the other metadata checks are untestable without one",
     },
     CheckSpec {
         name: "metadata_lists",
@@ -1135,45 +1141,49 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             _ if !x.contract.openid_discovery() => {
                 NotApplicable("the profile reads RFC 8414 metadata, where jwks_uri is OPTIONAL (RFC 8414 §2)".into())
             }
-            Some(o) if o.is_success() => {
-                if o.body.get("jwks_uri").is_some_and(Value::is_string) {
+            _ => match metadata_document(x.outcome) {
+                Err(why) => Untestable(why),
+                Ok(doc) if doc.get("jwks_uri").is_some_and(Value::is_string) => {
                     Pass("the OpenID discovery document lists jwks_uri".into())
-                } else {
-                    Fail(
-                        "the OpenID discovery document lacks jwks_uri (OpenID Connect Discovery 1.0 §3: REQUIRED)"
-                            .into(),
-                    )
                 }
-            }
-            Some(o) => Fail(format!("the metadata document answered {}", o.status)),
+                Ok(_) => Fail(
+                    "the OpenID discovery document lacks jwks_uri (OpenID Connect Discovery 1.0 §3: REQUIRED)".into(),
+                ),
+            },
+        },
+        // RFC 8414 §3 (OpenID Connect Discovery 1.0 §4): a document at the
+        // well-known URL; §3.2: 200 and a JSON object.
+        "metadata_served" => match x.outcome {
             None => Untestable("no metadata fetched".into()),
+            Some(o) => match metadata_document(Some(o)) {
+                Ok(doc) => Pass(format!("the well-known URL answers 200 with a JSON object of {} members", doc.len())),
+                Err(why) => Fail(why),
+            },
         },
         "metadata_lists" => {
             let fields = arg_list(x.args, "fields");
-            match x.outcome {
-                Some(o) if o.is_success() => {
-                    let missing: Vec<&String> = fields.iter().filter(|f| o.body.get(f.as_str()).is_none()).collect();
+            match metadata_document(x.outcome) {
+                Err(why) => Untestable(why),
+                Ok(doc) => {
+                    let missing: Vec<&String> = fields.iter().filter(|f| !doc.contains_key(f.as_str())).collect();
                     if missing.is_empty() {
                         Pass(format!("metadata lists {}", fields.join(", ")))
                     } else {
                         Fail(format!("metadata lacks {missing:?}"))
                     }
                 }
-                Some(o) => Fail(format!("the metadata document answered {}", o.status)),
-                None => Untestable("no metadata fetched".into()),
             }
         }
-        "metadata_issuer_identical" => match (x.outcome, x.issuer) {
+        "metadata_issuer_identical" => match (metadata_document(x.outcome), x.issuer) {
             (_, None) => Untestable("the profile names no issuer the metadata URL was made from".into()),
-            (Some(o), Some(want)) if o.is_success() => match o.body["issuer"].as_str() {
+            (Err(why), _) => Untestable(why),
+            (Ok(doc), Some(want)) => match doc.get("issuer").and_then(Value::as_str) {
                 Some(got) if got == want => {
                     Pass(format!("issuer {got} is the issuer identifier the metadata URL was made from"))
                 }
                 Some(got) => Fail(format!("the document says issuer {got:?}, and its URL was made from {want:?}")),
                 None => Fail("the document has no issuer".into()),
             },
-            (Some(o), _) => Fail(format!("the metadata document answered {}", o.status)),
-            (None, _) => Untestable("no metadata fetched".into()),
         },
         "jwks_public_only" => match x.outcome {
             Some(o) if o.is_success() => match o.body["keys"].as_array() {
@@ -1207,9 +1217,10 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Some(o) => Untestable(format!("the JWK Set answered {}", o.status)),
             None => Untestable("no JWK Set fetched".into()),
         },
-        "grant_advertised" => match x.outcome {
-            Some(o) if o.is_success() => {
-                let grants = o.body["grant_types_supported"].as_array();
+        "grant_advertised" => match metadata_document(x.outcome) {
+            Err(why) => Untestable(why),
+            Ok(doc) => {
+                let grants = doc.get("grant_types_supported").and_then(Value::as_array);
                 let has = grants.is_some_and(|g| g.iter().any(|v| v == fourleg_target::TOKEN_EXCHANGE_GRANT));
                 match (grants, has) {
                     (_, true) => Pass("grant_types_supported lists token exchange".into()),
@@ -1219,8 +1230,6 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     }
                 }
             }
-            Some(o) => Fail(format!("the metadata document answered {}", o.status)),
-            None => Untestable("no metadata fetched".into()),
         },
         other => Untestable(format!("unknown check {other}")),
     };
@@ -1241,6 +1250,25 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         _ => None,
     };
     (verdict, figure)
+}
+
+/// The metadata document of a `metadata` step: a 200 answer whose body is a
+/// JSON object (RFC 8414 §3.2); otherwise why there is none, which makes the
+/// checks of its members untestable (`metadata_served` grades it).
+fn metadata_document(outcome: Option<&Outcome>) -> Result<&serde_json::Map<String, Value>, String> {
+    match outcome {
+        None => Err("no metadata fetched".into()),
+        Some(o) if o.status != 200 => Err(format!("no metadata document: the well-known URL answered {}", o.status)),
+        Some(o) => o.body.as_object().ok_or_else(|| {
+            let kind = match &o.body {
+                Value::Null => "an empty or non-JSON body",
+                Value::String(_) => "a body that is not JSON",
+                Value::Array(_) => "a JSON array",
+                _ => "a JSON scalar",
+            };
+            format!("no metadata document: the well-known URL answered 200 with {kind}, not a JSON object")
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -1530,6 +1558,34 @@ mod tests {
         }
         assert!(matches!(verdict(json!({}), want), Verdict::Fail(_)));
         assert!(matches!(verdict(json!({"issuer": "x"}), None), Verdict::Untestable(_)));
+    }
+
+    /// RFC 8414 §3, §3.2: a document at the well-known URL, 200 and a JSON
+    /// object; without one, the checks of its members are untestable, so
+    /// one missing document fails one rule only.
+    #[test]
+    fn a_missing_metadata_document_fails_its_own_rule_only() {
+        let p = profile();
+        let verdict = |name: &str, o: &Outcome| on_token(name, &p, Some(o), None, None, Some("http://i"));
+        let good = outcome(200, json!({"issuer": "http://i", "token_endpoint": "http://i/t"}), &[], "none");
+        assert!(matches!(verdict("metadata_served", &good), Verdict::Pass(_)));
+        for broken in [
+            outcome(404, json!({}), &[], "none"),
+            outcome(200, json!("<html>maintenance</html>"), &[], "none"),
+            outcome(200, json!([1, 2]), &[], "none"),
+            outcome(200, Value::Null, &[], "none"),
+            outcome(302, json!({"issuer": "http://i"}), &[], "none"),
+        ] {
+            assert!(matches!(verdict("metadata_served", &broken), Verdict::Fail(_)), "{:?}", broken.body);
+            for dependent in ["metadata_lists", "metadata_issuer_identical", "grant_advertised"] {
+                assert!(
+                    matches!(verdict(dependent, &broken), Verdict::Untestable(_)),
+                    "{dependent} on {} {:?}",
+                    broken.status,
+                    broken.body
+                );
+            }
+        }
     }
 
     /// RFC 8693 §4.1 asks only for a JSON object; sub/client_id is the

@@ -531,14 +531,9 @@ impl Engine {
             ("grant_type".to_owned(), FormValue::Plain("refresh_token".into())),
             ("refresh_token".to_owned(), FormValue::Secret { value: token, label: format!("refresh_token: {from}") }),
         ];
+        let endpoint = t.token_endpoint().map_err(Self::harness)?;
         let o = match t
-            .post_form(
-                &format!("refresh as {}", x.client),
-                &t.endpoints.token,
-                Some(&x.client),
-                ClientAuthMode::Profile,
-                form,
-            )
+            .post_form(&format!("refresh as {}", x.client), endpoint, Some(&x.client), ClientAuthMode::Profile, form)
             .await
         {
             Ok(o) => o,
@@ -752,8 +747,8 @@ impl Engine {
             form.push((k.clone(), FormValue::Plain(v.clone())));
         }
         let mode = x.auth.map_or(ClientAuthMode::Profile, ClientAuth::mode);
-        let o =
-            t.post_form(&format!("exchange as {}", x.client), &t.endpoints.token, Some(&x.client), mode, form).await;
+        let endpoint = t.token_endpoint().map_err(Self::harness)?;
+        let o = t.post_form(&format!("exchange as {}", x.client), endpoint, Some(&x.client), mode, form).await;
         let o = match o {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),

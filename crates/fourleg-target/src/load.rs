@@ -28,7 +28,7 @@ pub struct Connection {
     http: reqwest::Client,
     target: String,
     timeout_s: u64,
-    token: String,
+    token: Option<String>,
     introspection: Option<String>,
     revocation: Option<String>,
     method: AuthMethod,
@@ -172,7 +172,8 @@ impl Connection {
                 .collect();
             form.push(("scope", values?.join(" ")));
         }
-        let url = self.token.clone();
+        let url =
+            self.token.clone().ok_or_else(|| TargetError::NoEndpoint { target: self.target.clone(), what: "token" })?;
         self.post(&url, x.client, form).await
     }
 

@@ -38,6 +38,11 @@ pub enum TargetError {
     DiscoveryBody { target: String, url: String, message: String },
     #[error("target `{target}`: no {what} endpoint (not in the profile's [endpoints] nor in discovery)")]
     NoEndpoint { target: String, what: &'static str },
+    /// An endpoint the profile leaves to discovery, whose document is broken
+    /// ([`Target::discovery_problem`]): what needs it is untestable, and the
+    /// metadata scenarios grade the document.
+    #[error("target `{target}`: no {what} endpoint: the profile leaves it to discovery, and {problem}")]
+    BrokenDiscovery { target: String, what: &'static str, problem: String },
     #[error("target `{target}`: {field}: {message}")]
     Secret { target: String, field: String, message: String },
     #[error("target `{target}`: `{name}` is not a {kind} of the profile")]
@@ -74,7 +79,9 @@ pub struct LabContext {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ResolvedEndpoints {
     pub issuer: Option<String>,
-    pub token: String,
+    /// None only when the profile leaves it to a discovery document that is
+    /// broken ([`Target::token_endpoint`] says so).
+    pub token: Option<String>,
     pub introspection: Option<String>,
     pub revocation: Option<String>,
     pub jwks: Option<String>,
@@ -181,6 +188,12 @@ pub struct Target {
     pub metadata: Option<Value>,
     /// The metadata URL used.
     pub metadata_url: Option<String>,
+    /// What was wrong with the discovery document (its status, or a body
+    /// that is not a JSON object of bounded size), when it was: a finding
+    /// about the target, which the metadata scenarios grade from their own
+    /// fetch, not a harness error. The endpoints then come from the profile
+    /// alone.
+    pub discovery_problem: Option<String>,
     pub version: Option<String>,
     http: reqwest::Client,
     client_secrets: BTreeMap<String, Secret>,
@@ -222,17 +235,29 @@ fn pick_endpoint(
     Ok(metadata.and_then(|m| m[key].as_str()).map(str::to_owned))
 }
 
+/// What discovery found.
+#[derive(Debug, Default)]
+struct Discovered {
+    doc: Option<Value>,
+    url: Option<String>,
+    /// The document was fetched and is broken (see [`Target::discovery_problem`]).
+    problem: Option<String>,
+}
+
 /// The discovery document of `issuer` (OpenID Connect Discovery 1.0 or RFC
 /// 8414 §3), and its URL; nothing without an issuer or with `discovery = "none"`.
+/// A server that does not answer is an error; one that answers with anything
+/// but a bounded JSON object (RFC 8414 §3.2) is a broken document, returned
+/// as such.
 async fn discover(
     http: &reqwest::Client,
     issuer: Option<&str>,
     discovery: Discovery,
     name: &str,
-) -> Result<(Option<Value>, Option<String>), TargetError> {
-    let Some(iss) = issuer else { return Ok((None, None)) };
+) -> Result<Discovered, TargetError> {
+    let Some(iss) = issuer else { return Ok(Discovered::default()) };
     let url = match discovery {
-        Discovery::None => return Ok((None, None)),
+        Discovery::None => return Ok(Discovered::default()),
         Discovery::Openid => format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/')),
         Discovery::Oauth => {
             // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
@@ -246,6 +271,7 @@ async fn discover(
             u.to_string()
         }
     };
+    let broken = |problem: String| Discovered { doc: None, url: Some(url.clone()), problem: Some(problem) };
     let resp = http.get(&url).send().await.map_err(|source| TargetError::Unreachable {
         target: name.to_owned(),
         url: url.clone(),
@@ -253,10 +279,12 @@ async fn discover(
     })?;
     let status = resp.status().as_u16();
     if status != 200 {
-        return Err(TargetError::Discovery { target: name.to_owned(), url, status });
+        return Ok(broken(TargetError::Discovery { target: name.to_owned(), url: url.clone(), status }.to_string()));
     }
     // Read at most MAX_BODY_BYTES: a hostile or broken target may send megabytes.
-    let bad = |message: String| TargetError::DiscoveryBody { target: name.to_owned(), url: url.clone(), message };
+    let bad = |message: String| {
+        broken(TargetError::DiscoveryBody { target: name.to_owned(), url: url.clone(), message }.to_string())
+    };
     let mut resp = resp;
     let mut bytes = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|source| TargetError::Unreachable {
@@ -265,15 +293,18 @@ async fn discover(
         source,
     })? {
         if bytes.len() + chunk.len() > evidence::MAX_BODY_BYTES {
-            return Err(bad(format!("longer than {} bytes", evidence::MAX_BODY_BYTES)));
+            return Ok(bad(format!("longer than {} bytes", evidence::MAX_BODY_BYTES)));
         }
         bytes.extend_from_slice(&chunk);
     }
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON ({e})")))?;
+    let doc: Value = match serde_json::from_slice(&bytes) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(bad(format!("not JSON ({e})"))),
+    };
     if !doc.is_object() {
-        return Err(bad("not a JSON object (RFC 8414 §3.2)".into()));
+        return Ok(bad("not a JSON object (RFC 8414 §3.2)".into()));
     }
-    Ok((Some(doc), Some(url)))
+    Ok(Discovered { doc: Some(doc), url: Some(url), problem: None })
 }
 
 fn load_secret(
@@ -320,13 +351,27 @@ impl Target {
         let l = lab.as_ref();
         let ep = &profile.endpoints;
         let issuer = ep.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
-        let (metadata, metadata_url) = discover(&http, issuer.as_deref(), ep.discovery, &name).await?;
+        let Discovered { doc: metadata, url: metadata_url, mut problem } =
+            discover(&http, issuer.as_deref(), ep.discovery, &name).await?;
         let pick =
             |explicit: &Option<String>, key: &str| pick_endpoint(explicit.as_ref(), metadata.as_ref(), key, l, &name);
+        let token = pick(&ep.token, "token_endpoint")?;
+        if token.is_none() && problem.is_none() {
+            // A document without the member RFC 8414 §2 makes REQUIRED is as
+            // broken as no document (core/metadata-advertises-exchange says so).
+            match &metadata_url {
+                Some(url) => {
+                    problem = Some(format!(
+                        "target `{name}`: discovery document {url} lists no token_endpoint (RFC 8414 §2: REQUIRED)"
+                    ));
+                }
+                None => return Err(TargetError::NoEndpoint { target: name.clone(), what: "token" }),
+            }
+        }
+        let discovery_problem = problem;
         let mut endpoints = ResolvedEndpoints {
             issuer: issuer.clone(),
-            token: pick(&ep.token, "token_endpoint")?
-                .ok_or(TargetError::NoEndpoint { target: name.clone(), what: "token" })?,
+            token,
             introspection: pick(&ep.introspection, "introspection_endpoint")?,
             revocation: pick(&ep.revocation, "revocation_endpoint")?,
             jwks: pick(&ep.jwks, "jwks_uri")?,
@@ -336,7 +381,17 @@ impl Target {
         };
         if let Some(up) = &profile.upstream {
             let up_issuer = up.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
-            let (up_meta, _) = discover(&http, up_issuer.as_deref(), up.discovery, &name).await?;
+            // The upstream serves logins only: its broken document is the
+            // setup's fault, not the target's.
+            let up_found = discover(&http, up_issuer.as_deref(), up.discovery, &name).await?;
+            if let (Some(problem), Some(_)) = (&up_found.problem, &up_found.url) {
+                return Err(TargetError::DiscoveryBody {
+                    target: name.clone(),
+                    url: up_found.url.clone().unwrap_or_default(),
+                    message: format!("[upstream]: {problem}"),
+                });
+            }
+            let up_meta = up_found.doc;
             let up_pick = |explicit: &Option<String>, key: &str| {
                 pick_endpoint(explicit.as_ref(), up_meta.as_ref(), key, l, &name)
             };
@@ -410,6 +465,7 @@ impl Target {
             endpoints,
             metadata,
             metadata_url,
+            discovery_problem,
             version,
             http,
             client_secrets,
@@ -658,7 +714,7 @@ impl Target {
         }
         self.post_form(
             &format!("client credentials of {client}"),
-            &self.endpoints.token,
+            self.token_endpoint()?,
             Some(client),
             ClientAuthMode::Profile,
             form,
@@ -740,7 +796,7 @@ impl Target {
                     let outcome = self
                         .post_form(
                             &format!("login of {user} (authorization code + PKCE)"),
-                            self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
+                            self.login_token_endpoint()?,
                             Some(&u.client),
                             ClientAuthMode::Profile,
                             form,
@@ -768,7 +824,7 @@ impl Target {
                 }
                 self.post_form(
                     &format!("login of {user} (password grant)"),
-                    self.endpoints.login_token.as_ref().unwrap_or(&self.endpoints.token),
+                    self.login_token_endpoint()?,
                     Some(&u.client),
                     ClientAuthMode::Profile,
                     form,
@@ -980,8 +1036,41 @@ impl Target {
 
     /// Whether the target still answers (its token endpoint takes connections).
     pub async fn answers(&self) -> bool {
-        let probe = self.metadata_url.clone().unwrap_or_else(|| self.endpoints.token.clone());
+        let Some(probe) = self.metadata_url.clone().or_else(|| self.endpoints.token.clone()) else {
+            return false;
+        };
         self.http.get(probe).send().await.is_ok()
+    }
+
+    /// The token endpoint; when the profile leaves it to a broken discovery
+    /// document, an error saying so ([`TargetError::BrokenDiscovery`]).
+    pub fn token_endpoint(&self) -> Result<&str, TargetError> {
+        self.endpoints.token.as_deref().ok_or_else(|| TargetError::BrokenDiscovery {
+            target: self.profile.name.clone(),
+            what: "token",
+            problem: self.discovery_problem.clone().unwrap_or_else(|| "discovery named none".into()),
+        })
+    }
+
+    /// Where logins redeem their code: the `[upstream]` token endpoint, else
+    /// [`Self::token_endpoint`].
+    pub fn login_token_endpoint(&self) -> Result<&str, TargetError> {
+        match &self.endpoints.login_token {
+            Some(url) => Ok(url),
+            None => self.token_endpoint(),
+        }
+    }
+
+    /// What names the target in reports: its issuer, else its token or
+    /// metadata URL.
+    #[must_use]
+    pub fn address(&self) -> String {
+        self.endpoints
+            .issuer
+            .clone()
+            .or_else(|| self.endpoints.token.clone())
+            .or_else(|| self.metadata_url.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -112,6 +112,8 @@ pub enum Breakage {
     ExpExtendedSlightly,
     JwksLeaksPrivateKey,
     JwksPublishesSymmetricKey,
+    MetadataDocumentMissing,
+    MetadataDocumentHtml,
 }
 
 impl Breakage {
@@ -143,7 +145,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 91] = [
+    pub const ALL: [Breakage; 93] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -235,6 +237,8 @@ impl Breakage {
         Breakage::ExpExtendedSlightly,
         Breakage::JwksLeaksPrivateKey,
         Breakage::JwksPublishesSymmetricKey,
+        Breakage::MetadataDocumentMissing,
+        Breakage::MetadataDocumentHtml,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -321,6 +325,8 @@ impl Breakage {
             Breakage::RefreshTokenByExchange => "An exchange asking `requested_token_type` refresh_token gets a refresh token (agent profile: AGENT-ATTACK-refresh-escalation).",
             Breakage::JwksLeaksPrivateKey => "The published JWK Set carries each signing key's private member `d` (agent profile: AGENT-JWKS-public-only).",
             Breakage::JwksPublishesSymmetricKey => "The published JWK Set also carries a symmetric `oct` key with its `k` (agent profile: AGENT-JWKS-public-only).",
+            Breakage::MetadataDocumentMissing => "The well-known metadata URL answers 404; the profile names the token endpoint itself, so everything else can run (RFC 8414 §3: the document MUST be there).",
+            Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",
             Breakage::ExchangedRefreshSurvivesRevocation => "Refresh tokens by exchange are declared (`exchange-refresh-tokens`), but one keeps renewing its access token after the user's session is revoked (agent profile: AGENT-REVOKE-exchanged-refresh).",

@@ -236,6 +236,14 @@ pub fn router(s: Arc<Server>) -> Router {
 
 /// Discovery (RFC 8414 §2, OpenID Connect Discovery 1.0 §3).
 async fn metadata(State(s): State<Arc<Server>>) -> Response {
+    if s.is(Breakage::MetadataDocumentMissing) {
+        return (StatusCode::NOT_FOUND, "no such document").into_response();
+    }
+    if s.is(Breakage::MetadataDocumentHtml) {
+        // A maintenance page, as a proxy in front of a server may answer.
+        let page = "<html><body><h1>Down for maintenance</h1></body></html>";
+        return ([(header::CONTENT_TYPE, "text/html")], page).into_response();
+    }
     let i = &s.issuer;
     let mut doc = json!({
         "issuer": i,
