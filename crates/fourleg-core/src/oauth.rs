@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod challenge;
+
 /// The registered strings, for the places that need a `&'static str` constant.
 pub mod uri {
     /// RFC 8693 §2.1.

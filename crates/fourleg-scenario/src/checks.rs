@@ -52,6 +52,9 @@ pub struct Input<'a> {
     /// On a metadata step: the issuer identifier the document's URL was
     /// made from (RFC 8414 §3.1).
     pub issuer: Option<&'a str>,
+    /// On a protected-resource metadata step: the resource identifier the
+    /// document must name (RFC 9728 §3.3).
+    pub resource: Option<&'a str>,
 }
 
 /// What a check concluded.
@@ -137,7 +140,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 42] = [
+pub const TABLE: [CheckSpec; 49] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -353,6 +356,48 @@ pub const TABLE: [CheckSpec; 42] = [
         args: &[("audience", ArgType::Text)],
         args_doc: "`audience` (literal)",
         passes: "refused (not-applicable: refusing is policy), or the issued token's `aud` contains it (RFC 8707 §2)",
+    },
+    CheckSpec {
+        name: "resource_challenge",
+        args: &[],
+        args_doc: "",
+        passes: "the protected resource answers a request without a token 401 with a Bearer challenge whose `resource_metadata` gives its RFC 9728 metadata URL (MCP authorization, RFC 9728 §5.1)",
+    },
+    CheckSpec {
+        name: "bearer_challenge",
+        args: &[],
+        args_doc: "",
+        passes: "a protected resource refusing a request for its token carries `WWW-Authenticate` with the Bearer scheme (RFC 6750 §3); not-applicable when it served the request",
+    },
+    CheckSpec {
+        name: "resource_accepted",
+        args: &[],
+        args_doc: "",
+        passes: "the protected resource served the request (2xx): a token issued for it is accepted",
+    },
+    CheckSpec {
+        name: "resource_refused",
+        args: &[],
+        args_doc: "",
+        passes: "the protected resource did not serve the request (4xx); untestable on 5xx",
+    },
+    CheckSpec {
+        name: "resource_refused_401",
+        args: &[],
+        args_doc: "",
+        passes: "a token the protected resource refuses gets 401 (MCP authorization: invalid tokens MUST receive 401); untestable when it was served",
+    },
+    CheckSpec {
+        name: "prm_resource_identical",
+        args: &[],
+        args_doc: "",
+        passes: "the protected resource metadata's `resource` is the resource's URL, character for character (RFC 9728 §3.3); untestable without a document",
+    },
+    CheckSpec {
+        name: "prm_authorization_servers",
+        args: &[],
+        args_doc: "",
+        passes: "the protected resource metadata lists at least one authorization server in `authorization_servers` (MCP authorization); untestable without a document",
     },
     CheckSpec {
         name: "metadata_served",
@@ -1151,6 +1196,83 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 ),
             },
         },
+        // MCP authorization (2025-06-18, Authorization Server Location): a
+        // 401 says where the metadata is, as RFC 9728 §5.1 describes.
+        "resource_challenge" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => Fail(format!(
+                "answered {} to a request without a token: the resource is not protected (MCP authorization: 401, authorization required)",
+                o.status
+            )),
+            Some(o) if o.status != 401 => Fail(format!(
+                "answered {} to a request without a token; MCP authorization wants 401 with WWW-Authenticate",
+                o.status
+            )),
+            Some(o) => match o.headers.get("www-authenticate") {
+                None => Fail("401 without WWW-Authenticate".into()),
+                Some(h) => match fourleg_core::oauth::challenge::param(h, "Bearer", "resource_metadata") {
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                        Pass(format!("401 with WWW-Authenticate: {}", scrub_header(h)))
+                    }
+                    Some(url) => Fail(format!("resource_metadata {url:?} is not an absolute URL")),
+                    None => Fail(format!(
+                        "401 with WWW-Authenticate: {}, without a Bearer resource_metadata parameter (RFC 9728 §5.1)",
+                        scrub_header(h)
+                    )),
+                },
+            },
+        },
+        // RFC 6750 §3: a request without (or with an unusable) token that is
+        // refused carries WWW-Authenticate, with the Bearer scheme.
+        "bearer_challenge" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => NotApplicable(format!("served ({}): no refusal to check", o.status)),
+            Some(o) if o.status >= 500 => Untestable(format!("answered {}: not a refusal", o.status)),
+            Some(o) => match o.headers.get("www-authenticate") {
+                Some(h) if fourleg_core::oauth::challenge::schemes(h).iter().any(|s| s == "bearer") => {
+                    Pass(format!("{} with WWW-Authenticate: {}", o.status, scrub_header(h)))
+                }
+                Some(h) => Fail(format!("{} with WWW-Authenticate: {}, which names no Bearer challenge", o.status, scrub_header(h))),
+                None => Fail(format!("refused with {} and no WWW-Authenticate", o.status)),
+            },
+        },
+        "resource_accepted" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => Pass(format!("served: {}", o.status)),
+            Some(o) => Fail(format!("refused a token issued for it: {} {}", o.status, o.error().unwrap_or(""))),
+        },
+        "resource_refused" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => Fail(format!("served the request ({}): the token was accepted", o.status)),
+            Some(o) if o.status >= 500 => Untestable(format!("answered {}: neither served nor refused", o.status)),
+            Some(o) => Pass(format!("refused: {}", o.status)),
+        },
+        "resource_refused_401" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.is_success() => Untestable(format!("served ({}): no refusal to check", o.status)),
+            Some(o) if o.status == 401 => Pass("401".into()),
+            Some(o) => Fail(format!("refused with {}, where MCP authorization wants 401 for an invalid token", o.status)),
+        },
+        "prm_resource_identical" => match (metadata_document(x.outcome), x.resource) {
+            (_, None) => Untestable("no resource URL the metadata was found from".into()),
+            (Err(why), _) => Untestable(why),
+            (Ok(doc), Some(want)) => match doc.get("resource").and_then(Value::as_str) {
+                Some(got) if got == want => Pass(format!("resource {got} is the URL the client called")),
+                Some(got) => Fail(format!("the document says resource {got:?}, and the client called {want:?}")),
+                None => Fail("the document has no resource (RFC 9728 §2: REQUIRED)".into()),
+            },
+        },
+        "prm_authorization_servers" => match metadata_document(x.outcome) {
+            Err(why) => Untestable(why),
+            Ok(doc) => match doc.get("authorization_servers").and_then(Value::as_array) {
+                Some(list) if list.iter().any(Value::is_string) => Pass(format!(
+                    "authorization_servers: {}",
+                    list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                )),
+                Some(_) => Fail("authorization_servers names no authorization server".into()),
+                None => Fail("the document has no authorization_servers".into()),
+            },
+        },
         // RFC 8414 §3 (OpenID Connect Discovery 1.0 §4): a document at the
         // well-known URL; §3.2: 200 and a JSON object.
         "metadata_served" => match x.outcome {
@@ -1258,7 +1380,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
 fn metadata_document(outcome: Option<&Outcome>) -> Result<&serde_json::Map<String, Value>, String> {
     match outcome {
         None => Err("no metadata fetched".into()),
-        Some(o) if o.status != 200 => Err(format!("no metadata document: the well-known URL answered {}", o.status)),
+        Some(o) if o.status != 200 => Err(format!("no metadata document: its URL answered {}", o.status)),
         Some(o) => o.body.as_object().ok_or_else(|| {
             let kind = match &o.body {
                 Value::Null => "an empty or non-JSON body",
@@ -1266,7 +1388,7 @@ fn metadata_document(outcome: Option<&Outcome>) -> Result<&serde_json::Map<Strin
                 Value::Array(_) => "a JSON array",
                 _ => "a JSON scalar",
             };
-            format!("no metadata document: the well-known URL answered 200 with {kind}, not a JSON object")
+            format!("no metadata document: its URL answered 200 with {kind}, not a JSON object")
         }),
     }
 }
@@ -1310,6 +1432,7 @@ mod tests {
                 accept: None,
                 revoked_access_token: None,
                 issuer: None,
+                resource: None,
             },
         )
         .0
@@ -1414,6 +1537,7 @@ mod tests {
                     accept: None,
                     revoked_access_token: None,
                     issuer: None,
+                    resource: None,
                 },
             )
             .0
@@ -1489,6 +1613,7 @@ mod tests {
                 accept: None,
                 revoked_access_token,
                 issuer: None,
+                resource: None,
             },
         )
         .0
@@ -1519,6 +1644,7 @@ mod tests {
                 accept: None,
                 revoked_access_token: None,
                 issuer,
+                resource: issuer,
             },
         )
         .0
@@ -1586,6 +1712,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The resource side: a challenge must name its metadata under the
+    /// Bearer scheme, a refusal is any 4xx, and the 401 rule grades only
+    /// refusals.
+    #[test]
+    fn resource_challenges_and_refusals() {
+        let p = profile();
+        let v = |name: &str, o: &Outcome| on_token(name, &p, Some(o), None, None, None);
+        let good = r#"Bearer resource_metadata="http://r/.well-known/oauth-protected-resource/mcp""#;
+        assert!(matches!(
+            v("resource_challenge", &outcome(401, json!({}), &[("www-authenticate", good)], "none")),
+            Verdict::Pass(_)
+        ));
+        for near in [
+            outcome(401, json!({}), &[("www-authenticate", "Bearer")], "none"),
+            outcome(401, json!({}), &[("www-authenticate", r#"Basic resource_metadata="http://r/m", Bearer"#)], "none"),
+            outcome(401, json!({}), &[("www-authenticate", r#"Bearer resource_metadata="/relative""#)], "none"),
+            outcome(403, json!({}), &[("www-authenticate", good)], "none"),
+            outcome(401, json!({}), &[], "none"),
+            outcome(200, json!({}), &[], "none"),
+        ] {
+            assert!(matches!(v("resource_challenge", &near), Verdict::Fail(_)), "{:?} {:?}", near.status, near.headers);
+        }
+        assert!(matches!(
+            v("bearer_challenge", &outcome(403, json!({}), &[("www-authenticate", "Bearer")], "none")),
+            Verdict::Pass(_)
+        ));
+        assert!(matches!(
+            v("bearer_challenge", &outcome(401, json!({}), &[("www-authenticate", "Basic")], "none")),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(v("bearer_challenge", &outcome(200, json!({}), &[], "none")), Verdict::NotApplicable(_)));
+        assert!(matches!(v("resource_refused", &outcome(200, json!({}), &[], "none")), Verdict::Fail(_)));
+        assert!(matches!(v("resource_refused", &outcome(403, json!({}), &[], "none")), Verdict::Pass(_)));
+        assert!(matches!(v("resource_refused", &outcome(502, json!({}), &[], "none")), Verdict::Untestable(_)));
+        assert!(matches!(v("resource_refused_401", &outcome(403, json!({}), &[], "none")), Verdict::Fail(_)));
+        assert!(matches!(v("resource_refused_401", &outcome(200, json!({}), &[], "none")), Verdict::Untestable(_)));
+        let prm = |doc: Value| {
+            on_token(
+                "prm_resource_identical",
+                &p,
+                Some(&outcome(200, doc, &[], "none")),
+                None,
+                None,
+                Some("http://r/mcp"),
+            )
+        };
+        assert!(matches!(prm(json!({"resource": "http://r/mcp"})), Verdict::Pass(_)));
+        for near in ["http://r/mcp/", "HTTP://r/mcp", "http://R/mcp", "http://r/"] {
+            assert!(matches!(prm(json!({"resource": near})), Verdict::Fail(_)), "{near}");
+        }
+        let servers = |doc: Value| v("prm_authorization_servers", &outcome(200, doc, &[], "none"));
+        assert!(matches!(servers(json!({"authorization_servers": ["http://as"]})), Verdict::Pass(_)));
+        assert!(matches!(servers(json!({"authorization_servers": []})), Verdict::Fail(_)));
+        assert!(matches!(servers(json!({})), Verdict::Fail(_)));
+        assert!(matches!(
+            v("prm_authorization_servers", &outcome(404, json!({}), &[], "none")),
+            Verdict::Untestable(_)
+        ));
     }
 
     /// RFC 8693 §4.1 asks only for a JSON object; sub/client_id is the
@@ -1836,6 +2022,7 @@ mod tests {
                     accept: None,
                     revoked_access_token: None,
                     issuer: None,
+                    resource: None,
                 },
             )
         };

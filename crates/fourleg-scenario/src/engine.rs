@@ -28,8 +28,8 @@ use crate::result::{
 };
 use crate::scenario::{
     AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
-    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RefreshStep, RelayStep, RevokeStep, Scenario,
-    SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RefreshStep, RelayStep, ResourceStep, RevokeStep,
+    Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
 };
 
 /// The pseudo-rule of a failed cleanup hook's result, a finding of its own
@@ -76,6 +76,9 @@ struct StepOut {
     var: Option<Var>,
     /// A metadata step: the issuer identifier its URL was made from.
     issuer: Option<String>,
+    /// A protected-resource metadata step: the resource identifier the
+    /// document must name (RFC 9728 §3.3).
+    resource: Option<String>,
     /// The step could not do what its checks need (a relay chain stopped
     /// short): every check and precondition is untestable, with this reason.
     unmade: Option<String>,
@@ -510,11 +513,73 @@ impl Engine {
             Action::Wait(x) => self.wait(x, vars).await,
             Action::Accept(x) => self.accept(x, vars).await,
             Action::Metadata(x) if x.jwks => self.jwks_document().await,
+            Action::Metadata(x) if x.protected_resource => self.resource_metadata().await,
             Action::Metadata(_) => self.metadata().await,
             Action::Sleep(x) => self.sleep(x).await,
             Action::Relay(x) => self.relay(x, vars).await,
             Action::Refresh(x) => self.refresh(x, vars).await,
+            Action::Resource(x) => self.resource(x, vars).await,
         }
+    }
+
+    /// The `resource` action: the profile's protected resource called with
+    /// a token, or without one.
+    async fn resource(&self, x: &ResourceStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        if t.contract().resource().is_none() {
+            return Err(Skip::Untestable("the profile describes no protected resource ([resource])".into()));
+        }
+        let token = match &x.token {
+            Some(name) => Some((Self::token_of(vars, name, None)?, name.as_ref())),
+            None => None,
+        };
+        let o = match t.call_resource(token.as_ref().map(|(tok, name)| (tok, *name))).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let with = x.token.as_deref().map_or_else(|| "no token".to_owned(), |n| format!("`{n}`"));
+        Ok(StepOut {
+            summary: format!("protected resource with {with}: {}", o.status),
+            http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `metadata` action with `protected_resource`: the resource's RFC
+    /// 9728 metadata, found as a client finds it: from the
+    /// `resource_metadata` of the 401 challenge to a request without a token
+    /// (§5.1), else at the well-known URL made from its identifier (§3.1).
+    async fn resource_metadata(&self) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some(resource) = t.endpoints.resource.clone() else {
+            return Err(Skip::Untestable("the profile describes no protected resource ([resource])".into()));
+        };
+        let challenge = match t.call_resource(None).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let linked = challenge
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| fourleg_core::oauth::challenge::param(h, "Bearer", "resource_metadata"));
+        let url = match &linked {
+            Some(u) => u.clone(),
+            None => fourleg_core::oauth::challenge::well_known_url(&resource, "oauth-protected-resource")
+                .ok_or_else(|| Skip::Untestable(format!("the resource URL {resource} is not an absolute URL")))?,
+        };
+        let o = match t.get("protected resource metadata", &url).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let how = if linked.is_some() { "from the 401 challenge" } else { "at the well-known URL" };
+        Ok(StepOut {
+            summary: format!("protected resource metadata {how} {url}: {}", o.status),
+            http: vec![challenge.evidence.clone(), o.evidence.clone()],
+            resource: Some(resource),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
     }
 
     /// The `refresh` action (RFC 6749 §6).
@@ -1216,6 +1281,7 @@ impl Grader<'_> {
                     accept: out.accept.as_ref(),
                     revoked_access_token: out.revoked_access_token,
                     issuer: out.issuer.as_deref(),
+                    resource: out.resource.as_deref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;

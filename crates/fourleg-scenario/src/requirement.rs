@@ -86,10 +86,12 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether the id names an RFC (and so must carry a `section` and a `quote`).
+    /// Whether the id names a published specification, an RFC (`RFC…`) or
+    /// the MCP specification (`MCP-…`), and so must carry a `section` and a
+    /// `quote`.
     #[must_use]
     pub fn is_rfc_sourced(id: &str) -> bool {
-        id.starts_with("RFC")
+        id.starts_with("RFC") || id.starts_with("MCP-")
     }
 }
 
@@ -188,7 +190,8 @@ mod tests {
         let reg = Registry::load(&path).unwrap();
         for (id, rule) in &reg.rules {
             if Rule::is_rfc_sourced(id) {
-                assert!(rule.section.starts_with("RFC "), "{id}: section `{}` does not cite an RFC", rule.section);
+                let source = if id.starts_with("MCP-") { "MCP " } else { "RFC " };
+                assert!(rule.section.starts_with(source), "{id}: section `{}` does not cite its source", rule.section);
                 let quote = rule.quote.as_deref().unwrap_or_default();
                 assert!(quote.split_whitespace().count() >= 5, "{id}: quote `{quote}` is not a sentence");
             } else {

@@ -117,6 +117,7 @@ pub enum Action {
     Sleep(SleepStep),
     Relay(RelayStep),
     Refresh(RefreshStep),
+    Resource(ResourceStep),
 }
 
 /// The kind of a step's action without its parameters: the name of its
@@ -136,11 +137,12 @@ pub enum StepKind {
     Sleep,
     Relay,
     Refresh,
+    Resource,
 }
 
 impl StepKind {
     /// Every kind, in the order the format documents them.
-    pub const ALL: [StepKind; 13] = [
+    pub const ALL: [StepKind; 14] = [
         StepKind::Token,
         StepKind::Exchange,
         StepKind::Introspect,
@@ -154,6 +156,7 @@ impl StepKind {
         StepKind::Sleep,
         StepKind::Relay,
         StepKind::Refresh,
+        StepKind::Resource,
     ];
 
     /// The name of the action's table in the TOML (`exchange`).
@@ -173,6 +176,7 @@ impl StepKind {
             StepKind::Sleep => "sleep",
             StepKind::Relay => "relay",
             StepKind::Refresh => "refresh",
+            StepKind::Resource => "resource",
         }
     }
 
@@ -212,6 +216,7 @@ impl Action {
             Action::Sleep(_) => StepKind::Sleep,
             Action::Relay(_) => StepKind::Relay,
             Action::Refresh(_) => StepKind::Refresh,
+            Action::Resource(_) => StepKind::Resource,
         }
     }
 
@@ -231,6 +236,7 @@ impl Action {
             StepKind::Sleep => Action::Sleep(map.next_value()?),
             StepKind::Relay => Action::Relay(map.next_value()?),
             StepKind::Refresh => Action::Refresh(map.next_value()?),
+            StepKind::Resource => Action::Resource(map.next_value()?),
         })
     }
 }
@@ -367,6 +373,7 @@ impl schemars::JsonSchema for Step {
                 StepKind::Sleep => generator.subschema_for::<SleepStep>(),
                 StepKind::Relay => generator.subschema_for::<RelayStep>(),
                 StepKind::Refresh => generator.subschema_for::<RefreshStep>(),
+                StepKind::Resource => generator.subschema_for::<ResourceStep>(),
             };
             field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
         }
@@ -735,6 +742,22 @@ pub struct MetadataStep {
     /// or symmetric key members are never shown in evidence.
     #[serde(default)]
     pub jwks: bool,
+    /// Fetch the protected resource's metadata instead (RFC 9728): from the
+    /// `resource_metadata` of its 401 challenge (§5.1), else from the
+    /// well-known URL made from its resource identifier (§3.1).
+    #[serde(default)]
+    pub protected_resource: bool,
+}
+
+/// Calls the protected resource of the profile's `[resource]`, with a token
+/// or without one.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceStep {
+    /// The variable whose access token goes in `Authorization: Bearer`;
+    /// none: the request carries no token.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// Sleeps (bounded to 60 s).
@@ -1024,6 +1047,7 @@ impl Step {
             Action::Wait(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Relay(x) => v.push(&x.subject),
             Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            Action::Resource(x) => v.extend(x.token.as_deref()),
             _ => {}
         }
         v.extend(self.save.as_deref());
@@ -1047,6 +1071,7 @@ impl Step {
             Action::Accept(x) => v.push(&x.token),
             Action::Relay(x) => v.push(&x.subject),
             Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
+            Action::Resource(x) => v.extend(x.token.as_deref()),
             _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {
@@ -1290,7 +1315,9 @@ impl Scenario {
             return Err(self.invalid("description", "say what it checks and why it matters (40 characters or more)"));
         }
         for f in &self.requires {
-            if fourleg_target::profile::Features::NAMES.iter().all(|n| n != f) {
+            if f != fourleg_target::contract::PROTECTED_RESOURCE
+                && fourleg_target::profile::Features::NAMES.iter().all(|n| n != f)
+            {
                 return Err(self.invalid("requires", fourleg_target::profile::Features::unknown(f)));
             }
         }

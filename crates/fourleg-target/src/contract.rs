@@ -15,6 +15,9 @@ use serde_json::Value;
 
 use crate::profile::{Caller, Discovery, LoginMethod, LogoutMethod, MayActRecipe, Profile};
 
+/// What a scenario `requires` to judge a protected resource: a `[resource]`
+/// section, declared by describing one rather than by a `[features]` flag.
+pub const PROTECTED_RESOURCE: &str = "protected-resource";
 /// A question of the contract the profile does not answer. Its text is the
 /// reason shown with what it made untestable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -289,13 +292,25 @@ impl<'a> Contract<'a> {
     /// `None` for an unknown name.
     #[must_use]
     pub fn feature(self, name: &str) -> Option<bool> {
+        if name == PROTECTED_RESOURCE {
+            return Some(self.profile.resource.is_some());
+        }
         self.profile.features.has(name)
     }
 
     /// Why a feature is off, as the profile notes it.
     #[must_use]
     pub fn feature_note(self, name: &str) -> Option<&'a str> {
+        if name == PROTECTED_RESOURCE {
+            return Some("the profile describes no protected resource ([resource])");
+        }
         self.profile.features.note(name)
+    }
+
+    /// The protected resource of `[resource]`, if any.
+    #[must_use]
+    pub fn resource(self) -> Option<&'a crate::profile::ProtectedResource> {
+        self.profile.resource.as_ref()
     }
 
     /// The first feature of `names` the target does not declare, with the

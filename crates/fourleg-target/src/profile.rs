@@ -97,6 +97,11 @@ pub struct Profile {
     /// untrusted-issuer attack. Without it that attack is untestable.
     #[serde(default)]
     pub foreign_issuer: Option<ForeignIssuer>,
+    /// A protected resource (an MCP server, an API) that accepts this
+    /// target's tokens: the `resource` scenarios judge it from outside, as a
+    /// client would meet it. Without it they are not applicable.
+    #[serde(default)]
+    pub resource: Option<ProtectedResource>,
     /// How deep the target nests delegation (RFC 8693 §4.1).
     #[serde(default)]
     pub delegation: Delegation,
@@ -113,6 +118,33 @@ pub struct Profile {
     /// Scenarios this target is known to fail, each with a reason.
     #[serde(default)]
     pub expected_failures: Vec<ExpectedFailure>,
+}
+
+/// `[resource]`: a protected resource in front of the target, in the
+/// contract's place of the MCP server: it accepts the tokens this target
+/// issues for the audience `mcp-server` and must refuse the others (the
+/// `downstream-api` token its own exchange yields, say).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResource {
+    /// The resource's URL, which is also its resource identifier (RFC 9728
+    /// §1.2; for an MCP server, its canonical URI: `https://host/mcp`).
+    pub url: String,
+    /// How to call it: `mcp` (POST of a JSON-RPC `initialize`, the first
+    /// request of an MCP session over streamable HTTP) or `http` (GET).
+    #[serde(default)]
+    pub protocol: ResourceProtocol,
+}
+
+/// How the harness calls a protected resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceProtocol {
+    /// MCP over streamable HTTP: a POST of `initialize`.
+    #[default]
+    Mcp,
+    /// A plain GET.
+    Http,
 }
 
 /// How a user's login token comes without `aud`.
@@ -935,6 +967,19 @@ impl Profile {
                 "delegation.max_depth".into(),
                 "a delegation depth limit counts the actors an issued token's act may nest: at least 1 (or drop [delegation] for the agent profile's default, 8)".into(),
             ));
+        }
+        if let Some(r) = &self.resource {
+            if url::Url::parse(&r.url.replace("{lab.", "http://lab.").replace('}', "")).is_err() {
+                return Err(bad("resource.url".into(), format!("`{}` is not an absolute URL", r.url)));
+            }
+            for needed in ["mcp-server", "downstream-api"] {
+                if !self.audiences.contains_key(needed) {
+                    return Err(bad(
+                        "audiences".into(),
+                        format!("[resource] needs the contract audience `{needed}` (the resource's, and one it must refuse)"),
+                    ));
+                }
+            }
         }
         if let Some(none) = &self.audience_none {
             if let Some(c) = &none.client {

@@ -89,6 +89,8 @@ pub struct ResolvedEndpoints {
     pub end_session: Option<String>,
     /// Where logins redeem their code: the `[upstream]` token endpoint, else `token`.
     pub login_token: Option<String>,
+    /// The protected resource of `[resource]` (its URL, placeholders filled).
+    pub resource: Option<String>,
 }
 
 /// A form value: plain, or a secret shown in evidence only by its label.
@@ -378,6 +380,7 @@ impl Target {
             authorization: pick(&ep.authorization, "authorization_endpoint")?,
             end_session: pick(&ep.end_session, "end_session_endpoint")?,
             login_token: None,
+            resource: profile.resource.as_ref().map(|r| fill(&r.url, l, &name)).transpose()?,
         };
         if let Some(up) = &profile.upstream {
             let up_issuer = up.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
@@ -1032,6 +1035,47 @@ impl Target {
             .clone()
             .ok_or(TargetError::NoEndpoint { target: self.profile.name.clone(), what: "jwks" })?;
         Ok(self.get("jwks", &url).await?.body)
+    }
+
+    /// A request to the protected resource of `[resource]` (RFC 6750 §2.1:
+    /// the token in the `Authorization` header, never the URL), or without
+    /// a token: `initialize` of MCP over streamable HTTP, or a GET. The
+    /// evidence names the token by `label`, never shows it.
+    pub async fn call_resource(&self, token: Option<(&Secret, &str)>) -> Result<Outcome, TargetError> {
+        let r = self.profile.resource.as_ref().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "protected resource ([resource])",
+        })?;
+        let url = self.endpoints.resource.clone().unwrap_or_default();
+        let begin = Instant::now();
+        let mut req = match r.protocol {
+            crate::profile::ResourceProtocol::Mcp => self
+                .http
+                .post(&url)
+                // Streamable HTTP: the client accepts both (MCP basic/transports).
+                .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+                .json(&serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "fourleg", "version": env!("CARGO_PKG_VERSION")}
+                    }
+                })),
+            crate::profile::ResourceProtocol::Http => self.http.get(&url),
+        };
+        let auth = match token {
+            Some((t, label)) => {
+                req = req.bearer_auth(t.expose());
+                format!("Bearer {label}")
+            }
+            None => "none".to_owned(),
+        };
+        let method = if r.protocol == crate::profile::ResourceProtocol::Mcp { "POST" } else { "GET" };
+        let resp = req.send().await.map_err(|source| self.transport(&url, source))?;
+        self.finish("protected resource", method, &url, auth, Vec::new(), resp, begin).await
     }
 
     /// Whether the target still answers (its token endpoint takes connections).

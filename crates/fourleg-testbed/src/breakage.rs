@@ -114,6 +114,12 @@ pub enum Breakage {
     JwksPublishesSymmetricKey,
     MetadataDocumentMissing,
     MetadataDocumentHtml,
+    ResourceChallengeBare,
+    ResourceRefusesWithoutChallenge,
+    ResourceAcceptsAnyAudience,
+    ResourceRefusesTokens403,
+    ResourceMetadataTrailingSlash,
+    ResourceMetadataWithoutAuthorizationServers,
 }
 
 impl Breakage {
@@ -145,7 +151,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 93] = [
+    pub const ALL: [Breakage; 99] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -239,6 +245,12 @@ impl Breakage {
         Breakage::JwksPublishesSymmetricKey,
         Breakage::MetadataDocumentMissing,
         Breakage::MetadataDocumentHtml,
+        Breakage::ResourceChallengeBare,
+        Breakage::ResourceRefusesWithoutChallenge,
+        Breakage::ResourceAcceptsAnyAudience,
+        Breakage::ResourceRefusesTokens403,
+        Breakage::ResourceMetadataTrailingSlash,
+        Breakage::ResourceMetadataWithoutAuthorizationServers,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -326,6 +338,12 @@ impl Breakage {
             Breakage::JwksLeaksPrivateKey => "The published JWK Set carries each signing key's private member `d` (agent profile: AGENT-JWKS-public-only).",
             Breakage::JwksPublishesSymmetricKey => "The published JWK Set also carries a symmetric `oct` key with its `k` (agent profile: AGENT-JWKS-public-only).",
             Breakage::MetadataDocumentMissing => "The well-known metadata URL answers 404; the profile names the token endpoint itself, so everything else can run (RFC 8414 §3: the document MUST be there).",
+            Breakage::ResourceChallengeBare => "The protected resource answers a request without a token 401 with a bare `Bearer` challenge: no `resource_metadata` (MCP authorization, RFC 9728 §5.1).",
+            Breakage::ResourceRefusesWithoutChallenge => "The protected resource refuses a request without a token with 403 and no `WWW-Authenticate` (RFC 6750 §3; MCP authorization: 401 with the metadata URL).",
+            Breakage::ResourceAcceptsAnyAudience => "The protected resource checks signature, issuer and expiry but not `aud`: any token of its authorization server is accepted (MCP authorization, RFC 8707 §2).",
+            Breakage::ResourceRefusesTokens403 => "The protected resource refuses an invalid token with 403 instead of 401 (MCP authorization: invalid tokens get 401).",
+            Breakage::ResourceMetadataTrailingSlash => "The protected resource metadata's `resource` has a trailing slash the resource's URL lacks (RFC 9728 §3.3: identical).",
+            Breakage::ResourceMetadataWithoutAuthorizationServers => "The protected resource metadata's `authorization_servers` is empty (MCP authorization: at least one).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",

@@ -226,6 +226,8 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/revoke", post(revoke))
         .route("/logout", post(logout))
         .route("/jwks", get(jwks))
+        .route("/resource/mcp", post(resource).get(resource))
+        .route("/.well-known/oauth-protected-resource/resource/mcp", get(resource_metadata))
         .route("/authorize", get(authorize))
         .route("/admin/clients/{client_id}/{action}", post(admin))
         .route("/foreign/.well-known/openid-configuration", get(foreign_metadata))
@@ -272,6 +274,88 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         doc["grant_types_supported"] = json!([GrantType::Password, GrantType::ClientCredentials]);
     }
     Json(doc).into_response()
+}
+
+/// The test bed's protected resource, in the contract's place of the MCP
+/// server: it accepts this issuer's tokens for the audience `mcp-server`
+/// (signature, `iss`, `exp`, `aud`; RFC 8707 §2, MCP authorization) and
+/// answers an MCP `initialize` (or a GET) with a small JSON-RPC result.
+async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    let metadata = format!("{}/.well-known/oauth-protected-resource/resource/mcp", s.issuer);
+    let challenge = |error: Option<&str>| {
+        let mut params: Vec<String> = Vec::new();
+        if let Some(e) = error {
+            params.push(format!("error=\"{e}\""));
+        }
+        if !s.is(Breakage::ResourceChallengeBare) {
+            params.push(format!("resource_metadata=\"{metadata}\""));
+        }
+        if params.is_empty() {
+            "Bearer".to_owned()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        }
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(token) = token else {
+        if s.is(Breakage::ResourceRefusesWithoutChallenge) {
+            return (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden"}))).into_response();
+        }
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge(None))]).into_response();
+    };
+    let refuse = |why: &str| {
+        let status =
+            if s.is(Breakage::ResourceRefusesTokens403) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        (
+            status,
+            [(header::WWW_AUTHENTICATE, challenge(Some("invalid_token")))],
+            Json(json!({"error": "invalid_token", "error_description": why})),
+        )
+            .into_response()
+    };
+    let claims = match s.keys.validate(token, &s.issuer, now(), None) {
+        Ok(c) => c,
+        Err(e) => return refuse(&format!("{e:?}")),
+    };
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == "mcp-server",
+        Value::Array(list) => list.iter().any(|a| a == "mcp-server"),
+        _ => false,
+    };
+    if !aud_ok && !s.is(Breakage::ResourceAcceptsAnyAudience) {
+        return refuse("the token was not issued for this resource (aud)");
+    }
+    Json(json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "serverInfo": {"name": "fourleg-testbed", "version": env!("CARGO_PKG_VERSION")}
+        }
+    }))
+    .into_response()
+}
+
+/// The protected resource's metadata (RFC 9728 §2, §3).
+async fn resource_metadata(State(s): State<Arc<Server>>) -> Response {
+    let mut resource = format!("{}/resource/mcp", s.issuer);
+    if s.is(Breakage::ResourceMetadataTrailingSlash) {
+        resource.push('/');
+    }
+    let servers =
+        if s.is(Breakage::ResourceMetadataWithoutAuthorizationServers) { json!([]) } else { json!([s.issuer]) };
+    Json(json!({
+        "resource": resource,
+        "authorization_servers": servers,
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": fixture::PERMISSIONS,
+    }))
+    .into_response()
 }
 
 async fn jwks(State(s): State<Arc<Server>>) -> Response {

@@ -176,6 +176,10 @@ fn expected(b: Breakage) -> Expect {
             pairs: &[
                 ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
                 ("stateless-window-after-logout", "AGENT-REVOKE-stateless-window"),
+                // Untestable: the token for the MCP server carries no aud, so
+                // the resource refuses it and the control does not hold.
+                ("other-audience-refused", "MCP-AUTHZ-audience"),
+                ("other-audience-refused", "MCP-AUTHZ-invalid-401"),
             ],
         },
         // Exchanged tokens keep earlier audiences; a login token without aud
@@ -187,6 +191,10 @@ fn expected(b: Breakage) -> Expect {
                 ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
                 ("replay-other-audience", "AGENT-ATTACK-replay-aud"),
                 ("replay-other-audience", "RFC6749-5.2-shape"),
+                // Untestable: the API's token also names the MCP server, so
+                // the resource would be right to accept it.
+                ("other-audience-refused", "MCP-AUTHZ-audience"),
+                ("other-audience-refused", "MCP-AUTHZ-invalid-401"),
             ],
         },
         // chain-act-kept-without-actor: untestable, its two-actor attempt
@@ -233,6 +241,15 @@ fn expected(b: Breakage) -> Expect {
         B::RefreshTokenByExchange | B::RefreshTokenWithEveryExchange => rules(&["AGENT-ATTACK-refresh-escalation"]),
         B::MetadataIssuerTrailingSlash => rules(&["RFC8414-3.3-issuer"]),
         B::JwksLeaksPrivateKey | B::JwksPublishesSymmetricKey => rules(&["AGENT-JWKS-public-only"]),
+        B::ResourceChallengeBare => rules(&["MCP-AUTHZ-challenge"]),
+        B::ResourceRefusesWithoutChallenge => rules(&["MCP-AUTHZ-challenge", "RFC6750-3-challenge"]),
+        // Served, the wrong-audience token has no refusal for the 401 rule to grade.
+        B::ResourceAcceptsAnyAudience => {
+            Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
+        }
+        B::ResourceRefusesTokens403 => rules(&["MCP-AUTHZ-invalid-401"]),
+        B::ResourceMetadataTrailingSlash => rules(&["RFC9728-3.3-resource"]),
+        B::ResourceMetadataWithoutAuthorizationServers => rules(&["MCP-AUTHZ-prm"]),
         // No document: the rule that asks for one fails; the checks of its
         // members (and, with discovery the only source of endpoints,
         // everything else) are untestable, never failed a second time.
