@@ -21,9 +21,18 @@ use fourleg_scenario::{Engine, Registry, Scenario, Status};
 use fourleg_target::{LabContext, Profile, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Every bundled target of `fixtures/targets/`: each is a lab service or a peer.
-const LAB_TARGETS: [&str; 7] =
-    ["keycloak", "keycloak-delegation", "broker", "spring-authorization-server", "idpyoidc", "hydra", "toolhive"];
+/// Every bundled target of `fixtures/targets/`: each is a lab service, a
+/// peer, or (`demo-mcp`) the demo MCP server this test serves itself.
+const LAB_TARGETS: [&str; 8] = [
+    "keycloak",
+    "keycloak-delegation",
+    "broker",
+    "spring-authorization-server",
+    "idpyoidc",
+    "hydra",
+    "toolhive",
+    "demo-mcp",
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -98,6 +107,8 @@ fn main() -> anyhow::Result<()> {
     let needs_lab = !args.list && names.iter().any(|n| wanted(n));
 
     let mut engines = Vec::new();
+    // The demo MCP server of the `demo-mcp` target, served for the whole run.
+    let mut demo: Option<fourleg_demo::Demo> = None;
     if needs_lab {
         if reuse.is_none() {
             eprintln!("starting the lab in {}", config.state_dir.display());
@@ -125,6 +136,19 @@ fn main() -> anyhow::Result<()> {
                 );
                 ctx.urls.insert(peer.clone(), rec.url);
                 ctx.versions.insert(peer, rec.version);
+            }
+            if profile.resource.as_ref().is_some_and(|r| r.url.contains("{lab.demo-mcp}")) && demo.is_none() {
+                let keycloak = ctx.urls.get("keycloak").cloned().unwrap_or_default();
+                let journal = config.state_path("demo/resource-journal.jsonl");
+                let d = rt.block_on(fourleg_demo::Demo::for_keycloak(
+                    &keycloak,
+                    fourleg_lab::provision::keycloak::REALM,
+                    &ctx.client_secrets,
+                    journal,
+                ))?;
+                ctx.urls.insert("demo-mcp".into(), d.mcp_url.clone());
+                ctx.versions.insert("demo-mcp".into(), env!("CARGO_PKG_VERSION").into());
+                demo = Some(d);
             }
             let target = rt.block_on(Target::connect(profile, Some(ctx.clone())))?;
             engines.push(Some(Arc::new(Engine::new(Arc::new(target), Arc::new(registry.clone())))));

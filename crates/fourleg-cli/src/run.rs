@@ -66,6 +66,18 @@ pub fn check_profile(config: &LabConfig, target: &str, suite: &[Scenario]) -> an
             x.scenario
         );
     }
+    for (i, area) in profile.areas.iter().enumerate() {
+        if !suite.iter().any(|s| &s.area == area) {
+            let mut known: Vec<&str> = suite.iter().map(|s| s.area.as_str()).collect();
+            known.sort_unstable();
+            known.dedup();
+            anyhow::bail!(
+                "target profile {}: field `areas[{i}]`: no area `{area}` in the suites (known: {})",
+                path.display(),
+                known.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 
@@ -155,18 +167,51 @@ pub async fn start_peer(config: &LabConfig, peer: &str) -> anyhow::Result<fourle
     Ok(p)
 }
 
+/// The lab URL (`{lab.demo-mcp}`) of the demo chain's MCP server, which
+/// `fourleg` serves itself for a profile whose `[resource]` names it.
+pub const DEMO_MCP: &str = "demo-mcp";
+
+/// The demo chains this process serves; they stop with it.
+static DEMOS: std::sync::Mutex<Vec<fourleg_demo::Demo>> = std::sync::Mutex::new(Vec::new());
+
+/// Serves the guided labs' demo chain (the MCP server on rmcp and the
+/// records API) in this process, in front of the lab's Keycloak as in Lab 1,
+/// on free ports, for as long as the process runs, and names its MCP
+/// endpoint `{lab.demo-mcp}` in `ctx`.
+async fn start_demo_resource(config: &LabConfig, ctx: &mut LabContext) -> anyhow::Result<()> {
+    let keycloak =
+        ctx.urls.get("keycloak").cloned().context("the lab's Keycloak does not run; `fourleg status` says why")?;
+    let demo = fourleg_demo::Demo::for_keycloak(
+        &keycloak,
+        fourleg_lab::provision::keycloak::REALM,
+        &ctx.client_secrets,
+        config.state_path("demo/resource-journal.jsonl"),
+    )
+    .await
+    .context("starting the demo MCP server for `[resource]`")?;
+    ctx.urls.insert(DEMO_MCP.into(), demo.mcp_url.clone());
+    ctx.versions.insert(DEMO_MCP.into(), env!("CARGO_PKG_VERSION").into());
+    DEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(demo);
+    Ok(())
+}
+
 /// Connects to a target by name or path, with the lab when it is a lab target.
 pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyhow::Result<(Arc<Target>, Vec<u8>)> {
     let path = fourleg_target::profile::resolve(target, &config.fixtures_dir.join("targets"))?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let profile = Profile::load(&path)?;
-    let lab = match &profile.lab {
+    let mut lab = match &profile.lab {
         Some(service) if fourleg_lab::peers::available(&config.fixtures_dir).contains(service) => {
             Some(peer_context(config, service, start_lab).await?)
         }
         Some(_) => Some(lab_context(config, start_lab).await?),
         None => None,
     };
+    if let (Some(ctx), Some(r)) = (lab.as_mut(), &profile.resource) {
+        if r.url.contains(&format!("{{lab.{DEMO_MCP}}}")) {
+            start_demo_resource(config, ctx).await?;
+        }
+    }
     let target = Target::connect(profile, lab).await?;
     Ok((Arc::new(target), bytes))
 }
@@ -259,11 +304,7 @@ impl Observer for Lines {
             };
             let most = if verbosity == Verbosity::Verbose { usize::MAX } else { 3 };
             for c in shown.iter().take(most) {
-                let grade = if c.kind == fourleg_scenario::result::RuleKind::Profile {
-                    "profile".to_owned()
-                } else {
-                    format!("RFC {}", c.level)
-                };
+                let grade = c.grade();
                 let status =
                     if verbosity == Verbosity::Verbose { format!("{} ", c.status.word()) } else { String::new() };
                 let _ = write!(line, "\n    {status}{} [{grade}]: {}", c.rule, c.message);

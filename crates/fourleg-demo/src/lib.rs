@@ -120,6 +120,8 @@ pub enum DemoError {
     Bind { component: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot read the login server's discovery document at {url}: {reason}")]
     Discovery { url: String, reason: String },
+    #[error("no secret for the demo's client {0} (run `fourleg up`)")]
+    Secret(String),
     #[error("cannot write the demo journal {path}: {source}")]
     Journal { path: PathBuf, source: std::io::Error },
 }
@@ -138,6 +140,43 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// The chain as a protected resource for the suite (`[resource]` of the
+    /// `demo-mcp` target): in front of a Keycloak realm as in Lab 1 (the
+    /// agent impersonates, nothing cached), every listener on a free port of
+    /// 127.0.0.1, the clients' secrets taken from `secrets` by contract name
+    /// (`agent`, `mcp-server`, `downstream-api`).
+    pub async fn for_keycloak(
+        keycloak: &str,
+        realm: &str,
+        secrets: &std::collections::BTreeMap<String, Secret>,
+        journal: PathBuf,
+    ) -> Result<Self, DemoError> {
+        let issuer = format!("{}/realms/{realm}", keycloak.trim_end_matches('/'));
+        let client = |name: &str| {
+            secrets
+                .get(name)
+                .cloned()
+                .map(|secret| ClientCreds { client_id: name.to_owned(), secret })
+                .ok_or_else(|| DemoError::Secret(name.to_owned()))
+        };
+        Self::start(DemoConfig {
+            login_issuer: issuer.clone(),
+            web_client_id: "lab-web".into(),
+            exchange_endpoint: format!("{issuer}/protocol/openid-connect/token"),
+            trust: vec![Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"))],
+            agent: client("agent")?,
+            mcp_server: client("mcp-server")?,
+            api: Some(client("downstream-api")?),
+            mcp_audience: "mcp-server".into(),
+            api_audience: "downstream-api".into(),
+            listen: Listen::from_base(0),
+            journal,
+            delegate: false,
+            cache_exchanges: false,
+        })
+        .await
+    }
+
     /// Binds the four listeners, reads the login server's discovery document
     /// (OpenID Connect Discovery 1.0 §4) and serves the chain.
     pub async fn start(config: DemoConfig) -> Result<Self, DemoError> {

@@ -99,7 +99,7 @@ pre { background: #fff; border: 1px solid var(--line); padding: 6px; overflow-x:
 <h2>Legend</h2>
 <ul class="legend">{{legend}}
 <li><span class="xf">expected</span> the target's profile lists this failure with a reason; <span class="xf">stale</span> listed but no longer failing</li>
-<li><span class="profile">profile</span> a rule of the agent delegation profile, not an RFC requirement. RFC rules are graded by their keyword: MUST → fail, SHOULD → warn, MAY → info.</li>
+<li><span class="profile">profile</span> a rule of the agent delegation profile, not an RFC requirement. RFC rules (and the MCP specification's, <code>MCP-…</code>, counted with them) are graded by their keyword: MUST → fail, SHOULD → warn, MAY → info.</li>
 </ul>
 </div>
 <aside id="evidence" class="empty">Click a cell to see its evidence: requests, responses, decoded claims, the act chain and timings.</aside>

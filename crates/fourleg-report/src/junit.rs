@@ -54,11 +54,7 @@ pub fn render(doc: &RunDocument) -> String {
             let detail = worst
                 .iter()
                 .map(|c| {
-                    let grade = if c.kind == fourleg_scenario::result::RuleKind::Profile {
-                        "profile".to_owned()
-                    } else {
-                        format!("RFC {}", c.level)
-                    };
+                    let grade = c.grade();
                     format!("{} [{grade}]: {}", c.rule, c.message)
                 })
                 .collect::<Vec<_>>()

@@ -109,7 +109,7 @@ pub fn render(doc: &RunDocument) -> String {
     let _ = writeln!(
         out,
         "- (expected): the target's profile lists this failure, with a reason; (stale xfail): listed but no longer failing.\n\
-         - RFC rules are graded by their keyword (MUST → fail, SHOULD → warn, MAY → info); profile rules (`AGENT-…`) are the agent delegation profile, not RFC requirements."
+         - RFC rules (and the MCP specification's, `MCP-…`, counted with them) are graded by their keyword (MUST → fail, SHOULD → warn, MAY → info); profile rules (`AGENT-…`) are the agent delegation profile, not RFC requirements."
     );
     out
 }

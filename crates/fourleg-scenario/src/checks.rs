@@ -1278,7 +1278,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
         "metadata_served" => match x.outcome {
             None => Untestable("no metadata fetched".into()),
             Some(o) => match metadata_document(Some(o)) {
-                Ok(doc) => Pass(format!("the well-known URL answers 200 with a JSON object of {} members", doc.len())),
+                Ok(doc) => Pass(format!("the metadata URL answers 200 with a JSON object of {} members", doc.len())),
                 Err(why) => Fail(why),
             },
         },

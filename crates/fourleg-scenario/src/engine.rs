@@ -213,7 +213,12 @@ impl Engine {
             duration_ms: 0,
         };
         let declared = s.probes_absent.iter().find(|f| contract.feature(f) == Some(true));
+        let judged = contract.judges_area(&s.area);
         let not_applicable = match (contract.missing_feature(&s.requires), declared) {
+            _ if !judged => Some((
+                format!("area `{}`", s.area),
+                format!("the profile judges only the areas {:?} (`areas`)", contract.areas()),
+            )),
             (Some((missing, why)), _) => Some((format!("requires `{missing}`"), why)),
             (None, Some(f)) => Some((
                 format!("probes `{f}` declared absent"),

@@ -80,7 +80,8 @@ pub struct CheckResult {
     pub step: Option<usize>,
 }
 
-/// Whether a rule comes from an RFC or from the agent delegation profile.
+/// Whether a rule comes from a published specification (an RFC, or the MCP
+/// specification: `Rfc`) or from the agent delegation profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
@@ -96,6 +97,19 @@ impl RuleKind {
             RuleKind::Profile
         } else {
             RuleKind::Rfc
+        }
+    }
+}
+
+impl CheckResult {
+    /// How the rule is graded, for people: `profile`, or its source and
+    /// keyword (`RFC MUST`, `MCP MUST` for the MCP specification's rules).
+    #[must_use]
+    pub fn grade(&self) -> String {
+        match self.kind {
+            RuleKind::Profile => "profile".to_owned(),
+            RuleKind::Rfc if self.rule.starts_with("MCP-") => format!("MCP {}", self.level),
+            RuleKind::Rfc => format!("RFC {}", self.level),
         }
     }
 }

@@ -307,6 +307,19 @@ impl<'a> Contract<'a> {
         self.profile.features.note(name)
     }
 
+    /// Whether the profile judges the scenarios of `area` (`areas`; every
+    /// area when it names none).
+    #[must_use]
+    pub fn judges_area(self, area: &str) -> bool {
+        self.profile.areas.is_empty() || self.profile.areas.iter().any(|a| a == area)
+    }
+
+    /// The areas the profile judges (`areas`), none meaning all.
+    #[must_use]
+    pub fn areas(self) -> &'a [String] {
+        &self.profile.areas
+    }
+
     /// The protected resource of `[resource]`, if any.
     #[must_use]
     pub fn resource(self) -> Option<&'a crate::profile::ProtectedResource> {

@@ -97,6 +97,13 @@ pub struct Profile {
     /// untrusted-issuer attack. Without it that attack is untestable.
     #[serde(default)]
     pub foreign_issuer: Option<ForeignIssuer>,
+    /// Only the scenarios of these areas (`suites/<area>/`) apply; the others
+    /// are not applicable. For a profile that judges something beside the
+    /// authorization server through its tokens (`["resource"]`: the
+    /// protected resource of `[resource]`), so a column of the matrix says
+    /// nothing twice. Empty (the default): every area.
+    #[serde(default)]
+    pub areas: Vec<String>,
     /// A protected resource (an MCP server, an API) that accepts this
     /// target's tokens: the `resource` scenarios judge it from outside, as a
     /// client would meet it. Without it they are not applicable.
