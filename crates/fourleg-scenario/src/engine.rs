@@ -518,6 +518,7 @@ impl Engine {
             Action::Wait(x) => self.wait(x, vars).await,
             Action::Accept(x) => self.accept(x, vars).await,
             Action::Metadata(x) if x.jwks => self.jwks_document().await,
+            Action::Metadata(x) if x.authorization_server => self.resource_authorization_server().await,
             Action::Metadata(x) if x.protected_resource => self.resource_metadata().await,
             Action::Metadata(_) => self.metadata().await,
             Action::Sleep(x) => self.sleep(x).await,
@@ -546,6 +547,45 @@ impl Engine {
         Ok(StepOut {
             summary: format!("protected resource with {with}: {}", o.status),
             http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `metadata` action with `authorization_server`: the RFC 8414
+    /// metadata of the first authorization server the protected resource's
+    /// metadata lists, as an MCP client finds it (RFC 9728 §2, RFC 8414 §3.1).
+    async fn resource_authorization_server(&self) -> Result<StepOut, Skip> {
+        let prm = self.resource_metadata().await?;
+        let listed = prm
+            .outcome
+            .as_ref()
+            .filter(|o| o.status == 200)
+            .and_then(|o| o.body.get("authorization_servers"))
+            .and_then(Value::as_array)
+            .and_then(|list| list.iter().find_map(Value::as_str))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Skip::Untestable(
+                    "the protected resource's metadata names no authorization server (resource/protected-resource-metadata grades it)"
+                        .into(),
+                )
+            })?;
+        let url =
+            fourleg_core::oauth::challenge::well_known_url(listed.trim_end_matches('/'), "oauth-authorization-server")
+                .ok_or_else(|| {
+                    Skip::Untestable(format!("the listed authorization server {listed:?} is not an absolute URL"))
+                })?;
+        let o = match self.target.get("authorization server metadata", &url).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let mut http = prm.http;
+        http.push(o.evidence.clone());
+        Ok(StepOut {
+            summary: format!("metadata of the listed authorization server {listed} at {url}: {}", o.status),
+            http,
+            issuer: Some(listed),
             outcome: Some(o),
             ..StepOut::default()
         })

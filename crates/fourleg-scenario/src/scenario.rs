@@ -747,6 +747,11 @@ pub struct MetadataStep {
     /// well-known URL made from its resource identifier (§3.1).
     #[serde(default)]
     pub protected_resource: bool,
+    /// Fetch the RFC 8414 metadata of the first authorization server the
+    /// protected resource's metadata lists (`authorization_servers`), at the
+    /// well-known URL made from it (§3.1): the walk an MCP client does.
+    #[serde(default)]
+    pub authorization_server: bool,
 }
 
 /// Calls the protected resource of the profile's `[resource]`, with a token

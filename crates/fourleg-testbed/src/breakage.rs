@@ -120,6 +120,8 @@ pub enum Breakage {
     ResourceRefusesTokens403,
     ResourceMetadataTrailingSlash,
     ResourceMetadataWithoutAuthorizationServers,
+    ResourceMetadataAuthorizationServerSlash,
+    AuthorizationServerMetadataOpenidOnly,
 }
 
 impl Breakage {
@@ -151,7 +153,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 99] = [
+    pub const ALL: [Breakage; 101] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -251,6 +253,8 @@ impl Breakage {
         Breakage::ResourceRefusesTokens403,
         Breakage::ResourceMetadataTrailingSlash,
         Breakage::ResourceMetadataWithoutAuthorizationServers,
+        Breakage::ResourceMetadataAuthorizationServerSlash,
+        Breakage::AuthorizationServerMetadataOpenidOnly,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -344,6 +348,8 @@ impl Breakage {
             Breakage::ResourceRefusesTokens403 => "The protected resource refuses an invalid token with 403 instead of 401 (MCP authorization: invalid tokens get 401).",
             Breakage::ResourceMetadataTrailingSlash => "The protected resource metadata's `resource` has a trailing slash the resource's URL lacks (RFC 9728 §3.3: identical).",
             Breakage::ResourceMetadataWithoutAuthorizationServers => "The protected resource metadata's `authorization_servers` is empty (MCP authorization: at least one).",
+            Breakage::ResourceMetadataAuthorizationServerSlash => "The protected resource metadata lists its authorization server with a trailing slash the server's issuer lacks (RFC 8414 §3.3: the issuer a client finds must be identical).",
+            Breakage::AuthorizationServerMetadataOpenidOnly => "The authorization server serves OpenID discovery only: no RFC 8414 document at /.well-known/oauth-authorization-server (MCP authorization: authorization servers MUST provide RFC 8414 metadata).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",

@@ -220,7 +220,7 @@ pub fn authenticate(s: &Server, headers: &HeaderMap, form: &Form, lenient: bool)
 pub fn router(s: Arc<Server>) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(metadata))
-        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/oauth-authorization-server", get(oauth_metadata))
         .route("/token", post(token))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
@@ -234,6 +234,15 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/foreign/token", post(foreign_token))
         .route("/foreign/jwks", get(foreign_jwks))
         .with_state(s)
+}
+
+/// RFC 8414 §3 metadata: the same document as OpenID discovery's, unless
+/// the variant serves OpenID discovery only.
+async fn oauth_metadata(state: State<Arc<Server>>) -> Response {
+    if state.is(Breakage::AuthorizationServerMetadataOpenidOnly) {
+        return (StatusCode::NOT_FOUND, "no such document").into_response();
+    }
+    metadata(state).await
 }
 
 /// Discovery (RFC 8414 §2, OpenID Connect Discovery 1.0 §3).
@@ -347,8 +356,13 @@ async fn resource_metadata(State(s): State<Arc<Server>>) -> Response {
     if s.is(Breakage::ResourceMetadataTrailingSlash) {
         resource.push('/');
     }
-    let servers =
-        if s.is(Breakage::ResourceMetadataWithoutAuthorizationServers) { json!([]) } else { json!([s.issuer]) };
+    let servers = if s.is(Breakage::ResourceMetadataWithoutAuthorizationServers) {
+        json!([])
+    } else if s.is(Breakage::ResourceMetadataAuthorizationServerSlash) {
+        json!([format!("{}/", s.issuer)])
+    } else {
+        json!([s.issuer])
+    };
     Json(json!({
         "resource": resource,
         "authorization_servers": servers,

@@ -249,13 +249,33 @@ fn expected(b: Breakage) -> Expect {
         }
         B::ResourceRefusesTokens403 => rules(&["MCP-AUTHZ-invalid-401"]),
         B::ResourceMetadataTrailingSlash => rules(&["RFC9728-3.3-resource"]),
-        B::ResourceMetadataWithoutAuthorizationServers => rules(&["MCP-AUTHZ-prm"]),
+        B::ResourceMetadataWithoutAuthorizationServers => Expect {
+            rules: &["MCP-AUTHZ-prm"],
+            // No authorization server listed: the walk to its metadata cannot start.
+            pairs: &[
+                ("authorization-server-discoverable", "MCP-AUTHZ-as-metadata"),
+                ("authorization-server-discoverable", "RFC8414-3.3-issuer"),
+            ],
+            untestable_except: Some(&["MCP-AUTHZ-prm"]),
+        },
+        B::ResourceMetadataAuthorizationServerSlash => {
+            pairs(&[("authorization-server-discoverable", "RFC8414-3.3-issuer")])
+        }
+        B::AuthorizationServerMetadataOpenidOnly => Expect {
+            rules: &["MCP-AUTHZ-as-metadata"],
+            pairs: &[],
+            untestable_except: Some(&["MCP-AUTHZ-as-metadata"]),
+        },
         // No document: the rule that asks for one fails; the checks of its
         // members (and, with discovery the only source of endpoints,
         // everything else) are untestable, never failed a second time.
-        B::MetadataDocumentMissing | B::MetadataDocumentHtml => {
-            Expect { rules: &["RFC8414-3-well-known"], pairs: &[], untestable_except: Some(&["RFC8414-3-well-known"]) }
-        }
+        // The server has no metadata at all: the RFC rule fails, and so does
+        // the MCP one, which the resource's walk to it grades.
+        B::MetadataDocumentMissing | B::MetadataDocumentHtml => Expect {
+            rules: &["RFC8414-3-well-known", "MCP-AUTHZ-as-metadata"],
+            pairs: &[],
+            untestable_except: Some(&["RFC8414-3-well-known", "MCP-AUTHZ-as-metadata"]),
+        },
         // Declared (its profile says exchange-refresh-tokens, see `profile_for`).
         B::ExchangedRefreshSurvivesRevocation => rules(&["AGENT-REVOKE-exchanged-refresh"]),
         B::DepthNotLimited | B::DepthLimitOffByOne | B::DepthLimitBelowDeclared => rules(&["AGENT-CHAIN-limit"]),
