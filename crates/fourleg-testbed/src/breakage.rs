@@ -122,6 +122,7 @@ pub enum Breakage {
     ResourceMetadataWithoutAuthorizationServers,
     ResourceMetadataAuthorizationServerSlash,
     AuthorizationServerMetadataOpenidOnly,
+    ResourceAcceptsNoAudience,
 }
 
 impl Breakage {
@@ -153,7 +154,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 101] = [
+    pub const ALL: [Breakage; 102] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -255,6 +256,7 @@ impl Breakage {
         Breakage::ResourceMetadataWithoutAuthorizationServers,
         Breakage::ResourceMetadataAuthorizationServerSlash,
         Breakage::AuthorizationServerMetadataOpenidOnly,
+        Breakage::ResourceAcceptsNoAudience,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -350,6 +352,7 @@ impl Breakage {
             Breakage::ResourceMetadataWithoutAuthorizationServers => "The protected resource metadata's `authorization_servers` is empty (MCP authorization: at least one).",
             Breakage::ResourceMetadataAuthorizationServerSlash => "The protected resource metadata lists its authorization server with a trailing slash the server's issuer lacks (RFC 8414 §3.3: the issuer a client finds must be identical).",
             Breakage::AuthorizationServerMetadataOpenidOnly => "The authorization server serves OpenID discovery only: no RFC 8414 document at /.well-known/oauth-authorization-server (MCP authorization: authorization servers MUST provide RFC 8414 metadata).",
+            Breakage::ResourceAcceptsNoAudience => "The protected resource checks `aud` only when the token carries one: a token with no audience is accepted (MCP authorization, RFC 8707 §2).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",

@@ -333,6 +333,8 @@ async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response 
     let aud_ok = match &claims["aud"] {
         Value::String(a) => a == "mcp-server",
         Value::Array(list) => list.iter().any(|a| a == "mcp-server"),
+        // The near miss: `aud` checked only when the token carries one.
+        Value::Null => s.is(Breakage::ResourceAcceptsNoAudience),
         _ => false,
     };
     if !aud_ok && !s.is(Breakage::ResourceAcceptsAnyAudience) {

@@ -243,8 +243,9 @@ fn expected(b: Breakage) -> Expect {
         B::JwksLeaksPrivateKey | B::JwksPublishesSymmetricKey => rules(&["AGENT-JWKS-public-only"]),
         B::ResourceChallengeBare => rules(&["MCP-AUTHZ-challenge"]),
         B::ResourceRefusesWithoutChallenge => rules(&["MCP-AUTHZ-challenge", "RFC6750-3-challenge"]),
-        // Served, the wrong-audience token has no refusal for the 401 rule to grade.
-        B::ResourceAcceptsAnyAudience => {
+        // Served, the wrong-audience (or audience-less) token has no refusal
+        // for the 401 rule to grade.
+        B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
         B::ResourceRefusesTokens403 => rules(&["MCP-AUTHZ-invalid-401"]),
