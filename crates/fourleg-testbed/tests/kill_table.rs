@@ -256,6 +256,7 @@ fn expected(b: Breakage) -> Expect {
             pairs: &[
                 ("authorization-server-discoverable", "MCP-AUTHZ-as-metadata"),
                 ("authorization-server-discoverable", "RFC8414-3.3-issuer"),
+                ("authorization-server-discoverable", "AGENT-METADATA-grant"),
             ],
             untestable_except: Some(&["MCP-AUTHZ-prm"]),
         },
