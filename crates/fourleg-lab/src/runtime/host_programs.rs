@@ -306,6 +306,24 @@ mod tests {
         assert!(!format!("{spec:?}").contains("pw\""), "{spec:?}");
     }
 
+    /// What `down` (the reaper) finds a program's container by: the lab's
+    /// labels, as on the services' containers, whether or not it was recorded.
+    #[test]
+    fn a_program_container_carries_the_labs_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lab")).unwrap();
+        let runtime = ContainersRuntime::new(LabConfig::new(dir.path().join("lab")));
+        let (name, labels) = runtime.program_identity("peer-hydra").unwrap();
+        let scope = runtime.lab_scope().unwrap();
+        assert_eq!(name, format!("fourleg-{}-peer-hydra", scope.id));
+        assert_eq!(labels.get(super::super::containers::LABEL_LAB), Some(&scope.dir));
+        assert_eq!(labels.get(super::super::containers::LABEL_LAB_ID), Some(&scope.id));
+        assert_eq!(labels.get(LABEL_SERVICE).map(String::as_str), Some("peer-hydra"));
+        // The same lab, the same scope: a second identity shares the id.
+        let (broker, _) = runtime.program_identity("broker").unwrap();
+        assert_eq!(broker, format!("fourleg-{}-broker", scope.id));
+    }
+
     #[test]
     fn images_of_programs_name_their_inputs() {
         let input = ImageInput::Peer {
@@ -316,6 +334,5 @@ mod tests {
         };
         assert_eq!(input.args(), ["peer", "python", "idpyoidc", "5.0.0", "/c"].map(OsString::from));
         assert_eq!(input.label(), "idpyoidc");
-        let _ = LabConfig::new(PathBuf::from("/tmp/x"));
     }
 }
