@@ -120,15 +120,22 @@ pub fn check(config: &LabConfig) -> Result<()> {
     binary(config).map(|_| ())
 }
 
-/// Writes the configuration and starts `fourleg broker` detached.
-pub fn start(config: &LabConfig, plan: &BrokerPlan, creds: &Credentials, progress: &dyn Progress) -> Result<Started> {
-    let bin = binary(config)?;
+/// Writes `broker.toml` for `plan` (owner-only, in an owner-only
+/// directory) and returns its path.
+fn write_config(config: &LabConfig, plan: &BrokerPlan) -> Result<PathBuf> {
     let fixture = BaoFixture::load(&config.fixtures_dir)?;
     let path = config_path(config);
     if let Some(dir) = path.parent() {
         fsutil::private_dir(dir)?;
     }
     fsutil::write_private(&path, render_config(config, plan, &fixture).as_bytes())?;
+    Ok(path)
+}
+
+/// Writes the configuration and starts `fourleg broker` detached.
+pub fn start(config: &LabConfig, plan: &BrokerPlan, creds: &Credentials, progress: &dyn Progress) -> Result<Started> {
+    let bin = binary(config)?;
+    let path = write_config(config, plan)?;
     progress.step(Service::Broker, &format!("starting on {LOOPBACK}:{}", plan.port));
     let mut cmd = Command::new(&bin);
     cmd.arg("broker")
@@ -159,12 +166,7 @@ pub async fn start_container(
     use crate::state::Handle;
 
     let bin = binary(config)?;
-    let fixture = BaoFixture::load(&config.fixtures_dir)?;
-    let path = config_path(config);
-    if let Some(dir) = path.parent() {
-        fsutil::private_dir(dir)?;
-    }
-    fsutil::write_private(&path, render_config(config, plan, &fixture).as_bytes())?;
+    let path = write_config(config, plan)?;
     let runtime = ContainersRuntime::new(config.clone());
     progress.step(Service::Broker, "building its image from this binary (once per binary)");
     let version = env!("CARGO_PKG_VERSION").to_owned();

@@ -532,12 +532,12 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
     let port = crate::lab::free_port()?;
     let state = config.state_path("peers").join(name);
     fsutil::private_dir(&state)?;
-    let mut env: Vec<(String, String)> = Vec::new();
+    let mut env: Vec<(String, fourleg_core::Secret)> = Vec::new();
     for (client, secret) in &creds.clients {
-        env.push((env_name("FOURLEG_SECRET_", client), secret.expose().to_owned()));
+        env.push((env_name("FOURLEG_SECRET_", client), secret.clone()));
     }
     for (user, password) in &creds.users {
-        env.push((env_name("FOURLEG_PASSWORD_", user), password.expose().to_owned()));
+        env.push((env_name("FOURLEG_PASSWORD_", user), password.clone()));
     }
     let log = logs.join(format!("peer-{name}.log"));
     let in_containers = matches!(
@@ -560,7 +560,7 @@ pub async fn up(config: &LabConfig, name: &str) -> Result<PeerRecord> {
         for (k, v) in &spec.run.env {
             cmd.env(k, paths.fill(v));
         }
-        cmd.envs(env);
+        cmd.envs(env.iter().map(|(k, v)| (k, v.expose())));
         let (child, handle) = process::spawn(&mut cmd, &log, None)?;
         (handle, Some(child))
     };
@@ -688,7 +688,7 @@ async fn start_container(
     installed: &Installed,
     port: u16,
     state: &Path,
-    env: Vec<(String, String)>,
+    env: Vec<(String, fourleg_core::Secret)>,
     log: &Path,
 ) -> Result<(Handle, Option<std::process::Child>)> {
     use crate::runtime::containers::{ContainersRuntime, EnvValue};
@@ -728,7 +728,7 @@ async fn start_container(
         spec.run.env.iter().map(|(k, v)| (k.clone(), EnvValue::Plain(paths.fill(v)))).collect();
     // Any user may run it: HOME must be somewhere it can write.
     all_env.push(("HOME".into(), EnvValue::Plain("/tmp".into())));
-    all_env.extend(env.into_iter().map(|(k, v)| (k, EnvValue::Secret(fourleg_core::Secret::new(v)))));
+    all_env.extend(env.into_iter().map(|(k, v)| (k, EnvValue::Secret(v))));
     let (name, labels) = runtime.program_identity(&format!("peer-{}", spec.name))?;
     let program = ProgramSpec {
         name,
@@ -751,7 +751,7 @@ async fn start_container(
     _installed: &Installed,
     _port: u16,
     _state: &Path,
-    _env: Vec<(String, String)>,
+    _env: Vec<(String, fourleg_core::Secret)>,
     _log: &Path,
 ) -> Result<(Handle, Option<std::process::Child>)> {
     Err(LabError::Config(format!(

@@ -251,33 +251,9 @@ impl ContainersRuntime {
             .map_err(|e| LabError::Containers(format!("fetching the image artifacts: {e}")))??
         };
         progress.step(Service::Keycloak, &format!("building the lab images, once ({})", script.display()));
-        let engine = self.engine();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("bash")
-                .arg(&script)
-                .env("FOURLEG_CACHE", &cache)
-                .env("KEYCLOAK_DIST_TARBALL", &tarball)
-                .env("BAO_BINARY", &bao)
-                .env("DOCKER_HOST", &engine)
-                .stdin(std::process::Stdio::null())
-                .output()
-        })
-        .await
-        .map_err(|e| LabError::Containers(format!("building the lab images: {e}")))?
-        .map_err(|e| LabError::io("running docker/build-images.sh", e))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if let Some(dir) = log.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = std::fs::write(&log, stderr.as_bytes());
-        if !out.status.success() {
-            return Err(LabError::Containers(format!(
-                "building the lab images failed ({}):\n{}",
-                out.status,
-                stderr.trim_end()
-            )));
-        }
-        LabImages::parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
+        let env = vec![("KEYCLOAK_DIST_TARBALL", tarball.into_os_string()), ("BAO_BINARY", bao.into_os_string())];
+        let stdout = self.run_build_script(Vec::new(), env, "the lab images", &log).await?;
+        LabImages::parse(&stdout).ok_or_else(|| {
             LabError::Containers(format!(
                 "docker/build-images.sh named no image for every service; see {}",
                 log.display()
@@ -285,14 +261,46 @@ impl ContainersRuntime {
         })
     }
 
+    /// Runs `docker/build-images.sh` with `args` and `env` (besides the
+    /// cache and the engine), its progress (stderr) going to `log`; returns
+    /// its stdout, the `name=<image:tag>` lines. `what` names the images in
+    /// errors.
+    pub(crate) async fn run_build_script(
+        &self,
+        args: Vec<std::ffi::OsString>,
+        env: Vec<(&'static str, std::ffi::OsString)>,
+        what: &str,
+        log: &Path,
+    ) -> Result<String> {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(self.build_script())
+            .args(args)
+            .envs(env)
+            .env("FOURLEG_CACHE", &self.config.cache_dir)
+            .env("DOCKER_HOST", self.engine())
+            .stdin(std::process::Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .map_err(|e| LabError::Containers(format!("building {what}: {e}")))?
+            .map_err(|e| LabError::io("running docker/build-images.sh", e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(log, stderr.as_bytes());
+        if !out.status.success() {
+            return Err(LabError::Containers(format!(
+                "building {what} failed ({}):\n{}",
+                out.status,
+                stderr.trim_end()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// The lab's configuration.
     pub(crate) fn config(&self) -> &LabConfig {
         &self.config
-    }
-
-    /// The engine's address (for the build script's `DOCKER_HOST`).
-    pub(crate) fn engine_address(&self) -> String {
-        self.engine()
     }
 
     /// A client of an engine that answered (see `docker_answering`).

@@ -176,34 +176,14 @@ impl ContainersRuntime {
                 script.display()
             )));
         }
-        let mut cmd = std::process::Command::new("bash");
-        cmd.arg(&script)
-            .args(input.args())
-            .env("FOURLEG_CACHE", &self.config().cache_dir)
-            .env("DOCKER_HOST", self.engine_address())
-            .stdin(std::process::Stdio::null());
+        let mut env = Vec::new();
         if matches!(self.config().images, ImageSource::Pull) {
             let (image, tag) = pins::images::DEBIAN;
-            cmd.env("FOURLEG_BASE_IMAGE", format!("{image}:{tag}"));
+            env.push(("FOURLEG_BASE_IMAGE", format!("{image}:{tag}").into()));
         }
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .map_err(|e| LabError::Containers(format!("building an image: {e}")))?
-            .map_err(|e| LabError::io("running docker/build-images.sh", e))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if let Some(dir) = log.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = std::fs::write(log, stderr.as_bytes());
-        if !out.status.success() {
-            return Err(LabError::Containers(format!(
-                "building the image of {} failed ({}):\n{}",
-                input.label(),
-                out.status,
-                stderr.trim_end()
-            )));
-        }
-        parse_image(&String::from_utf8_lossy(&out.stdout), input.label()).ok_or_else(|| {
+        let what = format!("the image of {}", input.label());
+        let stdout = self.run_build_script(input.args(), env, &what, log).await?;
+        parse_image(&stdout, input.label()).ok_or_else(|| {
             LabError::Containers(format!(
                 "docker/build-images.sh named no image for {}; see {}",
                 input.label(),
