@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub mod challenge;
+pub mod dpop;
 
 /// The registered strings, for the places that need a `&'static str` constant.
 pub mod uri {
@@ -146,6 +147,8 @@ vocabulary! {
         UnsupportedResponseType => "unsupported_response_type",
         /// RFC 6749 §4.1.2.1.
         AccessDenied => "access_denied",
+        /// RFC 9449 §5: the DPoP proof of a token request is invalid.
+        InvalidDpopProof => "invalid_dpop_proof",
     }
 }
 
