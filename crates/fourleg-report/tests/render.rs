@@ -41,6 +41,7 @@ fn evidence() -> HttpEvidence {
         headers: BTreeMap::from([("cache-control".into(), "no-store".into())]),
         body: red,
         tokens,
+        dpop: None,
         elapsed_ms: 12,
     }
 }

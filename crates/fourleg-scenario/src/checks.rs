@@ -55,6 +55,10 @@ pub struct Input<'a> {
     /// On a protected-resource metadata step: the resource identifier the
     /// document must name (RFC 9728 §3.3).
     pub resource: Option<&'a str>,
+    /// On a step whose request carried a DPoP proof: the JWK SHA-256
+    /// thumbprint of the proof's key (RFC 9449 §6.1), which a token bound to
+    /// it names in `cnf.jkt`.
+    pub proof_key: Option<&'a str>,
 }
 
 /// What a check concluded.
@@ -140,7 +144,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 49] = [
+pub const TABLE: [CheckSpec; 53] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -435,7 +439,68 @@ pub const TABLE: [CheckSpec; 49] = [
         args_doc: "",
         passes: "`grant_types_supported` lists token exchange",
     },
+    CheckSpec {
+        name: "dpop_token_type",
+        args: &[],
+        args_doc: "",
+        passes: "an issued access token bound to a key (`cnf.jkt`) comes with `token_type` DPoP (RFC 9449 §5); not-applicable when the token is not bound",
+    },
+    CheckSpec {
+        name: "dpop_jkt",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (optional: the subject token, named when it was bound)",
+        passes: "a token the response calls DPoP, or that carries `cnf.jkt`, is bound to the request's proof key: `cnf.jkt` is its RFC 7638 thumbprint (RFC 9449 §5, §6.1); not-applicable for a bearer token",
+    },
+    CheckSpec {
+        name: "dpop_bound",
+        args: &[],
+        args_doc: "",
+        passes: "a request with a valid DPoP proof gets a DPoP-bound token (`token_type` DPoP or `cnf.jkt`), not a bearer token, nor a refusal (scenarios make sure the same request succeeds without a proof)",
+    },
+    CheckSpec {
+        name: "dpop_not_laundered",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (the DPoP-bound subject token)",
+        passes: "exchanging a DPoP-bound subject token does not yield a bearer token: refused, or the issued token is still bound; the message says which (refused, kept, rebound)",
+    },
 ];
+
+/// The DPoP binding of a token response (RFC 9449 §5, §6.1): its
+/// `token_type`, and the `cnf.jkt` of its access token when it is a JWT.
+struct Binding {
+    token_type: String,
+    dpop: bool,
+    jkt: Option<String>,
+}
+
+impl Binding {
+    fn of(o: &Outcome, claims: &Value) -> Self {
+        let token_type = o.body.get("token_type").and_then(Value::as_str).unwrap_or("").to_owned();
+        Binding {
+            dpop: token_type.eq_ignore_ascii_case("dpop"),
+            token_type,
+            jkt: claims.pointer("/cnf/jkt").and_then(Value::as_str).map(str::to_owned),
+        }
+    }
+
+    fn bound(&self) -> bool {
+        self.dpop || self.jkt.is_some()
+    }
+}
+
+/// The issued token's binding for a DPoP check, or why it cannot be read.
+fn binding(x: &Input<'_>) -> Result<Binding, Verdict> {
+    match (x.outcome, x.claims) {
+        (None, _) => Err(Verdict::Untestable("no response".into())),
+        (Some(o), _) if !o.is_success() || !o.body["access_token"].is_string() => {
+            Err(Verdict::Untestable(format!("no token issued: {}", describe_error(o))))
+        }
+        (Some(_), None) => Err(Verdict::Untestable(
+            "the access token is not a JWT: its binding cannot be read from it (RFC 9449 §6.1)".into(),
+        )),
+        (Some(o), Some(c)) => Ok(Binding::of(o, c)),
+    }
+}
 
 /// The names of every named check, in table order.
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -1247,6 +1312,117 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Some(o) if o.status >= 500 => Untestable(format!("answered {}: neither served nor refused", o.status)),
             Some(o) => Pass(format!("refused: {}", o.status)),
         },
+        // RFC 9449 §5: a bound token is announced as DPoP.
+        "dpop_token_type" => match binding(x) {
+            Err(v) => v,
+            Ok(b) => match &b.jkt {
+                None => NotApplicable(format!("the issued token is not bound (no cnf.jkt), token_type {:?}", b.token_type)),
+                Some(j) if b.dpop => Pass(format!("bound (cnf.jkt {j}) and announced as token_type {}", b.token_type)),
+                Some(j) => Fail(format!(
+                    "the token is bound (cnf.jkt {j}) and the response says token_type {:?}: the client is told it holds a bearer token",
+                    b.token_type
+                )),
+            },
+        },
+        // RFC 9449 §5: the token is bound to the proof's key; §6.1: a JWT
+        // names it in cnf.jkt, its RFC 7638 thumbprint.
+        "dpop_jkt" => match (x.proof_key, binding(x)) {
+            (None, _) => Untestable("the request carried no DPoP proof".into()),
+            (_, Err(v)) => v,
+            (Some(_), Ok(b)) if !b.bound() => NotApplicable(format!(
+                "not bound: a bearer token (token_type {:?}, no cnf.jkt), which RFC 9449 §5 allows",
+                b.token_type
+            )),
+            (Some(want), Ok(b)) => match &b.jkt {
+                Some(j) if j == want => {
+                    let moved = x
+                        .than
+                        .and_then(|t| t.pointer("/cnf/jkt"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|sj| sj != j);
+                    Pass(format!(
+                        "cnf.jkt {j} is the thumbprint of the proof's key{}",
+                        if moved { " (rebound from the subject token's key)" } else { "" }
+                    ))
+                }
+                None => Fail(format!(
+                    "the response says token_type {}, and the token carries no cnf.jkt: the binding was dropped",
+                    b.token_type
+                )),
+                Some(j) => {
+                    let kept = x.than.and_then(|t| t.pointer("/cnf/jkt")).and_then(Value::as_str) == Some(j.as_str());
+                    Fail(format!(
+                        "cnf.jkt {j} is not the thumbprint of the proof's key ({want}){}",
+                        if kept { ": it is the subject token's key, kept instead of the requester's" } else { "" }
+                    ))
+                }
+            },
+        },
+        "dpop_bound" => match (x.proof_key, x.outcome) {
+            (None, _) => Untestable("the request carried no DPoP proof".into()),
+            (_, None) => Untestable("no response".into()),
+            (Some(_), Some(o)) if is_refused(o) => {
+                Fail(format!("the exchange with a valid DPoP proof was refused: {}", describe_error(o)))
+            }
+            (Some(_), Some(o)) if !o.is_success() || !o.body["access_token"].is_string() => {
+                Untestable(format!("no token issued: {}", describe_error(o)))
+            }
+            (Some(_), Some(o)) => {
+                let b = x.claims.map_or_else(
+                    || Binding {
+                        dpop: o.body["token_type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("dpop")),
+                        token_type: o.body["token_type"].as_str().unwrap_or("").to_owned(),
+                        jkt: None,
+                    },
+                    |c| Binding::of(o, c),
+                );
+                if b.bound() {
+                    Pass(format!(
+                        "DPoP-bound: token_type {}{}",
+                        b.token_type,
+                        b.jkt.map(|j| format!(", cnf.jkt {j}")).unwrap_or_default()
+                    ))
+                } else {
+                    Fail(format!(
+                        "a bearer token (token_type {:?}, no cnf.jkt) for a request with a valid DPoP proof: the binding was stripped",
+                        b.token_type
+                    ))
+                }
+            }
+        },
+        // Agent profile: a bound subject token's constraint survives the
+        // exchange; what became of it is said either way.
+        "dpop_not_laundered" => {
+            let subject_jkt = x.than.and_then(|t| t.pointer("/cnf/jkt")).and_then(Value::as_str);
+            match (subject_jkt, x.outcome) {
+                (None, _) => Untestable("the subject token is not DPoP-bound (no cnf.jkt)".into()),
+                (_, None) => Untestable("no response".into()),
+                (Some(_), Some(o)) if is_refused(o) => Pass(format!("refused: {}", describe_error(o))),
+                (Some(sj), Some(o)) if o.is_success() && o.body["access_token"].is_string() => {
+                    match x.claims.map(|c| Binding::of(o, c)) {
+                        None if o.body["token_type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("dpop")) => {
+                            Pass("accepted; the issued token is opaque and announced as DPoP".into())
+                        }
+                        None => Fail(format!(
+                            "accepted; the issued opaque token is announced as {:?}, not DPoP: the binding was stripped",
+                            o.body["token_type"].as_str().unwrap_or("")
+                        )),
+                        Some(b) if !b.bound() => Fail(format!(
+                            "the exchange of a token bound to {sj} was accepted and issued a bearer token (token_type {:?}, no cnf.jkt): the binding was stripped",
+                            b.token_type
+                        )),
+                        Some(Binding { jkt: Some(j), .. }) if j == sj => {
+                            Pass("accepted; the issued token stays bound to the subject token's key (kept)".into())
+                        }
+                        Some(Binding { jkt: Some(j), .. }) if Some(j.as_str()) == x.proof_key => {
+                            Pass("accepted; the issued token is bound to the requester's proof key (rebound)".into())
+                        }
+                        Some(b) => Pass(format!("accepted; the issued token is DPoP-bound (cnf.jkt {:?})", b.jkt)),
+                    }
+                }
+                (Some(_), Some(o)) => Untestable(format!("answered {}: neither a token nor a refusal", describe_error(o))),
+            }
+        }
         "resource_refused_401" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) if o.is_success() => Untestable(format!("served ({}): no refusal to check", o.status)),
@@ -1433,6 +1609,7 @@ mod tests {
                 revoked_access_token: None,
                 issuer: None,
                 resource: None,
+                proof_key: None,
             },
         )
         .0
@@ -1538,6 +1715,7 @@ mod tests {
                     revoked_access_token: None,
                     issuer: None,
                     resource: None,
+                    proof_key: None,
                 },
             )
             .0
@@ -1582,6 +1760,7 @@ mod tests {
                 headers,
                 body,
                 tokens: BTreeMap::new(),
+                dpop: None,
                 elapsed_ms: 0,
             },
         }
@@ -1614,6 +1793,7 @@ mod tests {
                 revoked_access_token,
                 issuer: None,
                 resource: None,
+                proof_key: None,
             },
         )
         .0
@@ -1645,6 +1825,7 @@ mod tests {
                 revoked_access_token: None,
                 issuer,
                 resource: issuer,
+                proof_key: None,
             },
         )
         .0
@@ -2023,6 +2204,7 @@ mod tests {
                     revoked_access_token: None,
                     issuer: None,
                     resource: None,
+                    proof_key: None,
                 },
             )
         };
@@ -2030,5 +2212,87 @@ mod tests {
         assert!((go(&w(true, 10)).1.unwrap().value - 10.0).abs() < f64::EPSILON);
         assert!(matches!(go(&w(true, 2000)).0, Verdict::Fail(_)));
         assert!(matches!(go(&w(false, 5000)).0, Verdict::Fail(_)));
+    }
+
+    /// RFC 9449 §5, §6.1 and the agent profile's DPoP rules, on every way a
+    /// server can bind, drop, keep or move a binding.
+    #[test]
+    fn dpop_checks_tell_bound_dropped_kept_and_moved_apart() {
+        let p = profile();
+        let ids = ids();
+        let none = BTreeMap::new();
+        let than_args: BTreeMap<String, toml::Value> = BTreeMap::from([("than".into(), toml::Value::from("user"))]);
+        let proof = "PROOFKEY";
+        let subject = json!({"sub": "alice", "cnf": {"jkt": "SUBJECTKEY"}});
+        let run_on = |name: &str,
+                      status: u16,
+                      token_type: &str,
+                      jkt: Option<&str>,
+                      proof_key: Option<&str>,
+                      than: Option<&Value>| {
+            let body = if status == 200 {
+                json!({"access_token": "a.b.c", "token_type": token_type})
+            } else {
+                json!({"error": "invalid_dpop_proof"})
+            };
+            let o = outcome(status, body, &[], "none");
+            let claims = jkt.map_or_else(|| json!({"sub": "alice"}), |j| json!({"sub": "alice", "cnf": {"jkt": j}}));
+            let claims = (status == 200).then_some(claims);
+            run(
+                name,
+                &Input {
+                    outcome: Some(&o),
+                    claims: claims.as_ref(),
+                    than,
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: if than.is_some() { &than_args } else { &none },
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer: None,
+                    resource: None,
+                    proof_key,
+                },
+            )
+            .0
+        };
+        let pk = Some(proof);
+        // token_type: bound tokens are announced as DPoP, case-insensitively.
+        assert!(matches!(run_on("dpop_token_type", 200, "DPoP", pk, pk, None), Verdict::Pass(_)));
+        assert!(matches!(run_on("dpop_token_type", 200, "dpop", pk, pk, None), Verdict::Pass(_)));
+        assert!(matches!(run_on("dpop_token_type", 200, "Bearer", pk, pk, None), Verdict::Fail(_)));
+        assert!(matches!(run_on("dpop_token_type", 200, "Bearer", None, pk, None), Verdict::NotApplicable(_)));
+        assert!(matches!(run_on("dpop_token_type", 400, "", None, pk, None), Verdict::Untestable(_)));
+        // jkt: the proof's key, not dropped, not another.
+        assert!(matches!(run_on("dpop_jkt", 200, "DPoP", pk, pk, None), Verdict::Pass(_)));
+        assert!(matches!(run_on("dpop_jkt", 200, "DPoP", None, pk, None), Verdict::Fail(m) if m.contains("dropped")));
+        assert!(matches!(run_on("dpop_jkt", 200, "DPoP", Some("OTHER"), pk, None), Verdict::Fail(_)));
+        assert!(matches!(
+            run_on("dpop_jkt", 200, "DPoP", Some("SUBJECTKEY"), pk, Some(&subject)),
+            Verdict::Fail(m) if m.contains("kept")
+        ));
+        assert!(
+            matches!(run_on("dpop_jkt", 200, "DPoP", pk, pk, Some(&subject)), Verdict::Pass(m) if m.contains("rebound"))
+        );
+        assert!(matches!(run_on("dpop_jkt", 200, "Bearer", None, pk, None), Verdict::NotApplicable(_)));
+        assert!(matches!(run_on("dpop_jkt", 200, "DPoP", pk, None, None), Verdict::Untestable(_)));
+        // bound (profile): a bearer token, or a refusal, for a valid proof fails.
+        assert!(matches!(run_on("dpop_bound", 200, "DPoP", pk, pk, None), Verdict::Pass(_)));
+        assert!(
+            matches!(run_on("dpop_bound", 200, "Bearer", None, pk, None), Verdict::Fail(m) if m.contains("stripped"))
+        );
+        assert!(matches!(run_on("dpop_bound", 400, "", None, pk, None), Verdict::Fail(m) if m.contains("refused")));
+        assert!(matches!(run_on("dpop_bound", 200, "DPoP", pk, None, None), Verdict::Untestable(_)));
+        // not laundered: refused, kept and rebound pass; a bearer token fails.
+        let nl = |status, tt, jkt, key| run_on("dpop_not_laundered", status, tt, jkt, key, Some(&subject));
+        assert!(matches!(nl(400, "", None, None), Verdict::Pass(m) if m.contains("refused")));
+        assert!(matches!(nl(200, "DPoP", Some("SUBJECTKEY"), None), Verdict::Pass(m) if m.contains("kept")));
+        assert!(matches!(nl(200, "DPoP", pk, pk), Verdict::Pass(m) if m.contains("rebound")));
+        assert!(matches!(nl(200, "Bearer", None, None), Verdict::Fail(m) if m.contains("stripped")));
+        assert!(matches!(
+            run_on("dpop_not_laundered", 200, "Bearer", None, None, Some(&json!({"sub": "alice"}))),
+            Verdict::Untestable(_)
+        ));
     }
 }

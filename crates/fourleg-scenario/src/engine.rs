@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fourleg_core::oauth::ErrorCode;
+use fourleg_core::oauth::{dpop, ErrorCode};
 use fourleg_core::{jose, jwt, Secret};
 use fourleg_target::{
     token_type, ClientAuthMode, Contract, FormValue, Gap, Outcome, Recipe, Target, TargetError, TokenFacts,
@@ -82,6 +82,34 @@ struct StepOut {
     /// The step could not do what its checks need (a relay chain stopped
     /// short): every check and precondition is untestable, with this reason.
     unmade: Option<String>,
+    /// The DPoP proof the step's request carried (RFC 9449 §4), and the
+    /// thumbprint of the key it proves: what a bound token must name.
+    proof: Option<dpop::Proof>,
+    proof_key: Option<String>,
+}
+
+/// The DPoP keys of one scenario run, by name, made at first use, and the
+/// proofs its steps sent, by the variable the step saved (for replays).
+#[derive(Debug, Default)]
+struct ProofKeys {
+    keys: std::sync::Mutex<HashMap<String, Arc<dpop::ProofKey>>>,
+    sent: std::sync::Mutex<HashMap<String, (String, dpop::Proof)>>,
+}
+
+impl ProofKeys {
+    fn key(&self, name: &str) -> Arc<dpop::ProofKey> {
+        let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(keys.entry(name.to_owned()).or_insert_with(|| Arc::new(dpop::ProofKey::generate())))
+    }
+
+    fn remember(&self, var: &str, key: &str, proof: dpop::Proof) {
+        let mut sent = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sent.insert(var.to_owned(), (key.to_owned(), proof));
+    }
+
+    fn sent_by(&self, var: &str) -> Option<(String, dpop::Proof)> {
+        self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(var).cloned()
+    }
 }
 
 impl StepOut {
@@ -247,6 +275,7 @@ impl Engine {
         let grader = Grader { registry: &self.registry, contract, identities: &self.prelude().await.identities };
 
         let mut vars: HashMap<String, Var> = HashMap::new();
+        let keys = ProofKeys::default();
         // A step that should change the target's state and did not run (a
         // hook that failed, a revocation or logout without its token) changes
         // what every later step means (a client that should be disabled is
@@ -271,7 +300,7 @@ impl Engine {
             };
             let out = match missing {
                 Some(why) => Err(Skip::Untestable(why)),
-                None => self.step(step, &vars).await,
+                None => self.step(step, &vars, &keys).await,
             };
             match out {
                 Ok(out) => {
@@ -506,10 +535,18 @@ impl Engine {
     }
 
     /// Runs a step's action: one handler per kind of action.
-    async fn step(&self, step: &Step, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+    async fn step(&self, step: &Step, vars: &HashMap<String, Var>, keys: &ProofKeys) -> Result<StepOut, Skip> {
+        let out = self.act(step, vars, keys).await?;
+        if let (Some(save), Some(p), Some(key)) = (&step.save, &out.proof, step.proof_key()) {
+            keys.remember(save, key, p.clone());
+        }
+        Ok(out)
+    }
+
+    async fn act(&self, step: &Step, vars: &HashMap<String, Var>, keys: &ProofKeys) -> Result<StepOut, Skip> {
         match &step.action {
-            Action::Token(x) => self.token(x).await,
-            Action::Exchange(x) => self.exchange(x, vars).await,
+            Action::Token(x) => self.token(x, keys).await,
+            Action::Exchange(x) => self.exchange(x, vars, keys).await,
             Action::Introspect(x) => self.introspect(x, vars).await,
             Action::Revoke(x) => self.revoke(x, vars).await,
             Action::Logout(x) => self.logout(x, vars).await,
@@ -695,8 +732,9 @@ impl Engine {
                 audience_also: None,
                 foreign: false,
                 no_audience: false,
+                dpop: None,
             };
-            let actor = self.token(&actor_step).await?;
+            let actor = self.token(&actor_step, &ProofKeys::default()).await?;
             http.extend(actor.http);
             let Some(var @ Var::Http { .. }) = actor.var else {
                 let why = format!("the relay chain stopped before {depth} actors: no actor token for `{client}`");
@@ -711,7 +749,7 @@ impl Engine {
                 scope: x.scope.clone(),
                 ..ExchangeStep::default()
             };
-            let out = self.exchange(&hop, &local).await?;
+            let out = self.exchange(&hop, &local, &ProofKeys::default()).await?;
             http.extend(out.http);
             let o = out.outcome.expect("an exchange has an outcome");
             if depth < until && !(o.is_success() && o.body["access_token"].is_string()) {
@@ -737,7 +775,7 @@ impl Engine {
     }
 
     /// The `token` action.
-    async fn token(&self, x: &TokenStep) -> Result<StepOut, Skip> {
+    async fn token(&self, x: &TokenStep, keys: &ProofKeys) -> Result<StepOut, Skip> {
         let t = &self.target;
         let mut scope = self.scope_values(&x.scope)?;
         if let Some(m) = &x.may_act {
@@ -755,10 +793,12 @@ impl Engine {
             contract.token_recipe(&x.principal, scope, x.short_lived)
         }
         .map_err(Skip::gap)?;
-        let o = match t.obtain(&recipe).await {
+        let key = x.dpop.as_deref().map(|k| keys.key(k));
+        let o = match t.obtain_bound(&recipe, key.as_deref()).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
+        let proof = o.evidence.dpop.as_ref().and_then(|_| key.as_ref()).map(|k| k.thumbprint().to_owned());
         if !o.is_success() {
             // Keep the evidence of the refusal; what depends on this
             // token becomes untestable with the reason.
@@ -768,10 +808,12 @@ impl Engine {
                 http: vec![o.evidence.clone()],
                 var: Some(Var::Missing(why)),
                 outcome: Some(o),
+                proof_key: proof,
                 ..StepOut::default()
             });
         }
         Ok(StepOut {
+            proof_key: proof,
             summary: format!("first token of {} ({})", x.principal, describe(&o)),
             http: vec![o.evidence.clone()],
             var: Some(Var::Http {
@@ -786,7 +828,7 @@ impl Engine {
     }
 
     /// The `exchange` action.
-    async fn exchange(&self, x: &ExchangeStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+    async fn exchange(&self, x: &ExchangeStep, vars: &HashMap<String, Var>, keys: &ProofKeys) -> Result<StepOut, Skip> {
         let t = &self.target;
         let mut form: Vec<(String, FormValue)> = Vec::new();
         let omit = |p: Omit| x.omit.contains(&p);
@@ -858,13 +900,37 @@ impl Engine {
         }
         let mode = x.auth.map_or(ClientAuthMode::Profile, ClientAuth::mode);
         let endpoint = t.token_endpoint().map_err(Self::harness)?;
-        let o = t.post_form(&format!("exchange as {}", x.client), endpoint, Some(&x.client), mode, form).await;
+        let proof = match &x.dpop {
+            None => None,
+            Some(d) => Some(match &d.replay {
+                Some(var) => match keys.sent_by(var) {
+                    Some((key, p)) if key == d.key => p,
+                    Some((key, _)) => {
+                        return Err(Skip::Error(format!("`{var}` sent a proof of key `{key}`, not of `{}`", d.key)))
+                    }
+                    None => return Err(Skip::Untestable(format!("`{var}` sent no DPoP proof to replay"))),
+                },
+                None => keys.key(&d.key).proof("POST", endpoint, d.flaw),
+            }),
+        };
+        let label = match &x.dpop {
+            Some(d) if d.replay.is_some() => format!("exchange as {} (DPoP proof replayed)", x.client),
+            Some(d) => match d.flaw {
+                Some(f) => format!("exchange as {} (DPoP proof: {})", x.client, f.describe()),
+                None => format!("exchange as {} (DPoP proof of key {})", x.client, d.key),
+            },
+            None => format!("exchange as {}", x.client),
+        };
+        let o = t.post_form_dpop(&label, endpoint, Some(&x.client), mode, form, proof.as_ref()).await;
         let o = match o {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
         let summary = format!("token exchange by {}: {}", x.client, describe(&o));
-        Ok(StepOut::token_response(summary, o, &x.client, x.audience.clone()))
+        let mut out = StepOut::token_response(summary, o, &x.client, x.audience.clone());
+        out.proof_key = x.dpop.as_ref().map(|d| keys.key(&d.key).thumbprint().to_owned());
+        out.proof = proof;
+        Ok(out)
     }
 
     /// The `introspect` action.
@@ -1327,6 +1393,7 @@ impl Grader<'_> {
                     revoked_access_token: out.revoked_access_token,
                     issuer: out.issuer.as_deref(),
                     resource: out.resource.as_deref(),
+                    proof_key: out.proof_key.as_deref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;
@@ -1463,6 +1530,7 @@ mod tests {
                 headers: BTreeMap::new(),
                 body,
                 tokens: BTreeMap::new(),
+                dpop: None,
                 elapsed_ms: 0,
             },
         }

@@ -470,6 +470,29 @@ pub struct TokenStep {
     /// `[audience_none]`).
     #[serde(default)]
     pub no_audience: bool,
+    /// The token request carries a DPoP proof of this key of the run (RFC
+    /// 9449 §5), made at its first use: the token should come back bound.
+    #[serde(default)]
+    pub dpop: Option<String>,
+}
+
+/// The DPoP proof of a request (RFC 9449 §4): well made for it, broken in
+/// one way, or the very proof an earlier step sent.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DpopProof {
+    /// A key of this run, by name (`agent`, `thief`), made at its first use
+    /// and the same for every later step of the scenario.
+    pub key: String,
+    /// The one check of RFC 9449 §4.3 the proof fails: `htm`,
+    /// `htu-other-path`, `htu-origin-only`, `htu-longer`, `signature`, `typ`,
+    /// `alg-none`, `private-key`, `no-jti`, `iat-past`, `iat-future`.
+    #[serde(default)]
+    pub flaw: Option<fourleg_core::oauth::dpop::Flaw>,
+    /// Send again, unchanged, the proof that the step saving this variable
+    /// sent (a replay, RFC 9449 §11.1); `key` must be that proof's key.
+    #[serde(default)]
+    pub replay: Option<String>,
 }
 
 /// An RFC 8693 token exchange request. Every parameter can be set, omitted or
@@ -534,6 +557,9 @@ pub struct ExchangeStep {
     /// Extra parameters sent as they are.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// A DPoP proof in the request's `DPoP` header (RFC 9449 §5).
+    #[serde(default)]
+    pub dpop: Option<DpopProof>,
 }
 
 /// RFC 7662 introspection of a saved token.
@@ -1059,6 +1085,16 @@ impl Step {
         v
     }
 
+    /// The name of the DPoP key whose proof the step's request carries.
+    #[must_use]
+    pub fn proof_key(&self) -> Option<&str> {
+        match &self.action {
+            Action::Token(x) => x.dpop.as_deref(),
+            Action::Exchange(x) => x.dpop.as_ref().map(|d| d.key.as_str()),
+            _ => None,
+        }
+    }
+
     /// Variables this step reads.
     #[must_use]
     pub fn reads(&self) -> Vec<&str> {
@@ -1067,6 +1103,7 @@ impl Step {
             Action::Exchange(x) => {
                 v.extend(x.subject.as_deref());
                 v.extend(x.actor.as_deref());
+                v.extend(x.dpop.as_ref().and_then(|d| d.replay.as_deref()));
             }
             Action::Introspect(x) => v.push(&x.token),
             Action::Revoke(x) if x.literal.is_none() => v.push(&x.token),

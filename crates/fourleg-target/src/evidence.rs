@@ -52,6 +52,10 @@ pub struct HttpEvidence {
     /// Decoded header and claims of each token in the response, by field.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, jwt::Decoded>,
+    /// The DPoP proof the request carried (RFC 9449 §4.1), decoded: its
+    /// header and claims, never the proof itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<Value>,
     pub elapsed_ms: u64,
 }
 

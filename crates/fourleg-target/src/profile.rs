@@ -727,6 +727,11 @@ pub struct Features {
     /// agent profile then requires that no exchange yield one.
     #[serde(default, alias = "exchange_refresh_tokens")]
     pub exchange_refresh_tokens: bool,
+    /// DPoP (RFC 9449) at the token endpoint: a token request's proof is
+    /// checked (§4.3) and the access token bound to its key (§5, §6). The
+    /// `dpop` scenarios need it: logins and exchanges carrying proofs.
+    #[serde(default)]
+    pub dpop: bool,
     /// Why features are off, by feature name (shown with not-applicable results).
     #[serde(default)]
     pub notes: BTreeMap<String, String>,
@@ -753,6 +758,7 @@ impl Features {
             "client-credentials" => self.client_credentials,
             "revokes-subtree" => self.revokes_subtree,
             "exchange-refresh-tokens" => self.exchange_refresh_tokens,
+            "dpop" => self.dpop,
             _ => return None,
         })
     }
@@ -764,7 +770,7 @@ impl Features {
     }
 
     /// Every feature name, as `[features]`, `[features.notes]` and scenarios spell it.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "delegation",
         "may-act",
         "introspection",
@@ -777,6 +783,7 @@ impl Features {
         "client-credentials",
         "revokes-subtree",
         "exchange-refresh-tokens",
+        "dpop",
     ];
 
     /// An unknown feature name: what to say, with the nearest known name.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fourleg_core::oauth::GrantType;
+use fourleg_core::oauth::{dpop, GrantType};
 use fourleg_core::Secret;
 use serde_json::Value;
 
@@ -513,10 +513,21 @@ impl Target {
 
     /// A principal's first token, as the contract's recipe says.
     pub async fn obtain(&self, recipe: &Recipe) -> Result<Outcome, TargetError> {
+        self.obtain_bound(recipe, None).await
+    }
+
+    /// [`Self::obtain`], its token request carrying a DPoP proof of `key`
+    /// (RFC 9449 §5) when there is one. A token from the untrusted issuer, or
+    /// from a command, is never bound: `key` is refused there.
+    pub async fn obtain_bound(&self, recipe: &Recipe, key: Option<&dpop::ProofKey>) -> Result<Outcome, TargetError> {
         match recipe {
-            Recipe::Login { user, client, scope, params } => self.login(user, client, scope, params).await,
-            Recipe::ClientCredentials { client, scope } => self.client_credentials(client, scope).await,
-            Recipe::Foreign { user } => self.foreign_token(user).await,
+            Recipe::Login { user, client, scope, params } => self.login_bound(user, client, scope, params, key).await,
+            Recipe::ClientCredentials { client, scope } => self.client_credentials_bound(client, scope, key).await,
+            Recipe::Foreign { user } if key.is_none() => self.foreign_token(user).await,
+            Recipe::Foreign { .. } => Err(TargetError::NoEndpoint {
+                target: self.profile.name.clone(),
+                what: "a DPoP-bound token from the untrusted issuer",
+            }),
         }
     }
 
@@ -598,8 +609,26 @@ impl Target {
         mode: ClientAuthMode,
         form: Vec<(String, FormValue)>,
     ) -> Result<Outcome, TargetError> {
+        self.post_form_dpop(label, url, client, mode, form, None).await
+    }
+
+    /// [`Self::post_form`] with a DPoP proof in the `DPoP` header (RFC 9449
+    /// §4.1). Evidence shows the proof decoded, never the proof.
+    pub async fn post_form_dpop(
+        &self,
+        label: &str,
+        url: &str,
+        client: Option<&str>,
+        mode: ClientAuthMode,
+        form: Vec<(String, FormValue)>,
+        proof: Option<&dpop::Proof>,
+    ) -> Result<Outcome, TargetError> {
         let mut form = form;
         let mut req = self.http.post(url);
+        if let Some(p) = proof {
+            self.redactor.learn(&p.value, "DPoP proof redacted");
+            req = req.header(dpop::HEADER, p.value.expose());
+        }
         let mut auth = "none".to_owned();
         if let Some(cname) = client {
             let c = self.profile.clients.get(cname).ok_or_else(|| self.unknown("client", cname))?;
@@ -638,7 +667,9 @@ impl Target {
         let shown: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), v.shown(k))).collect();
         let begin = Instant::now();
         let resp = req.form(&pairs).send().await.map_err(|source| self.transport(url, source))?;
-        self.finish(label, "POST", url, auth, shown, resp, begin).await
+        let mut outcome = self.finish(label, "POST", url, auth, shown, resp, begin).await?;
+        outcome.evidence.dpop = proof.map(dpop::Proof::shown);
+        Ok(outcome)
     }
 
     /// GETs `url` (metadata, JWKS).
@@ -700,6 +731,7 @@ impl Target {
                 headers: kept,
                 body: red,
                 tokens,
+                dpop: None,
                 elapsed_ms,
             },
             headers,
@@ -709,18 +741,30 @@ impl Target {
 
     /// A client's own token by client credentials (RFC 6749 §4.4).
     pub async fn client_credentials(&self, client: &str, extra_scope: &[String]) -> Result<Outcome, TargetError> {
+        self.client_credentials_bound(client, extra_scope, None).await
+    }
+
+    async fn client_credentials_bound(
+        &self,
+        client: &str,
+        extra_scope: &[String],
+        key: Option<&dpop::ProofKey>,
+    ) -> Result<Outcome, TargetError> {
         let c = self.profile.clients.get(client).ok_or_else(|| self.unknown("client", client))?;
         let mut form = vec![("grant_type".to_owned(), FormValue::Plain(GrantType::ClientCredentials.as_str().into()))];
         let scope: Vec<String> = c.scope.iter().chain(extra_scope).cloned().collect();
         if !scope.is_empty() {
             form.push(("scope".into(), FormValue::Plain(scope.join(" "))));
         }
-        self.post_form(
+        let url = self.token_endpoint()?;
+        let proof = key.map(|k| k.proof("POST", url, None));
+        self.post_form_dpop(
             &format!("client credentials of {client}"),
-            self.token_endpoint()?,
+            url,
             Some(client),
             ClientAuthMode::Profile,
             form,
+            proof.as_ref(),
         )
         .await
     }
@@ -741,6 +785,19 @@ impl Target {
         client: &str,
         scope: &[String],
         params: &BTreeMap<String, String>,
+    ) -> Result<Outcome, TargetError> {
+        self.login_bound(user, client, scope, params, None).await
+    }
+
+    /// [`Self::login`], its token request carrying a DPoP proof of `key`
+    /// (RFC 9449 §5). A login by command cannot carry one.
+    pub async fn login_bound(
+        &self,
+        user: &str,
+        client: &str,
+        scope: &[String],
+        params: &BTreeMap<String, String>,
+        key: Option<&dpop::ProofKey>,
     ) -> Result<Outcome, TargetError> {
         let mut u = self.profile.users.get(user).ok_or_else(|| self.unknown("user", user))?.clone();
         client.clone_into(&mut u.client);
@@ -796,13 +853,16 @@ impl Target {
                     if let Some(resource) = &u.resource {
                         form.push(("resource".into(), FormValue::Plain(resource.clone())));
                     }
+                    let url = self.login_token_endpoint()?;
+                    let proof = key.map(|k| k.proof("POST", url, None));
                     let outcome = self
-                        .post_form(
+                        .post_form_dpop(
                             &format!("login of {user} (authorization code + PKCE)"),
-                            self.login_token_endpoint()?,
+                            url,
                             Some(&u.client),
                             ClientAuthMode::Profile,
                             form,
+                            proof.as_ref(),
                         )
                         .await?;
                     if (300..400).contains(&outcome.status) && attempt < LOGIN_ATTEMPTS {
@@ -825,15 +885,22 @@ impl Target {
                 if let Some(resource) = &u.resource {
                     form.push(("resource".into(), FormValue::Plain(resource.clone())));
                 }
-                self.post_form(
+                let url = self.login_token_endpoint()?;
+                let proof = key.map(|k| k.proof("POST", url, None));
+                self.post_form_dpop(
                     &format!("login of {user} (password grant)"),
-                    self.login_token_endpoint()?,
+                    url,
                     Some(&u.client),
                     ClientAuthMode::Profile,
                     form,
+                    proof.as_ref(),
                 )
                 .await
             }
+            LoginMethod::Command if key.is_some() => Err(TargetError::NoEndpoint {
+                target: self.profile.name.clone(),
+                what: "a DPoP-bound login (the user logs in by command)",
+            }),
             LoginMethod::Command => {
                 let cmd: Vec<String> = u
                     .command
@@ -907,6 +974,7 @@ impl Target {
                 headers: BTreeMap::new(),
                 body: red,
                 tokens,
+                dpop: None,
                 elapsed_ms: u64::try_from(begin.elapsed().as_millis()).unwrap_or(u64::MAX),
             },
             body,

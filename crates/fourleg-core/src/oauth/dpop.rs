@@ -283,7 +283,8 @@ mod tests {
     /// (RFC 9449 §4.3 check 6), as a server would check it.
     fn verifies(p: &Proof) -> bool {
         use p256::ecdsa::signature::Verifier as _;
-        let coord = |m: &str| URL_SAFE_NO_PAD.decode(p.header["jwk"][m].as_str().unwrap_or_default()).unwrap_or_default();
+        let coord =
+            |m: &str| URL_SAFE_NO_PAD.decode(p.header["jwk"][m].as_str().unwrap_or_default()).unwrap_or_default();
         let (x, y) = (coord("x"), coord("y"));
         if x.len() != 32 || y.len() != 32 {
             return false;
@@ -331,21 +332,22 @@ mod tests {
                 let got = if part == "header" { &p.header[name] } else { &p.claims[name] };
                 got != v
             };
-            let changed: Vec<&str> = ["header.typ", "header.alg", "header.jwk", "claims.htm", "claims.htu", "claims.iat", "claims.jti"]
-                .into_iter()
-                .filter(|f| {
-                    let (part, name) = f.split_once('.').unwrap_or_default();
-                    let want = if part == "header" { &good.header[name] } else { &good.claims[name] };
-                    // jti differs on every proof; only its absence counts.
-                    if name == "jti" {
-                        p.claims.get("jti").is_none()
-                    } else if name == "iat" {
-                        (p.claims["iat"].as_i64().unwrap_or(0) - want.as_i64().unwrap_or(0)).abs() > 5
-                    } else {
-                        differs(f, want)
-                    }
-                })
-                .collect();
+            let changed: Vec<&str> =
+                ["header.typ", "header.alg", "header.jwk", "claims.htm", "claims.htu", "claims.iat", "claims.jti"]
+                    .into_iter()
+                    .filter(|f| {
+                        let (part, name) = f.split_once('.').unwrap_or_default();
+                        let want = if part == "header" { &good.header[name] } else { &good.claims[name] };
+                        // jti differs on every proof; only its absence counts.
+                        if name == "jti" {
+                            p.claims.get("jti").is_none()
+                        } else if name == "iat" {
+                            (p.claims["iat"].as_i64().unwrap_or(0) - want.as_i64().unwrap_or(0)).abs() > 5
+                        } else {
+                            differs(f, want)
+                        }
+                    })
+                    .collect();
             let expected: &[&str] = match flaw {
                 Flaw::Htm => &["claims.htm"],
                 Flaw::HtuOtherPath | Flaw::HtuOriginOnly | Flaw::HtuLonger => &["claims.htu"],
