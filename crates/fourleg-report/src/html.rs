@@ -192,6 +192,7 @@ function http(h) {
   const box = el("details", {}, el("summary", {}, `${h.label}: ${h.method} ${h.url} → ${h.status} (${h.elapsed_ms} ms)`));
   box.append(el("div", { class: "title" }, "client authentication: " + h.auth));
   if (h.form && h.form.length) box.append(el("div", { class: "title" }, "request form"), kv(h.form));
+  if (h.dpop) box.append(el("div", { class: "title" }, "DPoP proof sent: decoded (signature removed)"), el("div", { class: "tree" }, tree(h.dpop)));
   box.append(el("div", { class: "title" }, "response headers"), kv(Object.entries(h.headers || {})));
   box.append(el("div", { class: "title" }, "response body"), el("pre", {}, JSON.stringify(h.body, null, 2)));
   for (const [field, tok] of Object.entries(h.tokens || {})) {

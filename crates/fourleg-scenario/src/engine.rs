@@ -798,7 +798,7 @@ impl Engine {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
-        let proof = o.evidence.dpop.as_ref().and_then(|_| key.as_ref()).map(|k| k.thumbprint().to_owned());
+        let proof = o.evidence.dpop.as_ref().and(key.as_ref()).map(|k| k.thumbprint().to_owned());
         if !o.is_success() {
             // Keep the evidence of the refusal; what depends on this
             // token becomes untestable with the reason.

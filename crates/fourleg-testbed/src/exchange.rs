@@ -19,6 +19,7 @@ use fourleg_policy::{self as policy, Actor, Catalog, Exchange, Limits, MayAct, P
 use serde_json::{json, Map, Value};
 
 use crate::breakage::Breakage;
+use crate::dpop;
 use crate::fixture::{self, Client, Kind};
 use crate::keys::Invalid;
 use crate::server::{authenticate, now, random_id, scope_claim, scope_values, Caller, Form, OAuthError, Server};
@@ -171,6 +172,8 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     if requester.kind == Kind::Resource {
         return Err(OAuthError::new(E::UnauthorizedClient, "this client may not exchange tokens"));
     }
+    // DPoP (RFC 9449 §5: proofs apply to every grant type).
+    let proof_key = dpop::check(s, headers, &format!("{}/token", s.issuer), dpop::Grant::Exchange)?;
 
     // Parameters (RFC 8693 §2.1).
     let subject_token = form.get("subject_token").ok_or_else(|| invalid_request("subject_token is required"))?;
@@ -373,6 +376,8 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     } else if let Some(m) = subject.claims.get("may_act").filter(|_| s.is(Breakage::MayActCopied)) {
         claims.insert("may_act".into(), m.clone());
     }
+    let subject_key = subject.claims.pointer("/cnf/jkt").and_then(Value::as_str);
+    let token_type = dpop::bind(s, &mut claims, proof_key.as_deref(), subject_key, dpop::Grant::Exchange);
     let claims = Value::Object(claims);
     s.store().record(&jti, subject.jti.clone(), sid.clone(), requester.client_id, grant.exp);
     s.store().set_audience(&jti, grant.aud.clone());
@@ -384,7 +389,7 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
     let mut body = json!({
         "access_token": s.keys.sign(&claims),
         "issued_token_type": issued_type,
-        "token_type": if s.is(Breakage::NoTokenType) { Value::Null } else { Value::from("Bearer") },
+        "token_type": if s.is(Breakage::NoTokenType) { Value::Null } else { Value::from(token_type) },
         "expires_in": grant.expires_in(now),
         "scope": granted.join(" "),
     });

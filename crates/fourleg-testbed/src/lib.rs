@@ -21,6 +21,7 @@
 //! fixture contract it provisions is in [`fixture`].
 
 mod breakage;
+mod dpop;
 mod exchange;
 pub mod fixture;
 pub mod hostile;

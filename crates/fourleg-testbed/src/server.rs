@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use fourleg_core::oauth::{ErrorCode, ErrorCode as E, GrantType};
 
 use crate::breakage::Breakage;
+use crate::dpop;
 use crate::exchange;
 use crate::fixture::{self, Client, Kind};
 use crate::keys::{self, Keys};
@@ -36,6 +37,8 @@ pub struct Server {
     /// The order of the exchange policy's groups of checks
     /// ([`fourleg_policy::Limits::order`]).
     pub order: [fourleg_policy::Check; 4],
+    /// The `jti`s of the DPoP proofs accepted (RFC 9449 §11.1).
+    pub seen: dpop::Seen,
     store: Mutex<Store>,
 }
 
@@ -54,6 +57,7 @@ impl Server {
             secrets,
             passwords,
             order: fourleg_policy::Check::DOCUMENTED,
+            seen: dpop::Seen::default(),
             store: Mutex::new(Store::default()),
         }
     }
@@ -500,6 +504,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         .and_then(fixture::user)
         .filter(|u| s.passwords.get(u.username).map(String::as_str) == form.get("password"))
         .ok_or_else(|| OAuthError::new(E::InvalidGrant, "wrong username or password"))?;
+    let proof_key = dpop::check(s, headers, &format!("{}/token", s.issuer), dpop::Grant::Login)?;
     let now = now();
     let mut granted: Vec<String> = Vec::new();
     let mut aud: Vec<&str> = client.targets.to_vec();
@@ -536,6 +541,10 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         let agent = fixture::client("agent").and_then(|c| c.sub).unwrap_or_default();
         claims["may_act"] = json!({"sub": agent, "client_id": "agent"});
     }
+    let token_type = match claims.as_object_mut() {
+        Some(m) => dpop::bind(s, m, proof_key.as_deref(), None, dpop::Grant::Login),
+        None => "Bearer",
+    };
     let refresh = random_id(40);
     {
         let mut st = s.store();
@@ -543,7 +552,7 @@ fn password(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuth
         st.add_refresh(&refresh, &sid, client.client_id);
     }
     let mut body = json!({
-        "access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s,
+        "access_token": s.keys.sign(&claims), "token_type": token_type, "expires_in": client.lifetime_s,
         "refresh_token": refresh, "scope": granted.join(" "),
     });
     if s.is(Breakage::NoRefreshToken) {

@@ -106,7 +106,8 @@ fn expected(b: Breakage) -> Expect {
         }
         B::InvalidRequestInsteadOfInvalidTarget => rules(&["RFC8693-2.2.2-invalid-target"]),
         B::NoIssuedTokenType => rules(&["RFC8693-2.2.1-issued-type"]),
-        B::NoTokenType => rules(&["RFC8693-2.2.1-token-type"]),
+        // A bound token's response without token_type does not announce DPoP either.
+        B::NoTokenType => rules(&["RFC8693-2.2.1-token-type", "RFC9449-5-token-type"]),
         B::NoExpiresIn => rules(&["RFC8693-2.2.1-expires"]),
         B::ScopeNotReported => Expect {
             untestable_except: None,
@@ -132,6 +133,7 @@ fn expected(b: Breakage) -> Expect {
             "RFC8693-2.1-subject-required",
             "RFC8693-2.2.2-invalid-request",
             "RFC8693-2.2.2-invalid-target",
+            "RFC9449-5-invalid-proof-error",
         ]),
         B::MetadataWithoutJwksUri => Expect {
             untestable_except: None,
@@ -245,6 +247,47 @@ fn expected(b: Breakage) -> Expect {
         B::ResourceRefusesWithoutChallenge => rules(&["MCP-AUTHZ-challenge", "RFC6750-3-challenge"]),
         // Served, the wrong-audience (or audience-less) token has no refusal
         // for the 401 rule to grade.
+        // DPoP (RFC 9449): each skipped §4.3 check is caught by its own rule
+        // in proof-checked-on-exchange, where the refusal's error code is
+        // not-applicable once the proof is accepted.
+        B::DpopHtmUnchecked => rules(&["RFC9449-4.3-htm"]),
+        B::DpopHtuHostOnly | B::DpopHtuPrefix | B::DpopHtuExtends => rules(&["RFC9449-4.3-htu"]),
+        B::DpopSignatureUnchecked | B::DpopAlgNoneAccepted => rules(&["RFC9449-4.3-signature"]),
+        B::DpopTypUnchecked => rules(&["RFC9449-4.3-typ"]),
+        B::DpopPrivateKeyAccepted => rules(&["RFC9449-4.3-private-key"]),
+        B::DpopJtiOptional => rules(&["RFC9449-4.3-claims"]),
+        B::DpopIatStaleOnly => rules(&["RFC9449-4.3-iat"]),
+        B::DpopJtiReusable => rules(&["AGENT-DPOP-jti-once"]),
+        B::DpopErrorInvalidRequest => rules(&["RFC9449-5-invalid-proof-error"]),
+        // Checked at login only: every check of the exchange's proof is gone,
+        // its single use too.
+        B::DpopExchangeUnchecked => rules(&[
+            "RFC9449-4.3-htm",
+            "RFC9449-4.3-htu",
+            "RFC9449-4.3-signature",
+            "RFC9449-4.3-typ",
+            "RFC9449-4.3-private-key",
+            "RFC9449-4.3-claims",
+            "RFC9449-4.3-iat",
+            "AGENT-DPOP-jti-once",
+        ]),
+        B::DpopBearerAnnounced => rules(&["RFC9449-5-token-type"]),
+        // The login's binding is wrong too: bound-subject-not-laundered's
+        // precondition fails and what follows is untestable.
+        B::DpopBindingDropped | B::DpopThumbprintLoose => Expect {
+            rules: &[],
+            pairs: &[("exchange-bound-to-proof-key", "RFC9449-6.1-jkt")],
+            untestable_except: Some(&["RFC9449-6.1-jkt"]),
+        },
+        // Allowed by RFC 9449 §5 (Bearer, unbound), refused by the profile:
+        // the exchange with a proof, and the next hop's exchange of a bound token.
+        B::DpopStrippedOnExchange => Expect {
+            rules: &["AGENT-DPOP-bound"],
+            pairs: &[("bound-subject-not-laundered", "AGENT-DPOP-not-laundered")],
+            untestable_except: None,
+        },
+        B::DpopSubjectBindingKept => pairs(&[("bound-subject-not-laundered", "RFC9449-6.1-jkt")]),
+        B::DpopSubjectLaundered => pairs(&[("bound-subject-not-laundered", "AGENT-DPOP-not-laundered")]),
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }

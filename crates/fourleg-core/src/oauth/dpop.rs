@@ -8,6 +8,7 @@
 //! and claims only.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -132,7 +133,7 @@ pub fn thumbprint(jwk: &Value) -> Option<String> {
             canonical.push(',');
         }
         // serde_json writes a string with RFC 8259's escapes, as §3.3 asks.
-        canonical.push_str(&format!("{}:{}", json!(m), json!(v)));
+        let _ = write!(canonical, "{}:{}", json!(m), json!(v));
     }
     canonical.push('}');
     Some(b64(&Sha256::digest(canonical.as_bytes())))
