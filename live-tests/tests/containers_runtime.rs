@@ -5,7 +5,7 @@
 //!   --target keycloak` gives the same verdicts as the same run on the native
 //!   runtime (`fourleg diff`: no cell changed);
 //! - the four peers start as containers too (`up --with`), and the matrix of
-//!   all eight bundled targets run on this lab has the committed reference
+//!   all nine bundled targets run on this lab has the committed reference
 //!   matrix's verdicts (made on the native runtime): no cell changed;
 //! - `down` leaves no container, network or volume behind;
 //! - SIGKILL of the harness during `up --runtime containers`, then `down`:
@@ -136,12 +136,12 @@ fn containers_lab_runs_the_keycloak_suite_with_the_native_verdicts() {
     }
     let matrix_dir = runs.join("matrix");
     let t = Instant::now();
-    let targets = "broker,demo-mcp,hydra,idpyoidc,keycloak,keycloak-delegation,spring-authorization-server,toolhive";
+    let targets = "broker,demo-mcp,demo-mcp-broker,hydra,idpyoidc,keycloak,keycloak-delegation,spring-authorization-server,toolhive";
     ok(
         &run(&bin, &["matrix", "--targets", targets, "--out", matrix_dir.to_str().unwrap()], &st),
         "fourleg matrix (containers)",
     );
-    eprintln!("matrix of 8 targets in containers: {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!("matrix of 9 targets in containers: {:.1}s", t.elapsed().as_secs_f64());
     let reference = repo().join("reports/matrix.json");
     let in_containers_matrix = matrix_dir.join("matrix.json");
     assert_same_verdicts(&bin, &reference, &in_containers_matrix, "the reference matrix and the containers matrix");

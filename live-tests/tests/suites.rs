@@ -22,8 +22,9 @@ use fourleg_target::{LabContext, Profile, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Every bundled target of `fixtures/targets/`: each is a lab service, a
-/// peer, or (`demo-mcp`) the demo MCP server this test serves itself.
-const LAB_TARGETS: [&str; 8] = [
+/// peer, or (`demo-mcp`, `demo-mcp-broker`) a demo MCP server this test
+/// serves itself.
+const LAB_TARGETS: [&str; 9] = [
     "keycloak",
     "keycloak-delegation",
     "broker",
@@ -32,6 +33,7 @@ const LAB_TARGETS: [&str; 8] = [
     "hydra",
     "toolhive",
     "demo-mcp",
+    "demo-mcp-broker",
 ];
 
 fn repo() -> PathBuf {
@@ -107,8 +109,8 @@ fn main() -> anyhow::Result<()> {
     let needs_lab = !args.list && names.iter().any(|n| wanted(n));
 
     let mut engines = Vec::new();
-    // The demo MCP server of the `demo-mcp` target, served for the whole run.
-    let mut demo: Option<fourleg_demo::Demo> = None;
+    // The demo MCP servers of the `demo-mcp*` targets, served for the whole run.
+    let mut demos: Vec<fourleg_demo::Demo> = Vec::new();
     if needs_lab {
         if reuse.is_none() {
             eprintln!("starting the lab in {}", config.state_dir.display());
@@ -137,18 +139,25 @@ fn main() -> anyhow::Result<()> {
                 ctx.urls.insert(peer.clone(), rec.url);
                 ctx.versions.insert(peer, rec.version);
             }
-            if profile.resource.as_ref().is_some_and(|r| r.url.contains("{lab.demo-mcp}")) && demo.is_none() {
-                let keycloak = ctx.urls.get("keycloak").cloned().unwrap_or_default();
-                let journal = config.state_path("demo/resource-journal.jsonl");
-                let d = rt.block_on(fourleg_demo::Demo::for_keycloak(
-                    &keycloak,
-                    fourleg_lab::provision::keycloak::REALM,
-                    &ctx.client_secrets,
-                    journal,
-                ))?;
-                ctx.urls.insert("demo-mcp".into(), d.mcp_url.clone());
-                ctx.versions.insert("demo-mcp".into(), env!("CARGO_PKG_VERSION").into());
-                demo = Some(d);
+            // A demo chain the profile names as its resource, served for the
+            // whole run.
+            let resource_url = profile.resource.as_ref().map(|r| r.url.clone()).unwrap_or_default();
+            for name in fourleg_demo::RESOURCE_LABS {
+                if !resource_url.contains(&format!("{{lab.{name}}}")) || ctx.urls.contains_key(name) {
+                    continue;
+                }
+                let journal = config.state_path(format!("demo/{name}-journal.jsonl"));
+                let realm = fourleg_lab::provision::keycloak::REALM;
+                if let Some(d) =
+                    rt.block_on(fourleg_demo::Demo::for_lab(name, &ctx.urls, realm, &ctx.client_secrets, journal))
+                {
+                    let d = d?;
+                    for (key, url) in d.resource_urls(name) {
+                        ctx.urls.insert(key, url);
+                    }
+                    ctx.versions.insert(name.into(), env!("CARGO_PKG_VERSION").into());
+                    demos.push(d);
+                }
             }
             let target = rt.block_on(Target::connect(profile, Some(ctx.clone())))?;
             engines.push(Some(Arc::new(Engine::new(Arc::new(target), Arc::new(registry.clone())))));

@@ -167,31 +167,38 @@ pub async fn start_peer(config: &LabConfig, peer: &str) -> anyhow::Result<fourle
     Ok(p)
 }
 
-/// The lab URL (`{lab.demo-mcp}`) of the demo chain's MCP server, which
-/// `fourleg` serves itself for a profile whose `[resource]` names it.
-pub const DEMO_MCP: &str = "demo-mcp";
-
 /// The demo chains this process serves; they stop with it.
 static DEMOS: std::sync::Mutex<Vec<fourleg_demo::Demo>> = std::sync::Mutex::new(Vec::new());
 
 /// Serves the guided labs' demo chain (the MCP server on rmcp and the
-/// records API) in this process, in front of the lab's Keycloak as in Lab 1,
-/// on free ports, for as long as the process runs, and names its MCP
-/// endpoint `{lab.demo-mcp}` in `ctx`.
-async fn start_demo_resource(config: &LabConfig, ctx: &mut LabContext) -> anyhow::Result<()> {
-    let keycloak =
-        ctx.urls.get("keycloak").cloned().context("the lab's Keycloak does not run; `fourleg status` says why")?;
-    let demo = fourleg_demo::Demo::for_keycloak(
-        &keycloak,
-        fourleg_lab::provision::keycloak::REALM,
-        &ctx.client_secrets,
-        config.state_path("demo/resource-journal.jsonl"),
-    )
-    .await
-    .context("starting the demo MCP server for `[resource]`")?;
-    ctx.urls.insert(DEMO_MCP.into(), demo.mcp_url.clone());
-    ctx.versions.insert(DEMO_MCP.into(), env!("CARGO_PKG_VERSION").into());
-    DEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(demo);
+/// records API) in this process, as the profile's `[resource]` names it
+/// (`{lab.demo-mcp}`: in front of the lab's Keycloak as in Lab 1;
+/// `{lab.demo-mcp-broker}`: in front of the reference broker), on free
+/// ports, for as long as the process runs, and names its URLs in `ctx`.
+async fn start_demo_resource(config: &LabConfig, ctx: &mut LabContext, url: &str) -> anyhow::Result<()> {
+    for name in fourleg_demo::RESOURCE_LABS {
+        if !url.contains(&format!("{{lab.{name}}}")) {
+            continue;
+        }
+        let journal = config.state_path(format!("demo/{name}-journal.jsonl"));
+        let Some(demo) = fourleg_demo::Demo::for_lab(
+            name,
+            &ctx.urls,
+            fourleg_lab::provision::keycloak::REALM,
+            &ctx.client_secrets,
+            journal,
+        )
+        .await
+        else {
+            continue;
+        };
+        let demo = demo.with_context(|| format!("starting the demo MCP server `{name}` for `[resource]`"))?;
+        for (key, url) in demo.resource_urls(name) {
+            ctx.urls.insert(key, url);
+        }
+        ctx.versions.insert(name.into(), env!("CARGO_PKG_VERSION").into());
+        DEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(demo);
+    }
     Ok(())
 }
 
@@ -208,9 +215,7 @@ pub async fn connect(config: &LabConfig, target: &str, start_lab: bool) -> anyho
         None => None,
     };
     if let (Some(ctx), Some(r)) = (lab.as_mut(), &profile.resource) {
-        if r.url.contains(&format!("{{lab.{DEMO_MCP}}}")) {
-            start_demo_resource(config, ctx).await?;
-        }
+        start_demo_resource(config, ctx, &r.url).await?;
     }
     let target = Target::connect(profile, lab).await?;
     Ok((Arc::new(target), bytes))

@@ -70,7 +70,19 @@ pub fn router(state: ApiState) -> Router {
         seed(3, "rotate the signing keys every 90 days"),
     ];
     let shared = Shared { api: state, records: Arc::new(Mutex::new(records)) };
-    Router::new().route("/records", get(list).post(create)).with_state(shared)
+    Router::new().route("/records", get(list).post(create)).route(RECEIVED_PATH, get(received)).with_state(shared)
+}
+
+/// Where the API shows what it received, for the suite's no-passthrough
+/// scenario (`[resource] downstream` of the `demo-mcp` target).
+pub const RECEIVED_PATH: &str = "/fourleg/received";
+
+/// The decoded claims of every token the API was presented, newest last:
+/// never a token, only what the journal already shows.
+async fn received(State(sh): State<Shared>) -> Json<serde_json::Value> {
+    let tokens: Vec<TokenView> =
+        sh.api.journal.read().into_iter().filter(|e| e.component == "api").filter_map(|e| e.token).collect();
+    Json(json!({ "received": tokens }))
 }
 
 /// A request the API is answering: what it journals.

@@ -126,6 +126,11 @@ pub enum DemoError {
     Journal { path: PathBuf, source: std::io::Error },
 }
 
+/// The lab names under which a target profile's `[resource]` names a demo
+/// chain the suite serves itself: in front of Keycloak, or of the reference
+/// broker.
+pub const RESOURCE_LABS: [&str; 2] = ["demo-mcp", "demo-mcp-broker"];
+
 /// The running demo chain: its URLs, stopped on drop or by [`Demo::stop`].
 #[derive(Debug)]
 pub struct Demo {
@@ -142,7 +147,8 @@ pub struct Demo {
 impl Demo {
     /// The chain as a protected resource for the suite (`[resource]` of the
     /// `demo-mcp` target): in front of a Keycloak realm as in Lab 1 (the
-    /// agent impersonates, nothing cached), every listener on a free port of
+    /// agent impersonates, nothing cached), the MCP server and the API
+    /// introspecting what they accept, every listener on a free port of
     /// 127.0.0.1, the clients' secrets taken from `secrets` by contract name
     /// (`agent`, `mcp-server`, `downstream-api`).
     pub async fn for_keycloak(
@@ -152,6 +158,70 @@ impl Demo {
         journal: PathBuf,
     ) -> Result<Self, DemoError> {
         let issuer = format!("{}/realms/{realm}", keycloak.trim_end_matches('/'));
+        let exchange = format!("{issuer}/protocol/openid-connect/token");
+        // The MCP server and the API introspect every token they accept
+        // (RFC 7662), with their own credentials: a revoked token is
+        // refused at once (the suite's revoked-token scenario).
+        let trust = Trust {
+            introspection_endpoint: Some(format!("{issuer}/protocol/openid-connect/token/introspect")),
+            ..Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"))
+        };
+        Self::for_suite(issuer, exchange, trust, secrets, journal).await
+    }
+
+    /// The same chain in front of the reference broker (`demo-mcp-broker`):
+    /// users still log in at the Keycloak realm, the agent and the MCP
+    /// server exchange at the broker, and the MCP server and the API accept
+    /// (and introspect) the broker's tokens only.
+    pub async fn for_broker(
+        broker: &str,
+        keycloak: &str,
+        realm: &str,
+        secrets: &std::collections::BTreeMap<String, Secret>,
+        journal: PathBuf,
+    ) -> Result<Self, DemoError> {
+        let broker = broker.trim_end_matches('/');
+        let login = format!("{}/realms/{realm}", keycloak.trim_end_matches('/'));
+        let trust = Trust {
+            introspection_endpoint: Some(format!("{broker}/introspect")),
+            ..Trust::jwks(broker.to_owned(), format!("{broker}/jwks"))
+        };
+        Self::for_suite(login, format!("{broker}/token"), trust, secrets, journal).await
+    }
+
+    /// The chain a target profile names as its protected resource by lab
+    /// name ([`RESOURCE_LABS`]), from the lab's URLs (`keycloak`, `broker`):
+    /// `None` for a name that is not a demo chain's.
+    pub async fn for_lab(
+        name: &str,
+        urls: &std::collections::BTreeMap<String, String>,
+        realm: &str,
+        secrets: &std::collections::BTreeMap<String, Secret>,
+        journal: PathBuf,
+    ) -> Option<Result<Self, DemoError>> {
+        let url = |service: &str| {
+            urls.get(service).cloned().ok_or_else(|| DemoError::Secret(format!("the lab's {service} URL")))
+        };
+        let run = async {
+            match name {
+                "demo-mcp" => Self::for_keycloak(&url("keycloak")?, realm, secrets, journal).await,
+                _ => Self::for_broker(&url("broker")?, &url("keycloak")?, realm, secrets, journal).await,
+            }
+        };
+        if RESOURCE_LABS.contains(&name) {
+            Some(run.await)
+        } else {
+            None
+        }
+    }
+
+    async fn for_suite(
+        login_issuer: String,
+        exchange_endpoint: String,
+        trust: Trust,
+        secrets: &std::collections::BTreeMap<String, Secret>,
+        journal: PathBuf,
+    ) -> Result<Self, DemoError> {
         let client = |name: &str| {
             secrets
                 .get(name)
@@ -160,10 +230,10 @@ impl Demo {
                 .ok_or_else(|| DemoError::Secret(name.to_owned()))
         };
         Self::start(DemoConfig {
-            login_issuer: issuer.clone(),
+            login_issuer,
             web_client_id: "lab-web".into(),
-            exchange_endpoint: format!("{issuer}/protocol/openid-connect/token"),
-            trust: vec![Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"))],
+            exchange_endpoint,
+            trust: vec![trust],
             agent: client("agent")?,
             mcp_server: client("mcp-server")?,
             api: Some(client("downstream-api")?),
@@ -283,6 +353,18 @@ impl Demo {
         };
         let tasks = vec![serve(web_l, web), serve(agent_l, agent), serve(mcp_l, mcp), serve(api_l, api)];
         Ok(Self { web_url, agent_url, mcp_url, api_url, journal, stop: Some(stop), tasks })
+    }
+
+    /// The lab URLs that name this chain as a protected resource in a
+    /// target profile, under `name` (`demo-mcp`, `demo-mcp-broker`):
+    /// `{lab.<name>}` (the MCP endpoint) and `{lab.<name>-received}` (what
+    /// the records API received).
+    #[must_use]
+    pub fn resource_urls(&self, name: &str) -> [(String, String); 2] {
+        [
+            (name.to_owned(), self.mcp_url.clone()),
+            (format!("{name}-received"), format!("{}{}", self.api_url, api::RECEIVED_PATH)),
+        ]
     }
 
     /// Stops serving and waits for the servers to finish.

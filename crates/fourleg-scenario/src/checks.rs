@@ -59,6 +59,9 @@ pub struct Input<'a> {
     /// thumbprint of the proof's key (RFC 9449 §6.1), which a token bound to
     /// it names in `cnf.jkt`.
     pub proof_key: Option<&'a str>,
+    /// On a tool call: the claims of the newest token the API behind the
+    /// resource received (`[resource] downstream`).
+    pub downstream: Option<&'a Value>,
 }
 
 /// What a check concluded.
@@ -144,7 +147,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 53] = [
+pub const TABLE: [CheckSpec; 55] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -438,6 +441,18 @@ pub const TABLE: [CheckSpec; 53] = [
         args: &[],
         args_doc: "",
         passes: "`grant_types_supported` lists token exchange",
+    },
+    CheckSpec {
+        name: "refused_within_window",
+        args: &[],
+        args_doc: "",
+        passes: "a `wait` until `refused` held: the protected resource refused the token within the window its profile declares (`[resource] revocation_window_s`)",
+    },
+    CheckSpec {
+        name: "no_passthrough",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (the token the MCP server was called with)",
+        passes: "the API behind the MCP server received a token other than the one the server was called with (another `jti`; with none, other claims); untestable without `[resource] downstream` or when the tool call failed",
     },
     CheckSpec {
         name: "dpop_token_type",
@@ -1423,6 +1438,43 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 (Some(_), Some(o)) => Untestable(format!("answered {}: neither a token nor a refusal", describe_error(o))),
             }
         }
+        "refused_within_window" => {
+            let window = x.contract.resource().and_then(|r| r.revocation_window_s).unwrap_or(0);
+            match x.wait {
+                None => Untestable("no wait outcome".into()),
+                Some(w) if w.held => {
+                    Pass(format!("refused {} ms after the revocation (declared window {window} s)", w.elapsed_ms))
+                }
+                Some(w) => Fail(format!(
+                    "still accepted {} ms after the revocation, past the declared window of {window} s: {}",
+                    w.elapsed_ms,
+                    w.pending.join(", ")
+                )),
+            }
+        }
+        // MCP authorization: the server never forwards the token it was
+        // called with; the API sees a token of its own.
+        "no_passthrough" => match (x.outcome, x.downstream, x.than) {
+            (None, _, _) => Untestable("no response".into()),
+            (Some(o), _, _) if !o.is_success() || o.body.get("error").is_some() => {
+                Untestable(format!("the tool call failed ({}): the API was not called", o.status))
+            }
+            (_, None, _) => Untestable("no view of what the API behind the resource received".into()),
+            (_, _, None) => Untestable("the token the server was called with could not be decoded".into()),
+            (Some(_), Some(got), Some(sent)) => {
+                let jti = |c: &Value| c.get("jti").and_then(Value::as_str).map(str::to_owned);
+                let same = match (jti(got), jti(sent)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => ["sub", "aud", "iat", "exp", "azp", "client_id"].iter().all(|k| got.get(k) == sent.get(k)),
+                };
+                let aud = aud_set(got).into_iter().collect::<Vec<_>>().join(" ");
+                if same {
+                    Fail(format!("passed through: the API received the very token the MCP server was called with (aud {aud})"))
+                } else {
+                    Pass(format!("the API received a token of its own (aud {aud}, act {})", describe_act(got)))
+                }
+            }
+        },
         "resource_refused_401" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) if o.is_success() => Untestable(format!("served ({}): no refusal to check", o.status)),
@@ -1610,6 +1662,7 @@ mod tests {
                 issuer: None,
                 resource: None,
                 proof_key: None,
+                downstream: None,
             },
         )
         .0
@@ -1716,6 +1769,7 @@ mod tests {
                     issuer: None,
                     resource: None,
                     proof_key: None,
+                    downstream: None,
                 },
             )
             .0
@@ -1794,6 +1848,7 @@ mod tests {
                 issuer: None,
                 resource: None,
                 proof_key: None,
+                downstream: None,
             },
         )
         .0
@@ -1826,6 +1881,7 @@ mod tests {
                 issuer,
                 resource: issuer,
                 proof_key: None,
+                downstream: None,
             },
         )
         .0
@@ -2205,6 +2261,7 @@ mod tests {
                     issuer: None,
                     resource: None,
                     proof_key: None,
+                    downstream: None,
                 },
             )
         };
@@ -2253,6 +2310,7 @@ mod tests {
                     issuer: None,
                     resource: None,
                     proof_key,
+                    downstream: None,
                 },
             )
             .0
@@ -2294,5 +2352,66 @@ mod tests {
             run_on("dpop_not_laundered", 200, "Bearer", None, None, Some(&json!({"sub": "alice"}))),
             Verdict::Untestable(_)
         ));
+    }
+
+    /// MCP authorization: the API's token is the server's own, never the
+    /// client's; without a view of it, or a tool call, nothing is judged.
+    #[test]
+    fn no_passthrough_tells_a_forwarded_token_from_an_exchanged_one() {
+        let p = profile();
+        let ids = ids();
+        let args: BTreeMap<String, toml::Value> = BTreeMap::from([("than".into(), toml::Value::from("for_mcp"))]);
+        let sent = json!({"sub": "alice", "aud": "mcp-server", "jti": "j1", "iat": 1, "exp": 9});
+        let ok = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": false}}), &[], "Bearer");
+        let judge = |o: &Outcome, got: Option<&Value>| {
+            run(
+                "no_passthrough",
+                &Input {
+                    outcome: Some(o),
+                    claims: None,
+                    than: Some(&sent),
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &args,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer: None,
+                    resource: None,
+                    proof_key: None,
+                    downstream: got,
+                },
+            )
+            .0
+        };
+        let own = json!({"sub": "alice", "aud": "downstream-api", "jti": "j2", "iat": 2, "exp": 9});
+        assert!(matches!(judge(&ok, Some(&own)), Verdict::Pass(_)));
+        assert!(matches!(judge(&ok, Some(&sent)), Verdict::Fail(m) if m.contains("passed through")));
+        // Without jti, the claims that make a token that token.
+        let no_jti = json!({"sub": "alice", "aud": "mcp-server", "iat": 1, "exp": 9});
+        let sent_no_jti = no_jti.clone();
+        let r = run(
+            "no_passthrough",
+            &Input {
+                outcome: Some(&ok),
+                claims: None,
+                than: Some(&sent_no_jti),
+                identities: &ids,
+                contract: Contract::new(&p),
+                args: &args,
+                wait: None,
+                accept: None,
+                revoked_access_token: None,
+                issuer: None,
+                resource: None,
+                proof_key: None,
+                downstream: Some(&no_jti),
+            },
+        )
+        .0;
+        assert!(matches!(r, Verdict::Fail(_)));
+        assert!(matches!(judge(&ok, None), Verdict::Untestable(_)));
+        let failed = outcome(401, json!({"error": "invalid_token"}), &[], "Bearer");
+        assert!(matches!(judge(&failed, Some(&sent)), Verdict::Untestable(_)));
     }
 }

@@ -86,6 +86,9 @@ struct StepOut {
     /// thumbprint of the key it proves: what a bound token must name.
     proof: Option<dpop::Proof>,
     proof_key: Option<String>,
+    /// A tool call: the claims of the newest token the API behind the
+    /// resource received.
+    downstream: Option<Value>,
 }
 
 /// The DPoP keys of one scenario run, by name, made at first use, and the
@@ -148,6 +151,10 @@ pub struct Engine {
     prelude: OnceCell<Prelude>,
     jwks: Mutex<Option<Value>>,
 }
+
+/// The longest revocation window a resource may declare that the suite
+/// waits out (`[resource] revocation_window_s`).
+const MAX_RESOURCE_WINDOW_S: u64 = 60;
 
 fn now_s() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
@@ -576,6 +583,9 @@ impl Engine {
             Some(name) => Some((Self::token_of(vars, name, None)?, name.as_ref())),
             None => None,
         };
+        if x.tool {
+            return self.resource_tool(token).await;
+        }
         let o = match t.call_resource(token.as_ref().map(|(tok, name)| (tok, *name))).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
@@ -587,6 +597,35 @@ impl Engine {
             outcome: Some(o),
             ..StepOut::default()
         })
+    }
+
+    /// The `resource` action with `tool`: the MCP tool that calls the API
+    /// behind the server, then what that API received (the newest entry).
+    async fn resource_tool(&self, token: Option<(Secret, &str)>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some((tok, name)) = token else {
+            return Err(Skip::Error("a tool call needs a token (`token`)".into()));
+        };
+        let o = match t.call_resource_tool(&tok, name).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let mut http = vec![o.evidence.clone()];
+        let mut downstream = None;
+        let mut seen = String::new();
+        if o.is_success() {
+            match t.downstream().await {
+                Ok(d) => {
+                    http.push(d.evidence.clone());
+                    downstream = d.body.get("received").and_then(Value::as_array).and_then(|r| r.last()).cloned();
+                    seen = format!("; the API received {}", if downstream.is_some() { "a token" } else { "nothing" });
+                }
+                Err(fourleg_target::TargetError::NoEndpoint { what, .. }) => seen = format!("; no {what}"),
+                Err(e) => return Err(self.down_or_error(e).await),
+            }
+        }
+        let summary = format!("tool call with `{name}`: {}{seen}", o.status);
+        Ok(StepOut { summary, http, outcome: Some(o), downstream, ..StepOut::default() })
     }
 
     /// The `metadata` action with `authorization_server`: the RFC 8414
@@ -1051,7 +1090,21 @@ impl Engine {
         let begin = Instant::now();
         // Expiry means past `exp` and the target's declared leeway (RFC 7519 §4.1.4).
         let leeway_s = if x.until == WaitUntil::Expired { t.contract().expiry_leeway_s() } else { 0 };
-        let timeout = Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s);
+        let timeout = match x.until {
+            WaitUntil::Refused => {
+                let window =
+                    t.contract().resource().and_then(|r| r.revocation_window_s).ok_or_else(|| {
+                        Skip::Untestable("the profile declares no [resource] revocation_window_s".into())
+                    })?;
+                if window > MAX_RESOURCE_WINDOW_S {
+                    return Err(Skip::Untestable(format!(
+                        "the declared revocation window ({window} s) is longer than the suite waits ({MAX_RESOURCE_WINDOW_S} s)"
+                    )));
+                }
+                Duration::from_secs(window)
+            }
+            _ => Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s),
+        };
         let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
         let mut last = Vec::new();
         let mut pending: Vec<String>;
@@ -1064,6 +1117,15 @@ impl Engine {
                     if exp.is_none_or(|e| e.saturating_add(leeway) >= now_s()) {
                         pending.push(name.clone());
                     }
+                } else if x.until == WaitUntil::Refused {
+                    let o = match t.call_resource(Some((&tok, name))).await {
+                        Ok(o) => o,
+                        Err(e) => return Err(self.down_or_error(e).await),
+                    };
+                    if o.is_success() {
+                        pending.push(name.clone());
+                    }
+                    last.push(o.evidence);
                 } else {
                     let client = self.introspector(&tok, vars.get(name))?;
                     let o = match t.introspect(&tok, name, &client, ClientAuthMode::Profile).await {
@@ -1085,7 +1147,7 @@ impl Engine {
         let w = WaitOutcome {
             held: pending.is_empty(),
             elapsed_ms: ms(begin.elapsed()),
-            timeout_ms: x.timeout_ms,
+            timeout_ms: ms(timeout),
             pending: pending.clone(),
         };
         let until = if leeway > 0 {
@@ -1394,6 +1456,7 @@ impl Grader<'_> {
                     issuer: out.issuer.as_deref(),
                     resource: out.resource.as_deref(),
                     proof_key: out.proof_key.as_deref(),
+                    downstream: out.downstream.as_ref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;

@@ -737,6 +737,10 @@ pub enum WaitUntil {
     Inactive,
     /// Every token's `exp` has passed (with the profile's leeway).
     Expired,
+    /// The profile's protected resource refuses every token, within the
+    /// window the profile declares (`[resource] revocation_window_s`); the
+    /// step's own timeout does not apply.
+    Refused,
 }
 
 impl WaitUntil {
@@ -746,6 +750,7 @@ impl WaitUntil {
         match self {
             WaitUntil::Inactive => "inactive",
             WaitUntil::Expired => "expired",
+            WaitUntil::Refused => "refused",
         }
     }
 }
@@ -789,6 +794,11 @@ pub struct ResourceStep {
     /// none: the request carries no token.
     #[serde(default)]
     pub token: Option<String>,
+    /// Call the profile's `[resource] tool` (an MCP `tools/call` that makes
+    /// the server call the API behind it) instead of `initialize`, then read
+    /// `[resource] downstream`: what that API received.
+    #[serde(default)]
+    pub tool: bool,
 }
 
 /// Sleeps (bounded to 60 s).

@@ -141,6 +141,21 @@ pub struct ProtectedResource {
     /// request of an MCP session over streamable HTTP) or `http` (GET).
     #[serde(default)]
     pub protocol: ResourceProtocol,
+    /// An MCP tool of the server that calls the API behind it (`mcp` only):
+    /// the no-passthrough scenario calls it, then reads `downstream`.
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// A URL answering GET with what the API behind the resource received,
+    /// newest last: `{"received": [<claims of each token>, …]}` (decoded
+    /// claims, never a token). Without it, what the API saw is untestable.
+    #[serde(default)]
+    pub downstream: Option<String>,
+    /// How long after a token's revocation (RFC 7009) the resource may
+    /// still accept it, in seconds: 0 or a few for one that introspects,
+    /// the tokens' lifetime for one that checks signatures only. Without
+    /// it, the revoked-token scenario is untestable.
+    #[serde(default)]
+    pub revocation_window_s: Option<u64>,
 }
 
 /// How the harness calls a protected resource.

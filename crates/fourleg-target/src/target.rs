@@ -91,6 +91,8 @@ pub struct ResolvedEndpoints {
     pub login_token: Option<String>,
     /// The protected resource of `[resource]` (its URL, placeholders filled).
     pub resource: Option<String>,
+    /// What the API behind the resource received (`[resource] downstream`).
+    pub downstream: Option<String>,
 }
 
 /// A form value: plain, or a secret shown in evidence only by its label.
@@ -381,6 +383,12 @@ impl Target {
             end_session: pick(&ep.end_session, "end_session_endpoint")?,
             login_token: None,
             resource: profile.resource.as_ref().map(|r| fill(&r.url, l, &name)).transpose()?,
+            downstream: profile
+                .resource
+                .as_ref()
+                .and_then(|r| r.downstream.as_deref())
+                .map(|d| fill(d, l, &name))
+                .transpose()?,
         };
         if let Some(up) = &profile.upstream {
             let up_issuer = up.issuer.as_deref().map(|i| fill(i, l, &name)).transpose()?;
@@ -1146,6 +1154,92 @@ impl Target {
         self.finish("protected resource", method, &url, auth, Vec::new(), resp, begin).await
     }
 
+    /// A call of the `[resource] tool` of an MCP server with `token`, as an
+    /// MCP client makes it over streamable HTTP (2025-06-18): `initialize`,
+    /// `notifications/initialized`, then `tools/call`, with the
+    /// `Mcp-Session-Id` the server hands out. The outcome is the first
+    /// answer that is not a success, else the `tools/call` answer, its body
+    /// the JSON-RPC message (read from an SSE stream when it comes as one).
+    pub async fn call_resource_tool(&self, token: &Secret, label: &str) -> Result<Outcome, TargetError> {
+        let r = self.profile.resource.as_ref().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "protected resource ([resource])",
+        })?;
+        let tool = match (&r.tool, r.protocol) {
+            (Some(t), crate::profile::ResourceProtocol::Mcp) => t.clone(),
+            _ => {
+                return Err(TargetError::NoEndpoint {
+                    target: self.profile.name.clone(),
+                    what: "an MCP tool that calls the API behind the resource ([resource] tool)",
+                })
+            }
+        };
+        let url = self.endpoints.resource.clone().unwrap_or_default();
+        let auth = format!("Bearer {label}");
+        let mut session: Option<String> = None;
+        let messages = [
+            (
+                "MCP initialize",
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "fourleg", "version": env!("CARGO_PKG_VERSION")}}}),
+            ),
+            (
+                "MCP notifications/initialized",
+                serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            ),
+            (
+                "MCP tools/call",
+                serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": tool, "arguments": {}}}),
+            ),
+        ];
+        let mut last = None;
+        for (what, message) in messages {
+            let begin = Instant::now();
+            let mut req = self
+                .http
+                .post(&url)
+                .bearer_auth(token.expose())
+                .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+                .json(&message);
+            if let Some(id) = &session {
+                req = req.header("Mcp-Session-Id", id).header("MCP-Protocol-Version", "2025-06-18");
+            }
+            let resp = req.send().await.map_err(|source| self.transport(&url, source))?;
+            if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                session = Some(id.to_owned());
+            }
+            let mut o = self
+                .finish(
+                    &format!("protected resource: {what} ({tool})"),
+                    "POST",
+                    &url,
+                    auth.clone(),
+                    Vec::new(),
+                    resp,
+                    begin,
+                )
+                .await?;
+            o.body = sse_message(o.body);
+            o.evidence.body = sse_message(o.evidence.body.clone());
+            if !o.is_success() {
+                return Ok(o);
+            }
+            last = Some(o);
+        }
+        Ok(last.expect("three messages were sent"))
+    }
+
+    /// What the API behind the resource received (`[resource] downstream`).
+    pub async fn downstream(&self) -> Result<Outcome, TargetError> {
+        let url = self.endpoints.downstream.clone().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "a view of what the API behind the resource received ([resource] downstream)",
+        })?;
+        self.get("what the API behind the resource received", &url).await
+    }
+
     /// Whether the target still answers (its token endpoint takes connections).
     pub async fn answers(&self) -> bool {
         let Some(probe) = self.metadata_url.clone().or_else(|| self.endpoints.token.clone()) else {
@@ -1184,6 +1278,18 @@ impl Target {
             .or_else(|| self.metadata_url.clone())
             .unwrap_or_default()
     }
+}
+
+/// The JSON-RPC message of an answer that came as an SSE stream (MCP
+/// streamable HTTP): the last `data:` line that parses, else the body as it
+/// was.
+fn sse_message(body: Value) -> Value {
+    let Value::String(text) = &body else { return body };
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .next_back()
+        .unwrap_or(body)
 }
 
 fn run_capture(cmd: &[String]) -> Result<String, String> {

@@ -143,6 +143,8 @@ pub enum Breakage {
     DpopStrippedOnExchange,
     DpopSubjectBindingKept,
     DpopSubjectLaundered,
+    ResourcePassesTokenThrough,
+    ResourceIgnoresRevocation,
 }
 
 impl Breakage {
@@ -174,7 +176,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 121] = [
+    pub const ALL: [Breakage; 123] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -296,6 +298,8 @@ impl Breakage {
         Breakage::DpopStrippedOnExchange,
         Breakage::DpopSubjectBindingKept,
         Breakage::DpopSubjectLaundered,
+        Breakage::ResourcePassesTokenThrough,
+        Breakage::ResourceIgnoresRevocation,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -411,6 +415,8 @@ impl Breakage {
             Breakage::DpopStrippedOnExchange => "A token exchange with a valid DPoP proof issues a bearer token (RFC 9449 §5 allows it; agent profile: AGENT-DPOP-bound, AGENT-DPOP-not-laundered).",
             Breakage::DpopSubjectBindingKept => "An exchange of a DPoP-bound subject token keeps the subject's `cnf.jkt`, whatever key the request's proof shows (RFC 9449 §5: the token is associated with the proof's key).",
             Breakage::DpopSubjectLaundered => "An exchange of a DPoP-bound subject token without a proof issues a bearer token (agent profile: AGENT-DPOP-not-laundered).",
+            Breakage::ResourcePassesTokenThrough => "The protected resource's tool calls the API behind it with the token it was called with, forwarded as it came (MCP authorization: the server MUST NOT pass it through).",
+            Breakage::ResourceIgnoresRevocation => "The protected resource checks signature, issuer, expiry and audience but never asks whether a token was revoked, while its profile declares a 2 s window (agent profile: AGENT-RESOURCE-revoked).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",

@@ -39,6 +39,9 @@ pub struct Server {
     pub order: [fourleg_policy::Check; 4],
     /// The `jti`s of the DPoP proofs accepted (RFC 9449 §11.1).
     pub seen: dpop::Seen,
+    /// The claims of every token the protected resource's upstream API
+    /// received, newest last (`/resource/received`).
+    pub received: Mutex<Vec<Value>>,
     store: Mutex<Store>,
 }
 
@@ -58,6 +61,7 @@ impl Server {
             passwords,
             order: fourleg_policy::Check::DOCUMENTED,
             seen: dpop::Seen::default(),
+            received: Mutex::new(Vec::new()),
             store: Mutex::new(Store::default()),
         }
     }
@@ -231,6 +235,7 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/logout", post(logout))
         .route("/jwks", get(jwks))
         .route("/resource/mcp", post(resource).get(resource))
+        .route("/resource/received", get(resource_received))
         .route("/.well-known/oauth-protected-resource/resource/mcp", get(resource_metadata))
         .route("/authorize", get(authorize))
         .route("/admin/clients/{client_id}/{action}", post(admin))
@@ -293,7 +298,7 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
 /// server: it accepts this issuer's tokens for the audience `mcp-server`
 /// (signature, `iss`, `exp`, `aud`; RFC 8707 §2, MCP authorization) and
 /// answers an MCP `initialize` (or a GET) with a small JSON-RPC result.
-async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
+async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
     let metadata = format!("{}/.well-known/oauth-protected-resource/resource/mcp", s.issuer);
     let challenge = |error: Option<&str>| {
         let mut params: Vec<String> = Vec::new();
@@ -343,6 +348,18 @@ async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response 
     };
     if !aud_ok && !s.is(Breakage::ResourceAcceptsAnyAudience) {
         return refuse("the token was not issued for this resource (aud)");
+    }
+    // The resource asks its authorization server (in-process introspection,
+    // RFC 7662 §2.2), so a revoked token is refused at once.
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if !s.is(Breakage::ResourceIgnoresRevocation) && !s.store().is_active(jti, now(), Purpose::Introspect, s.broken) {
+        return refuse("the token is not active (revoked, or its session ended)");
+    }
+    let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match message["method"].as_str() {
+        Some("notifications/initialized") => return StatusCode::ACCEPTED.into_response(),
+        Some("tools/call") => return Json(call_upstream(&s, token, &message)).into_response(),
+        _ => {}
     }
     Json(json!({
         "jsonrpc": "2.0",
@@ -445,6 +462,50 @@ async fn foreign_token(State(s): State<Arc<Server>>, body: Bytes) -> Response {
         json!({"access_token": keys::foreign().sign(&claims), "token_type": "Bearer", "expires_in": client.lifetime_s}),
         None,
     )
+}
+
+/// The resource's one tool: it calls the upstream API on the caller's
+/// behalf with a token of its own, exchanged as the `mcp-server` client for
+/// the `downstream-api` audience (RFC 8693 §2.1), or, broken, with the
+/// caller's token itself. The API records what it received.
+fn call_upstream(s: &Server, incoming: &str, message: &Value) -> Value {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let upstream = if s.is(Breakage::ResourcePassesTokenThrough) {
+        Ok(incoming.to_owned())
+    } else {
+        let secret = s.secrets.get("mcp-server").cloned().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        let basic = format!("Basic {}", STANDARD.encode(format!("mcp-server:{secret}")));
+        if let Ok(v) = HeaderValue::from_str(&basic) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        let form = Form(vec![
+            ("grant_type".into(), GrantType::TokenExchange.as_str().into()),
+            ("subject_token".into(), incoming.to_owned()),
+            ("subject_token_type".into(), fourleg_core::oauth::uri::ACCESS_TOKEN.into()),
+            ("audience".into(), "downstream-api".into()),
+            ("scope".into(), "records:read".into()),
+        ]);
+        exchange::exchange(s, &headers, &form)
+            .map_err(|e| e.description)
+            .and_then(|body| body["access_token"].as_str().map(str::to_owned).ok_or_else(|| "no access_token".into()))
+    };
+    match upstream {
+        Ok(token) => {
+            let claims = fourleg_core::jwt::decode(&token).map_or(Value::Null, |d| d.claims);
+            s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(claims);
+            json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "3 records"}], "isError": false}})
+        }
+        Err(why) => json!({"jsonrpc": "2.0", "id": id, "result": {
+            "content": [{"type": "text", "text": format!("the exchange for the API failed: {why}")}], "isError": true}}),
+    }
+}
+
+/// What the resource's upstream API received: the claims of each token,
+/// newest last.
+async fn resource_received(State(s): State<Arc<Server>>) -> Json<Value> {
+    let received = s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    Json(json!({ "received": received }))
 }
 
 /// The test bed logs users in with the password grant only.
