@@ -8,9 +8,8 @@ use std::sync::Mutex;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use fourleg_core::oauth::dpop::{thumbprint, HEADER, PROOF_TYP};
+use fourleg_core::oauth::dpop::{origin, thumbprint, verify_es256, HEADER, PROOF_TYP};
 use fourleg_core::oauth::ErrorCode as E;
-use p256::ecdsa::signature::Verifier as _;
 use serde_json::{Map, Value};
 
 use crate::breakage::Breakage;
@@ -94,7 +93,7 @@ pub fn check(s: &Server, headers: &HeaderMap, url: &str, grant: Grant) -> Result
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     let signed = match alg {
         "none" => s.is(Breakage::DpopAlgNoneAccepted),
-        "ES256" => s.is(Breakage::DpopSignatureUnchecked) || verifies(&jwk, &format!("{h}.{c}"), sig),
+        "ES256" => s.is(Breakage::DpopSignatureUnchecked) || verify_es256(&jwk, &format!("{h}.{c}"), sig),
         _ => false,
     };
     if !signed {
@@ -142,31 +141,6 @@ pub fn check(s: &Server, headers: &HeaderMap, url: &str, grant: Grant) -> Result
         }
     }
     Ok(Some(key))
-}
-
-fn origin(url: &str) -> &str {
-    let after = url.find("://").map_or(0, |i| i + 3);
-    url[after..].find('/').map_or(url, |i| &url[..after + i])
-}
-
-fn verifies(jwk: &Value, input: &str, sig: &str) -> bool {
-    if jwk.get("kty").and_then(Value::as_str) != Some("EC") || jwk.get("crv").and_then(Value::as_str) != Some("P-256") {
-        return false;
-    }
-    let coord = |m: &str| URL_SAFE_NO_PAD.decode(jwk.get(m).and_then(Value::as_str).unwrap_or("")).unwrap_or_default();
-    let (x, y) = (coord("x"), coord("y"));
-    if x.len() != 32 || y.len() != 32 {
-        return false;
-    }
-    let point = p256::EncodedPoint::from_affine_coordinates(
-        p256::FieldBytes::from_slice(&x),
-        p256::FieldBytes::from_slice(&y),
-        false,
-    );
-    let Ok(key) = p256::ecdsa::VerifyingKey::from_encoded_point(&point) else { return false };
-    let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else { return false };
-    let Ok(sig) = p256::ecdsa::Signature::from_slice(&sig) else { return false };
-    key.verify(input.as_bytes(), &sig).is_ok()
 }
 
 /// The binding of an issued access token (RFC 9449 §5, §6.1): the claims

@@ -168,9 +168,35 @@ fn now() -> i64 {
 }
 
 /// The origin of a URL (`scheme://authority`), without a path.
-fn origin(url: &str) -> &str {
+#[must_use]
+pub fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     url[after_scheme..].find('/').map_or(url, |i| &url[..after_scheme + i])
+}
+
+/// Whether `signature` (base64url, r‖s) is an ES256 signature of `input` by
+/// the P-256 public key `jwk` (RFC 9449 §4.3 check 6: the proof verifies
+/// with the key in its own header). Any other key type is `false`.
+#[must_use]
+pub fn verify_es256(jwk: &Value, input: &str, signature: &str) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    if jwk.get("kty").and_then(Value::as_str) != Some("EC") || jwk.get("crv").and_then(Value::as_str) != Some("P-256") {
+        return false;
+    }
+    let coord = |m: &str| URL_SAFE_NO_PAD.decode(jwk.get(m).and_then(Value::as_str).unwrap_or("")).unwrap_or_default();
+    let (x, y) = (coord("x"), coord("y"));
+    if x.len() != 32 || y.len() != 32 {
+        return false;
+    }
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        p256::FieldBytes::from_slice(&x),
+        p256::FieldBytes::from_slice(&y),
+        false,
+    );
+    let Ok(key) = p256::ecdsa::VerifyingKey::from_encoded_point(&point) else { return false };
+    let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else { return false };
+    let Ok(sig) = p256::ecdsa::Signature::from_slice(&sig) else { return false };
+    key.verify(input.as_bytes(), &sig).is_ok()
 }
 
 impl ProofKey {
@@ -283,24 +309,9 @@ mod tests {
     /// Whether the proof's signature verifies with the key in its own `jwk`
     /// (RFC 9449 §4.3 check 6), as a server would check it.
     fn verifies(p: &Proof) -> bool {
-        use p256::ecdsa::signature::Verifier as _;
-        let coord =
-            |m: &str| URL_SAFE_NO_PAD.decode(p.header["jwk"][m].as_str().unwrap_or_default()).unwrap_or_default();
-        let (x, y) = (coord("x"), coord("y"));
-        if x.len() != 32 || y.len() != 32 {
-            return false;
-        }
-        let point = p256::EncodedPoint::from_affine_coordinates(
-            p256::FieldBytes::from_slice(&x),
-            p256::FieldBytes::from_slice(&y),
-            false,
-        );
-        let Ok(key) = p256::ecdsa::VerifyingKey::from_encoded_point(&point) else { return false };
         let token = p.value.expose();
         let Some((input, sig)) = token.rsplit_once('.') else { return false };
-        let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else { return false };
-        let Ok(sig) = p256::ecdsa::Signature::from_slice(&sig) else { return false };
-        p.header["alg"] == "ES256" && key.verify(input.as_bytes(), &sig).is_ok()
+        p.header["alg"] == "ES256" && verify_es256(&p.header["jwk"], input, sig)
     }
 
     #[test]
