@@ -148,10 +148,20 @@ pub struct Proof {
 }
 
 impl Proof {
-    /// The decoded header and claims, as reports show a proof.
+    /// The decoded header and claims, as reports show a proof. A private
+    /// key member of its `jwk` (the `private-key` flaw's `d`, RFC 7518 §6) is
+    /// replaced by a label: reports never carry key material.
     #[must_use]
     pub fn shown(&self) -> Value {
-        json!({"header": self.header, "claims": self.claims})
+        let mut header = self.header.clone();
+        if let Some(jwk) = header.get_mut("jwk").and_then(Value::as_object_mut) {
+            for member in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                if let Some(v) = jwk.get_mut(member) {
+                    *v = json!("<private key redacted>");
+                }
+            }
+        }
+        json!({"header": header, "claims": self.claims})
     }
 
     /// A proof as it was received, decoded for evidence; `None` for one
@@ -392,5 +402,9 @@ mod tests {
         let again = Proof::from_sent(p.value.clone()).map(|q| q.shown());
         assert_eq!(again, Some(p.shown()));
         assert!(!p.shown().to_string().contains(p.value.expose()));
+        // The private-key flaw's `d` is sent, never shown.
+        let leaky = k.proof("POST", "http://a/token", Some(Flaw::PrivateKey));
+        let d = leaky.header["jwk"]["d"].as_str().unwrap_or_default().to_owned();
+        assert!(!d.is_empty() && !leaky.shown().to_string().contains(&d));
     }
 }
