@@ -147,9 +147,20 @@ pub fn metadata_url(resource: &str) -> String {
 /// claims in the request extensions; anything else is a 401 whose challenge
 /// carries `resource_metadata` (RFC 9728 §5.1) and, when a token was
 /// presented, `error="invalid_token"` (RFC 6750 §3.1).
-async fn guard(State(st): State<McpState>, mut req: Request, next: Next) -> Response {
+async fn guard(State(st): State<McpState>, req: Request, next: Next) -> Response {
     match st.validator.validate(req.headers()).await {
         Ok((token, view)) => {
+            // A tool's scope is checked here, before the tool acts (MCP
+            // authorization 2025-11-25, Scope Challenge Handling): the API
+            // behind the server never sees a call its caller may not make.
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await else {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "the MCP message is too large").into_response();
+            };
+            if let Some((tool, needs)) = missing_tool_scope(&bytes, &view) {
+                return insufficient_scope(&st, &view, &tool, needs);
+            }
+            let mut req = Request::from_parts(parts, axum::body::Body::from(bytes));
             req.extensions_mut().insert(Caller { token, view });
             next.run(req).await
         }
@@ -181,6 +192,62 @@ async fn guard(State(st): State<McpState>, mut req: Request, next: Next) -> Resp
             resp
         }
     }
+}
+
+/// The largest MCP message the server reads.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// The scope each tool needs of the caller's token.
+pub const TOOL_SCOPES: [(&str, &str); 2] =
+    [("read_records", crate::api::READ_SCOPE), ("write_record", crate::api::WRITE_SCOPE)];
+
+/// The tool a `tools/call` message (or one of a batch) names, with the
+/// scope it needs, when the caller's token lacks it.
+fn missing_tool_scope(body: &[u8], caller: &TokenView) -> Option<(String, &'static str)> {
+    let message: Value = serde_json::from_slice(body).ok()?;
+    let messages = match message {
+        Value::Array(list) => list,
+        one => vec![one],
+    };
+    messages.iter().filter(|m| m["method"] == "tools/call").find_map(|m| {
+        let name = m["params"]["name"].as_str()?;
+        let (_, needs) = TOOL_SCOPES.iter().find(|(t, _)| *t == name)?;
+        (!caller.has_scope(needs)).then(|| (name.to_owned(), *needs))
+    })
+}
+
+/// RFC 6750 §3.1 and MCP authorization 2025-11-25 ("Runtime Insufficient
+/// Scope Errors"): 403 with a Bearer challenge naming `insufficient_scope`,
+/// the scopes the call needs (those the caller holds among the server's,
+/// and the missing one) and the metadata URL.
+fn insufficient_scope(st: &McpState, view: &TokenView, tool: &str, needs: &str) -> Response {
+    let reason = format!(
+        "the tool {tool} needs the scope {needs}, which the token's scope {:?} lacks",
+        view.scope.as_deref().unwrap_or("")
+    );
+    st.journal.append(
+        &Entry::new("mcp", "request", false)
+            .status(403)
+            .reason(reason.clone())
+            .token(Some(view.clone()))
+            .detail(json!({"tool": tool, "needs": needs})),
+    );
+    let mut scopes: Vec<&str> = SCOPES.iter().copied().filter(|s| view.has_scope(s)).collect();
+    scopes.push(needs);
+    let scope = scopes.join(" ");
+    let resource_metadata = metadata_url(&st.resource_url);
+    let challenge = auth::bearer_challenge([
+        ("error", "insufficient_scope"),
+        ("scope", scope.as_str()),
+        ("resource_metadata", resource_metadata.as_str()),
+        ("error_description", reason.as_str()),
+    ]);
+    let body = Json(json!({"error": "insufficient_scope", "error_description": reason, "scope": scope}));
+    let mut resp = (StatusCode::FORBIDDEN, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
 }
 
 /// The arguments of `write_record`.
@@ -753,7 +820,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn write_record_writes_with_the_scope_and_reports_the_apis_403_without_it() {
+    async fn write_record_writes_with_the_scope_and_is_refused_403_without_it() {
         let c = chain().await;
         let writer = c.incoming("records:read records:write", &json!({}));
         let out = c.call(&writer, "write_record", json!({"text": "from the agent"})).await.unwrap();
@@ -762,14 +829,23 @@ mod tests {
         assert_eq!(body["record"]["text"], "from the agent");
         assert_eq!(body["record"]["via"], json!(["mcp-server"]));
 
-        // The exchange grants no records:write to a reader: the API refuses
-        // and the tool says so as a tool error, not a protocol error.
+        // A reader's token lacks records:write: the MCP server refuses the
+        // call itself, 403 insufficient_scope, before any exchange or call.
         let reader = c.incoming("records:read", &json!({}));
-        let out = c.call(&reader, "write_record", json!({"text": "sneaky"})).await.unwrap();
-        assert!(out.is_error, "{out:?}");
-        assert!(out.text.contains("403") && out.text.contains("insufficient_scope"), "{}", out.text);
-        let call = c.entries("mcp", "call");
-        assert_eq!((call[1].ok, call[1].status), (false, Some(403)));
+        let exchanges = c.entries("mcp", "exchange").len();
+        let Err(McpCallError::Unauthorized { status, www_authenticate: Some(challenge) }) =
+            c.call(&reader, "write_record", json!({"text": "sneaky"})).await
+        else {
+            panic!("a reader's write_record was not refused with a challenge");
+        };
+        assert_eq!(status, 403);
+        assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
+        assert!(challenge.contains(r#"scope="records:read records:write""#), "{challenge}");
+        assert!(challenge.contains("resource_metadata="), "{challenge}");
+        assert_eq!(c.entries("mcp", "exchange").len(), exchanges, "the refused call exchanged nothing");
+        assert_eq!(c.entries("mcp", "call").len(), 1, "the refused call reached no API");
+        // The read tool still runs with that token.
+        assert!(!c.call(&reader, "read_records", json!({})).await.unwrap().is_error);
     }
 
     #[tokio::test]

@@ -62,6 +62,9 @@ pub struct Input<'a> {
     /// On a tool call: the claims of the newest token the API behind the
     /// resource received (`[resource] downstream`).
     pub downstream: Option<&'a Value>,
+    /// On a scoped tool call: the claims of each token the API behind the
+    /// resource received during the call (none without a view of it).
+    pub called_api: Option<&'a [Value]>,
 }
 
 /// What a check concluded.
@@ -147,7 +150,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 55] = [
+pub const TABLE: [CheckSpec; 58] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -453,6 +456,24 @@ pub const TABLE: [CheckSpec; 55] = [
         args: &[("than", ArgType::Variable)],
         args_doc: "`than` (the token the MCP server was called with)",
         passes: "the API behind the MCP server received a token other than the one the server was called with (another `jti`; with none, other claims); untestable without `[resource] downstream` or when the tool call failed",
+    },
+    CheckSpec {
+        name: "tool_ran",
+        args: &[],
+        args_doc: "",
+        passes: "an MCP tool call got a tool result that is not an error (`isError`), a control before a refusal is graded",
+    },
+    CheckSpec {
+        name: "tool_scope_refused",
+        args: &[("than", ArgType::Variable)],
+        args_doc: "`than` (the token the tool was called with)",
+        passes: "a call of `[resource.scoped_tool]` with a token lacking its scope (untestable when it carries it) is refused (4xx, a JSON-RPC error or a tool error) and the API behind the resource received nothing during it (read from `[resource] downstream`; without that view the refusal alone is graded)",
+    },
+    CheckSpec {
+        name: "insufficient_scope_challenge",
+        args: &[],
+        args_doc: "",
+        passes: "a tool call refused for want of scope gets 403 with a Bearer challenge carrying `error=\"insufficient_scope\"`, a `scope` that includes the tool's and `resource_metadata` (MCP authorization 2025-11-25, Scope Challenge Handling); untestable when the tool ran",
     },
     CheckSpec {
         name: "dpop_token_type",
@@ -1475,6 +1496,70 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 }
             }
         },
+        "tool_ran" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) => match tool_refusal(o) {
+                None => Pass(format!("the tool ran ({})", o.status)),
+                Some(how) => Fail(format!("the tool did not run: {how}")),
+            },
+        },
+        // Agent profile: a tool's scope is the MCP server's own check, made
+        // before it acts (the API behind it is not called).
+        "tool_scope_refused" => {
+            let needs = scoped_tool_scope(x);
+            let carried = x.than.and_then(|c| c.get("scope")).and_then(Value::as_str).unwrap_or("");
+            match x.outcome {
+                _ if carried.split(' ').any(|v| v == needs) => {
+                    Untestable(format!("the token the tool was called with carries {needs} (scope {carried:?})"))
+                }
+                None => Untestable("no response".into()),
+                Some(o) if o.status >= 500 => Untestable(format!("the resource failed ({})", o.status)),
+                Some(o) => match (tool_refusal(o), x.called_api) {
+                    (None, _) => Fail(format!("the tool ran ({}) with a token lacking {needs}", o.status)),
+                    (Some(how), Some(called)) if !called.is_empty() => {
+                        let scopes: Vec<String> = called
+                            .iter()
+                            .map(|c| c.get("scope").and_then(Value::as_str).unwrap_or("(none)").to_owned())
+                            .collect();
+                        Fail(format!(
+                            "refused ({how}) only after calling the API behind it, which received {} token(s) (scope {}): the server left the check of {needs} to others",
+                            called.len(),
+                            scopes.join(" | ")
+                        ))
+                    }
+                    (Some(how), Some(_)) => Pass(format!("refused ({how}) before the API behind it was called")),
+                    (Some(how), None) => Pass(format!("refused ({how}); no view of the API behind it, so the refusal alone is graded")),
+                },
+            }
+        }
+        // MCP authorization 2025-11-25, Runtime Insufficient Scope Errors.
+        "insufficient_scope_challenge" => {
+            let needs = scoped_tool_scope(x);
+            match x.outcome {
+                None => Untestable("no response".into()),
+                Some(o) if tool_refusal(o).is_none() => Untestable(format!("the tool ran ({}): no refusal to check", o.status)),
+                Some(o) if o.status != 403 => Fail(format!(
+                    "refused as {}, not 403 insufficient_scope",
+                    tool_refusal(o).unwrap_or_default()
+                )),
+                Some(o) => {
+                    let challenge = o.headers.get("www-authenticate").map_or("", String::as_str);
+                    let param = |n: &str| fourleg_core::oauth::challenge::param(challenge, "Bearer", n);
+                    let scope = param("scope").unwrap_or_default();
+                    if challenge.is_empty() {
+                        Fail("403 without WWW-Authenticate".into())
+                    } else if param("error").as_deref() != Some("insufficient_scope") {
+                        Fail(format!("403 whose challenge has no error=\"insufficient_scope\": {challenge}"))
+                    } else if !scope.split(' ').any(|v| v == needs) {
+                        Fail(format!("the challenge's scope {scope:?} does not name {needs}, the scope the tool needs"))
+                    } else if param("resource_metadata").is_none() {
+                        Fail(format!("the challenge has no resource_metadata: {challenge}"))
+                    } else {
+                        Pass(format!("403: {challenge}"))
+                    }
+                }
+            }
+        }
         "resource_refused_401" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) if o.is_success() => Untestable(format!("served ({}): no refusal to check", o.status)),
@@ -1605,6 +1690,30 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
 /// The metadata document of a `metadata` step: a 200 answer whose body is a
 /// JSON object (RFC 8414 §3.2); otherwise why there is none, which makes the
 /// checks of its members untestable (`metadata_served` grades it).
+/// The scope value `[resource.scoped_tool]` needs, as the token would carry it.
+fn scoped_tool_scope(x: &Input<'_>) -> String {
+    x.contract.resource().and_then(|r| r.scoped_tool.as_ref()).map_or_else(
+        || "the tool's scope".into(),
+        |t| x.contract.scope_for(&t.scope).map_or_else(|_| t.scope.clone(), str::to_owned),
+    )
+}
+
+/// How a tool call was refused: a 4xx, a JSON-RPC error, or a tool result
+/// with `isError` (MCP "Tools": errors a model should see); none when the
+/// tool ran.
+fn tool_refusal(o: &Outcome) -> Option<String> {
+    if !o.is_success() {
+        return Some(format!("HTTP {}", o.status));
+    }
+    if let Some(e) = o.body.get("error") {
+        return Some(format!("JSON-RPC error {}", e.get("code").map(Value::to_string).unwrap_or_default()));
+    }
+    if o.body.pointer("/result/isError") == Some(&Value::Bool(true)) {
+        return Some("a tool error (isError)".into());
+    }
+    None
+}
+
 fn metadata_document(outcome: Option<&Outcome>) -> Result<&serde_json::Map<String, Value>, String> {
     match outcome {
         None => Err("no metadata fetched".into()),
@@ -1663,6 +1772,7 @@ mod tests {
                 resource: None,
                 proof_key: None,
                 downstream: None,
+                called_api: None,
             },
         )
         .0
@@ -1770,6 +1880,7 @@ mod tests {
                     resource: None,
                     proof_key: None,
                     downstream: None,
+                    called_api: None,
                 },
             )
             .0
@@ -1849,6 +1960,7 @@ mod tests {
                 resource: None,
                 proof_key: None,
                 downstream: None,
+                called_api: None,
             },
         )
         .0
@@ -1882,6 +1994,7 @@ mod tests {
                 resource: issuer,
                 proof_key: None,
                 downstream: None,
+                called_api: None,
             },
         )
         .0
@@ -2262,6 +2375,7 @@ mod tests {
                     resource: None,
                     proof_key: None,
                     downstream: None,
+                    called_api: None,
                 },
             )
         };
@@ -2311,6 +2425,7 @@ mod tests {
                     resource: None,
                     proof_key,
                     downstream: None,
+                    called_api: None,
                 },
             )
             .0
@@ -2379,6 +2494,7 @@ mod tests {
                     resource: None,
                     proof_key: None,
                     downstream: got,
+                    called_api: None,
                 },
             )
             .0
@@ -2393,5 +2509,73 @@ mod tests {
         assert!(matches!(judge(&ok, &sent, None), Verdict::Untestable(_)));
         let failed = outcome(401, json!({"error": "invalid_token"}), &[], "Bearer");
         assert!(matches!(judge(&failed, &sent, Some(&sent)), Verdict::Untestable(_)));
+    }
+
+    /// Agent profile: a tool's scope is the server's own check, before it
+    /// acts; MCP 2025-11-25 asks for 403 insufficient_scope naming it.
+    #[test]
+    fn a_tool_scope_is_refused_before_the_api_and_challenged_403() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/targets/demo-mcp.toml");
+        let p = Profile::load(&path).unwrap();
+        let ids = ids();
+        let args: BTreeMap<String, toml::Value> = BTreeMap::from([("than".into(), toml::Value::from("for_mcp"))]);
+        let judge = |name: &str, o: &Outcome, sent: &Value, called: Option<&[Value]>| {
+            run(
+                name,
+                &Input {
+                    outcome: Some(o),
+                    claims: None,
+                    than: Some(sent),
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &args,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer: None,
+                    resource: None,
+                    proof_key: None,
+                    downstream: None,
+                    called_api: called,
+                },
+            )
+            .0
+        };
+        let reader = json!({"scope": "records:read"});
+        let good =
+            r#"Bearer error="insufficient_scope", scope="records:read records:write", resource_metadata="http://r/m""#;
+        let refused = outcome(403, json!({"error": "insufficient_scope"}), &[("www-authenticate", good)], "Bearer");
+        let ran = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": false}}), &[], "Bearer");
+        let tool_error = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": true}}), &[], "Bearer");
+        let none: &[Value] = &[];
+        let api_got = [json!({"aud": "records-api", "scope": "records:read"})];
+        let v = |o: &Outcome, called: Option<&[Value]>| judge("tool_scope_refused", o, &reader, called);
+        assert!(matches!(v(&refused, Some(none)), Verdict::Pass(_)));
+        assert!(matches!(v(&tool_error, Some(none)), Verdict::Pass(_)));
+        assert!(matches!(v(&refused, None), Verdict::Pass(m) if m.contains("no view")));
+        assert!(matches!(v(&ran, Some(none)), Verdict::Fail(_)));
+        // The near miss: refused, but only by the API the server called.
+        assert!(matches!(v(&tool_error, Some(&api_got)), Verdict::Fail(m) if m.contains("only after calling the API")));
+        // A token that carries the scope proves nothing.
+        let writer = json!({"scope": "records:read records:write"});
+        assert!(matches!(judge("tool_scope_refused", &refused, &writer, Some(none)), Verdict::Untestable(_)));
+        assert!(matches!(judge("tool_ran", &ran, &reader, None), Verdict::Pass(_)));
+        assert!(matches!(judge("tool_ran", &tool_error, &reader, None), Verdict::Fail(_)));
+
+        let c = |o: &Outcome| judge("insufficient_scope_challenge", o, &reader, None);
+        assert!(matches!(c(&refused), Verdict::Pass(_)));
+        assert!(matches!(c(&ran), Verdict::Untestable(_)));
+        assert!(matches!(c(&tool_error), Verdict::Fail(_)));
+        for near in [
+            r#"Bearer error="insufficient_scope", scope="records:read", resource_metadata="http://r/m""#,
+            r#"Bearer error="insufficient_scope", scope="records:writer", resource_metadata="http://r/m""#,
+            r#"Bearer error="invalid_token", scope="records:write", resource_metadata="http://r/m""#,
+            r#"Bearer error="insufficient_scope", scope="records:write""#,
+        ] {
+            let o = outcome(403, json!({}), &[("www-authenticate", near)], "Bearer");
+            assert!(matches!(c(&o), Verdict::Fail(_)), "{near}");
+        }
+        assert!(matches!(c(&outcome(403, json!({}), &[], "Bearer")), Verdict::Fail(_)));
+        assert!(matches!(c(&outcome(401, json!({}), &[("www-authenticate", good)], "Bearer")), Verdict::Fail(_)));
     }
 }

@@ -89,6 +89,9 @@ struct StepOut {
     /// A tool call: the claims of the newest token the API behind the
     /// resource received.
     downstream: Option<Value>,
+    /// A scoped tool call: the claims of each token the API behind the
+    /// resource received during the call (none without a view of it).
+    called_api: Option<Vec<Value>>,
 }
 
 /// The DPoP keys of one scenario run, by name, made at first use, and the
@@ -461,6 +464,7 @@ impl Engine {
             Action::Hook(_) => Some("a hook"),
             Action::Revoke(_) => Some("a revocation"),
             Action::Logout(_) => Some("a logout"),
+            Action::Wait(w) if w.until == WaitUntil::Expired => Some("the wait for expiry"),
             _ => None,
         }
     }
@@ -583,6 +587,9 @@ impl Engine {
             Some(name) => Some((Self::token_of(vars, name, None)?, name.as_ref())),
             None => None,
         };
+        if x.scoped_tool {
+            return self.resource_scoped_tool(token).await;
+        }
         if x.tool {
             return self.resource_tool(token).await;
         }
@@ -606,7 +613,7 @@ impl Engine {
         let Some((tok, name)) = token else {
             return Err(Skip::Error("a tool call needs a token (`token`)".into()));
         };
-        let o = match t.call_resource_tool(&tok, name).await {
+        let o = match t.call_resource_tool(&tok, name, false).await {
             Ok(o) => o,
             Err(e) => return Err(self.down_or_error(e).await),
         };
@@ -626,6 +633,48 @@ impl Engine {
         }
         let summary = format!("tool call with `{name}`: {}{seen}", o.status);
         Ok(StepOut { summary, http, outcome: Some(o), downstream, ..StepOut::default() })
+    }
+
+    /// The `resource` action with `scoped_tool`: the MCP tool that needs a
+    /// scope of its own, with what the API behind the server received
+    /// during the call (its view read before and after).
+    async fn resource_scoped_tool(&self, token: Option<(Secret, &str)>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some((tok, name)) = token else {
+            return Err(Skip::Error("a tool call needs a token (`token`)".into()));
+        };
+        let mut http = Vec::new();
+        let received =
+            |d: &fourleg_target::Outcome| d.body.get("received").and_then(Value::as_array).cloned().unwrap_or_default();
+        let before = match t.downstream().await {
+            Ok(d) => {
+                http.push(d.evidence.clone());
+                Some(received(&d).len())
+            }
+            Err(fourleg_target::TargetError::NoEndpoint { .. }) => None,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let o = match t.call_resource_tool(&tok, name, true).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        http.push(o.evidence.clone());
+        let mut called_api = None;
+        if let Some(before) = before {
+            match t.downstream().await {
+                Ok(d) => {
+                    http.push(d.evidence.clone());
+                    called_api = Some(received(&d).into_iter().skip(before).collect::<Vec<_>>());
+                }
+                Err(e) => return Err(self.down_or_error(e).await),
+            }
+        }
+        let seen = match &called_api {
+            None => "; no view of the API behind it".to_owned(),
+            Some(v) => format!("; the API received {} token(s) during the call", v.len()),
+        };
+        let summary = format!("scoped tool call with `{name}`: {}{seen}", o.status);
+        Ok(StepOut { summary, http, outcome: Some(o), called_api, ..StepOut::default() })
     }
 
     /// The `metadata` action with `authorization_server`: the RFC 8414
@@ -1106,6 +1155,24 @@ impl Engine {
             _ => Duration::from_millis(x.timeout_ms) + Duration::from_secs(leeway_s),
         };
         let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
+        if x.until == WaitUntil::Expired {
+            // A token that outlives the wait cannot expire in it: say so now
+            // rather than after the whole timeout.
+            let allowed = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+            for name in &x.tokens {
+                let tok = Self::token_of(vars, name, None)?;
+                match jwt::decode(tok.expose()).ok().and_then(|d| d.claims["exp"].as_i64()) {
+                    None => return Err(Skip::Untestable(format!("`{name}` carries no exp to wait for"))),
+                    Some(e) if e.saturating_add(leeway).saturating_sub(now_s()) > allowed => {
+                        return Err(Skip::Untestable(format!(
+                            "`{name}` expires in {} s, past the {allowed} s this wait allows: the target issued no short-lived token here",
+                            e.saturating_sub(now_s())
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         let mut last = Vec::new();
         let mut pending: Vec<String>;
         loop {
@@ -1150,6 +1217,9 @@ impl Engine {
             timeout_ms: ms(timeout),
             pending: pending.clone(),
         };
+        if x.until == WaitUntil::Expired && !w.held {
+            return Err(Skip::Untestable(format!("{} did not expire within {} ms", pending.join(", "), w.timeout_ms)));
+        }
         let until = if leeway > 0 {
             format!("{} (exp + {leeway} s leeway)", x.until.as_str())
         } else {
@@ -1457,6 +1527,7 @@ impl Grader<'_> {
                     resource: out.resource.as_deref(),
                     proof_key: out.proof_key.as_deref(),
                     downstream: out.downstream.as_ref(),
+                    called_api: out.called_api.as_deref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;

@@ -799,6 +799,11 @@ pub struct ResourceStep {
     /// `[resource] downstream`: what that API received.
     #[serde(default)]
     pub tool: bool,
+    /// Call `[resource.scoped_tool]` instead: the tool that needs a scope
+    /// of its own. What the API behind the resource received during the
+    /// call is read from `[resource] downstream`, before and after.
+    #[serde(default)]
+    pub scoped_tool: bool,
 }
 
 /// Sleeps (bounded to 60 s).

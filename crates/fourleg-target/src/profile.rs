@@ -156,6 +156,26 @@ pub struct ProtectedResource {
     /// it, the revoked-token scenario is untestable.
     #[serde(default)]
     pub revocation_window_s: Option<u64>,
+    /// A tool that needs a scope beyond the one `tool` needs (`mcp` only):
+    /// the tool-scope scenario calls it with a token lacking that scope,
+    /// which the resource must refuse before acting. Without it, that
+    /// scenario is untestable.
+    #[serde(default)]
+    pub scoped_tool: Option<ScopedTool>,
+}
+
+/// `[resource.scoped_tool]`: an MCP tool and the scope it needs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedTool {
+    /// The tool's name (`tools/call` `params.name`).
+    pub name: String,
+    /// The scope value the tool needs, one the `tool` does not: a
+    /// permission of the profile's `[permissions]` (its key).
+    pub scope: String,
+    /// The tool's arguments (`params.arguments`), default `{}`.
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
 }
 
 /// How the harness calls a protected resource.
@@ -1006,6 +1026,20 @@ impl Profile {
                     return Err(bad(
                         "audiences".into(),
                         format!("[resource] needs the contract audience `{needed}` (the resource's, and one it must refuse)"),
+                    ));
+                }
+            }
+            if let Some(t) = &r.scoped_tool {
+                if !self.permissions.contains_key(&t.scope) {
+                    return Err(bad(
+                        "resource.scoped_tool.scope".into(),
+                        format!("`{}` is not a permission of [permissions] (the scope the tool needs)", t.scope),
+                    ));
+                }
+                if r.protocol != ResourceProtocol::Mcp {
+                    return Err(bad(
+                        "resource.scoped_tool".into(),
+                        "a tool is called over MCP: `protocol = \"mcp\"`".into(),
                     ));
                 }
             }

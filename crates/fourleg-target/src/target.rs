@@ -1160,17 +1160,27 @@ impl Target {
     /// `Mcp-Session-Id` the server hands out. The outcome is the first
     /// answer that is not a success, else the `tools/call` answer, its body
     /// the JSON-RPC message (read from an SSE stream when it comes as one).
-    pub async fn call_resource_tool(&self, token: &Secret, label: &str) -> Result<Outcome, TargetError> {
+    /// With `scoped`, the tool called is `[resource.scoped_tool]`, with its
+    /// arguments.
+    pub async fn call_resource_tool(&self, token: &Secret, label: &str, scoped: bool) -> Result<Outcome, TargetError> {
         let r = self.profile.resource.as_ref().ok_or(TargetError::NoEndpoint {
             target: self.profile.name.clone(),
             what: "protected resource ([resource])",
         })?;
-        let tool = match (&r.tool, r.protocol) {
-            (Some(t), crate::profile::ResourceProtocol::Mcp) => t.clone(),
-            _ => {
+        let mcp = r.protocol == crate::profile::ResourceProtocol::Mcp;
+        let (tool, arguments) = match (scoped, &r.tool, &r.scoped_tool) {
+            (false, Some(t), _) if mcp => (t.clone(), serde_json::Value::Object(serde_json::Map::new())),
+            (true, _, Some(t)) if mcp => (t.name.clone(), serde_json::Value::Object(t.arguments.clone())),
+            (false, ..) => {
                 return Err(TargetError::NoEndpoint {
                     target: self.profile.name.clone(),
                     what: "an MCP tool that calls the API behind the resource ([resource] tool)",
+                })
+            }
+            (true, ..) => {
+                return Err(TargetError::NoEndpoint {
+                    target: self.profile.name.clone(),
+                    what: "an MCP tool that needs a scope of its own ([resource.scoped_tool])",
                 })
             }
         };
@@ -1191,7 +1201,7 @@ impl Target {
             (
                 "MCP tools/call",
                 serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                    "params": {"name": tool, "arguments": {}}}),
+                    "params": {"name": tool, "arguments": arguments}}),
             ),
         ];
         let mut last = None;

@@ -145,6 +145,10 @@ pub enum Breakage {
     DpopSubjectLaundered,
     ResourcePassesTokenThrough,
     ResourceIgnoresRevocation,
+    ResourceExpiryLeeway,
+    ResourceLeavesToolScopeToApi,
+    ResourceToolScopeByPrefix,
+    ResourceToolScopeAsToolError,
 }
 
 impl Breakage {
@@ -176,7 +180,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 123] = [
+    pub const ALL: [Breakage; 127] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -300,6 +304,10 @@ impl Breakage {
         Breakage::DpopSubjectLaundered,
         Breakage::ResourcePassesTokenThrough,
         Breakage::ResourceIgnoresRevocation,
+        Breakage::ResourceExpiryLeeway,
+        Breakage::ResourceLeavesToolScopeToApi,
+        Breakage::ResourceToolScopeByPrefix,
+        Breakage::ResourceToolScopeAsToolError,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -417,6 +425,10 @@ impl Breakage {
             Breakage::DpopSubjectLaundered => "An exchange of a DPoP-bound subject token without a proof issues a bearer token (agent profile: AGENT-DPOP-not-laundered).",
             Breakage::ResourcePassesTokenThrough => "The protected resource's tool calls the API behind it with the token it was called with, forwarded as it came (MCP authorization: the server MUST NOT pass it through).",
             Breakage::ResourceIgnoresRevocation => "The protected resource checks signature, issuer, expiry and audience but never asks whether a token was revoked, while its profile declares a 2 s window (agent profile: AGENT-RESOURCE-revoked).",
+            Breakage::ResourceExpiryLeeway => "The protected resource accepts a token for five minutes past its `exp` (a clock-skew leeway far past any skew; MCP authorization: expired tokens get 401).",
+            Breakage::ResourceLeavesToolScopeToApi => "The protected resource runs `write_record` for any valid token and lets the API behind it refuse a token without `records:write` (agent profile: AGENT-RESOURCE-tool-scope, the server checks a tool's scope itself).",
+            Breakage::ResourceToolScopeByPrefix => "The protected resource checks a tool's scope by its prefix: `records:read` passes for `write_record`, which needs `records:write` (agent profile: AGENT-RESOURCE-tool-scope).",
+            Breakage::ResourceToolScopeAsToolError => "The protected resource refuses a tool whose scope the token lacks as a tool error (HTTP 200, `isError`), not 403 `insufficient_scope` (MCP authorization 2025-11-25, Scope Challenge Handling).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",
             Breakage::MetadataIssuerTrailingSlash => "The metadata document's `issuer` has a trailing slash its issuer identifier lacks (RFC 8414 §3.3: identical).",

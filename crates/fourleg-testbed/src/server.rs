@@ -335,7 +335,9 @@ async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes)
         )
             .into_response()
     };
-    let claims = match s.keys.validate(token, &s.issuer, now(), None) {
+    // The near miss of expiry: a leeway far past any clock skew.
+    let clock = if s.is(Breakage::ResourceExpiryLeeway) { now() - 300 } else { now() };
+    let claims = match s.keys.validate(token, &s.issuer, clock, None) {
         Ok(c) => c,
         Err(e) => return refuse(&format!("{e:?}")),
     };
@@ -352,13 +354,18 @@ async fn resource(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes)
     // The resource asks its authorization server (in-process introspection,
     // RFC 7662 §2.2), so a revoked token is refused at once.
     let jti = claims["jti"].as_str().unwrap_or_default();
-    if !s.is(Breakage::ResourceIgnoresRevocation) && !s.store().is_active(jti, now(), Purpose::Introspect, s.broken) {
+    if !s.is(Breakage::ResourceIgnoresRevocation) && !s.store().is_active(jti, clock, Purpose::Introspect, s.broken) {
         return refuse("the token is not active (revoked, or its session ended)");
     }
     let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match message["method"].as_str() {
         Some("notifications/initialized") => return StatusCode::ACCEPTED.into_response(),
-        Some("tools/call") => return Json(call_upstream(&s, token, &message)).into_response(),
+        Some("tools/call") if message["params"]["name"] == "write_record" => {
+            return write_record(&s, token, &claims, &message, &metadata)
+        }
+        Some("tools/call") => {
+            return Json(call_upstream(&s, token, &message, Some("records:read"), "records:read")).into_response()
+        }
         _ => {}
     }
     Json(json!({
@@ -468,7 +475,45 @@ async fn foreign_token(State(s): State<Arc<Server>>, body: Bytes) -> Response {
 /// behalf with a token of its own, exchanged as the `mcp-server` client for
 /// the `downstream-api` audience (RFC 8693 §2.1), or, broken, with the
 /// caller's token itself. The API records what it received.
-fn call_upstream(s: &Server, incoming: &str, message: &Value) -> Value {
+/// The resource's `write_record`: it needs `records:write` of the caller's
+/// token, checked here before anything is called (403 `insufficient_scope`
+/// with the scopes needed and the metadata URL, MCP authorization
+/// 2025-11-25); then the API is called as for `read_records`.
+fn write_record(s: &Server, token: &str, claims: &Value, message: &Value, metadata: &str) -> Response {
+    const NEEDS: &str = "records:write";
+    let scope = claims["scope"].as_str().unwrap_or_default();
+    let holds = if s.is(Breakage::ResourceToolScopeByPrefix) {
+        scope.split(' ').any(|v| v.starts_with("records:"))
+    } else {
+        scope.split(' ').any(|v| v == NEEDS)
+    };
+    if !holds && !s.is(Breakage::ResourceLeavesToolScopeToApi) {
+        let why = format!("write_record needs {NEEDS}, which the token's scope {scope:?} lacks");
+        if s.is(Breakage::ResourceToolScopeAsToolError) {
+            let id = message.get("id").cloned().unwrap_or(Value::Null);
+            return Json(json!({"jsonrpc": "2.0", "id": id, "result": {
+                "content": [{"type": "text", "text": why}], "isError": true}}))
+            .into_response();
+        }
+        let challenge =
+            format!("Bearer error=\"insufficient_scope\", scope=\"{scope} {NEEDS}\", resource_metadata=\"{metadata}\"");
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            Json(json!({"error": "insufficient_scope", "error_description": why})),
+        )
+            .into_response();
+    }
+    // The API behind the resource: it records what it received, and
+    // refuses a token without the scope as a tool error.
+    Json(call_upstream(s, token, message, None, NEEDS)).into_response()
+}
+
+/// A tool's call of the API behind the resource: the incoming token is
+/// exchanged for `downstream-api` (with `scope`, else the subject's), and
+/// the API records the claims of what it received, then refuses a token
+/// that lacks `needs` (as a tool error).
+fn call_upstream(s: &Server, incoming: &str, message: &Value, scope: Option<&str>, needs: &str) -> Value {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let upstream = if s.is(Breakage::ResourcePassesTokenThrough) {
         Ok(incoming.to_owned())
@@ -479,13 +524,15 @@ fn call_upstream(s: &Server, incoming: &str, message: &Value) -> Value {
         if let Ok(v) = HeaderValue::from_str(&basic) {
             headers.insert(header::AUTHORIZATION, v);
         }
-        let form = Form(vec![
+        let mut form = Form(vec![
             ("grant_type".into(), GrantType::TokenExchange.as_str().into()),
             ("subject_token".into(), incoming.to_owned()),
             ("subject_token_type".into(), fourleg_core::oauth::uri::ACCESS_TOKEN.into()),
             ("audience".into(), "downstream-api".into()),
-            ("scope".into(), "records:read".into()),
         ]);
+        if let Some(scope) = scope {
+            form.0.push(("scope".into(), scope.into()));
+        }
         exchange::exchange(s, &headers, &form)
             .map_err(|e| e.description)
             .and_then(|body| body["access_token"].as_str().map(str::to_owned).ok_or_else(|| "no access_token".into()))
@@ -493,8 +540,14 @@ fn call_upstream(s: &Server, incoming: &str, message: &Value) -> Value {
     match upstream {
         Ok(token) => {
             let claims = fourleg_core::jwt::decode(&token).map_or(Value::Null, |d| d.claims);
+            let granted = claims["scope"].as_str().unwrap_or_default().split(' ').any(|v| v == needs);
             s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(claims);
-            json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "3 records"}], "isError": false}})
+            if granted {
+                json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "3 records"}], "isError": false}})
+            } else {
+                json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "content": [{"type": "text", "text": format!("the API refused: 403 insufficient_scope ({needs})")}], "isError": true}})
+            }
         }
         Err(why) => json!({"jsonrpc": "2.0", "id": id, "result": {
             "content": [{"type": "text", "text": format!("the exchange for the API failed: {why}")}], "isError": true}}),

@@ -292,6 +292,16 @@ fn expected(b: Breakage) -> Expect {
         B::DpopSubjectLaundered => pairs(&[("bound-subject-not-laundered", "AGENT-DPOP-not-laundered")]),
         B::ResourcePassesTokenThrough => rules(&["MCP-AUTHZ-no-passthrough"]),
         B::ResourceIgnoresRevocation => rules(&["AGENT-RESOURCE-revoked"]),
+        // Served, so the 401 beside it has nothing to grade.
+        B::ResourceExpiryLeeway => {
+            Expect { rules: &["MCP-AUTHZ-expired"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-expired"]) }
+        }
+        // The API refuses what the server let through, as a tool error: the
+        // form of the refusal fails too.
+        B::ResourceLeavesToolScopeToApi | B::ResourceToolScopeByPrefix => {
+            rules(&["AGENT-RESOURCE-tool-scope", "MCP-AUTHZ-insufficient-scope"])
+        }
+        B::ResourceToolScopeAsToolError => rules(&["MCP-AUTHZ-insufficient-scope"]),
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
