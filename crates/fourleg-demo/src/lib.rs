@@ -166,7 +166,9 @@ impl Demo {
             introspection_endpoint: Some(format!("{issuer}/protocol/openid-connect/token/introspect")),
             ..Trust::jwks(issuer.clone(), format!("{issuer}/protocol/openid-connect/certs"))
         };
-        Self::for_suite(issuer, exchange, trust, secrets, journal).await
+        // Standard token exchange V2 has no actor_token: the MCP server
+        // impersonates.
+        Self::for_suite(issuer, exchange, trust, secrets, journal, false).await
     }
 
     /// The same chain in front of the reference broker (`demo-mcp-broker`):
@@ -186,7 +188,9 @@ impl Demo {
             introspection_endpoint: Some(format!("{broker}/introspect")),
             ..Trust::jwks(broker.to_owned(), format!("{broker}/jwks"))
         };
-        Self::for_suite(login, format!("{broker}/token"), trust, secrets, journal).await
+        // The broker delegates (RFC 8693 §1.1): the MCP server presents its
+        // own token as actor_token, so the API's token names it in act.
+        Self::for_suite(login, format!("{broker}/token"), trust, secrets, journal, true).await
     }
 
     /// The chain a target profile names as its protected resource by lab
@@ -221,6 +225,7 @@ impl Demo {
         trust: Trust,
         secrets: &std::collections::BTreeMap<String, Secret>,
         journal: PathBuf,
+        delegate: bool,
     ) -> Result<Self, DemoError> {
         let client = |name: &str| {
             secrets
@@ -241,7 +246,7 @@ impl Demo {
             api_audience: "downstream-api".into(),
             listen: Listen::from_base(0),
             journal,
-            delegate: false,
+            delegate,
             cache_exchanges: false,
         })
         .await

@@ -150,7 +150,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 58] = [
+pub const TABLE: [CheckSpec; 60] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -458,6 +458,18 @@ pub const TABLE: [CheckSpec; 58] = [
         passes: "the API behind the MCP server received a token other than the one the server was called with (another `jti`; with none, other claims); untestable without `[resource] downstream` or when the tool call failed",
     },
     CheckSpec {
+        name: "downstream_audience",
+        args: &[],
+        args_doc: "",
+        passes: "the newest token the API behind the MCP server received names the contract audience `downstream-api` in `aud`, and not the MCP server's (`mcp-server`); untestable without `[resource] downstream` or when the tool call failed",
+    },
+    CheckSpec {
+        name: "downstream_act",
+        args: &[("principal", ArgType::Text), ("than", ArgType::Variable)],
+        args_doc: "`principal` (the MCP server), `than` (the token the server was called with)",
+        passes: "the newest token the API behind the MCP server received keeps the subject of the token the server was called with (`sub`) and names `principal` as its current actor (`act`, RFC 8693 §4.1); untestable without `[resource] downstream` or when the tool call failed",
+    },
+    CheckSpec {
         name: "tool_ran",
         args: &[],
         args_doc: "",
@@ -639,6 +651,15 @@ pub fn act_levels(claims: &Value) -> Vec<&Value> {
         cur = a.get("act");
     }
     out
+}
+
+/// `act A <- B` or `no act`, for a message.
+fn act_said(claims: &Value) -> String {
+    if act_levels(claims).is_empty() {
+        "no act".into()
+    } else {
+        format!("act {}", describe_act(claims))
+    }
 }
 
 fn describe_act(claims: &Value) -> String {
@@ -1492,7 +1513,47 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                 if same {
                     Fail(format!("passed through: the API received the very token the MCP server was called with (aud {aud})"))
                 } else {
-                    Pass(format!("the API received a token of its own (aud {aud}, act {})", describe_act(got)))
+                    Pass(format!("the API received a token of its own (aud {aud}; {})", act_said(got)))
+                }
+            }
+        },
+        // Agent profile: the API behind an MCP server gets a token for
+        // itself, on the user's behalf, naming the MCP server as the actor.
+        "downstream_audience" | "downstream_act" => match (x.outcome, x.downstream) {
+            (None, _) => Untestable("no response".into()),
+            (Some(o), _) if tool_refusal(o).is_some() => {
+                Untestable(format!("the tool call failed ({}): the API was not called", o.status))
+            }
+            (_, None) => Untestable("no view of what the API behind the resource received".into()),
+            (Some(_), Some(got)) if name == "downstream_audience" => {
+                let aud = aud_set(got);
+                let shown = aud.iter().cloned().collect::<Vec<_>>().join(" ");
+                let api = x.contract.aud_value("downstream-api");
+                let server = x.contract.aud_value("mcp-server");
+                if aud.contains(&server) {
+                    Fail(format!("the API's token also names the MCP server ({server}) in aud: {shown}"))
+                } else if !aud.contains(&api) {
+                    Fail(format!("the API's token does not name the API ({api}) in aud: {}", if shown.is_empty() { "no aud" } else { &shown }))
+                } else {
+                    Pass(format!("aud {shown}"))
+                }
+            }
+            (Some(_), Some(got)) => {
+                let who = arg_str(x.args, "principal").unwrap_or_default();
+                let id = ident(who);
+                let sub = |c: &Value| c.get("sub").and_then(Value::as_str).map(str::to_owned);
+                match (x.than.map(sub), act_levels(got).first()) {
+                    (None | Some(None), _) => Untestable("the token the server was called with has no readable sub".into()),
+                    (Some(want), _) if sub(got) != want => Fail(format!(
+                        "the API's token has sub {:?}, not the user the MCP server acted for ({:?}): the server called as itself",
+                        sub(got).unwrap_or_default(),
+                        want.unwrap_or_default()
+                    )),
+                    (_, Some(outer)) if id.matches(outer) => Pass(format!("on the user's behalf, {}", act_said(got))),
+                    (_, Some(_)) => Fail(format!("the API's current actor is not `{who}`: {}", describe_act(got))),
+                    (_, None) => Fail(format!(
+                        "no act: the API's token does not say that `{who}` acts for the user (impersonation)"
+                    )),
                 }
             }
         },
@@ -2577,5 +2638,63 @@ mod tests {
         }
         assert!(matches!(c(&outcome(403, json!({}), &[], "Bearer")), Verdict::Fail(_)));
         assert!(matches!(c(&outcome(401, json!({}), &[("www-authenticate", good)], "Bearer")), Verdict::Fail(_)));
+    }
+
+    /// Agent profile: the API's token is for the API, on the user's behalf,
+    /// with the MCP server as the current actor.
+    #[test]
+    fn the_apis_token_is_for_the_api_and_names_the_mcp_server_as_actor() {
+        let p = profile();
+        let ids = ids();
+        let args: BTreeMap<String, toml::Value> = BTreeMap::from([
+            ("than".into(), toml::Value::from("for_mcp")),
+            ("principal".into(), toml::Value::from("mcp-server")),
+        ]);
+        let ok = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": false}}), &[], "Bearer");
+        let judge = |name: &str, o: &Outcome, got: Option<&Value>| {
+            let sent = json!({"sub": "alice", "aud": "mcp-server", "jti": "j1"});
+            run(
+                name,
+                &Input {
+                    outcome: Some(o),
+                    claims: None,
+                    than: Some(&sent),
+                    identities: &ids,
+                    contract: Contract::new(&p),
+                    args: &args,
+                    wait: None,
+                    accept: None,
+                    revoked_access_token: None,
+                    issuer: None,
+                    resource: None,
+                    proof_key: None,
+                    downstream: got,
+                    called_api: None,
+                },
+            )
+            .0
+        };
+        let delegated =
+            json!({"sub": "alice", "aud": "downstream-api", "act": {"sub": "sa-mcp", "client_id": "mcp-server"}});
+        assert!(matches!(judge("downstream_audience", &ok, Some(&delegated)), Verdict::Pass(_)));
+        assert!(matches!(judge("downstream_act", &ok, Some(&delegated)), Verdict::Pass(_)));
+        let wide = json!({"sub": "alice", "aud": ["downstream-api", "mcp-server"]});
+        assert!(matches!(judge("downstream_audience", &ok, Some(&wide)), Verdict::Fail(_)));
+        let elsewhere = json!({"sub": "alice", "aud": "agent"});
+        assert!(matches!(judge("downstream_audience", &ok, Some(&elsewhere)), Verdict::Fail(_)));
+        let impersonated = json!({"sub": "alice", "aud": "downstream-api"});
+        assert!(
+            matches!(judge("downstream_act", &ok, Some(&impersonated)), Verdict::Fail(m) if m.contains("impersonation"))
+        );
+        let other_actor = json!({"sub": "alice", "aud": "downstream-api", "act": {"client_id": "agent"}});
+        assert!(matches!(judge("downstream_act", &ok, Some(&other_actor)), Verdict::Fail(_)));
+        // The server's own token: no passthrough, no user either.
+        let own = json!({"sub": "sa-mcp", "aud": "downstream-api", "act": {"client_id": "mcp-server"}});
+        assert!(matches!(judge("downstream_act", &ok, Some(&own)), Verdict::Fail(m) if m.contains("called as itself")));
+        let failed = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": true}}), &[], "Bearer");
+        for name in ["downstream_audience", "downstream_act"] {
+            assert!(matches!(judge(name, &failed, Some(&delegated)), Verdict::Untestable(_)));
+            assert!(matches!(judge(name, &ok, None), Verdict::Untestable(_)));
+        }
     }
 }

@@ -27,10 +27,17 @@ impl Observer for Quiet {
     fn finished(&self, _: &ScenarioResult) {}
 }
 
-/// Whether a scenario changes state other scenarios rely on.
+/// Whether a scenario changes state other scenarios rely on (hooks that
+/// disable a client), or reads state others change: a tool call reads what
+/// the API behind the resource received, which another tool call would
+/// add to.
 #[must_use]
 pub fn is_exclusive(s: &Scenario) -> bool {
-    s.steps.iter().any(|st| matches!(st.action, Action::Hook(_)))
+    s.steps.iter().any(|st| match &st.action {
+        Action::Hook(_) => true,
+        Action::Resource(r) => r.tool || r.scoped_tool,
+        _ => false,
+    })
 }
 
 /// RFC 3339 UTC of now, to the second.
@@ -219,6 +226,21 @@ mod tests {
         assert!(run.scenarios.iter().all(|r| r.status == Status::Error));
         assert!(run.scenarios[0].reason.as_deref().unwrap().contains("peer x did not start"));
         assert_eq!(run.summary.by_status.get(&Status::Error), Some(&scenarios.len()));
+    }
+
+    /// Scenarios that read what the API behind a resource received run
+    /// one at a time, as hooks do; the rest share the pool.
+    #[test]
+    fn tool_calls_and_hooks_run_alone() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        let registry = crate::Registry::load(&root.join("requirements.toml")).unwrap();
+        let scenarios = crate::scenario::load_all(&root, &registry).unwrap();
+        let alone = |id: &str| is_exclusive(scenarios.iter().find(|s| s.id == id).unwrap());
+        for id in ["no-token-passthrough", "downstream-token-delegated", "tool-scope-checked"] {
+            assert!(alone(id), "{id}");
+        }
+        assert!(!alone("other-audience-refused"));
+        assert!(!alone("expired-token-refused"));
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub enum Breakage {
     ResourceLeavesToolScopeToApi,
     ResourceToolScopeByPrefix,
     ResourceToolScopeAsToolError,
+    ResourceImpersonatesDownstream,
+    ResourceCallsApiAsItself,
+    ResourceDownstreamAudienceWide,
 }
 
 impl Breakage {
@@ -180,7 +183,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 127] = [
+    pub const ALL: [Breakage; 130] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -308,6 +311,9 @@ impl Breakage {
         Breakage::ResourceLeavesToolScopeToApi,
         Breakage::ResourceToolScopeByPrefix,
         Breakage::ResourceToolScopeAsToolError,
+        Breakage::ResourceImpersonatesDownstream,
+        Breakage::ResourceCallsApiAsItself,
+        Breakage::ResourceDownstreamAudienceWide,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -428,6 +434,9 @@ impl Breakage {
             Breakage::ResourceExpiryLeeway => "The protected resource accepts a token for five minutes past its `exp` (a clock-skew leeway far past any skew; MCP authorization: expired tokens get 401).",
             Breakage::ResourceLeavesToolScopeToApi => "The protected resource runs `write_record` for any valid token and lets the API behind it refuse a token without `records:write` (agent profile: AGENT-RESOURCE-tool-scope, the server checks a tool's scope itself).",
             Breakage::ResourceToolScopeByPrefix => "The protected resource checks a tool's scope by its prefix: `records:read` passes for `write_record`, which needs `records:write` (agent profile: AGENT-RESOURCE-tool-scope).",
+            Breakage::ResourceImpersonatesDownstream => "The protected resource's tool exchanges the incoming token for the API without its own actor token: the API's token carries the user as `sub` and no `act` (impersonation; agent profile: AGENT-RESOURCE-downstream-act).",
+            Breakage::ResourceCallsApiAsItself => "The protected resource's tool calls the API with its own client-credentials token: no passthrough, but the API sees the MCP server as `sub`, not the user it acts for (agent profile: AGENT-RESOURCE-downstream-act).",
+            Breakage::ResourceDownstreamAudienceWide => "The protected resource's tool asks its exchange for the API and for itself (`audience` twice), and the test bed grants both: the API's token names the MCP server in `aud` too (agent profile: AGENT-RESOURCE-downstream-audience).",
             Breakage::ResourceToolScopeAsToolError => "The protected resource refuses a tool whose scope the token lacks as a tool error (HTTP 200, `isError`), not 403 `insufficient_scope` (MCP authorization 2025-11-25, Scope Challenge Handling).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",

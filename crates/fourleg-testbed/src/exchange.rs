@@ -246,6 +246,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             .filter(|c| c.kind == Kind::Exchanging)
             .map(|c| c.client_id.to_owned()),
     });
+    let wide_for_resource = s.is(Breakage::ResourceDownstreamAudienceWide)
+        && requester.client_id == "mcp-server"
+        && form.all("audience").contains(&"mcp-server");
     let mut x = Exchange {
         requester: requester_of(requester),
         subject: Subject {
@@ -261,7 +264,15 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             act: prior.clone(),
         },
         actor: actor_party.clone(),
-        audience: form.all("audience").into_iter().filter(|a| !a.is_empty()).map(str::to_owned).collect(),
+        audience: form
+            .all("audience")
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            // The resource's near miss: it asks for itself too, which is
+            // granted below, outside the policy.
+            .filter(|a| !(wide_for_resource && *a == "mcp-server"))
+            .map(str::to_owned)
+            .collect(),
         resource: form.all("resource").into_iter().filter(|r| !r.is_empty()).map(str::to_owned).collect(),
         scope: form.has("scope").then(|| scope_values(form)),
         user_permissions: fixture::user_by_sub(&sub).map(|u| u.permissions.iter().map(|p| (*p).to_owned()).collect()),
@@ -316,6 +327,9 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
             }
         }
         grant.aud.dedup();
+    }
+    if wide_for_resource {
+        grant.aud.push("mcp-server".to_owned());
     }
     match s.broken {
         Some(Breakage::SubjectScopeCopied) => grant.scope.clone_from(&held),

@@ -515,27 +515,47 @@ fn write_record(s: &Server, token: &str, claims: &Value, message: &Value, metada
 /// that lacks `needs` (as a tool error).
 fn call_upstream(s: &Server, incoming: &str, message: &Value, scope: Option<&str>, needs: &str) -> Value {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let secret = s.secrets.get("mcp-server").cloned().unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    let basic = format!("Basic {}", STANDARD.encode(format!("mcp-server:{secret}")));
+    if let Ok(v) = HeaderValue::from_str(&basic) {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    let token_of = |r: Result<Value, OAuthError>| {
+        r.map_err(|e| e.description)
+            .and_then(|body| body["access_token"].as_str().map(str::to_owned).ok_or_else(|| "no access_token".into()))
+    };
+    // The MCP server's own token: its actor token (RFC 8693 §2.1).
+    let own = || {
+        let form = Form(vec![("grant_type".into(), "client_credentials".into()), ("scope".into(), needs.into())]);
+        token_of(client_credentials(s, &headers, &form))
+    };
     let upstream = if s.is(Breakage::ResourcePassesTokenThrough) {
         Ok(incoming.to_owned())
+    } else if s.is(Breakage::ResourceCallsApiAsItself) {
+        own()
     } else {
-        let secret = s.secrets.get("mcp-server").cloned().unwrap_or_default();
-        let mut headers = HeaderMap::new();
-        let basic = format!("Basic {}", STANDARD.encode(format!("mcp-server:{secret}")));
-        if let Ok(v) = HeaderValue::from_str(&basic) {
-            headers.insert(header::AUTHORIZATION, v);
-        }
         let mut form = Form(vec![
             ("grant_type".into(), GrantType::TokenExchange.as_str().into()),
             ("subject_token".into(), incoming.to_owned()),
             ("subject_token_type".into(), fourleg_core::oauth::uri::ACCESS_TOKEN.into()),
             ("audience".into(), "downstream-api".into()),
         ]);
+        if s.is(Breakage::ResourceDownstreamAudienceWide) {
+            form.0.push(("audience".into(), "mcp-server".into()));
+        }
         if let Some(scope) = scope {
             form.0.push(("scope".into(), scope.into()));
         }
-        exchange::exchange(s, &headers, &form)
-            .map_err(|e| e.description)
-            .and_then(|body| body["access_token"].as_str().map(str::to_owned).ok_or_else(|| "no access_token".into()))
+        // Delegation (RFC 8693 §1.1): the API's token names the MCP server in act.
+        let actor = if s.is(Breakage::ResourceImpersonatesDownstream) { Ok(None) } else { own().map(Some) };
+        actor.and_then(|actor| {
+            if let Some(a) = actor {
+                form.0.push(("actor_token".into(), a));
+                form.0.push(("actor_token_type".into(), fourleg_core::oauth::uri::ACCESS_TOKEN.into()));
+            }
+            token_of(exchange::exchange(s, &headers, &form))
+        })
     };
     match upstream {
         Ok(token) => {

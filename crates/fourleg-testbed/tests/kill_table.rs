@@ -167,8 +167,24 @@ fn expected(b: Breakage) -> Expect {
         B::ActWithNonIdentityClaims => rules(&["RFC8693-4.1-act-no-nonidentity"]),
         // Only the format rule: the rights in an array are still read, so
         // the chain and intersection checks judge the scopes themselves.
-        B::ScopeClaimArray => rules(&["RFC8693-4.2-scope"]),
-        B::SubjectReplacedByClient => rules(&["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"]),
+        // The resource reads scope as a string: its tools fail, and what
+        // needs a tool call is untestable.
+        B::ScopeClaimArray => Expect {
+            untestable_except: None,
+            rules: &["RFC8693-4.2-scope"],
+            pairs: &[
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-act"),
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-audience"),
+                ("tool-scope-checked", "AGENT-RESOURCE-tool-scope"),
+                ("tool-scope-checked", "MCP-AUTHZ-insufficient-scope"),
+            ],
+        },
+        // The API's token names the MCP server as sub, not alice.
+        B::SubjectReplacedByClient => Expect {
+            untestable_except: None,
+            rules: &["AGENT-CHAIN-depth", "AGENT-CHAIN-sub", "AGENT-MAYACT-allow"],
+            pairs: &[("downstream-token-delegated", "AGENT-RESOURCE-downstream-act")],
+        },
         // Not the revocation scenarios: the engine introspects an aud-less
         // token as the audience its exchange asked for, so their positive
         // controls still hold (the fallback this variant exists to prove).
@@ -184,6 +200,12 @@ fn expected(b: Breakage) -> Expect {
                 ("other-audience-refused", "MCP-AUTHZ-invalid-401"),
                 ("no-token-passthrough", "MCP-AUTHZ-no-passthrough"),
                 ("revoked-token-refused", "AGENT-RESOURCE-revoked"),
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-act"),
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-audience"),
+                ("expired-token-refused", "MCP-AUTHZ-expired"),
+                ("expired-token-refused", "MCP-AUTHZ-invalid-401"),
+                ("tool-scope-checked", "AGENT-RESOURCE-tool-scope"),
+                ("tool-scope-checked", "MCP-AUTHZ-insufficient-scope"),
             ],
         },
         // Exchanged tokens keep earlier audiences; a login token without aud
@@ -195,6 +217,8 @@ fn expected(b: Breakage) -> Expect {
                 ("chain-depth-impersonation", "AGENT-CHAIN-depth"),
                 ("replay-other-audience", "AGENT-ATTACK-replay-aud"),
                 ("replay-other-audience", "RFC6749-5.2-shape"),
+                // The API's token keeps the MCP server's audience.
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-audience"),
                 // Untestable: the API's token also names the MCP server, so
                 // the resource would be right to accept it.
                 ("other-audience-refused", "MCP-AUTHZ-audience"),
@@ -232,7 +256,13 @@ fn expected(b: Breakage) -> Expect {
             ],
         },
         B::ActInvented => rules(&["AGENT-CHAIN-impersonation"]),
-        B::ExpExtended | B::ExpExtendedSlightly => pairs(&[("chain-exp-never-grows", "AGENT-CHAIN-monotonic")]),
+        B::ExpExtendedSlightly => pairs(&[("chain-exp-never-grows", "AGENT-CHAIN-monotonic")]),
+        // The token for the MCP server outlives the wait: untestable.
+        B::ExpExtended => pairs(&[
+            ("chain-exp-never-grows", "AGENT-CHAIN-monotonic"),
+            ("expired-token-refused", "MCP-AUTHZ-expired"),
+            ("expired-token-refused", "MCP-AUTHZ-invalid-401"),
+        ]),
         // A chain cut short or not nested cannot reach the limit: untestable.
         B::ChainLimitedToThreeHops => {
             pairs(&[("chain-depth-impersonation", "AGENT-CHAIN-depth"), ("chain-depth-limit", "AGENT-CHAIN-limit")])
@@ -290,7 +320,10 @@ fn expected(b: Breakage) -> Expect {
         },
         B::DpopSubjectBindingKept => pairs(&[("bound-subject-not-laundered", "RFC9449-6.1-jkt")]),
         B::DpopSubjectLaundered => pairs(&[("bound-subject-not-laundered", "AGENT-DPOP-not-laundered")]),
-        B::ResourcePassesTokenThrough => rules(&["MCP-AUTHZ-no-passthrough"]),
+        // The client's token names the MCP server in aud and carries no act.
+        B::ResourcePassesTokenThrough => {
+            rules(&["MCP-AUTHZ-no-passthrough", "AGENT-RESOURCE-downstream-audience", "AGENT-RESOURCE-downstream-act"])
+        }
         B::ResourceIgnoresRevocation => rules(&["AGENT-RESOURCE-revoked"]),
         // Served, so the 401 beside it has nothing to grade.
         B::ResourceExpiryLeeway => {
@@ -302,6 +335,8 @@ fn expected(b: Breakage) -> Expect {
             rules(&["AGENT-RESOURCE-tool-scope", "MCP-AUTHZ-insufficient-scope"])
         }
         B::ResourceToolScopeAsToolError => rules(&["MCP-AUTHZ-insufficient-scope"]),
+        B::ResourceImpersonatesDownstream | B::ResourceCallsApiAsItself => rules(&["AGENT-RESOURCE-downstream-act"]),
+        B::ResourceDownstreamAudienceWide => rules(&["AGENT-RESOURCE-downstream-audience"]),
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
@@ -379,7 +414,18 @@ fn expected(b: Breakage) -> Expect {
         },
         // hops and own-baseline: untestable, their precondition (a hop carrying the permission) fails.
         B::BaselineFirstHopOnly => rules(&["AGENT-INTERSECT-own-baseline"]),
-        B::GrantsNothing => rules(&["AGENT-INTERSECT-both", "AGENT-INTERSECT-hops", "AGENT-INTERSECT-own-baseline"]),
+        // The resource's tools get no scope: the API refuses, and what
+        // needs a tool call is untestable.
+        B::GrantsNothing => Expect {
+            untestable_except: None,
+            rules: &["AGENT-INTERSECT-both", "AGENT-INTERSECT-hops", "AGENT-INTERSECT-own-baseline"],
+            pairs: &[
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-act"),
+                ("downstream-token-delegated", "AGENT-RESOURCE-downstream-audience"),
+                ("tool-scope-checked", "AGENT-RESOURCE-tool-scope"),
+                ("tool-scope-checked", "MCP-AUTHZ-insufficient-scope"),
+            ],
+        },
         B::RevocationNotCascading => Expect {
             untestable_except: None,
             rules: &["AGENT-REVOKE-client", "AGENT-REVOKE-midchain"],
