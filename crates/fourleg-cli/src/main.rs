@@ -49,7 +49,8 @@ to stdout, so `fourleg run ... > summary.txt` keeps just the verdict.
 Environment:
   FOURLEG_STATE   state directory (pids, logs, data, credentials)   [.lab]
   FOURLEG_CACHE   download cache (Keycloak, OpenBao, Maven)  [~/.cache/fourleg]
-  FOURLEG_FIXTURES  fixtures directory       [nearest ./fixtures upwards]";
+  FOURLEG_FIXTURES  fixtures directory       [nearest ./fixtures upwards]
+  FOURLEG_SUITES  scenarios directory (`run`, `matrix`)  [suites/ beside fixtures/]";
 
 /// A conformance suite and lab for OAuth 2.0 Token Exchange (RFC 8693) in
 /// agent delegation chains: user -> agent -> MCP server -> API.
@@ -57,7 +58,9 @@ Environment:
 /// The lab is real Keycloak, OpenBao and Postgres on 127.0.0.1, started as
 /// local processes (no Docker needed) or as containers.
 ///
-/// Start here:  fourleg up        then  fourleg status   and finally  fourleg down
+/// Start here:  fourleg matrix   (starts the lab, judges every bundled target,
+/// writes reports/), or  fourleg up  then  fourleg run --target keycloak;
+/// fourleg down  stops the lab.
 #[derive(Debug, Parser)]
 #[command(name = "fourleg", version, after_help = AFTER_HELP)]
 struct Cli {

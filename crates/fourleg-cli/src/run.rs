@@ -307,12 +307,27 @@ impl Observer for Lines {
             } else {
                 r.checks.iter().filter(|c| c.status == r.status).collect()
             };
-            let most = if verbosity == Verbosity::Verbose { usize::MAX } else { 3 };
-            for c in shown.iter().take(most) {
-                let grade = c.grade();
-                let status =
-                    if verbosity == Verbosity::Verbose { format!("{} ", c.status.word()) } else { String::new() };
-                let _ = write!(line, "\n    {status}{} [{grade}]: {}", c.rule, c.message);
+            let verbose = verbosity == Verbosity::Verbose;
+            // Identical lines (one rule checked the same way on several
+            // steps, untestable for one reason) are said once, counted.
+            let mut lines: Vec<(String, usize)> = Vec::new();
+            for c in &shown {
+                let status = if verbose { format!("{} ", c.status.word()) } else { String::new() };
+                let step = match c.step {
+                    Some(i) if verbose => format!(" (step {i})"),
+                    _ => String::new(),
+                };
+                let text = format!("{status}{} [{}]{step}: {}", c.rule, c.grade(), c.message);
+                match lines.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, n)) => *n += 1,
+                    None => lines.push((text, 1)),
+                }
+            }
+            let shown = lines;
+            let most = if verbose { usize::MAX } else { 3 };
+            for (text, n) in shown.iter().take(most) {
+                let times = if *n > 1 { format!(" (×{n})") } else { String::new() };
+                let _ = write!(line, "\n    {text}{times}");
             }
             if shown.len() > most {
                 let _ = write!(line, "\n    … and {} more (see --verbose or --json)", shown.len() - most);
@@ -384,13 +399,17 @@ pub async fn run_connected(
     concurrency: usize,
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<Run> {
+    // A resource's column names the resource, then the server whose tokens it takes.
+    let at = match &target.endpoints.resource {
+        Some(r) => format!("{r} (tokens from {})", target.address()),
+        None => target.address(),
+    };
     eprintln!(
-        "running {} against {} ({} {}) at {}",
+        "running {} against {} ({} {}) at {at}",
         plural(scenarios.len(), "scenario"),
         target.name(),
         target.profile.product,
         target.version.as_deref().unwrap_or("?"),
-        target.address()
     );
     if let Some(problem) = &target.discovery_problem {
         eprintln!(
