@@ -55,8 +55,9 @@ impl Client {
 
 /// Access tokens live 5 minutes (contract §6).
 pub const LIFETIME_S: i64 = 300;
-/// The short-lived login client's tokens live this long (contract §5).
-pub const SHORT_LIFETIME_S: i64 = 2;
+/// The short-lived login client's tokens live this long (contract §5):
+/// long enough for a control call before expiry on a loaded machine.
+pub const SHORT_LIFETIME_S: i64 = 5;
 
 pub const USERS: [User; 3] = [
     User {
