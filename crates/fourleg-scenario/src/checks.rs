@@ -2530,35 +2530,50 @@ mod tests {
         ));
     }
 
+    /// What a tool call gave, for the tool-call checks.
+    struct ToolCall<'a> {
+        outcome: &'a Outcome,
+        sent: &'a Value,
+        downstream: Option<&'a Value>,
+        called_api: Option<&'a [Value]>,
+    }
+
+    /// Runs a tool-call check on `profile` with `args` (identities from [`ids`]).
+    fn judge_tool_call(name: &str, profile: &Profile, args: &[(&str, &str)], call: &ToolCall<'_>) -> Verdict {
+        let ids = ids();
+        let args: BTreeMap<String, toml::Value> =
+            args.iter().map(|(k, v)| ((*k).to_owned(), toml::Value::from(*v))).collect();
+        run(
+            name,
+            &Input {
+                outcome: Some(call.outcome),
+                claims: None,
+                than: Some(call.sent),
+                identities: &ids,
+                contract: Contract::new(profile),
+                args: &args,
+                wait: None,
+                accept: None,
+                revoked_access_token: None,
+                issuer: None,
+                resource: None,
+                proof_key: None,
+                downstream: call.downstream,
+                called_api: call.called_api,
+            },
+        )
+        .0
+    }
+
     /// MCP authorization: the API's token is the server's own, never the
     /// client's; without a view of it, or a tool call, nothing is judged.
     #[test]
     fn no_passthrough_tells_a_forwarded_token_from_an_exchanged_one() {
         let p = profile();
-        let ids = ids();
-        let args: BTreeMap<String, toml::Value> = BTreeMap::from([("than".into(), toml::Value::from("for_mcp"))]);
         let ok = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": false}}), &[], "Bearer");
         let judge = |o: &Outcome, sent: &Value, got: Option<&Value>| {
-            run(
-                "no_passthrough",
-                &Input {
-                    outcome: Some(o),
-                    claims: None,
-                    than: Some(sent),
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &args,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer: None,
-                    resource: None,
-                    proof_key: None,
-                    downstream: got,
-                    called_api: None,
-                },
-            )
-            .0
+            let call = ToolCall { outcome: o, sent, downstream: got, called_api: None };
+            judge_tool_call("no_passthrough", &p, &[("than", "for_mcp")], &call)
         };
         let sent = json!({"sub": "alice", "aud": "mcp-server", "jti": "j1", "iat": 1, "exp": 9});
         let own = json!({"sub": "alice", "aud": "downstream-api", "jti": "j2", "iat": 2, "exp": 9});
@@ -2578,29 +2593,9 @@ mod tests {
     fn a_tool_scope_is_refused_before_the_api_and_challenged_403() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/targets/demo-mcp.toml");
         let p = Profile::load(&path).unwrap();
-        let ids = ids();
-        let args: BTreeMap<String, toml::Value> = BTreeMap::from([("than".into(), toml::Value::from("for_mcp"))]);
         let judge = |name: &str, o: &Outcome, sent: &Value, called: Option<&[Value]>| {
-            run(
-                name,
-                &Input {
-                    outcome: Some(o),
-                    claims: None,
-                    than: Some(sent),
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &args,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer: None,
-                    resource: None,
-                    proof_key: None,
-                    downstream: None,
-                    called_api: called,
-                },
-            )
-            .0
+            let call = ToolCall { outcome: o, sent, downstream: None, called_api: called };
+            judge_tool_call(name, &p, &[("than", "for_mcp")], &call)
         };
         let reader = json!({"scope": "records:read"});
         let good =
@@ -2645,34 +2640,11 @@ mod tests {
     #[test]
     fn the_apis_token_is_for_the_api_and_names_the_mcp_server_as_actor() {
         let p = profile();
-        let ids = ids();
-        let args: BTreeMap<String, toml::Value> = BTreeMap::from([
-            ("than".into(), toml::Value::from("for_mcp")),
-            ("principal".into(), toml::Value::from("mcp-server")),
-        ]);
         let ok = outcome(200, json!({"jsonrpc": "2.0", "id": 2, "result": {"isError": false}}), &[], "Bearer");
+        let sent = json!({"sub": "alice", "aud": "mcp-server", "jti": "j1"});
         let judge = |name: &str, o: &Outcome, got: Option<&Value>| {
-            let sent = json!({"sub": "alice", "aud": "mcp-server", "jti": "j1"});
-            run(
-                name,
-                &Input {
-                    outcome: Some(o),
-                    claims: None,
-                    than: Some(&sent),
-                    identities: &ids,
-                    contract: Contract::new(&p),
-                    args: &args,
-                    wait: None,
-                    accept: None,
-                    revoked_access_token: None,
-                    issuer: None,
-                    resource: None,
-                    proof_key: None,
-                    downstream: got,
-                    called_api: None,
-                },
-            )
-            .0
+            let call = ToolCall { outcome: o, sent: &sent, downstream: got, called_api: None };
+            judge_tool_call(name, &p, &[("than", "for_mcp"), ("principal", "mcp-server")], &call)
         };
         let delegated =
             json!({"sub": "alice", "aud": "downstream-api", "act": {"sub": "sa-mcp", "client_id": "mcp-server"}});
