@@ -150,7 +150,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 60] = [
+pub const TABLE: [CheckSpec; 62] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -468,6 +468,18 @@ pub const TABLE: [CheckSpec; 60] = [
         args: &[("principal", ArgType::Text), ("than", ArgType::Variable)],
         args_doc: "`principal` (the MCP server), `than` (the token the server was called with)",
         passes: "the newest token the API behind the MCP server received keeps the subject of the token the server was called with (`sub`) and names `principal` as its current actor (`act`, RFC 8693 §4.1); untestable without `[resource] downstream` or when the tool call failed",
+    },
+    CheckSpec {
+        name: "registered_201",
+        args: &[],
+        args_doc: "",
+        passes: "a registration is answered 201 Created with a JSON object whose `client_id` is a non-empty string (RFC 7591 §3.2, §3.2.1)",
+    },
+    CheckSpec {
+        name: "deleted_204",
+        args: &[],
+        args_doc: "",
+        passes: "a registered client's deletion is answered 204 No Content (RFC 7592 §2.3)",
     },
     CheckSpec {
         name: "tool_ran",
@@ -1556,6 +1568,22 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     )),
                 }
             }
+        },
+        "registered_201" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) => match (o.status, o.body.get("client_id").and_then(Value::as_str)) {
+                (201, Some(id)) if !id.is_empty() => Pass(format!("201 Created, client_id {id}")),
+                (201, _) => Fail("201 Created without a client_id string (RFC 7591 §3.2.1: REQUIRED)".into()),
+                (s, Some(id)) if (200..300).contains(&s) => {
+                    Fail(format!("{s} with client_id {id}, where RFC 7591 §3.2 says 201 Created"))
+                }
+                _ => Untestable(format!("the registration was refused: {}", crate::engine::describe(o))),
+            },
+        },
+        "deleted_204" => match x.outcome {
+            None => Untestable("no response".into()),
+            Some(o) if o.status == 204 => Pass("204 No Content".into()),
+            Some(o) => Fail(format!("the deletion answered {}, where RFC 7592 §2.3 says 204 No Content", crate::engine::describe(o))),
         },
         "tool_ran" => match x.outcome {
             None => Untestable("no response".into()),
@@ -2668,5 +2696,22 @@ mod tests {
             assert!(matches!(judge(name, &failed, Some(&delegated)), Verdict::Untestable(_)));
             assert!(matches!(judge(name, &ok, None), Verdict::Untestable(_)));
         }
+    }
+
+    /// RFC 7591 §3.2: 201 with a client_id; RFC 7592 §2.3: 204 on deletion.
+    #[test]
+    fn registration_and_deletion_answer_as_rfc_7591_and_7592_say() {
+        let p = profile();
+        let v = |name: &str, o: &Outcome| on_token(name, &p, Some(o), None, None, None);
+        let created = outcome(201, json!({"client_id": "c1", "client_secret": "s"}), &[], "none");
+        assert!(matches!(v("registered_201", &created), Verdict::Pass(_)));
+        assert!(matches!(v("registered_201", &outcome(200, json!({"client_id": "c1"}), &[], "none")), Verdict::Fail(_)));
+        assert!(matches!(v("registered_201", &outcome(201, json!({"client_id": ""}), &[], "none")), Verdict::Fail(_)));
+        assert!(matches!(v("registered_201", &outcome(201, json!({}), &[], "none")), Verdict::Fail(_)));
+        let refused = outcome(403, json!({"error": "insufficient_scope"}), &[], "none");
+        assert!(matches!(v("registered_201", &refused), Verdict::Untestable(_)));
+        assert!(matches!(v("deleted_204", &outcome(204, Value::Null, &[], "Bearer")), Verdict::Pass(_)));
+        assert!(matches!(v("deleted_204", &outcome(200, json!({}), &[], "Bearer")), Verdict::Fail(_)));
+        assert!(matches!(v("deleted_204", &outcome(401, json!({}), &[], "Bearer")), Verdict::Fail(_)));
     }
 }

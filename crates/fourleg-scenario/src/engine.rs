@@ -28,8 +28,9 @@ use crate::result::{
 };
 use crate::scenario::{
     AcceptStep, Action, Assertion, ClientAuth, ExchangeStep, Expect, ForgeKind, ForgeStep, Guards, HookStep,
-    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RefreshStep, RelayStep, ResourceStep, RevokeStep,
-    Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep, WaitUntil,
+    IntrospectAuth, IntrospectStep, LogoutStep, Modifier, Omit, RefreshStep, RegisterStep, RegisteredAction,
+    RegisteredStep, RelayStep, ResourceStep, RevokeStep, Scenario, SleepStep, Step, StepKind, TokenStep, WaitStep,
+    WaitUntil,
 };
 
 /// The pseudo-rule of a failed cleanup hook's result, a finding of its own
@@ -56,6 +57,9 @@ enum Var {
     Http { outcome: Outcome, client: Option<String>, user: Option<String>, audience: Vec<String> },
     /// A forged token.
     Forged(Secret),
+    /// A client registered by a `register` step (RFC 7591 §3.2.1), with its
+    /// RFC 7592 management credentials when the server gave them.
+    Registered { client_id: String, secret: Secret, access_token: Option<Secret>, uri: Option<String> },
     /// The step did not produce anything; why.
     Missing(String),
 }
@@ -167,7 +171,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn describe(o: &Outcome) -> String {
+pub(crate) fn describe(o: &Outcome) -> String {
     match o.error() {
         Some(e) => format!("{} {e}", o.status),
         None => o.status.to_string(),
@@ -465,6 +469,7 @@ impl Engine {
             Action::Revoke(_) => Some("a revocation"),
             Action::Logout(_) => Some("a logout"),
             Action::Wait(w) if w.until == WaitUntil::Expired => Some("the wait for expiry"),
+            Action::Registered(r) if r.action == RegisteredAction::Delete => Some("a client's deletion"),
             _ => None,
         }
     }
@@ -507,6 +512,7 @@ impl Engine {
                 })
             }
             Some(Var::Forged(t)) => Ok(t.clone()),
+            Some(Var::Registered { .. }) => Err(Skip::Error(format!("`{name}` is a registered client, not a token"))),
             Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{name}` is missing: {why}"))),
             None => Err(Skip::Error(format!("variable `{name}` is not defined"))),
         }
@@ -573,6 +579,8 @@ impl Engine {
             Action::Relay(x) => self.relay(x, vars).await,
             Action::Refresh(x) => self.refresh(x, vars).await,
             Action::Resource(x) => self.resource(x, vars).await,
+            Action::Register(x) => self.register(x).await,
+            Action::Registered(x) => self.registered(x, vars).await,
         }
     }
 
@@ -675,6 +683,70 @@ impl Engine {
         };
         let summary = format!("scoped tool call with `{name}`: {}{seen}", o.status);
         Ok(StepOut { summary, http, outcome: Some(o), called_api, ..StepOut::default() })
+    }
+
+    /// The `register` action (RFC 7591 §3.1).
+    async fn register(&self, x: &RegisterStep) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let name = format!("fourleg-{:08x}", rand::random::<u32>());
+        let o = match t.register_client(&name, &x.grant_types).await {
+            Ok(o) => o,
+            Err(e @ fourleg_target::TargetError::NoEndpoint { .. }) => return Err(Skip::Untestable(e.to_string())),
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let text = |k: &str| o.body.get(k).and_then(Value::as_str).map(str::to_owned);
+        let var = match (o.is_success(), text("client_id"), text("client_secret")) {
+            (true, Some(client_id), Some(secret)) => Var::Registered {
+                client_id,
+                secret: Secret::new(secret),
+                access_token: text("registration_access_token").map(Secret::new),
+                uri: text("registration_client_uri"),
+            },
+            (true, Some(_), None) => Var::Missing("the registration gave no client_secret to authenticate with".into()),
+            _ => Var::Missing(format!("the registration did not succeed: {}", describe(&o))),
+        };
+        Ok(StepOut {
+            summary: format!("registration of {name}: {}", describe(&o)),
+            http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            var: Some(var),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `registered` action: a registered client's own token, or its
+    /// deletion (RFC 7592 §2.3).
+    async fn registered(&self, x: &RegisteredStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let Some(Var::Registered { client_id, secret, access_token, uri }) = vars.get(&x.client) else {
+            return match vars.get(&x.client) {
+                Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{}` is missing: {why}", x.client))),
+                _ => Err(Skip::Error(format!("`{}` is not a client a `register` step saved", x.client))),
+            };
+        };
+        let o =
+            match x.action {
+                RegisteredAction::Token => t.registered_client_credentials(client_id, secret).await,
+                RegisteredAction::Delete => match (uri, access_token) {
+                    (Some(u), Some(a)) => t.delete_registration(u, a).await,
+                    _ => return Err(Skip::Untestable(
+                        "the registration gave no registration_client_uri and registration_access_token (RFC 7592 §3)"
+                            .into(),
+                    )),
+                },
+            };
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let what = if x.action == RegisteredAction::Token { "client credentials of" } else { "deletion of" };
+        Ok(StepOut {
+            summary: format!("{what} the registered client {client_id}: {}", describe(&o)),
+            http: vec![o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            ..StepOut::default()
+        })
     }
 
     /// The `metadata` action with `authorization_server`: the RFC 8414

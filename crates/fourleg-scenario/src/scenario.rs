@@ -118,6 +118,8 @@ pub enum Action {
     Relay(RelayStep),
     Refresh(RefreshStep),
     Resource(ResourceStep),
+    Register(RegisterStep),
+    Registered(RegisteredStep),
 }
 
 /// The kind of a step's action without its parameters: the name of its
@@ -138,11 +140,13 @@ pub enum StepKind {
     Relay,
     Refresh,
     Resource,
+    Register,
+    Registered,
 }
 
 impl StepKind {
     /// Every kind, in the order the format documents them.
-    pub const ALL: [StepKind; 14] = [
+    pub const ALL: [StepKind; 16] = [
         StepKind::Token,
         StepKind::Exchange,
         StepKind::Introspect,
@@ -157,6 +161,8 @@ impl StepKind {
         StepKind::Relay,
         StepKind::Refresh,
         StepKind::Resource,
+        StepKind::Register,
+        StepKind::Registered,
     ];
 
     /// The name of the action's table in the TOML (`exchange`).
@@ -177,6 +183,8 @@ impl StepKind {
             StepKind::Relay => "relay",
             StepKind::Refresh => "refresh",
             StepKind::Resource => "resource",
+            StepKind::Register => "register",
+            StepKind::Registered => "registered",
         }
     }
 
@@ -217,6 +225,8 @@ impl Action {
             Action::Relay(_) => StepKind::Relay,
             Action::Refresh(_) => StepKind::Refresh,
             Action::Resource(_) => StepKind::Resource,
+            Action::Register(_) => StepKind::Register,
+            Action::Registered(_) => StepKind::Registered,
         }
     }
 
@@ -237,6 +247,8 @@ impl Action {
             StepKind::Relay => Action::Relay(map.next_value()?),
             StepKind::Refresh => Action::Refresh(map.next_value()?),
             StepKind::Resource => Action::Resource(map.next_value()?),
+            StepKind::Register => Action::Register(map.next_value()?),
+            StepKind::Registered => Action::Registered(map.next_value()?),
         })
     }
 }
@@ -374,6 +386,8 @@ impl schemars::JsonSchema for Step {
                 StepKind::Relay => generator.subschema_for::<RelayStep>(),
                 StepKind::Refresh => generator.subschema_for::<RefreshStep>(),
                 StepKind::Resource => generator.subschema_for::<ResourceStep>(),
+                StepKind::Register => generator.subschema_for::<RegisterStep>(),
+                StepKind::Registered => generator.subschema_for::<RegisteredStep>(),
             };
             field(kind.as_str(), schema, &format!("The step's action: {kind} (exactly one action per step)."));
         }
@@ -806,6 +820,44 @@ pub struct ResourceStep {
     pub scoped_tool: bool,
 }
 
+/// Registers a client (RFC 7591 §3.1): an anonymous POST of client
+/// metadata to the registration endpoint, for a confidential client
+/// (`client_secret_basic`) with `grant_types`. `save` keeps the registered
+/// client (its `client_id`, secret and RFC 7592 management credentials) for
+/// `registered` steps.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStep {
+    /// The grant types asked for (RFC 7591 §2). Default `["client_credentials"]`.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["client_credentials".into()]
+}
+
+/// Acts as, or on, a client a `register` step saved.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisteredStep {
+    /// The variable the `register` step saved.
+    pub client: String,
+    /// `token`: the client's own token by client credentials (RFC 6749
+    /// §4.4), authenticating with its registered secret; `delete`: the
+    /// client's deletion at its `registration_client_uri` with its
+    /// registration access token (RFC 7592 §2.3).
+    pub action: RegisteredAction,
+}
+
+/// What a `registered` step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegisteredAction {
+    Token,
+    Delete,
+}
+
 /// Sleeps (bounded to 60 s).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1094,6 +1146,7 @@ impl Step {
             Action::Relay(x) => v.push(&x.subject),
             Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Resource(x) => v.extend(x.token.as_deref()),
+            Action::Registered(x) => v.push(&x.client),
             _ => {}
         }
         v.extend(self.save.as_deref());
@@ -1129,6 +1182,7 @@ impl Step {
             Action::Relay(x) => v.push(&x.subject),
             Action::Refresh(x) => v.extend(x.tokens.iter().map(String::as_str)),
             Action::Resource(x) => v.extend(x.token.as_deref()),
+            Action::Registered(x) => v.push(&x.client),
             _ => {}
         }
         for e in self.require.iter().chain(&self.expect) {

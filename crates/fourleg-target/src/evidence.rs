@@ -31,7 +31,15 @@ pub const SECRET_FIELDS: [&str; 10] = [
 ];
 
 /// Body fields of token responses that hold tokens.
-pub const TOKEN_FIELDS: [&str; 4] = ["access_token", "refresh_token", "id_token", "issued_token"];
+pub const TOKEN_FIELDS: [&str; 6] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "issued_token",
+    // RFC 7591 §3.2.1 and RFC 7592 §3: a registered client's credentials.
+    "client_secret",
+    "registration_access_token",
+];
 
 /// One request and its response, redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

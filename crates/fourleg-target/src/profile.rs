@@ -240,6 +240,9 @@ pub struct Endpoints {
     pub token: Option<String>,
     pub introspection: Option<String>,
     pub revocation: Option<String>,
+    /// RFC 7591 §3 client registration endpoint (default: the metadata's
+    /// `registration_endpoint`).
+    pub registration: Option<String>,
     pub jwks: Option<String>,
     pub authorization: Option<String>,
     pub end_session: Option<String>,
@@ -767,6 +770,11 @@ pub struct Features {
     /// `dpop` scenarios need it: logins and exchanges carrying proofs.
     #[serde(default)]
     pub dpop: bool,
+    /// Dynamic client registration (RFC 7591) open to anonymous clients, and
+    /// its management (RFC 7592): the `registration` scenarios register a
+    /// client, use it, then delete it.
+    #[serde(default)]
+    pub registration: bool,
     /// Why features are off, by feature name (shown with not-applicable results).
     #[serde(default)]
     pub notes: BTreeMap<String, String>,
@@ -794,6 +802,7 @@ impl Features {
             "revokes-subtree" => self.revokes_subtree,
             "exchange-refresh-tokens" => self.exchange_refresh_tokens,
             "dpop" => self.dpop,
+            "registration" => self.registration,
             _ => return None,
         })
     }
@@ -805,7 +814,7 @@ impl Features {
     }
 
     /// Every feature name, as `[features]`, `[features.notes]` and scenarios spell it.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "delegation",
         "may-act",
         "introspection",
@@ -819,6 +828,7 @@ impl Features {
         "revokes-subtree",
         "exchange-refresh-tokens",
         "dpop",
+        "registration",
     ];
 
     /// An unknown feature name: what to say, with the nearest known name.

@@ -84,6 +84,8 @@ pub struct ResolvedEndpoints {
     pub token: Option<String>,
     pub introspection: Option<String>,
     pub revocation: Option<String>,
+    /// RFC 7591 §3 client registration endpoint.
+    pub registration: Option<String>,
     pub jwks: Option<String>,
     pub authorization: Option<String>,
     pub end_session: Option<String>,
@@ -378,6 +380,7 @@ impl Target {
             token,
             introspection: pick(&ep.introspection, "introspection_endpoint")?,
             revocation: pick(&ep.revocation, "revocation_endpoint")?,
+            registration: pick(&ep.registration, "registration_endpoint")?,
             jwks: pick(&ep.jwks, "jwks_uri")?,
             authorization: pick(&ep.authorization, "authorization_endpoint")?,
             end_session: pick(&ep.end_session, "end_session_endpoint")?,
@@ -745,6 +748,64 @@ impl Target {
             headers,
             body,
         })
+    }
+
+    /// Registers a client at the registration endpoint (RFC 7591 §3.1): a
+    /// JSON POST of client metadata, anonymous (no initial access token),
+    /// for a confidential client authenticating with `client_secret_basic`.
+    /// The answer's credentials are learnt by the redactor, never shown.
+    pub async fn register_client(&self, client_name: &str, grant_types: &[String]) -> Result<Outcome, TargetError> {
+        let url = self.endpoints.registration.clone().ok_or(TargetError::NoEndpoint {
+            target: self.profile.name.clone(),
+            what: "registration (RFC 7591: registration_endpoint)",
+        })?;
+        let metadata = serde_json::json!({
+            "client_name": client_name,
+            "grant_types": grant_types,
+            "token_endpoint_auth_method": "client_secret_basic",
+        });
+        let begin = Instant::now();
+        let resp = self.http.post(&url).json(&metadata).send().await.map_err(|source| self.transport(&url, source))?;
+        let form = vec![("(JSON body)".to_owned(), metadata.to_string())];
+        self.finish("client registration (RFC 7591)", "POST", &url, "none (anonymous)".into(), form, resp, begin).await
+    }
+
+    /// Deletes a registered client at its configuration endpoint with its
+    /// registration access token (RFC 7592 §2.3).
+    pub async fn delete_registration(&self, uri: &str, access_token: &Secret) -> Result<Outcome, TargetError> {
+        let begin = Instant::now();
+        let resp = self
+            .http
+            .delete(uri)
+            .bearer_auth(access_token.expose())
+            .send()
+            .await
+            .map_err(|source| self.transport(uri, source))?;
+        let auth = "Bearer <registration_access_token>".to_owned();
+        self.finish("client deletion (RFC 7592)", "DELETE", uri, auth, Vec::new(), resp, begin).await
+    }
+
+    /// A registered client's own token by client credentials (RFC 6749
+    /// §4.4), authenticating with `client_secret_basic` (RFC 6749 §2.3.1).
+    pub async fn registered_client_credentials(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+    ) -> Result<Outcome, TargetError> {
+        let url = self.token_endpoint()?.to_owned();
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let begin = Instant::now();
+        let resp = self
+            .http
+            .post(&url)
+            .basic_auth(enc(client_id), Some(enc(secret.expose())))
+            .form(&[("grant_type", GrantType::ClientCredentials.as_str())])
+            .send()
+            .await
+            .map_err(|source| self.transport(&url, source))?;
+        let auth = format!("client_secret_basic as the registered client {client_id}");
+        let form = vec![("grant_type".to_owned(), GrantType::ClientCredentials.as_str().to_owned())];
+        self.finish("client credentials of the registered client", "POST", &url, auth, form, resp, begin).await
     }
 
     /// A client's own token by client credentials (RFC 6749 §4.4).

@@ -152,6 +152,9 @@ pub enum Breakage {
     ResourceImpersonatesDownstream,
     ResourceCallsApiAsItself,
     ResourceDownstreamAudienceWide,
+    RegistrationAnswers200,
+    DeletionAnswers200,
+    DeletedClientStillAuthenticates,
 }
 
 impl Breakage {
@@ -183,7 +186,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 130] = [
+    pub const ALL: [Breakage; 133] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -314,6 +317,9 @@ impl Breakage {
         Breakage::ResourceImpersonatesDownstream,
         Breakage::ResourceCallsApiAsItself,
         Breakage::ResourceDownstreamAudienceWide,
+        Breakage::RegistrationAnswers200,
+        Breakage::DeletionAnswers200,
+        Breakage::DeletedClientStillAuthenticates,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -437,6 +443,9 @@ impl Breakage {
             Breakage::ResourceImpersonatesDownstream => "The protected resource's tool exchanges the incoming token for the API without its own actor token: the API's token carries the user as `sub` and no `act` (impersonation; agent profile: AGENT-RESOURCE-downstream-act).",
             Breakage::ResourceCallsApiAsItself => "The protected resource's tool calls the API with its own client-credentials token: no passthrough, but the API sees the MCP server as `sub`, not the user it acts for (agent profile: AGENT-RESOURCE-downstream-act).",
             Breakage::ResourceDownstreamAudienceWide => "The protected resource's tool asks its exchange for the API and for itself (`audience` twice), and the test bed grants both: the API's token names the MCP server in `aud` too (agent profile: AGENT-RESOURCE-downstream-audience).",
+            Breakage::RegistrationAnswers200 => "A successful client registration is answered 200 OK, not 201 Created (RFC 7591 §3.2).",
+            Breakage::DeletionAnswers200 => "A registered client's deletion is answered 200 with a body, not 204 No Content (RFC 7592 §2.3).",
+            Breakage::DeletedClientStillAuthenticates => "A registered client's deletion is answered 204, but its client_id and secret still get tokens (RFC 7592 §2.3: the deletion invalidates them).",
             Breakage::ResourceToolScopeAsToolError => "The protected resource refuses a tool whose scope the token lacks as a tool error (HTTP 200, `isError`), not 403 `insufficient_scope` (MCP authorization 2025-11-25, Scope Challenge Handling).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",

@@ -42,6 +42,9 @@ pub struct Server {
     /// The claims of every token the protected resource's upstream API
     /// received, newest last (`/resource/received`).
     pub received: Mutex<Vec<Value>>,
+    /// Clients registered at `/register` (RFC 7591): `client_id` to its
+    /// secret and registration access token (RFC 7592).
+    pub registered: Mutex<std::collections::HashMap<String, (String, String)>>,
     store: Mutex<Store>,
 }
 
@@ -62,6 +65,7 @@ impl Server {
             order: fourleg_policy::Check::DOCUMENTED,
             seen: dpop::Seen::default(),
             received: Mutex::new(Vec::new()),
+            registered: Mutex::new(std::collections::HashMap::new()),
             store: Mutex::new(Store::default()),
         }
     }
@@ -230,6 +234,8 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/.well-known/openid-configuration", get(metadata))
         .route("/.well-known/oauth-authorization-server", get(oauth_metadata))
         .route("/token", post(token))
+        .route("/register", post(register))
+        .route("/register/{id}", axum::routing::delete(deregister))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
         .route("/logout", post(logout))
@@ -271,6 +277,7 @@ async fn metadata(State(s): State<Arc<Server>>) -> Response {
         "token_endpoint": format!("{i}/token"),
         "introspection_endpoint": format!("{i}/introspect"),
         "revocation_endpoint": format!("{i}/revoke"),
+        "registration_endpoint": format!("{i}/register"),
         "end_session_endpoint": format!("{i}/logout"),
         "jwks_uri": format!("{i}/jwks"),
         "grant_types_supported": [GrantType::Password, GrantType::ClientCredentials, GrantType::TokenExchange],
@@ -581,6 +588,66 @@ async fn resource_received(State(s): State<Arc<Server>>) -> Json<Value> {
     Json(json!({ "received": received }))
 }
 
+/// RFC 7591 §3: anonymous registration of a confidential client, answered
+/// 201 with its credentials and its RFC 7592 management URI and token.
+async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Response {
+    let Ok(metadata) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_client_metadata"}))).into_response();
+    };
+    let client_id = format!("dyn-{}", random_id(16));
+    let (secret, rat) = (random_id(32), random_id(32));
+    s.registered
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(client_id.clone(), (secret.clone(), rat.clone()));
+    let status = if s.is(Breakage::RegistrationAnswers200) { StatusCode::OK } else { StatusCode::CREATED };
+    let info = json!({
+        "client_id": client_id, "client_secret": secret, "client_secret_expires_at": 0,
+        "registration_access_token": rat,
+        "registration_client_uri": format!("{}/register/{client_id}", s.issuer),
+        "client_name": metadata["client_name"], "grant_types": metadata["grant_types"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    (status, Json(info)).into_response()
+}
+
+/// RFC 7592 §2.3: deletion with the registration access token, 204.
+async fn deregister(State(s): State<Arc<Server>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let presented =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let mut registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match registered.get(&id) {
+        Some((_, rat)) if Some(rat.as_str()) == presented => {}
+        _ => return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response(),
+    }
+    // The near miss: the registration is said to be gone, and its
+    // credentials still work.
+    if !s.is(Breakage::DeletedClientStillAuthenticates) {
+        registered.remove(&id);
+    }
+    if s.is(Breakage::DeletionAnswers200) {
+        return (StatusCode::OK, Json(json!({"deleted": id}))).into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Client credentials of a client registered at `/register`: its own
+/// token, no audience, no scope. None when the caller is not one.
+fn registered_client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Option<Result<Value, OAuthError>> {
+    let (id, secret) = credentials(headers, form)?;
+    let registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (known, _) = registered.get(&id)?;
+    if secret.as_deref() != Some(known.as_str()) {
+        return Some(Err(OAuthError::new(E::InvalidClient, "client authentication failed")));
+    }
+    let now = now();
+    let jti = random_id(22);
+    let claims = json!({
+        "iss": s.issuer, "sub": id, "azp": id, "client_id": id, "iat": now, "exp": now + fixture::LIFETIME_S, "jti": jti,
+    });
+    Some(Ok(json!({"access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": fixture::LIFETIME_S})))
+}
+
 /// The test bed logs users in with the password grant only.
 async fn authorize(State(s): State<Arc<Server>>) -> Response {
     OAuthError::new(E::UnsupportedResponseType, "the test bed logs users in with the password grant (RFC 6749 §4.3)")
@@ -726,6 +793,9 @@ fn refresh(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthE
 
 /// Client credentials (RFC 6749 §4.4): a client's own token, its actor token.
 fn client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Value, OAuthError> {
+    if let Some(token) = registered_client_credentials(s, headers, form) {
+        return token;
+    }
     let caller = authenticate(s, headers, form, false)?;
     let Caller::Confidential(client) = caller else {
         return Err(OAuthError::new(E::UnauthorizedClient, "public clients have no client credentials"));

@@ -337,6 +337,9 @@ fn expected(b: Breakage) -> Expect {
         B::ResourceToolScopeAsToolError => rules(&["MCP-AUTHZ-insufficient-scope"]),
         B::ResourceImpersonatesDownstream | B::ResourceCallsApiAsItself => rules(&["AGENT-RESOURCE-downstream-act"]),
         B::ResourceDownstreamAudienceWide => rules(&["AGENT-RESOURCE-downstream-audience"]),
+        B::RegistrationAnswers200 => rules(&["RFC7591-3.2-created"]),
+        B::DeletionAnswers200 => rules(&["RFC7592-2.3-delete"]),
+        B::DeletedClientStillAuthenticates => rules(&["RFC7592-2.3-invalidated"]),
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
