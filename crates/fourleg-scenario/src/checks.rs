@@ -2705,7 +2705,10 @@ mod tests {
         let v = |name: &str, o: &Outcome| on_token(name, &p, Some(o), None, None, None);
         let created = outcome(201, json!({"client_id": "c1", "client_secret": "s"}), &[], "none");
         assert!(matches!(v("registered_201", &created), Verdict::Pass(_)));
-        assert!(matches!(v("registered_201", &outcome(200, json!({"client_id": "c1"}), &[], "none")), Verdict::Fail(_)));
+        assert!(matches!(
+            v("registered_201", &outcome(200, json!({"client_id": "c1"}), &[], "none")),
+            Verdict::Fail(_)
+        ));
         assert!(matches!(v("registered_201", &outcome(201, json!({"client_id": ""}), &[], "none")), Verdict::Fail(_)));
         assert!(matches!(v("registered_201", &outcome(201, json!({}), &[], "none")), Verdict::Fail(_)));
         let refused = outcome(403, json!({"error": "insufficient_scope"}), &[], "none");
