@@ -582,7 +582,14 @@ fn challenges_basic(header: &str) -> bool {
 
 /// A header value shortened for a message (it came from the target).
 fn scrub_header(h: &str) -> String {
-    h.chars().filter(|c| !c.is_control()).take(120).collect()
+    shown(h, 120)
+}
+
+/// Text the target chose, fit for a message: no token-shaped strings (a
+/// hostile target may echo one), no control characters, at most `max`
+/// characters.
+fn shown(text: &str, max: usize) -> String {
+    fourleg_target::evidence::scrub(text).chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// A refusal of the client itself (RFC 6749 §5.2 `invalid_client`, or 401).
@@ -670,7 +677,7 @@ fn act_said(claims: &Value) -> String {
     if act_levels(claims).is_empty() {
         "no act".into()
     } else {
-        format!("act {}", describe_act(claims))
+        format!("act {}", shown(&describe_act(claims), 200))
     }
 }
 
@@ -1521,7 +1528,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     (Some(a), Some(b)) => a == b,
                     _ => ["sub", "aud", "iat", "exp", "azp", "client_id"].iter().all(|k| got.get(k) == sent.get(k)),
                 };
-                let aud = aud_set(got).into_iter().collect::<Vec<_>>().join(" ");
+                let aud = shown(&aud_set(got).into_iter().collect::<Vec<_>>().join(" "), 200);
                 if same {
                     Fail(format!("passed through: the API received the very token the MCP server was called with (aud {aud})"))
                 } else {
@@ -1539,21 +1546,22 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             (_, None) => Untestable("no view of what the API behind the resource received".into()),
             (Some(_), Some(got)) if name == "downstream_audience" => {
                 let aud = aud_set(got);
-                let shown = aud.iter().cloned().collect::<Vec<_>>().join(" ");
+                let listed = shown(&aud.iter().cloned().collect::<Vec<_>>().join(" "), 200);
                 let api = x.contract.aud_value("downstream-api");
                 let server = x.contract.aud_value("mcp-server");
                 if aud.contains(&server) {
-                    Fail(format!("the API's token also names the MCP server ({server}) in aud: {shown}"))
+                    Fail(format!("the API's token also names the MCP server ({server}) in aud: {listed}"))
                 } else if !aud.contains(&api) {
-                    Fail(format!("the API's token does not name the API ({api}) in aud: {}", if shown.is_empty() { "no aud" } else { &shown }))
+                    let listed = if listed.is_empty() { "no aud".to_owned() } else { listed };
+                    Fail(format!("the API's token does not name the API ({api}) in aud: {listed}"))
                 } else {
-                    Pass(format!("aud {shown}"))
+                    Pass(format!("aud {listed}"))
                 }
             }
             (Some(_), Some(got)) => {
                 let who = arg_str(x.args, "principal").unwrap_or_default();
                 let id = ident(who);
-                let sub = |c: &Value| c.get("sub").and_then(Value::as_str).map(str::to_owned);
+                let sub = |c: &Value| c.get("sub").and_then(Value::as_str).map(|s| shown(s, 80));
                 match (x.than.map(sub), act_levels(got).first()) {
                     (None | Some(None), _) => Untestable("the token the server was called with has no readable sub".into()),
                     (Some(want), _) if sub(got) != want => Fail(format!(
@@ -1608,7 +1616,7 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     (Some(how), Some(called)) if !called.is_empty() => {
                         let scopes: Vec<String> = called
                             .iter()
-                            .map(|c| c.get("scope").and_then(Value::as_str).unwrap_or("(none)").to_owned())
+                            .map(|c| shown(c.get("scope").and_then(Value::as_str).unwrap_or("(none)"), 80))
                             .collect();
                         Fail(format!(
                             "refused ({how}) only after calling the API behind it, which received {} token(s) (scope {}): the server left the check of {needs} to others",
@@ -1638,13 +1646,19 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
                     if challenge.is_empty() {
                         Fail("403 without WWW-Authenticate".into())
                     } else if param("error").as_deref() != Some("insufficient_scope") {
-                        Fail(format!("403 whose challenge has no error=\"insufficient_scope\": {challenge}"))
+                        Fail(format!("403 whose challenge has no error=\"insufficient_scope\": {}", scrub_header(challenge)))
                     } else if !scope.split(' ').any(|v| v == needs) {
-                        Fail(format!("the challenge's scope {scope:?} does not name {needs}, the scope the tool needs"))
+                        Fail(format!(
+                            "the challenge's scope {:?} does not name {needs}, the scope the tool needs",
+                            shown(&scope, 200)
+                        ))
                     } else if param("resource_metadata").is_none() {
-                        Fail(format!("the challenge has no resource_metadata: {challenge}"))
+                        Fail(format!("the challenge has no resource_metadata: {}", scrub_header(challenge)))
                     } else {
-                        Pass(format!("403: {challenge}"))
+                        Pass(format!(
+                            "403: error=\"insufficient_scope\", scope=\"{}\", resource_metadata",
+                            shown(&scope, 200)
+                        ))
                     }
                 }
             }
