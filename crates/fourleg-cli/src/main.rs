@@ -59,7 +59,7 @@ Environment:
 /// local processes (no Docker needed) or as containers.
 ///
 /// Start here:  fourleg matrix   (starts the lab, judges every bundled target,
-/// writes reports/), or  fourleg up  then  fourleg run --target keycloak;
+/// writes reports/latest/), or  fourleg up  then  fourleg run --target keycloak;
 /// fourleg down  stops the lab.
 #[derive(Debug, Parser)]
 #[command(name = "fourleg", version, after_help = AFTER_HELP)]
