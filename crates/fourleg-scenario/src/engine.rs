@@ -167,6 +167,12 @@ fn now_s() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
+/// The claims of each token the API behind the resource received, oldest
+/// first, from its `[resource] downstream` view (`{"received": [...]}`).
+fn received(view: &Outcome) -> Vec<Value> {
+    view.body.get("received").and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -632,7 +638,7 @@ impl Engine {
             match t.downstream().await {
                 Ok(d) => {
                     http.push(d.evidence.clone());
-                    downstream = d.body.get("received").and_then(Value::as_array).and_then(|r| r.last()).cloned();
+                    downstream = received(&d).pop();
                     seen = format!("; the API received {}", if downstream.is_some() { "a token" } else { "nothing" });
                 }
                 Err(fourleg_target::TargetError::NoEndpoint { what, .. }) => seen = format!("; no {what}"),
@@ -652,8 +658,6 @@ impl Engine {
             return Err(Skip::Error("a tool call needs a token (`token`)".into()));
         };
         let mut http = Vec::new();
-        let received =
-            |d: &fourleg_target::Outcome| d.body.get("received").and_then(Value::as_array).cloned().unwrap_or_default();
         let before = match t.downstream().await {
             Ok(d) => {
                 http.push(d.evidence.clone());

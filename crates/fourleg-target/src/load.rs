@@ -203,10 +203,7 @@ impl Connection {
         let mut req = self.http.post(url);
         match (secret, self.method) {
             (None, _) => form.push(("client_id", client_id.clone())),
-            (Some(s), AuthMethod::ClientSecretBasic) => {
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                req = req.basic_auth(enc(client_id), Some(enc(s.expose())));
-            }
+            (Some(s), AuthMethod::ClientSecretBasic) => req = crate::target::client_secret_basic(req, client_id, s),
             (Some(s), AuthMethod::ClientSecretPost) => {
                 form.push(("client_id", client_id.clone()));
                 form.push(("client_secret", s.expose().to_owned()));

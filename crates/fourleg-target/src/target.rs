@@ -97,6 +97,17 @@ pub struct ResolvedEndpoints {
     pub downstream: Option<String>,
 }
 
+/// `req` authenticated with `client_secret_basic`: RFC 6749 §2.3.1 has the
+/// id and the secret form-urlencoded before they go into Basic.
+pub(crate) fn client_secret_basic(
+    req: reqwest::RequestBuilder,
+    client_id: &str,
+    secret: &Secret,
+) -> reqwest::RequestBuilder {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    req.basic_auth(enc(client_id), Some(enc(secret.expose())))
+}
+
 /// A form value: plain, or a secret shown in evidence only by its label.
 #[derive(Debug, Clone)]
 pub enum FormValue {
@@ -657,9 +668,7 @@ impl Target {
                     let wrong = if mode == ClientAuthMode::WrongSecret { " (wrong secret)" } else { "" };
                     match self.profile.client_auth.method {
                         AuthMethod::ClientSecretBasic => {
-                            // RFC 6749 §2.3.1: form-urlencode id and secret before Basic.
-                            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                            req = req.basic_auth(enc(&c.client_id), Some(enc(secret.expose())));
+                            req = client_secret_basic(req, &c.client_id, &secret);
                             auth = format!("client_secret_basic as {cname}{wrong}");
                         }
                         AuthMethod::ClientSecretPost => {
@@ -793,12 +802,8 @@ impl Target {
         secret: &Secret,
     ) -> Result<Outcome, TargetError> {
         let url = self.token_endpoint()?.to_owned();
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let begin = Instant::now();
-        let resp = self
-            .http
-            .post(&url)
-            .basic_auth(enc(client_id), Some(enc(secret.expose())))
+        let resp = client_secret_basic(self.http.post(&url), client_id, secret)
             .form(&[("grant_type", GrantType::ClientCredentials.as_str())])
             .send()
             .await
