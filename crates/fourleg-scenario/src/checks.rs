@@ -65,6 +65,34 @@ pub struct Input<'a> {
     /// On a scoped tool call: the claims of each token the API behind the
     /// resource received during the call (none without a view of it).
     pub called_api: Option<&'a [Value]>,
+    /// On a registered client's exchange: what its registration said.
+    pub registration: Option<&'a Registration>,
+}
+
+/// What a registration said about the client an `exchange` step of it
+/// judges (RFC 7591 §3.2).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Registration {
+    /// The `grant_types` the client information response lists (RFC 7591
+    /// §3.2.1); `None` when it has none, which §2 reads as
+    /// `authorization_code` only.
+    pub grant_types: Option<Vec<String>>,
+    /// The registration was refused (RFC 7591 §3.2.2): how it was answered.
+    pub refused: Option<String>,
+}
+
+impl Registration {
+    /// The grant types as a report shows them.
+    fn listed(&self) -> String {
+        match &self.grant_types {
+            None => "no grant_types (RFC 7591 §2: authorization_code only)".into(),
+            Some(g) => format!("grant_types {g:?}"),
+        }
+    }
+
+    fn lists_exchange(&self) -> bool {
+        self.grant_types.as_ref().is_some_and(|g| g.iter().any(|v| v == fourleg_target::TOKEN_EXCHANGE_GRANT))
+    }
 }
 
 /// What a check concluded.
@@ -150,7 +178,7 @@ impl ArgType {
 /// Every named check, with the arguments it reads and its documentation;
 /// the check table of `suites/README.md` is generated from it
 /// ([`readme_table`]) and a test keeps the committed one current.
-pub const TABLE: [CheckSpec; 62] = [
+pub const TABLE: [CheckSpec; 64] = [
     CheckSpec {
         name: "act_chain",
         args: &[("actors", ArgType::Texts)],
@@ -480,6 +508,18 @@ pub const TABLE: [CheckSpec; 62] = [
         args: &[],
         args_doc: "",
         passes: "a registered client's deletion is answered 204 No Content (RFC 7592 §2.3)",
+    },
+    CheckSpec {
+        name: "registered_grants_returned",
+        args: &[],
+        args_doc: "",
+        passes: "a registered client's exchange was refused, or the `grant_types` its registration returned list token exchange (RFC 7591 §3.2.1: all registered metadata is returned); untestable when the registration or the client's own token was refused",
+    },
+    CheckSpec {
+        name: "registered_exchange_per_policy",
+        args: &[],
+        args_doc: "",
+        passes: "a registered client that asked for the token-exchange grant fares as `[registration] exchange` declares: `allowed`, its exchange of its own token succeeds; `refused`, its registration or its exchange is refused; untestable without a declared policy",
     },
     CheckSpec {
         name: "tool_ran",
@@ -1593,6 +1633,8 @@ pub fn run(name: &str, x: &Input<'_>) -> (Verdict, Option<Figure>) {
             Some(o) if o.status == 204 => Pass("204 No Content".into()),
             Some(o) => Fail(format!("the deletion answered {}, where RFC 7592 §2.3 says 204 No Content", crate::engine::describe(o))),
         },
+        "registered_grants_returned" => registered_grants_returned(x),
+        "registered_exchange_per_policy" => registered_exchange_per_policy(x),
         "tool_ran" => match x.outcome {
             None => Untestable("no response".into()),
             Some(o) => match tool_refusal(o) {
@@ -1804,6 +1846,84 @@ fn scoped_tool_scope(x: &Input<'_>) -> String {
 /// How a tool call was refused: a 4xx, a JSON-RPC error, or a tool result
 /// with `isError` (MCP "Tools": errors a model should see); none when the
 /// tool ran.
+/// How a registered client's exchange ended: `Ok(true)` a token, `Ok(false)`
+/// refused (4xx), `Err` neither (no response, a 5xx, a 2xx without a token).
+fn registered_exchange_outcome(x: &Input) -> Result<bool, String> {
+    match x.outcome {
+        None => Err("no response".into()),
+        Some(o) if o.is_success() && o.token("access_token").is_some() => Ok(true),
+        Some(o) if (400..500).contains(&o.status) => Ok(false),
+        Some(o) => Err(format!("the exchange answered {}", crate::engine::describe(o))),
+    }
+}
+
+/// RFC 7591 §3.2.1: the response returns all registered metadata. A client
+/// that exchanges although the `grant_types` returned for it do not list
+/// token exchange holds a grant the server registered without saying so.
+fn registered_grants_returned(x: &Input) -> Verdict {
+    use Verdict::{Fail, Pass, Untestable};
+    let Some(r) = x.registration else {
+        return Untestable("not a registered client's exchange".into());
+    };
+    if let Some(how) = &r.refused {
+        return Untestable(format!("the registration was refused: {how}"));
+    }
+    match registered_exchange_outcome(x) {
+        Err(why) => Untestable(why),
+        Ok(false) => Pass(format!(
+            "the exchange was refused ({}); its registration returned {}",
+            x.outcome.map(crate::engine::describe).unwrap_or_default(),
+            r.listed()
+        )),
+        Ok(true) if r.lists_exchange() => Pass(format!("the exchange succeeded, and its registration's {} list it", r.listed())),
+        Ok(true) => Fail(format!(
+            "the client got a token by exchange, but its registration returned {}: the server registered a grant it did not return",
+            r.listed()
+        )),
+    }
+}
+
+/// The profile's `[registration] exchange`, against what a client that
+/// registered asking for the token-exchange grant met.
+fn registered_exchange_per_policy(x: &Input) -> Verdict {
+    use fourleg_target::profile::ExchangePolicy;
+    use Verdict::{Fail, Pass, Untestable};
+    let Some(policy) = x.contract.registration_policy() else {
+        return Untestable(
+            "the profile declares no policy for registered clients (`[registration] exchange = \"allowed\"` or `\"refused\"`)"
+                .into(),
+        );
+    };
+    let Some(r) = x.registration else {
+        return Untestable("not a registered client's exchange".into());
+    };
+    let declared = match &policy.note {
+        Some(note) => format!("declared `{}` ({note})", policy.exchange.as_str()),
+        None => format!("declared `{}`", policy.exchange.as_str()),
+    };
+    if let Some(how) = &r.refused {
+        return match policy.exchange {
+            ExchangePolicy::Refused => Pass(format!("{declared}: the registration asking for the grant was refused ({how})")),
+            ExchangePolicy::Allowed => {
+                Fail(format!("{declared}, but the registration asking for the token-exchange grant was refused ({how})"))
+            }
+        };
+    }
+    let answered = x.outcome.map(crate::engine::describe).unwrap_or_default();
+    match (registered_exchange_outcome(x), policy.exchange) {
+        (Err(why), _) => Untestable(why),
+        (Ok(true), ExchangePolicy::Allowed) => Pass(format!("{declared}: the registered client exchanged its own token")),
+        (Ok(false), ExchangePolicy::Refused) => Pass(format!("{declared}: the exchange was refused ({answered})")),
+        (Ok(true), ExchangePolicy::Refused) => {
+            Fail(format!("{declared}, yet the registered client got a token by exchange ({})", r.listed()))
+        }
+        (Ok(false), ExchangePolicy::Allowed) => Fail(format!(
+            "{declared}, but the registered client's exchange of its own token was refused ({answered}; its registration returned {})",
+            r.listed()
+        )),
+    }
+}
+
 fn tool_refusal(o: &Outcome) -> Option<String> {
     if !o.is_success() {
         return Some(format!("HTTP {}", o.status));
@@ -1876,6 +1996,7 @@ mod tests {
                 proof_key: None,
                 downstream: None,
                 called_api: None,
+                registration: None,
             },
         )
         .0
@@ -1984,6 +2105,7 @@ mod tests {
                     proof_key: None,
                     downstream: None,
                     called_api: None,
+                    registration: None,
                 },
             )
             .0
@@ -2064,6 +2186,7 @@ mod tests {
                 proof_key: None,
                 downstream: None,
                 called_api: None,
+                registration: None,
             },
         )
         .0
@@ -2098,6 +2221,7 @@ mod tests {
                 proof_key: None,
                 downstream: None,
                 called_api: None,
+                registration: None,
             },
         )
         .0
@@ -2479,6 +2603,7 @@ mod tests {
                     proof_key: None,
                     downstream: None,
                     called_api: None,
+                    registration: None,
                 },
             )
         };
@@ -2529,6 +2654,7 @@ mod tests {
                     proof_key,
                     downstream: None,
                     called_api: None,
+                    registration: None,
                 },
             )
             .0
@@ -2602,6 +2728,7 @@ mod tests {
                 proof_key: None,
                 downstream: call.downstream,
                 called_api: call.called_api,
+                registration: None,
             },
         )
         .0

@@ -59,7 +59,18 @@ enum Var {
     Forged(Secret),
     /// A client registered by a `register` step (RFC 7591 §3.2.1), with its
     /// RFC 7592 management credentials when the server gave them.
-    Registered { client_id: String, secret: Secret, access_token: Option<Secret>, uri: Option<String> },
+    /// `grant_types`: those the client information response lists (absent:
+    /// none listed).
+    Registered {
+        client_id: String,
+        secret: Secret,
+        access_token: Option<Secret>,
+        uri: Option<String>,
+        grant_types: Option<Vec<String>>,
+    },
+    /// A registration the server refused (RFC 7591 §3.2.2): how it answered.
+    /// Only an `exchange` of the client reads it, to judge the refusal.
+    RegistrationRefused(String),
     /// The step did not produce anything; why.
     Missing(String),
 }
@@ -96,6 +107,8 @@ struct StepOut {
     /// A scoped tool call: the claims of each token the API behind the
     /// resource received during the call (none without a view of it).
     called_api: Option<Vec<Value>>,
+    /// A registered client's exchange: what its registration said.
+    registration: Option<checks::Registration>,
 }
 
 /// The DPoP keys of one scenario run, by name, made at first use, and the
@@ -518,7 +531,9 @@ impl Engine {
                 })
             }
             Some(Var::Forged(t)) => Ok(t.clone()),
-            Some(Var::Registered { .. }) => Err(Skip::Error(format!("`{name}` is a registered client, not a token"))),
+            Some(Var::Registered { .. } | Var::RegistrationRefused(_)) => {
+                Err(Skip::Error(format!("`{name}` is a registered client, not a token")))
+            }
             Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{name}` is missing: {why}"))),
             None => Err(Skip::Error(format!("variable `{name}` is not defined"))),
         }
@@ -705,8 +720,12 @@ impl Engine {
                 secret: Secret::new(secret),
                 access_token: text("registration_access_token").map(Secret::new),
                 uri: text("registration_client_uri"),
+                grant_types: o.body.get("grant_types").and_then(Value::as_array).map(|list| {
+                    list.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+                }),
             },
             (true, Some(_), None) => Var::Missing("the registration gave no client_secret to authenticate with".into()),
+            _ if (400..500).contains(&o.status) => Var::RegistrationRefused(describe(&o)),
             _ => Var::Missing(format!("the registration did not succeed: {}", describe(&o))),
         };
         Ok(StepOut {
@@ -722,14 +741,28 @@ impl Engine {
     /// deletion (RFC 7592 §2.3).
     async fn registered(&self, x: &RegisteredStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
         let t = &self.target;
-        let Some(Var::Registered { client_id, secret, access_token, uri }) = vars.get(&x.client) else {
+        let Some(Var::Registered { client_id, secret, access_token, uri, grant_types }) = vars.get(&x.client) else {
             return match vars.get(&x.client) {
+                Some(Var::RegistrationRefused(how)) if x.action == RegisteredAction::Exchange => Ok(StepOut {
+                    summary: format!("no exchange: the registration was refused ({how})"),
+                    registration: Some(checks::Registration { grant_types: None, refused: Some(how.clone()) }),
+                    ..StepOut::default()
+                }),
+                Some(Var::RegistrationRefused(how)) => Err(Skip::Untestable(format!(
+                    "`{}` is missing: the registration did not succeed: {how}",
+                    x.client
+                ))),
                 Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{}` is missing: {why}", x.client))),
                 _ => Err(Skip::Error(format!("`{}` is not a client a `register` step saved", x.client))),
             };
         };
+        if x.action == RegisteredAction::Exchange {
+            let facts = checks::Registration { grant_types: grant_types.clone(), refused: None };
+            return self.registered_exchange(client_id, secret, facts).await;
+        }
         let o =
             match x.action {
+                RegisteredAction::Exchange => unreachable!("handled above"),
                 RegisteredAction::Token => t.registered_client_credentials(client_id, secret).await,
                 RegisteredAction::Delete => match (uri, access_token) {
                     (Some(u), Some(a)) => t.delete_registration(u, a).await,
@@ -749,6 +782,38 @@ impl Engine {
             http: vec![o.evidence.clone()],
             var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
             outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `registered` action `exchange`: the client's own token by client
+    /// credentials, then its exchange by the client itself (RFC 8693 §2.1).
+    /// Without its own token, what needs the exchange is untestable.
+    async fn registered_exchange(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+        facts: checks::Registration,
+    ) -> Result<StepOut, Skip> {
+        let t = &self.target;
+        let own = match t.registered_client_credentials(client_id, secret).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let Some(subject) = own.token("access_token") else {
+            let why = format!("the registered client {client_id} got no token of its own: {}", describe(&own));
+            return Ok(StepOut { registration: Some(facts), ..StepOut::unmade(why, vec![own.evidence]) });
+        };
+        let o = match t.registered_exchange(client_id, secret, &subject).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        Ok(StepOut {
+            summary: format!("the registered client {client_id} exchanged its own token: {}", describe(&o)),
+            http: vec![own.evidence, o.evidence.clone()],
+            var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
+            outcome: Some(o),
+            registration: Some(facts),
             ..StepOut::default()
         })
     }
@@ -1604,6 +1669,7 @@ impl Grader<'_> {
                     proof_key: out.proof_key.as_deref(),
                     downstream: out.downstream.as_ref(),
                     called_api: out.called_api.as_deref(),
+                    registration: out.registration.as_ref(),
                 };
                 let (v, f) = checks::run(name, &input);
                 figure = f;

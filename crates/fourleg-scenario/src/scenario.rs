@@ -846,7 +846,10 @@ pub struct RegisteredStep {
     /// `token`: the client's own token by client credentials (RFC 6749
     /// §4.4), authenticating with its registered secret; `delete`: the
     /// client's deletion at its `registration_client_uri` with its
-    /// registration access token (RFC 7592 §2.3).
+    /// registration access token (RFC 7592 §2.3); `exchange`: the client's
+    /// own token, which it then exchanges itself (RFC 8693 §2.1) with no
+    /// `audience`, `resource` or `scope`. A registration that was refused
+    /// still reaches an `exchange` step, whose checks judge the refusal.
     pub action: RegisteredAction,
 }
 
@@ -856,6 +859,7 @@ pub struct RegisteredStep {
 pub enum RegisteredAction {
     Token,
     Delete,
+    Exchange,
 }
 
 /// Sleeps (bounded to 60 s).

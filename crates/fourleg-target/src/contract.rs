@@ -326,6 +326,12 @@ impl<'a> Contract<'a> {
         self.profile.resource.as_ref()
     }
 
+    /// The policy of `[registration]` for registered clients, if declared.
+    #[must_use]
+    pub fn registration_policy(self) -> Option<&'a crate::profile::RegistrationPolicy> {
+        self.profile.registration.as_ref()
+    }
+
     /// The first feature of `names` the target does not declare, with the
     /// reason to show.
     #[must_use]

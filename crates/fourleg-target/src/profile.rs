@@ -109,6 +109,10 @@ pub struct Profile {
     /// client would meet it. Without it they are not applicable.
     #[serde(default)]
     pub resource: Option<ProtectedResource>,
+    /// What a client registered through RFC 7591 may do, as the target's
+    /// policy says: the `registration` scenarios check that it holds.
+    #[serde(default)]
+    pub registration: Option<RegistrationPolicy>,
     /// How deep the target nests delegation (RFC 8693 §4.1).
     #[serde(default)]
     pub delegation: Delegation,
@@ -162,6 +166,43 @@ pub struct ProtectedResource {
     /// scenario is untestable.
     #[serde(default)]
     pub scoped_tool: Option<ScopedTool>,
+}
+
+/// `[registration]`: the target's policy for clients registered
+/// anonymously through RFC 7591.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationPolicy {
+    /// Whether such a client may use token exchange (RFC 8693): `allowed`
+    /// (one registered with the token-exchange grant exchanges its own
+    /// token) or `refused` (none gets a token by exchange, however it
+    /// registered: the registration may refuse the grant, or the token
+    /// endpoint the exchange). Without it, the scenario that checks the
+    /// policy is untestable.
+    pub exchange: ExchangePolicy,
+    /// Where the policy comes from (a realm setting, a product default),
+    /// shown with the check.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `[registration] exchange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangePolicy {
+    Allowed,
+    Refused,
+}
+
+impl ExchangePolicy {
+    /// The word a profile uses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangePolicy::Allowed => "allowed",
+            ExchangePolicy::Refused => "refused",
+        }
+    }
 }
 
 /// `[resource.scoped_tool]`: an MCP tool and the scope it needs.

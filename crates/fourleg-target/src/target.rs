@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fourleg_core::oauth::{dpop, GrantType};
+use fourleg_core::oauth::{dpop, uri, GrantType};
 use fourleg_core::Secret;
 use serde_json::Value;
 
@@ -811,6 +811,35 @@ impl Target {
         let auth = format!("client_secret_basic as the registered client {client_id}");
         let form = vec![("grant_type".to_owned(), GrantType::ClientCredentials.as_str().to_owned())];
         self.finish("client credentials of the registered client", "POST", &url, auth, form, resp, begin).await
+    }
+
+    /// A registered client exchanges its own token (RFC 8693 §2.1), with
+    /// no `audience`, `resource` or `scope`: the smallest exchange there is,
+    /// authenticating with `client_secret_basic` as the registered client.
+    pub async fn registered_exchange(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+        subject: &Secret,
+    ) -> Result<Outcome, TargetError> {
+        let url = self.token_endpoint()?.to_owned();
+        let begin = Instant::now();
+        let resp = client_secret_basic(self.http.post(&url), client_id, secret)
+            .form(&[
+                ("grant_type", GrantType::TokenExchange.as_str()),
+                ("subject_token", subject.expose()),
+                ("subject_token_type", uri::ACCESS_TOKEN),
+            ])
+            .send()
+            .await
+            .map_err(|source| self.transport(&url, source))?;
+        let auth = format!("client_secret_basic as the registered client {client_id}");
+        let form = vec![
+            ("grant_type".to_owned(), GrantType::TokenExchange.as_str().to_owned()),
+            ("subject_token".to_owned(), "<the registered client's own access token>".to_owned()),
+            ("subject_token_type".to_owned(), uri::ACCESS_TOKEN.to_owned()),
+        ];
+        self.finish("token exchange by the registered client", "POST", &url, auth, form, resp, begin).await
     }
 
     /// A client's own token by client credentials (RFC 6749 §4.4).

@@ -155,6 +155,10 @@ pub enum Breakage {
     RegistrationAnswers200,
     DeletionAnswers200,
     DeletedClientStillAuthenticates,
+    RegisteredGrantIgnored,
+    RegisteredClientCannotExchange,
+    RegistrationRefusesExchange,
+    RegisteredExchangeDespitePolicy,
 }
 
 impl Breakage {
@@ -186,7 +190,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 133] = [
+    pub const ALL: [Breakage; 137] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -320,6 +324,10 @@ impl Breakage {
         Breakage::RegistrationAnswers200,
         Breakage::DeletionAnswers200,
         Breakage::DeletedClientStillAuthenticates,
+        Breakage::RegisteredGrantIgnored,
+        Breakage::RegisteredClientCannotExchange,
+        Breakage::RegistrationRefusesExchange,
+        Breakage::RegisteredExchangeDespitePolicy,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -446,6 +454,10 @@ impl Breakage {
             Breakage::RegistrationAnswers200 => "A successful client registration is answered 200 OK, not 201 Created (RFC 7591 §3.2).",
             Breakage::DeletionAnswers200 => "A registered client's deletion is answered 200 with a body, not 204 No Content (RFC 7592 §2.3).",
             Breakage::DeletedClientStillAuthenticates => "A registered client's deletion is answered 204, but its client_id and secret still get tokens (RFC 7592 §2.3: the deletion invalidates them).",
+            Breakage::RegisteredGrantIgnored => "The token endpoint does not check a registered client's grant types: a client registered with client_credentials only exchanges its own token, a grant its registration does not return (RFC 7591 §3.2.1, §2).",
+            Breakage::RegisteredClientCannotExchange => "The profile declares that registered clients may exchange, but the registration quietly drops the token-exchange grant (the response says so), so their exchanges are refused (agent profile: AGENT-REGISTRATION-exchange-policy).",
+            Breakage::RegistrationRefusesExchange => "The profile declares that registered clients may exchange, but a registration asking for the token-exchange grant is refused (400 invalid_client_metadata); conformant under a profile declaring `refused`, the positive control of that policy (agent profile: AGENT-REGISTRATION-exchange-policy).",
+            Breakage::RegisteredExchangeDespitePolicy => "The profile declares that registered clients may not exchange (`[registration] exchange = \"refused\"`), but one registered with the token-exchange grant exchanges its own token (agent profile: AGENT-REGISTRATION-exchange-policy).",
             Breakage::ResourceToolScopeAsToolError => "The protected resource refuses a tool whose scope the token lacks as a tool error (HTTP 200, `isError`), not 403 `insufficient_scope` (MCP authorization 2025-11-25, Scope Challenge Handling).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",
             Breakage::ExpExtendedSlightly => "An exchanged token's `exp` goes 2 s past its subject token's, a rounding a server may call harmless; the profile declares no leeway (agent profile: AGENT-CHAIN-monotonic).",

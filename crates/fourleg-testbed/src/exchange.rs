@@ -278,6 +278,16 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         user_permissions: fixture::user_by_sub(&sub).map(|u| u.permissions.iter().map(|p| (*p).to_owned()).collect()),
         now,
     };
+    // A client's own token (issued to it, about itself, with no actor): as
+    // Keycloak does, it names its requester. An agent exchanges its own
+    // token this way, the control of the registered-client scenario.
+    let own = actor.is_none()
+        && prior.is_empty()
+        && subject.claims["azp"].as_str() == Some(requester.client_id)
+        && sub == requester.sub.unwrap_or(requester.client_id);
+    if own && !x.subject.aud.iter().any(|a| a == requester.client_id) {
+        x.subject.aud.push(requester.client_id.to_owned());
+    }
     let hops = subject.jti.as_deref().and_then(|j| s.store().get(j).map(|r| r.depth)).unwrap_or(0) + 1;
     let second_hop =
         fixture::client(subject.claims["azp"].as_str().unwrap_or_default()).is_some_and(|c| c.kind != Kind::Login);

@@ -16,7 +16,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng as _;
 use serde_json::{json, Value};
 
-use fourleg_core::oauth::{ErrorCode, ErrorCode as E, GrantType};
+use fourleg_core::oauth::{uri, ErrorCode, ErrorCode as E, GrantType};
 
 use crate::breakage::Breakage;
 use crate::dpop;
@@ -42,9 +42,8 @@ pub struct Server {
     /// The claims of every token the protected resource's upstream API
     /// received, newest last (`/resource/received`).
     pub received: Mutex<Vec<Value>>,
-    /// Clients registered at `/register` (RFC 7591): `client_id` to its
-    /// secret and registration access token (RFC 7592).
-    pub registered: Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Clients registered at `/register` (RFC 7591), by `client_id`.
+    pub registered: Mutex<std::collections::HashMap<String, Registered>>,
     store: Mutex<Store>,
 }
 
@@ -588,24 +587,50 @@ async fn resource_received(State(s): State<Arc<Server>>) -> Json<Value> {
     Json(json!({ "received": received }))
 }
 
+/// A client registered at `/register`.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub secret: String,
+    /// Its RFC 7592 registration access token.
+    pub access_token: String,
+    /// The grant types it may use at the token endpoint (RFC 7591 §2), as
+    /// its registration returned them.
+    pub grant_types: Vec<String>,
+}
+
 /// RFC 7591 §3: anonymous registration of a confidential client, answered
-/// 201 with its credentials and its RFC 7592 management URI and token.
+/// 201 with its credentials and its RFC 7592 management URI and token. The
+/// test bed's policy lets a registered client exchange its own token when
+/// it registered the token-exchange grant.
 async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Response {
     let Ok(metadata) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_client_metadata"}))).into_response();
     };
+    // RFC 7591 §2: grant_types absent means authorization_code only.
+    let mut grant_types: Vec<String> = match metadata["grant_types"].as_array() {
+        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        None => vec!["authorization_code".to_owned()],
+    };
+    let asks_exchange = grant_types.iter().any(|g| g == uri::GRANT_TOKEN_EXCHANGE);
+    if asks_exchange && s.is(Breakage::RegistrationRefusesExchange) {
+        let e = json!({"error": "invalid_client_metadata", "error_description": "the token-exchange grant is not offered to registered clients"});
+        return (StatusCode::BAD_REQUEST, Json(e)).into_response();
+    }
+    if s.is(Breakage::RegisteredClientCannotExchange) {
+        // RFC 7591 §3.2.1 lets the server replace what was asked: the grant
+        // is dropped, and the response says so.
+        grant_types.retain(|g| g != uri::GRANT_TOKEN_EXCHANGE);
+    }
     let client_id = format!("dyn-{}", random_id(16));
     let (secret, rat) = (random_id(32), random_id(32));
-    s.registered
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(client_id.clone(), (secret.clone(), rat.clone()));
+    let entry = Registered { secret: secret.clone(), access_token: rat.clone(), grant_types: grant_types.clone() };
+    s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(client_id.clone(), entry);
     let status = if s.is(Breakage::RegistrationAnswers200) { StatusCode::OK } else { StatusCode::CREATED };
     let info = json!({
         "client_id": client_id, "client_secret": secret, "client_secret_expires_at": 0,
         "registration_access_token": rat,
         "registration_client_uri": format!("{}/register/{client_id}", s.issuer),
-        "client_name": metadata["client_name"], "grant_types": metadata["grant_types"],
+        "client_name": metadata["client_name"], "grant_types": grant_types,
         "token_endpoint_auth_method": "client_secret_basic",
     });
     (status, Json(info)).into_response()
@@ -617,7 +642,7 @@ async fn deregister(State(s): State<Arc<Server>>, Path(id): Path<String>, header
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let mut registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match registered.get(&id) {
-        Some((_, rat)) if Some(rat.as_str()) == presented => {}
+        Some(r) if Some(r.access_token.as_str()) == presented => {}
         _ => return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response(),
     }
     // The near miss: the registration is said to be gone, and its
@@ -634,11 +659,9 @@ async fn deregister(State(s): State<Arc<Server>>, Path(id): Path<String>, header
 /// Client credentials of a client registered at `/register`: its own
 /// token, no audience, no scope. None when the caller is not one.
 fn registered_client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -> Option<Result<Value, OAuthError>> {
-    let (id, secret) = credentials(headers, form)?;
-    let registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (known, _) = registered.get(&id)?;
-    if secret.as_deref() != Some(known.as_str()) {
-        return Some(Err(OAuthError::new(E::InvalidClient, "client authentication failed")));
+    let (id, known) = registered_caller(s, headers, form)?;
+    if let Err(e) = known {
+        return Some(Err(e));
     }
     let now = now();
     let jti = random_id(22);
@@ -646,6 +669,58 @@ fn registered_client_credentials(s: &Server, headers: &HeaderMap, form: &Form) -
         "iss": s.issuer, "sub": id, "azp": id, "client_id": id, "iat": now, "exp": now + fixture::LIFETIME_S, "jti": jti,
     });
     Some(Ok(json!({"access_token": s.keys.sign(&claims), "token_type": "Bearer", "expires_in": fixture::LIFETIME_S})))
+}
+
+/// The registered client a request authenticates as (`client_secret_basic`
+/// or in the form), if it names one: `Err` when its secret is wrong.
+fn registered_caller(s: &Server, headers: &HeaderMap, form: &Form) -> Option<(String, Result<Registered, OAuthError>)> {
+    let (id, secret) = credentials(headers, form)?;
+    let registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = registered.get(&id)?.clone();
+    if secret.as_deref() != Some(known.secret.as_str()) {
+        return Some((id, Err(OAuthError::new(E::InvalidClient, "client authentication failed"))));
+    }
+    Some((id, Ok(known)))
+}
+
+/// A token exchange by a client registered at `/register` (RFC 8693 §2.1),
+/// if the caller is one: it may exchange its own token when its
+/// registration lists the token-exchange grant (RFC 7591 §2). None when
+/// the caller is not a registered client.
+fn registered_exchange(s: &Server, headers: &HeaderMap, form: &Form) -> Option<Result<Value, OAuthError>> {
+    let (id, known) = registered_caller(s, headers, form)?;
+    let known = match known {
+        Ok(k) => k,
+        Err(e) => return Some(Err(e)),
+    };
+    Some((|| {
+        let may = known.grant_types.iter().any(|g| g == uri::GRANT_TOKEN_EXCHANGE);
+        if !may && !s.is(Breakage::RegisteredGrantIgnored) {
+            return Err(OAuthError::new(E::UnauthorizedClient, "this client did not register the token-exchange grant"));
+        }
+        let subject = form.get("subject_token").ok_or_else(|| OAuthError::new(E::InvalidRequest, "subject_token is required"))?;
+        if form.get("subject_token_type") != Some(uri::ACCESS_TOKEN) {
+            return Err(OAuthError::new(E::InvalidRequest, "subject_token_type must be an access token"));
+        }
+        let now = now();
+        let claims = s
+            .keys
+            .validate(subject, &s.issuer, now, s.broken)
+            .map_err(|e| OAuthError::new(E::InvalidRequest, format!("subject_token: {e}")))?;
+        // No token names a client registered seconds before: a registered
+        // client exchanges only a token issued to it, for itself.
+        if claims["azp"].as_str() != Some(id.as_str()) || claims["sub"].as_str() != Some(id.as_str()) {
+            return Err(OAuthError::new(E::InvalidRequest, "a registered client exchanges only its own token"));
+        }
+        let exp = claims["exp"].as_i64().unwrap_or(now).min(now + fixture::LIFETIME_S);
+        let issued = json!({
+            "iss": s.issuer, "sub": id, "azp": id, "client_id": id, "iat": now, "exp": exp, "jti": random_id(22),
+        });
+        Ok(json!({
+            "access_token": s.keys.sign(&issued), "token_type": "Bearer", "expires_in": exp - now,
+            "issued_token_type": uri::ACCESS_TOKEN,
+        }))
+    })())
 }
 
 /// The test bed logs users in with the password grant only.
@@ -660,7 +735,9 @@ async fn token(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) ->
     let res = match form.get("grant_type").map(GrantType::from) {
         Some(GrantType::Password) => password(&s, &headers, &form),
         Some(GrantType::ClientCredentials) => client_credentials(&s, &headers, &form),
-        Some(GrantType::TokenExchange) => exchange::exchange(&s, &headers, &form),
+        Some(GrantType::TokenExchange) => {
+            registered_exchange(&s, &headers, &form).unwrap_or_else(|| exchange::exchange(&s, &headers, &form))
+        }
         Some(GrantType::RefreshToken) => refresh(&s, &headers, &form),
         Some(_) => Err(OAuthError::new(E::UnsupportedGrantType, "unsupported grant_type")),
         None => Err(OAuthError::new(E::InvalidRequest, "grant_type is required")),

@@ -340,6 +340,12 @@ fn expected(b: Breakage) -> Expect {
         B::RegistrationAnswers200 => rules(&["RFC7591-3.2-created"]),
         B::DeletionAnswers200 => rules(&["RFC7592-2.3-delete"]),
         B::DeletedClientStillAuthenticates => rules(&["RFC7592-2.3-invalidated"]),
+        B::RegisteredGrantIgnored => rules(&["RFC7591-3.2.1-grant-types"]),
+        // Each breaks the declared policy only; the last under a profile
+        // declaring `refused` (see `profile_for`).
+        B::RegisteredClientCannotExchange | B::RegistrationRefusesExchange | B::RegisteredExchangeDespitePolicy => {
+            rules(&["AGENT-REGISTRATION-exchange-policy"])
+        }
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
@@ -720,6 +726,7 @@ fn profile_for(b: Option<Breakage>, committed: &Arc<String>, without_resource: &
         Some(Breakage::ResourceSilentlyIgnored) => Arc::clone(without_resource),
         Some(Breakage::ExchangedRefreshSurvivesRevocation) => Arc::new(with_exchange_refresh_tokens(committed)),
         Some(Breakage::MetadataDocumentMissing) => Arc::new(with_explicit_endpoints(committed)),
+        Some(Breakage::RegisteredExchangeDespitePolicy) => Arc::new(with_registered_exchange_refused(committed)),
         _ => Arc::clone(committed),
     }
 }
@@ -748,6 +755,14 @@ fn with_explicit_endpoints(text: &str) -> String {
 fn with_exchange_refresh_tokens(text: &str) -> String {
     let out = text.replacen("\n[features]\n", "\n[features]\nexchange-refresh-tokens = true\n", 1);
     assert_ne!(out, text, "testbed.toml has no [features] table");
+    out
+}
+
+/// The committed test-bed profile declaring that registered clients may not
+/// exchange.
+fn with_registered_exchange_refused(text: &str) -> String {
+    let out = text.replacen("[registration]\nexchange = \"allowed\"\n", "[registration]\nexchange = \"refused\"\n", 1);
+    assert_ne!(out, text, "testbed.toml no longer declares `exchange = \"allowed\"` in [registration]");
     out
 }
 
@@ -872,6 +887,14 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     let with_refresh = Arc::new(with_exchange_refresh_tokens(&profile_text));
     let control = positive_control(&rt, Some(Breakage::RefreshTokenByExchange), declaring, &registry, with_refresh)?;
     problems.extend(control.map(|c| format!("the test bed issuing and declaring refresh tokens by exchange {c}")));
+    // The positive control of the `refused` registration policy: a test bed
+    // that refuses the token-exchange grant to registered clients (as
+    // registration-refuses-exchange does) and declares it passes the
+    // registration scenarios.
+    let registering: Vec<Scenario> = scenarios.iter().filter(|s| s.area == "registration").cloned().collect();
+    let refusing = Arc::new(with_registered_exchange_refused(&profile_text));
+    let control = positive_control(&rt, Some(Breakage::RegistrationRefusesExchange), registering, &registry, refusing)?;
+    problems.extend(control.map(|c| format!("the test bed refusing registered clients' exchanges and declaring it {c}")));
     let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
     let mut table_reversed: BTreeMap<Breakage, Kills> = BTreeMap::new();
