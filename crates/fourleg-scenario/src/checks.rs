@@ -1903,10 +1903,12 @@ fn registered_exchange_per_policy(x: &Input) -> Verdict {
     };
     if let Some(how) = &r.refused {
         return match policy.exchange {
-            ExchangePolicy::Refused => Pass(format!("{declared}: the registration asking for the grant was refused ({how})")),
-            ExchangePolicy::Allowed => {
-                Fail(format!("{declared}, but the registration asking for the token-exchange grant was refused ({how})"))
+            ExchangePolicy::Refused => {
+                Pass(format!("{declared}: the registration asking for the grant was refused ({how})"))
             }
+            ExchangePolicy::Allowed => Fail(format!(
+                "{declared}, but the registration asking for the token-exchange grant was refused ({how})"
+            )),
         };
     }
     let answered = x.outcome.map(crate::engine::describe).unwrap_or_default();
@@ -2857,5 +2859,82 @@ mod tests {
         assert!(matches!(v("deleted_204", &outcome(204, Value::Null, &[], "Bearer")), Verdict::Pass(_)));
         assert!(matches!(v("deleted_204", &outcome(200, json!({}), &[], "Bearer")), Verdict::Fail(_)));
         assert!(matches!(v("deleted_204", &outcome(401, json!({}), &[], "Bearer")), Verdict::Fail(_)));
+    }
+
+    /// A registered client's exchange, judged with what its registration said.
+    fn on_registered(name: &str, o: Option<&Outcome>, p: &Profile, r: &Registration) -> Verdict {
+        let ids = ids();
+        run(
+            name,
+            &Input {
+                outcome: o,
+                claims: None,
+                than: None,
+                identities: &ids,
+                contract: Contract::new(p),
+                args: &BTreeMap::new(),
+                wait: None,
+                accept: None,
+                revoked_access_token: None,
+                issuer: None,
+                resource: None,
+                proof_key: None,
+                downstream: None,
+                called_api: None,
+                registration: Some(r),
+            },
+        )
+        .0
+    }
+
+    #[test]
+    fn a_registered_client_uses_the_grants_returned_and_fares_as_declared() {
+        use fourleg_target::profile::{ExchangePolicy, RegistrationPolicy};
+        let te = fourleg_target::TOKEN_EXCHANGE_GRANT;
+        let issued = outcome(200, json!({"access_token": "x", "token_type": "Bearer"}), &[], "basic");
+        let refused = outcome(400, json!({"error": "unauthorized_client"}), &[], "basic");
+        let broke = outcome(500, json!({}), &[], "basic");
+        let cc_only = Registration { grant_types: Some(vec!["client_credentials".into()]), refused: None };
+        let none_listed = Registration { grant_types: None, refused: None };
+        let with_te = Registration { grant_types: Some(vec!["client_credentials".into(), te.into()]), refused: None };
+        let not_registered = Registration { grant_types: None, refused: Some("400 invalid_client_metadata".into()) };
+        let p = profile();
+
+        // RFC 7591 §3.2.1: a grant used that the registration did not return.
+        let grants = |o: &Outcome, r: &Registration| on_registered("registered_grants_returned", Some(o), &p, r);
+        assert!(matches!(grants(&issued, &cc_only), Verdict::Fail(_)));
+        assert!(
+            matches!(grants(&issued, &none_listed), Verdict::Fail(_)),
+            "absent grant_types: authorization_code only"
+        );
+        assert!(matches!(grants(&issued, &with_te), Verdict::Pass(_)));
+        assert!(matches!(grants(&refused, &cc_only), Verdict::Pass(_)));
+        assert!(matches!(grants(&broke, &cc_only), Verdict::Untestable(_)));
+        assert!(matches!(grants(&refused, &not_registered), Verdict::Untestable(_)));
+
+        // The declared policy, both ways; a registration refused is the
+        // refusal `refused` allows and `allowed` does not.
+        let declaring = |exchange| {
+            let mut p = profile();
+            p.registration = Some(RegistrationPolicy { exchange, note: None });
+            p
+        };
+        let (allowed, refusing) = (declaring(ExchangePolicy::Allowed), declaring(ExchangePolicy::Refused));
+        let policy = |o: Option<&Outcome>, p: &Profile, r: &Registration| {
+            on_registered("registered_exchange_per_policy", o, p, r)
+        };
+        assert!(matches!(policy(Some(&issued), &allowed, &with_te), Verdict::Pass(_)));
+        assert!(matches!(policy(Some(&refused), &allowed, &with_te), Verdict::Fail(_)));
+        assert!(matches!(policy(None, &allowed, &not_registered), Verdict::Fail(_)));
+        assert!(matches!(policy(Some(&issued), &refusing, &with_te), Verdict::Fail(_)));
+        assert!(matches!(policy(Some(&refused), &refusing, &with_te), Verdict::Pass(_)));
+        assert!(matches!(policy(None, &refusing, &not_registered), Verdict::Pass(_)));
+        assert!(matches!(policy(Some(&broke), &refusing, &with_te), Verdict::Untestable(_)));
+        let mut undeclared = profile();
+        undeclared.registration = None;
+        let Verdict::Untestable(why) = policy(Some(&issued), &undeclared, &with_te) else {
+            panic!("an undeclared policy cannot be judged")
+        };
+        assert!(why.contains("[registration] exchange"), "{why}");
     }
 }

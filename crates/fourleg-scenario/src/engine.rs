@@ -720,9 +720,11 @@ impl Engine {
                 secret: Secret::new(secret),
                 access_token: text("registration_access_token").map(Secret::new),
                 uri: text("registration_client_uri"),
-                grant_types: o.body.get("grant_types").and_then(Value::as_array).map(|list| {
-                    list.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-                }),
+                grant_types: o
+                    .body
+                    .get("grant_types")
+                    .and_then(Value::as_array)
+                    .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
             },
             (true, Some(_), None) => Var::Missing("the registration gave no client_secret to authenticate with".into()),
             _ if (400..500).contains(&o.status) => Var::RegistrationRefused(describe(&o)),
@@ -748,10 +750,9 @@ impl Engine {
                     registration: Some(checks::Registration { grant_types: None, refused: Some(how.clone()) }),
                     ..StepOut::default()
                 }),
-                Some(Var::RegistrationRefused(how)) => Err(Skip::Untestable(format!(
-                    "`{}` is missing: the registration did not succeed: {how}",
-                    x.client
-                ))),
+                Some(Var::RegistrationRefused(how)) => {
+                    Err(Skip::Untestable(format!("`{}` is missing: the registration did not succeed: {how}", x.client)))
+                }
                 Some(Var::Missing(why)) => Err(Skip::Untestable(format!("`{}` is missing: {why}", x.client))),
                 _ => Err(Skip::Error(format!("`{}` is not a client a `register` step saved", x.client))),
             };

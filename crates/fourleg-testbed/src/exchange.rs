@@ -278,12 +278,18 @@ fn exchange_checked(s: &Server, headers: &HeaderMap, form: &Form) -> Result<Valu
         user_permissions: fixture::user_by_sub(&sub).map(|u| u.permissions.iter().map(|p| (*p).to_owned()).collect()),
         now,
     };
-    // A client's own token (issued to it, about itself, with no actor): as
-    // Keycloak does, it names its requester. An agent exchanges its own
-    // token this way, the control of the registered-client scenario.
+    // A client's own client-credentials token (issued to it by this server,
+    // from no other token and no login, with no actor now): as Keycloak
+    // does, it names its requester. An agent exchanges its own token this
+    // way, the control of the registered-client scenario.
+    let first_of_requester = subject
+        .jti
+        .as_deref()
+        .and_then(|j| s.store().get(j).cloned())
+        .is_some_and(|r| r.parent.is_none() && r.sid.is_none() && r.client_id == requester.client_id);
     let own = actor.is_none()
         && prior.is_empty()
-        && subject.claims["azp"].as_str() == Some(requester.client_id)
+        && first_of_requester
         && sub == requester.sub.unwrap_or(requester.client_id);
     if own && !x.subject.aud.iter().any(|a| a == requester.client_id) {
         x.subject.aud.push(requester.client_id.to_owned());

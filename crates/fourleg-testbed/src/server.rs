@@ -696,9 +696,13 @@ fn registered_exchange(s: &Server, headers: &HeaderMap, form: &Form) -> Option<R
     Some((|| {
         let may = known.grant_types.iter().any(|g| g == uri::GRANT_TOKEN_EXCHANGE);
         if !may && !s.is(Breakage::RegisteredGrantIgnored) {
-            return Err(OAuthError::new(E::UnauthorizedClient, "this client did not register the token-exchange grant"));
+            return Err(OAuthError::new(
+                E::UnauthorizedClient,
+                "this client did not register the token-exchange grant",
+            ));
         }
-        let subject = form.get("subject_token").ok_or_else(|| OAuthError::new(E::InvalidRequest, "subject_token is required"))?;
+        let subject =
+            form.get("subject_token").ok_or_else(|| OAuthError::new(E::InvalidRequest, "subject_token is required"))?;
         if form.get("subject_token_type") != Some(uri::ACCESS_TOKEN) {
             return Err(OAuthError::new(E::InvalidRequest, "subject_token_type must be an access token"));
         }

@@ -894,7 +894,8 @@ fn every_scenario_fails_against_a_variant_that_breaks_its_rule() -> anyhow::Resu
     let registering: Vec<Scenario> = scenarios.iter().filter(|s| s.area == "registration").cloned().collect();
     let refusing = Arc::new(with_registered_exchange_refused(&profile_text));
     let control = positive_control(&rt, Some(Breakage::RegistrationRefusesExchange), registering, &registry, refusing)?;
-    problems.extend(control.map(|c| format!("the test bed refusing registered clients' exchanges and declaring it {c}")));
+    problems
+        .extend(control.map(|c| format!("the test bed refusing registered clients' exchanges and declaring it {c}")));
     let exceptions: BTreeMap<&str, &str> = CONFORMANT_EXCEPTIONS.iter().copied().collect();
     let mut table: BTreeMap<Breakage, Kills> = BTreeMap::new();
     let mut table_reversed: BTreeMap<Breakage, Kills> = BTreeMap::new();
