@@ -313,7 +313,11 @@ struct RunArgs {
     #[arg(long, short)]
     target: String,
     /// Only scenarios whose id or area matches this glob (`may-act`, `deny-*`,
-    /// `core/*`); repeatable.
+    /// `core/*`); repeatable. Areas: core, attacks, four-legged, intersection,
+    /// may-act, revocation, dpop, registration, resource. A scenario needing
+    /// a feature the profile does not declare (`[features]`: `dpop`,
+    /// `registration`, `resource`, …) is not applicable; see
+    /// fixtures/targets/README.md for the keys.
     #[arg(long, short)]
     filter: Vec<String>,
     /// Write the run document (JSON) here.
@@ -833,6 +837,23 @@ mod tests {
         let up = Cli::command().find_subcommand("up").unwrap().clone().render_long_help().to_string();
         for var in ["KEYCLOAK_HOME", "BAO_BIN", "PG_BIN", "FOURLEG_STATE", "FOURLEG_KEYCLOAK_PORT"] {
             assert!(up.contains(var), "up --help does not mention {var}");
+        }
+    }
+
+    #[test]
+    fn run_help_names_every_area() {
+        let help = Cli::command().find_subcommand("run").unwrap().clone().render_long_help().to_string();
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let suites = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        for entry in std::fs::read_dir(&suites).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                let area = entry.file_name().into_string().unwrap();
+                assert!(
+                    flat.contains(&format!(" {area},")) || flat.contains(&format!(" {area}.")),
+                    "run --help does not name the area {area}"
+                );
+            }
         }
     }
 

@@ -301,6 +301,8 @@ impl Observer for Lines {
         let on = self.target.as_deref().map(|t| format!("[{t}] ")).unwrap_or_default();
         let mut line = format!("{word} {on}{}/{}  ({:.1}s)", r.area, r.id, r.duration_ms as f64 / 1000.0);
         let finding = matches!(r.status, Status::Fail | Status::Warn | Status::Untestable | Status::Error);
+        // What the check lines said, so the reason is not said twice.
+        let mut said: Vec<String> = Vec::new();
         if finding || verbosity == Verbosity::Verbose {
             let shown: Vec<_> = if verbosity == Verbosity::Verbose {
                 r.checks.iter().collect()
@@ -323,8 +325,17 @@ impl Observer for Lines {
                     None => lines.push((text, 1)),
                 }
             }
+            // Under --verbose the controls show too: a check means what it
+            // does only once they held.
+            if verbose {
+                for p in &r.preconditions {
+                    let held = if p.held { "held" } else { "not held" };
+                    lines.push((format!("precondition {held} (step {}): {}", p.step, p.message), 1));
+                }
+            }
             let shown = lines;
             let most = if verbose { usize::MAX } else { 3 };
+            said = shown.iter().take(most).map(|(t, _)| t.clone()).collect();
             for (text, n) in shown.iter().take(most) {
                 let times = if *n > 1 { format!(" (×{n})") } else { String::new() };
                 let _ = write!(line, "\n    {text}{times}");
@@ -336,7 +347,7 @@ impl Observer for Lines {
                 let _ = write!(line, "\n    expected: {x}");
             }
         }
-        if let Some(reason) = &r.reason {
+        if let Some(reason) = r.reason.as_ref().filter(|why| !said.iter().any(|t| t.contains(why.as_str()))) {
             if matches!(r.status, Status::NotApplicable | Status::Error) || verbosity == Verbosity::Verbose {
                 let _ = write!(line, "\n    {reason}");
             }
@@ -404,13 +415,15 @@ pub async fn run_connected(
         Some(r) => format!("{r} (tokens from {})", target.address()),
         None => target.address(),
     };
-    eprintln!(
-        "running {} against {} ({} {}) at {at}",
-        plural(scenarios.len(), "scenario"),
-        target.name(),
-        target.profile.product,
-        target.version.as_deref().unwrap_or("?"),
-    );
+    if verbosity() != Verbosity::Quiet {
+        eprintln!(
+            "running {} against {} ({} {}) at {at}",
+            plural(scenarios.len(), "scenario"),
+            target.name(),
+            target.profile.product,
+            target.version.as_deref().unwrap_or("?"),
+        );
+    }
     if let Some(problem) = &target.discovery_problem {
         eprintln!(
             "warning: {problem}\n  the metadata scenarios grade it; what needs an endpoint only the document would give is untestable"
@@ -464,7 +477,9 @@ pub async fn run(
     let doc = RunDocument::new(vec![run], &registry.profile_version, runner::rfc3339_now());
     if let Some(path) = json {
         std::fs::write(path, doc.to_json()).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("run document written to {}", path.display());
+        if verbosity() != Verbosity::Quiet {
+            eprintln!("run document written to {}", path.display());
+        }
     }
     document_exit(&doc, baseline)
 }
