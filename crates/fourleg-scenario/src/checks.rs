@@ -77,8 +77,11 @@ pub struct Registration {
     /// §3.2.1); `None` when it has none, which §2 reads as
     /// `authorization_code` only.
     pub grant_types: Option<Vec<String>>,
-    /// The registration was refused (RFC 7591 §3.2.2): how it was answered.
+    /// What asked for the grants last was refused (the registration, RFC
+    /// 7591 §3.2.2, or an update, RFC 7592 §2.2): how it was answered.
     pub refused: Option<String>,
+    /// What asked for the grants last: `registration` or `update`.
+    pub asked_by: String,
 }
 
 impl Registration {
@@ -519,7 +522,7 @@ pub const TABLE: [CheckSpec; 64] = [
         name: "registered_exchange_per_policy",
         args: &[],
         args_doc: "",
-        passes: "a registered client that asked for the token-exchange grant fares as `[registration] exchange` declares: `allowed`, its exchange of its own token succeeds; `refused`, its registration or its exchange is refused; untestable without a declared policy",
+        passes: "a registered client that asked for the token-exchange grant (at registration, or by an update) fares as `[registration] exchange` declares: `allowed`, its exchange of its own token succeeds; `refused`, the registration or update that asked, or the exchange, is refused; untestable without a declared policy, or when the server offers no update",
     },
     CheckSpec {
         name: "tool_ran",
@@ -1866,7 +1869,7 @@ fn registered_grants_returned(x: &Input) -> Verdict {
         return Untestable("not a registered client's exchange".into());
     };
     if let Some(how) = &r.refused {
-        return Untestable(format!("the registration was refused: {how}"));
+        return Untestable(format!("the {} was refused: {how}", r.asked_by));
     }
     match registered_exchange_outcome(x) {
         Err(why) => Untestable(why),
@@ -1904,10 +1907,11 @@ fn registered_exchange_per_policy(x: &Input) -> Verdict {
     if let Some(how) = &r.refused {
         return match policy.exchange {
             ExchangePolicy::Refused => {
-                Pass(format!("{declared}: the registration asking for the grant was refused ({how})"))
+                Pass(format!("{declared}: the {} asking for the grant was refused ({how})", r.asked_by))
             }
             ExchangePolicy::Allowed => Fail(format!(
-                "{declared}, but the registration asking for the token-exchange grant was refused ({how})"
+                "{declared}, but the {} asking for the token-exchange grant was refused ({how})",
+                r.asked_by
             )),
         };
     }
@@ -1917,10 +1921,15 @@ fn registered_exchange_per_policy(x: &Input) -> Verdict {
         (Ok(true), ExchangePolicy::Allowed) => Pass(format!("{declared}: the registered client exchanged its own token")),
         (Ok(false), ExchangePolicy::Refused) => Pass(format!("{declared}: the exchange was refused ({answered})")),
         (Ok(true), ExchangePolicy::Refused) => {
-            Fail(format!("{declared}, yet the registered client got a token by exchange ({})", r.listed()))
+            Fail(format!(
+                "{declared}, yet the registered client got a token by exchange after its {} asked for the grant ({})",
+                r.asked_by,
+                r.listed()
+            ))
         }
         (Ok(false), ExchangePolicy::Allowed) => Fail(format!(
-            "{declared}, but the registered client's exchange of its own token was refused ({answered}; its registration returned {})",
+            "{declared}, but the registered client's exchange of its own token was refused ({answered}; its {} returned {})",
+            r.asked_by,
             r.listed()
         )),
     }
@@ -2894,10 +2903,22 @@ mod tests {
         let issued = outcome(200, json!({"access_token": "x", "token_type": "Bearer"}), &[], "basic");
         let refused = outcome(400, json!({"error": "unauthorized_client"}), &[], "basic");
         let broke = outcome(500, json!({}), &[], "basic");
-        let cc_only = Registration { grant_types: Some(vec!["client_credentials".into()]), refused: None };
-        let none_listed = Registration { grant_types: None, refused: None };
-        let with_te = Registration { grant_types: Some(vec!["client_credentials".into(), te.into()]), refused: None };
-        let not_registered = Registration { grant_types: None, refused: Some("400 invalid_client_metadata".into()) };
+        let cc_only = Registration {
+            grant_types: Some(vec!["client_credentials".into()]),
+            refused: None,
+            asked_by: "registration".into(),
+        };
+        let none_listed = Registration { grant_types: None, refused: None, asked_by: "registration".into() };
+        let with_te = Registration {
+            grant_types: Some(vec!["client_credentials".into(), te.into()]),
+            refused: None,
+            asked_by: "registration".into(),
+        };
+        let not_registered = Registration {
+            grant_types: None,
+            refused: Some("400 invalid_client_metadata".into()),
+            asked_by: "registration".into(),
+        };
         let p = profile();
 
         // RFC 7591 §3.2.1: a grant used that the registration did not return.
@@ -2930,6 +2951,17 @@ mod tests {
         assert!(matches!(policy(Some(&refused), &refusing, &with_te), Verdict::Pass(_)));
         assert!(matches!(policy(None, &refusing, &not_registered), Verdict::Pass(_)));
         assert!(matches!(policy(Some(&broke), &refusing, &with_te), Verdict::Untestable(_)));
+        // An RFC 7592 update that asked for the grant is judged the same way.
+        let update_refused = Registration {
+            grant_types: Some(vec!["client_credentials".into()]),
+            refused: Some("400 invalid_client_metadata".into()),
+            asked_by: "update".into(),
+        };
+        let Verdict::Pass(said) = policy(None, &refusing, &update_refused) else {
+            panic!("refused update, refused policy")
+        };
+        assert!(said.contains("the update asking"), "{said}");
+        assert!(matches!(policy(None, &allowed, &update_refused), Verdict::Fail(_)));
         let mut undeclared = profile();
         undeclared.registration = None;
         let Verdict::Untestable(why) = policy(Some(&issued), &undeclared, &with_te) else {

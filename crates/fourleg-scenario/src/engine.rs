@@ -61,18 +61,34 @@ enum Var {
     /// RFC 7592 management credentials when the server gave them.
     /// `grant_types`: those the client information response lists (absent:
     /// none listed).
+    /// `name`: the `client_name` it registered with; `asked_by`: what
+    /// last asked for its grants (`registration`, `update`); `update`: an
+    /// RFC 7592 update that did not take effect, and why.
     Registered {
         client_id: String,
+        name: String,
         secret: Secret,
         access_token: Option<Secret>,
         uri: Option<String>,
         grant_types: Option<Vec<String>>,
+        asked_by: &'static str,
+        update: Option<Unchanged>,
     },
     /// A registration the server refused (RFC 7591 §3.2.2): how it answered.
     /// Only an `exchange` of the client reads it, to judge the refusal.
     RegistrationRefused(String),
     /// The step did not produce anything; why.
     Missing(String),
+}
+
+/// Why an RFC 7592 update left a registered client as it was.
+#[derive(Debug, Clone)]
+enum Unchanged {
+    /// The server refused it (4xx): a policy's answer, which checks judge.
+    Refused(String),
+    /// The server offers no update (404, 405, 501) or broke (5xx): what
+    /// needed the update is untestable.
+    Unsupported(String),
 }
 
 /// What a step produced, for its checks.
@@ -717,6 +733,9 @@ impl Engine {
         let var = match (o.is_success(), text("client_id"), text("client_secret")) {
             (true, Some(client_id), Some(secret)) => Var::Registered {
                 client_id,
+                name: name.clone(),
+                asked_by: "registration",
+                update: None,
                 secret: Secret::new(secret),
                 access_token: text("registration_access_token").map(Secret::new),
                 uri: text("registration_client_uri"),
@@ -743,11 +762,18 @@ impl Engine {
     /// deletion (RFC 7592 §2.3).
     async fn registered(&self, x: &RegisteredStep, vars: &HashMap<String, Var>) -> Result<StepOut, Skip> {
         let t = &self.target;
-        let Some(Var::Registered { client_id, secret, access_token, uri, grant_types }) = vars.get(&x.client) else {
+        let Some(
+            registered @ Var::Registered { client_id, secret, access_token, uri, grant_types, asked_by, update, .. },
+        ) = vars.get(&x.client)
+        else {
             return match vars.get(&x.client) {
                 Some(Var::RegistrationRefused(how)) if x.action == RegisteredAction::Exchange => Ok(StepOut {
                     summary: format!("no exchange: the registration was refused ({how})"),
-                    registration: Some(checks::Registration { grant_types: None, refused: Some(how.clone()) }),
+                    registration: Some(checks::Registration {
+                        grant_types: None,
+                        refused: Some(how.clone()),
+                        asked_by: "registration".into(),
+                    }),
                     ..StepOut::default()
                 }),
                 Some(Var::RegistrationRefused(how)) => {
@@ -758,12 +784,30 @@ impl Engine {
             };
         };
         if x.action == RegisteredAction::Exchange {
-            let facts = checks::Registration { grant_types: grant_types.clone(), refused: None };
-            return self.registered_exchange(client_id, secret, facts).await;
+            let facts = checks::Registration {
+                grant_types: grant_types.clone(),
+                refused: match update {
+                    Some(Unchanged::Refused(how)) => Some(how.clone()),
+                    _ => None,
+                },
+                asked_by: (*asked_by).into(),
+            };
+            return match update {
+                Some(Unchanged::Unsupported(why)) => Ok(StepOut::unmade(why.clone(), Vec::new())),
+                Some(Unchanged::Refused(how)) => Ok(StepOut {
+                    summary: format!("no exchange: the update was refused ({how})"),
+                    registration: Some(facts),
+                    ..StepOut::default()
+                }),
+                None => self.registered_exchange(client_id, secret, facts).await,
+            };
+        }
+        if x.action == RegisteredAction::Update {
+            return self.registered_update(x, registered).await;
         }
         let o =
             match x.action {
-                RegisteredAction::Exchange => unreachable!("handled above"),
+                RegisteredAction::Exchange | RegisteredAction::Update => unreachable!("handled above"),
                 RegisteredAction::Token => t.registered_client_credentials(client_id, secret).await,
                 RegisteredAction::Delete => match (uri, access_token) {
                     (Some(u), Some(a)) => t.delete_registration(u, a).await,
@@ -783,6 +827,65 @@ impl Engine {
             http: vec![o.evidence.clone()],
             var: Some(Var::Http { outcome: o.clone(), client: None, user: None, audience: Vec::new() }),
             outcome: Some(o),
+            ..StepOut::default()
+        })
+    }
+
+    /// The `registered` action `update` (RFC 7592 §2.2): the client as the
+    /// update returned it, or as it was, with why the update did not take.
+    async fn registered_update(&self, x: &RegisteredStep, var: &Var) -> Result<StepOut, Skip> {
+        let Var::Registered { client_id, name, secret, access_token, uri, .. } = var else {
+            return Err(Skip::Error(format!("`{}` is not a registered client", x.client)));
+        };
+        if x.grant_types.is_empty() {
+            return Err(Skip::Error("an `update` step needs `grant_types`".into()));
+        }
+        let (Some(u), Some(a)) = (uri, access_token) else {
+            return Err(Skip::Untestable(
+                "the registration gave no registration_client_uri and registration_access_token (RFC 7592 §3)".into(),
+            ));
+        };
+        let o = match self.target.update_registration(u, a, client_id, name, &x.grant_types).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.down_or_error(e).await),
+        };
+        let text = |k: &str| o.body.get(k).and_then(Value::as_str).map(str::to_owned);
+        let unchanged = |why: Unchanged| {
+            let mut kept = var.clone();
+            if let Var::Registered { update, asked_by, .. } = &mut kept {
+                *update = Some(why);
+                *asked_by = "update";
+            }
+            kept
+        };
+        let var = match o.status {
+            s if (200..300).contains(&s) => Var::Registered {
+                client_id: client_id.clone(),
+                name: name.clone(),
+                // RFC 7592 §3: the response may carry a new secret and a new
+                // registration access token; without them the old ones stand.
+                secret: text("client_secret").map_or_else(|| secret.clone(), Secret::new),
+                access_token: text("registration_access_token").map(Secret::new).or_else(|| access_token.clone()),
+                uri: text("registration_client_uri").or_else(|| uri.clone()),
+                grant_types: o
+                    .body
+                    .get("grant_types")
+                    .and_then(Value::as_array)
+                    .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+                asked_by: "update",
+                update: None,
+            },
+            404 | 405 | 501 => {
+                unchanged(Unchanged::Unsupported(format!("the server offers no RFC 7592 update: {}", describe(&o))))
+            }
+            s if (400..500).contains(&s) => unchanged(Unchanged::Refused(describe(&o))),
+            _ => unchanged(Unchanged::Unsupported(format!("the update failed: {}", describe(&o)))),
+        };
+        Ok(StepOut {
+            summary: format!("update of the registered client {client_id}: {}", describe(&o)),
+            http: vec![o.evidence.clone()],
+            outcome: Some(o),
+            var: Some(var),
             ..StepOut::default()
         })
     }

@@ -850,7 +850,15 @@ pub struct RegisteredStep {
     /// own token, which it then exchanges itself (RFC 8693 §2.1) with no
     /// `audience`, `resource` or `scope`. A registration that was refused
     /// still reaches an `exchange` step, whose checks judge the refusal.
+    /// `update`: the client's metadata replaced at its
+    /// `registration_client_uri` (RFC 7592 §2.2) with `grant_types`; save
+    /// it under the client's own name, so later steps use what the update
+    /// returned (a rotated registration access token). A refused update
+    /// leaves the client as it was, and reaches a later `exchange`.
     pub action: RegisteredAction,
+    /// `update` only: the grant types the client asks for now.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
 }
 
 /// What a `registered` step does.
@@ -860,6 +868,7 @@ pub enum RegisteredAction {
     Token,
     Delete,
     Exchange,
+    Update,
 }
 
 /// Sleeps (bounded to 60 s).

@@ -794,6 +794,37 @@ impl Target {
         self.finish("client deletion (RFC 7592)", "DELETE", uri, auth, Vec::new(), resp, begin).await
     }
 
+    /// Replaces a registered client's metadata at its configuration
+    /// endpoint with its registration access token (RFC 7592 §2.2): the
+    /// registration's metadata with these grant types, and its `client_id`.
+    pub async fn update_registration(
+        &self,
+        uri: &str,
+        access_token: &Secret,
+        client_id: &str,
+        client_name: &str,
+        grant_types: &[String],
+    ) -> Result<Outcome, TargetError> {
+        let metadata = serde_json::json!({
+            "client_id": client_id,
+            "client_name": client_name,
+            "grant_types": grant_types,
+            "token_endpoint_auth_method": "client_secret_basic",
+        });
+        let begin = Instant::now();
+        let resp = self
+            .http
+            .put(uri)
+            .bearer_auth(access_token.expose())
+            .json(&metadata)
+            .send()
+            .await
+            .map_err(|source| self.transport(uri, source))?;
+        let auth = "Bearer <registration_access_token>".to_owned();
+        let form = vec![("(JSON body)".to_owned(), metadata.to_string())];
+        self.finish("client update (RFC 7592)", "PUT", uri, auth, form, resp, begin).await
+    }
+
     /// A registered client's own token by client credentials (RFC 6749
     /// §4.4), authenticating with `client_secret_basic` (RFC 6749 §2.3.1).
     pub async fn registered_client_credentials(

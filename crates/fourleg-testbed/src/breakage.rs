@@ -159,6 +159,7 @@ pub enum Breakage {
     RegisteredClientCannotExchange,
     RegistrationRefusesExchange,
     RegisteredExchangeDespitePolicy,
+    RegistrationPolicyAtCreateOnly,
 }
 
 impl Breakage {
@@ -190,7 +191,7 @@ impl Breakage {
     }
 
     /// Every switch, in declaration order.
-    pub const ALL: [Breakage; 137] = [
+    pub const ALL: [Breakage; 138] = [
         Breakage::SubjectTokenTypeDefaulted,
         Breakage::ActorTokenTypeOptional,
         Breakage::StrayActorTokenTypeAccepted,
@@ -328,6 +329,7 @@ impl Breakage {
         Breakage::RegisteredClientCannotExchange,
         Breakage::RegistrationRefusesExchange,
         Breakage::RegisteredExchangeDespitePolicy,
+        Breakage::RegistrationPolicyAtCreateOnly,
     ];
 
     /// What the variant breaks, one sentence citing the rule's source.
@@ -457,6 +459,7 @@ impl Breakage {
             Breakage::RegisteredGrantIgnored => "The token endpoint does not check a registered client's grant types: a client registered with client_credentials only exchanges its own token, a grant its registration does not return (RFC 7591 §3.2.1, §2).",
             Breakage::RegisteredClientCannotExchange => "The profile declares that registered clients may exchange, but the registration quietly drops the token-exchange grant (the response says so), so their exchanges are refused (agent profile: AGENT-REGISTRATION-exchange-policy).",
             Breakage::RegistrationRefusesExchange => "The profile declares that registered clients may exchange, but a registration asking for the token-exchange grant is refused (400 invalid_client_metadata); conformant under a profile declaring `refused`, the positive control of that policy (agent profile: AGENT-REGISTRATION-exchange-policy).",
+            Breakage::RegistrationPolicyAtCreateOnly => "The profile declares that registered clients may not exchange, and a registration asking for the token-exchange grant is refused, but an RFC 7592 update adding the grant is accepted and the client then exchanges (agent profile: AGENT-REGISTRATION-exchange-policy).",
             Breakage::RegisteredExchangeDespitePolicy => "The profile declares that registered clients may not exchange (`[registration] exchange = \"refused\"`), but one registered with the token-exchange grant exchanges its own token (agent profile: AGENT-REGISTRATION-exchange-policy).",
             Breakage::ResourceToolScopeAsToolError => "The protected resource refuses a tool whose scope the token lacks as a tool error (HTTP 200, `isError`), not 403 `insufficient_scope` (MCP authorization 2025-11-25, Scope Challenge Handling).",
             Breakage::MetadataDocumentHtml => "The well-known metadata URL answers 200 with an HTML page, and the profile names no endpoint: discovery is all a client has (RFC 8414 §3, §3.2: 200 and a JSON object).",

@@ -234,7 +234,7 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/.well-known/oauth-authorization-server", get(oauth_metadata))
         .route("/token", post(token))
         .route("/register", post(register))
-        .route("/register/{id}", axum::routing::delete(deregister))
+        .route("/register/{id}", axum::routing::delete(deregister).put(update_registration))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
         .route("/logout", post(logout))
@@ -606,21 +606,10 @@ async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Response {
     let Ok(metadata) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_client_metadata"}))).into_response();
     };
-    // RFC 7591 §2: grant_types absent means authorization_code only.
-    let mut grant_types: Vec<String> = match metadata["grant_types"].as_array() {
-        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        None => vec!["authorization_code".to_owned()],
+    let grant_types = match granted(&s, &metadata, false) {
+        Ok(g) => g,
+        Err(refusal) => return refusal,
     };
-    let asks_exchange = grant_types.iter().any(|g| g == uri::GRANT_TOKEN_EXCHANGE);
-    if asks_exchange && s.is(Breakage::RegistrationRefusesExchange) {
-        let e = json!({"error": "invalid_client_metadata", "error_description": "the token-exchange grant is not offered to registered clients"});
-        return (StatusCode::BAD_REQUEST, Json(e)).into_response();
-    }
-    if s.is(Breakage::RegisteredClientCannotExchange) {
-        // RFC 7591 §3.2.1 lets the server replace what was asked: the grant
-        // is dropped, and the response says so.
-        grant_types.retain(|g| g != uri::GRANT_TOKEN_EXCHANGE);
-    }
     let client_id = format!("dyn-{}", random_id(16));
     let (secret, rat) = (random_id(32), random_id(32));
     let entry = Registered { secret: secret.clone(), access_token: rat.clone(), grant_types: grant_types.clone() };
@@ -634,6 +623,74 @@ async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Response {
         "token_endpoint_auth_method": "client_secret_basic",
     });
     (status, Json(info)).into_response()
+}
+
+/// The grant types a registration or an update (`update`) asks for, as
+/// the test bed's policy registers them, or its refusal (RFC 7591 §3.2.2).
+#[expect(clippy::result_large_err, reason = "the refusal is the response itself")]
+fn granted(s: &Server, metadata: &Value, update: bool) -> Result<Vec<String>, Response> {
+    // RFC 7591 §2: grant_types absent means authorization_code only.
+    let mut grant_types: Vec<String> = match metadata["grant_types"].as_array() {
+        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        None => vec!["authorization_code".to_owned()],
+    };
+    let asks_exchange = grant_types.iter().any(|g| g == uri::GRANT_TOKEN_EXCHANGE);
+    // The near miss: the policy is kept when a client registers, not when
+    // it updates its registration.
+    let refuses =
+        s.is(Breakage::RegistrationRefusesExchange) || (s.is(Breakage::RegistrationPolicyAtCreateOnly) && !update);
+    if asks_exchange && refuses {
+        let e = json!({"error": "invalid_client_metadata", "error_description": "the token-exchange grant is not offered to registered clients"});
+        return Err((StatusCode::BAD_REQUEST, Json(e)).into_response());
+    }
+    if s.is(Breakage::RegisteredClientCannotExchange) {
+        // RFC 7591 §3.2.1 lets the server replace what was asked: the grant
+        // is dropped, and the response says so.
+        grant_types.retain(|g| g != uri::GRANT_TOKEN_EXCHANGE);
+    }
+    Ok(grant_types)
+}
+
+/// RFC 7592 §2.2: an update with the registration access token replaces
+/// the client's metadata, answered 200 with its client information and a
+/// new registration access token (§3).
+async fn update_registration(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let presented =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(current) = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned() else {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
+    };
+    if Some(current.access_token.as_str()) != presented {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
+    }
+    let Ok(metadata) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_client_metadata"}))).into_response();
+    };
+    if metadata["client_id"].as_str() != Some(id.as_str()) {
+        let e = json!({"error": "invalid_client_metadata", "error_description": "client_id must be the client's own (RFC 7592 §2.2)"});
+        return (StatusCode::BAD_REQUEST, Json(e)).into_response();
+    }
+    let grant_types = match granted(&s, &metadata, true) {
+        Ok(g) => g,
+        Err(refusal) => return refusal,
+    };
+    let rat = random_id(32);
+    let entry =
+        Registered { secret: current.secret.clone(), access_token: rat.clone(), grant_types: grant_types.clone() };
+    s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), entry);
+    let info = json!({
+        "client_id": id, "client_secret": current.secret, "client_secret_expires_at": 0,
+        "registration_access_token": rat,
+        "registration_client_uri": format!("{}/register/{id}", s.issuer),
+        "client_name": metadata["client_name"], "grant_types": grant_types,
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    (StatusCode::OK, Json(info)).into_response()
 }
 
 /// RFC 7592 §2.3: deletion with the registration access token, 204.

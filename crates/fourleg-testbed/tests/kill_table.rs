@@ -341,11 +341,12 @@ fn expected(b: Breakage) -> Expect {
         B::DeletionAnswers200 => rules(&["RFC7592-2.3-delete"]),
         B::DeletedClientStillAuthenticates => rules(&["RFC7592-2.3-invalidated"]),
         B::RegisteredGrantIgnored => rules(&["RFC7591-3.2.1-grant-types"]),
-        // Each breaks the declared policy only; the last under a profile
-        // declaring `refused` (see `profile_for`).
-        B::RegisteredClientCannotExchange | B::RegistrationRefusesExchange | B::RegisteredExchangeDespitePolicy => {
-            rules(&["AGENT-REGISTRATION-exchange-policy"])
-        }
+        // Each breaks the declared policy only; the last two under a
+        // profile declaring `refused` (see `profile_for`).
+        B::RegisteredClientCannotExchange
+        | B::RegistrationRefusesExchange
+        | B::RegisteredExchangeDespitePolicy
+        | B::RegistrationPolicyAtCreateOnly => rules(&["AGENT-REGISTRATION-exchange-policy"]),
         B::ResourceAcceptsAnyAudience | B::ResourceAcceptsNoAudience => {
             Expect { rules: &["MCP-AUTHZ-audience"], pairs: &[], untestable_except: Some(&["MCP-AUTHZ-audience"]) }
         }
@@ -726,7 +727,9 @@ fn profile_for(b: Option<Breakage>, committed: &Arc<String>, without_resource: &
         Some(Breakage::ResourceSilentlyIgnored) => Arc::clone(without_resource),
         Some(Breakage::ExchangedRefreshSurvivesRevocation) => Arc::new(with_exchange_refresh_tokens(committed)),
         Some(Breakage::MetadataDocumentMissing) => Arc::new(with_explicit_endpoints(committed)),
-        Some(Breakage::RegisteredExchangeDespitePolicy) => Arc::new(with_registered_exchange_refused(committed)),
+        Some(Breakage::RegisteredExchangeDespitePolicy | Breakage::RegistrationPolicyAtCreateOnly) => {
+            Arc::new(with_registered_exchange_refused(committed))
+        }
         _ => Arc::clone(committed),
     }
 }
