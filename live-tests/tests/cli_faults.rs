@@ -147,15 +147,31 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let doc = std::fs::read(out_dir.join("matrix.json"));
+    let tail: String =
+        stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    // What follows needs the lab this matrix started: a failure here is
+    // said with its own output, and the lab is stopped either way.
+    if out.status.code() != Some(0) {
+        let down = run(&bin, &["down", "--purge"], &st);
+        let _ = std::fs::remove_dir_all(&out_dir);
+        panic!(
+            "matrix exit {:?}; last lines:\n{tail}\nsummary:\n{stdout}\nunexpected:\n{}\ndown: {}",
+            out.status.code(),
+            unexpected_lines(&stderr),
+            String::from_utf8_lossy(&down.stderr)
+        );
+    }
     // Keycloak dies mid-matrix: its columns are errors that say so, the
     // other target still runs, exit 2, and the closing lines name the cause.
     let killed_dir = st.with_extension("killed");
     let child =
         spawn(&bin, &["matrix", "--targets", "keycloak,idpyoidc", "--out", &killed_dir.display().to_string()], &st);
     std::thread::sleep(Duration::from_secs(6));
-    let keycloak_pid = std::fs::read_to_string(st.join("lab.json"))
+    let lab_json = std::fs::read_to_string(st.join("lab.json"));
+    let keycloak_pid = lab_json
+        .as_ref()
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
         .and_then(|v| v["services"]["keycloak"]["handle"]["pid"].as_i64());
     if let Some(pid) = keycloak_pid {
         // Its process group: kc.sh and the JVM.
@@ -169,7 +185,11 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
     let down = run(&bin, &["down", "--purge"], &st);
     let _ = std::fs::remove_dir_all(&out_dir);
     let _ = std::fs::remove_dir_all(&killed_dir);
-    assert!(keycloak_pid.is_some(), "lab.json records keycloak's pid");
+    assert!(
+        keycloak_pid.is_some(),
+        "lab.json records keycloak's pid: {lab_json:?}\nthe first matrix exited {:?}; last lines:\n{tail}\nsummary:\n{stdout}",
+        out.status.code()
+    );
     let killed_out = String::from_utf8_lossy(&killed.stdout);
     assert_eq!(killed.status.code(), Some(2), "{killed_out}\n{}", String::from_utf8_lossy(&killed.stderr));
     assert!(killed_out.contains("not tested (exit 2)") && killed_out.contains("keycloak:"), "{killed_out}");
@@ -183,8 +203,6 @@ fn matrix_on_a_fresh_state_tests_every_target_and_leaves_the_tree_alone() {
             assert!(!statuses.contains(&"error"), "{}: {statuses:?}", r["target"]["name"]);
         }
     }
-    let tail: String =
-        stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     assert_eq!(
         out.status.code(),
         Some(0),
