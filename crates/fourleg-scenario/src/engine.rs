@@ -202,6 +202,13 @@ fn received(view: &Outcome) -> Vec<Value> {
     view.body.get("received").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
+/// The `grant_types` a client information response lists (RFC 7591
+/// §3.2.1), `None` when it lists none.
+fn listed_grants(o: &Outcome) -> Option<Vec<String>> {
+    let list = o.body.get("grant_types")?.as_array()?;
+    Some(list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -739,11 +746,7 @@ impl Engine {
                 secret: Secret::new(secret),
                 access_token: text("registration_access_token").map(Secret::new),
                 uri: text("registration_client_uri"),
-                grant_types: o
-                    .body
-                    .get("grant_types")
-                    .and_then(Value::as_array)
-                    .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+                grant_types: listed_grants(&o),
             },
             (true, Some(_), None) => Var::Missing("the registration gave no client_secret to authenticate with".into()),
             _ if (400..500).contains(&o.status) => Var::RegistrationRefused(describe(&o)),
@@ -867,11 +870,7 @@ impl Engine {
                 secret: text("client_secret").map_or_else(|| secret.clone(), Secret::new),
                 access_token: text("registration_access_token").map(Secret::new).or_else(|| access_token.clone()),
                 uri: text("registration_client_uri").or_else(|| uri.clone()),
-                grant_types: o
-                    .body
-                    .get("grant_types")
-                    .and_then(Value::as_array)
-                    .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+                grant_types: listed_grants(&o),
                 asked_by: "update",
                 update: None,
             },

@@ -832,16 +832,9 @@ impl Target {
         client_id: &str,
         secret: &Secret,
     ) -> Result<Outcome, TargetError> {
-        let url = self.token_endpoint()?.to_owned();
-        let begin = Instant::now();
-        let resp = client_secret_basic(self.http.post(&url), client_id, secret)
-            .form(&[("grant_type", GrantType::ClientCredentials.as_str())])
-            .send()
-            .await
-            .map_err(|source| self.transport(&url, source))?;
-        let auth = format!("client_secret_basic as the registered client {client_id}");
-        let form = vec![("grant_type".to_owned(), GrantType::ClientCredentials.as_str().to_owned())];
-        self.finish("client credentials of the registered client", "POST", &url, auth, form, resp, begin).await
+        let grant = GrantType::ClientCredentials.as_str();
+        let sent = [("grant_type", grant, grant)];
+        self.registered_token_request("client credentials of the registered client", client_id, secret, &sent).await
     }
 
     /// A registered client exchanges its own token (RFC 8693 §2.1), with
@@ -853,24 +846,35 @@ impl Target {
         secret: &Secret,
         subject: &Secret,
     ) -> Result<Outcome, TargetError> {
+        let grant = GrantType::TokenExchange.as_str();
+        let sent = [
+            ("grant_type", grant, grant),
+            ("subject_token", subject.expose(), "<the registered client's own access token>"),
+            ("subject_token_type", uri::ACCESS_TOKEN, uri::ACCESS_TOKEN),
+        ];
+        self.registered_token_request("token exchange by the registered client", client_id, secret, &sent).await
+    }
+
+    /// A token request by a registered client with `client_secret_basic`:
+    /// each parameter as sent, and as the evidence shows it.
+    async fn registered_token_request(
+        &self,
+        label: &str,
+        client_id: &str,
+        secret: &Secret,
+        params: &[(&str, &str, &str)],
+    ) -> Result<Outcome, TargetError> {
         let url = self.token_endpoint()?.to_owned();
         let begin = Instant::now();
+        let sent: Vec<(&str, &str)> = params.iter().map(|(k, v, _)| (*k, *v)).collect();
         let resp = client_secret_basic(self.http.post(&url), client_id, secret)
-            .form(&[
-                ("grant_type", GrantType::TokenExchange.as_str()),
-                ("subject_token", subject.expose()),
-                ("subject_token_type", uri::ACCESS_TOKEN),
-            ])
+            .form(&sent)
             .send()
             .await
             .map_err(|source| self.transport(&url, source))?;
         let auth = format!("client_secret_basic as the registered client {client_id}");
-        let form = vec![
-            ("grant_type".to_owned(), GrantType::TokenExchange.as_str().to_owned()),
-            ("subject_token".to_owned(), "<the registered client's own access token>".to_owned()),
-            ("subject_token_type".to_owned(), uri::ACCESS_TOKEN.to_owned()),
-        ];
-        self.finish("token exchange by the registered client", "POST", &url, auth, form, resp, begin).await
+        let form = params.iter().map(|(k, _, shown)| ((*k).to_owned(), (*shown).to_owned())).collect();
+        self.finish(label, "POST", &url, auth, form, resp, begin).await
     }
 
     /// A client's own token by client credentials (RFC 6749 §4.4).

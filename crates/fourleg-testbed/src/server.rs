@@ -660,8 +660,7 @@ async fn update_registration(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let presented =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let presented = registration_token(&headers);
     let Some(current) = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned() else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
     };
@@ -693,10 +692,14 @@ async fn update_registration(
     (StatusCode::OK, Json(info)).into_response()
 }
 
+/// The registration access token a management request presents (RFC 7592 §2).
+fn registration_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
 /// RFC 7592 §2.3: deletion with the registration access token, 204.
 async fn deregister(State(s): State<Arc<Server>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let presented =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let presented = registration_token(&headers);
     let mut registered = s.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match registered.get(&id) {
         Some(r) if Some(r.access_token.as_str()) == presented => {}
